@@ -1,0 +1,105 @@
+#!/bin/bash
+# Real third-party peers for the interop tests, all bound to 127.0.0.1.
+#
+#   peers.sh install          host clients (ldap-utils, MIT krb5-user, python3-ldap3, impacket)
+#                             and a Samba 4.22 AD DC from bookworm-backports in a debootstrap
+#                             chroot (the host keeps its own packages); idempotent
+#   peers.sh samba-provision  a fresh EXAMPLE.TEST domain at functional level 2016
+#   peers.sh samba-start      start it (root pid in $SAMBA_DIR/run/samba.pid)
+#   peers.sh samba-stop       stop it by PID
+#   peers.sh samba-tool ARGS  run samba-tool inside the chroot against the local sam.ldb
+#
+# State lives under $GMSA_PEERS (default /var/tmp/gmsa-peers) so a machine that already
+# built the chroot reuses it. Ports on 127.0.0.1: 88, 389, 636, 3268/3269, 445, 135, 464.
+set -euo pipefail
+PEERS=${GMSA_PEERS:-/var/tmp/gmsa-peers}
+ROOT=$PEERS/chroot
+D=/srv/dc                 # the DC's directory inside the chroot
+HD=$ROOT$D                # the same directory seen from the host
+ADMINPASS=${SAMBA_ADMINPASS:-'Passw0rd!Adm1n'}
+SAMBA_PKGS="samba samba-ad-dc samba-ad-provision samba-dsdb-modules samba-vfs-modules python3-samba winbind ldb-tools"
+HOST_PKGS="debootstrap ldap-utils krb5-user python3-ldap3 python3-impacket ca-certificates"
+
+mount_proc() { mountpoint -q "$ROOT/proc" || mount -t proc proc "$ROOT/proc"; }
+
+install_host() {
+  local missing=()
+  for p in $HOST_PKGS; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
+  if [ ${#missing[@]} -gt 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  fi
+}
+
+install_samba() {
+  if [ -x "$ROOT/usr/sbin/samba" ] && [ -e "$ROOT/.gmsa-ready" ]; then return; fi
+  rm -rf "$ROOT"; mkdir -p "$PEERS"
+  debootstrap --variant=minbase --include=ca-certificates bookworm "$ROOT" http://deb.debian.org/debian
+  printf '#!/bin/sh\nexit 101\n' > "$ROOT/usr/sbin/policy-rc.d"; chmod +x "$ROOT/usr/sbin/policy-rc.d"
+  echo 'deb http://deb.debian.org/debian bookworm-backports main' > "$ROOT/etc/apt/sources.list.d/backports.list"
+  cp /etc/resolv.conf "$ROOT/etc/resolv.conf" 2>/dev/null || true
+  mount_proc
+  chroot "$ROOT" env DEBIAN_FRONTEND=noninteractive sh -c \
+    "apt-get update -qq && apt-get install -y -qq --no-install-recommends -t bookworm-backports $SAMBA_PKGS"
+  chroot "$ROOT" samba --version
+  touch "$ROOT/.gmsa-ready"
+}
+
+samba_provision() {
+  mount_proc
+  rm -rf "$HD"; mkdir -p "$HD"
+  chroot "$ROOT" samba-tool domain provision --use-rfc2307 --realm=EXAMPLE.TEST --domain=EXAMPLE \
+    --server-role=dc --dns-backend=NONE --adminpass="$ADMINPASS" --host-name=dc1 --host-ip=127.0.0.1 \
+    --targetdir=$D --function-level=2016 --option="ad dc functional level = 2016" \
+    --option="interfaces = 127.0.0.1" --option="bind interfaces only = yes" > "$HD.provision.log" 2>&1
+  mkdir -p "$HD/log" "$HD/run"
+  sed -i -E \
+    -e "s#^\s*log file = .*#\tlog file = $D/log/log.%m\n\tpid directory = $D/run\n\tncalrpc dir = $D/run/ncalrpc\n\twinbindd socket directory = $D/run/winbindd\n\tntp signd socket directory = $D/run/ntp_signd#" \
+    -e "s#^\s*server services = .*#\tserver services = s3fs, rpc, ldap, cldap, kdc, drepl, winbindd, kcc#" \
+    "$HD/etc/smb.conf"
+  cat > "$HD/krb5.conf" <<KRB
+[libdefaults]
+	default_realm = EXAMPLE.TEST
+	dns_lookup_realm = false
+	dns_lookup_kdc = false
+	rdns = false
+	dns_canonicalize_hostname = false
+[realms]
+	EXAMPLE.TEST = {
+		kdc = 127.0.0.1:88
+	}
+[domain_realm]
+	.example.test = EXAMPLE.TEST
+KRB
+}
+
+samba_start() {
+  mount_proc
+  setsid chroot "$ROOT" samba -s $D/etc/smb.conf --foreground --no-process-group \
+    > "$HD/log/samba.stdout" 2>&1 < /dev/null &
+  for _ in $(seq 1 120); do
+    if (exec 3<>/dev/tcp/127.0.0.1/636) 2>/dev/null && (exec 3<>/dev/tcp/127.0.0.1/88) 2>/dev/null \
+       && [ -s "$HD/run/samba.pid" ]; then break; fi
+    sleep 0.5
+  done
+  [ -s "$HD/run/samba.pid" ] || { echo "samba did not start; see $HD/log" >&2; exit 1; }
+  echo "samba pid $(cat "$HD/run/samba.pid")"
+}
+
+samba_stop() {
+  [ -s "$HD/run/samba.pid" ] || return 0
+  local pid; pid=$(cat "$HD/run/samba.pid")
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 60); do [ -e "/proc/$pid" ] || break; sleep 0.25; done
+  rm -f "$HD/run/samba.pid"
+}
+
+case ${1:-} in
+  install) install_host; install_samba ;;
+  samba-provision) samba_provision ;;
+  samba-start) samba_start ;;
+  samba-stop) samba_stop ;;
+  samba-tool) shift; chroot "$ROOT" samba-tool "$@" -H $D/private/sam.ldb -s $D/etc/smb.conf ;;
+  dir) echo "$HD" ;;
+  *) echo "usage: $0 install|samba-provision|samba-start|samba-stop|samba-tool ARGS|dir" >&2; exit 2 ;;
+esac
