@@ -14,11 +14,11 @@ type Password [256]byte
 
 const redacted = "[REDACTED]"
 
-func (SeedKey) String() string                  { return redacted }
-func (SeedKey) GoString() string                { return redacted }
-func (SeedKey) LogValue() slog.Value            { return slog.StringValue(redacted) }
-func (SeedKey) Format(f fmt.State, verb rune)   { fmt.Fprint(f, redacted) }
-func (Password) String() string                 { return redacted }
-func (Password) GoString() string               { return redacted }
-func (Password) LogValue() slog.Value           { return slog.StringValue(redacted) }
-func (Password) Format(f fmt.State, verb rune)  { fmt.Fprint(f, redacted) }
+func (SeedKey) String() string                 { return redacted }
+func (SeedKey) GoString() string               { return redacted }
+func (SeedKey) LogValue() slog.Value           { return slog.StringValue(redacted) }
+func (SeedKey) Format(f fmt.State, verb rune)  { fmt.Fprint(f, redacted) }
+func (Password) String() string                { return redacted }
+func (Password) GoString() string              { return redacted }
+func (Password) LogValue() slog.Value          { return slog.StringValue(redacted) }
+func (Password) Format(f fmt.State, verb rune) { fmt.Fprint(f, redacted) }

@@ -119,14 +119,14 @@ func TestUTF16ToUTF8(t *testing.T) {
 		want string
 	}{
 		{units('a', 'b'), "ab"},
-		{units(0xd834, 0xdd1e), "\U0001D11E"},                     // a valid pair
-		{units(0xd834, 'x'), "\uFFFDx"},                           // lone high surrogate
-		{units('x', 0xdd1e), "x\uFFFD"},                           // lone low surrogate
-		{units(0xd834, 0xd834, 0xdd1e), "\uFFFD\U0001D11E"},       // high, then a pair
-		{units(0xdd1e, 0xd834), "\uFFFD\uFFFD"},                   // reversed pair
-		{units(0xd834), "\uFFFD"},                                 // high at the end
-		{units(0x00e9, 0x4e2d, 0xfffd), "\u00e9\u4e2d\ufffd"},     // BMP characters
-		{units(0xdbff, 0xdfff, 0xdc00), "\U0010FFFF\uFFFD"},       // max pair, then lone low
+		{units(0xd834, 0xdd1e), "\U0001D11E"},                 // a valid pair
+		{units(0xd834, 'x'), "\uFFFDx"},                       // lone high surrogate
+		{units('x', 0xdd1e), "x\uFFFD"},                       // lone low surrogate
+		{units(0xd834, 0xd834, 0xdd1e), "\uFFFD\U0001D11E"},   // high, then a pair
+		{units(0xdd1e, 0xd834), "\uFFFD\uFFFD"},               // reversed pair
+		{units(0xd834), "\uFFFD"},                             // high at the end
+		{units(0x00e9, 0x4e2d, 0xfffd), "\u00e9\u4e2d\ufffd"}, // BMP characters
+		{units(0xdbff, 0xdfff, 0xdc00), "\U0010FFFF\uFFFD"},   // max pair, then lone low
 		{units(0x0001, 0xd800, 0xdc00, 0xd800), "\x01\U00010000\uFFFD"},
 	} {
 		if got := string(UTF16ToUTF8(c.in)); got != c.want {

@@ -78,17 +78,20 @@ func TestPaddedBlobDecodes(t *testing.T) {
 func TestMalformed(t *testing.T) {
 	good := (&Blob{Current: bytes.Repeat([]byte{7, 9}, 128), QueryInterval: 1, UnchangedInterval: 2}).Encode()
 	cases := map[string]func([]byte) []byte{
-		"short":            func(b []byte) []byte { return b[:10] },
-		"version":          func(b []byte) []byte { b[0] = 2; return b },
-		"length":           func(b []byte) []byte { b[4]++; return b },
-		"truncated":        func(b []byte) []byte { return b[:len(b)-1] },
-		"current in hdr":   func(b []byte) []byte { b[8] = 4; return b },
-		"query before pw":  func(b []byte) []byte { b[12] = 8; b[13] = 0; return b },
-		"unchanged past":   func(b []byte) []byte { b[14] = 0xff; b[15] = 0xff; return b },
-		"no terminator":    func(b []byte) []byte { b[16+256] = 1; return b },
-		"empty password":   func(b []byte) []byte { b[16], b[17] = 0, 0; return b },
-		"prev before cur":  func(b []byte) []byte { b[10] = 8; return b },
-		"overlap interval": func(b []byte) []byte { binary.LittleEndian.PutUint16(b[14:], binary.LittleEndian.Uint16(b[12:])+4); return b },
+		"short":           func(b []byte) []byte { return b[:10] },
+		"version":         func(b []byte) []byte { b[0] = 2; return b },
+		"length":          func(b []byte) []byte { b[4]++; return b },
+		"truncated":       func(b []byte) []byte { return b[:len(b)-1] },
+		"current in hdr":  func(b []byte) []byte { b[8] = 4; return b },
+		"query before pw": func(b []byte) []byte { b[12] = 8; b[13] = 0; return b },
+		"unchanged past":  func(b []byte) []byte { b[14] = 0xff; b[15] = 0xff; return b },
+		"no terminator":   func(b []byte) []byte { b[16+256] = 1; return b },
+		"empty password":  func(b []byte) []byte { b[16], b[17] = 0, 0; return b },
+		"prev before cur": func(b []byte) []byte { b[10] = 8; return b },
+		"overlap interval": func(b []byte) []byte {
+			binary.LittleEndian.PutUint16(b[14:], binary.LittleEndian.Uint16(b[12:])+4)
+			return b
+		},
 	}
 	for name, mutate := range cases {
 		_, err := Decode(mutate(bytes.Clone(good)))
