@@ -2,4 +2,12 @@ module gmsa
 
 go 1.26.8
 
-require golang.org/x/crypto v0.58.0
+require (
+	github.com/spf13/cobra v1.10.2
+	golang.org/x/crypto v0.58.0
+)
+
+require (
+	github.com/inconshreveable/mousetrap v1.1.0 // indirect
+	github.com/spf13/pflag v1.0.9 // indirect
+)
