@@ -190,7 +190,7 @@ func rootKeysFromFile(path string) ([]kds.RootKey, error) {
 			return nil, usagef("%s: not valid JSON: %v", path, err)
 		}
 		for i, o := range objs {
-			k, err := rootKeyFromAttrs(jsonAttrs(o))
+			k, err := kds.RootKeyFromAttributes(jsonAttrs(o))
 			if err != nil {
 				return nil, usagef("%s: key %d: %v", path, i, err)
 			}
@@ -205,7 +205,7 @@ func rootKeysFromFile(path string) ([]kds.RootKey, error) {
 			if e.First("msKds-RootKeyData") == nil {
 				continue // e.g. the containers of a subtree search
 			}
-			k, err := rootKeyFromAttrs(ldifAttrs{e})
+			k, err := kds.RootKeyFromAttributes(ldifAttrs{e})
 			if err != nil {
 				return nil, usagef("%s: %s: %v", path, e.DN, err)
 			}
@@ -218,27 +218,23 @@ func rootKeysFromFile(path string) ([]kds.RootKey, error) {
 	return keys, nil
 }
 
-// attrSource gives attribute values: text, and binary (raw in LDIF, hex/base64 in JSON).
-type attrSource interface {
-	text(name string) (string, bool)
-	binary(name string) ([]byte, bool, error)
-}
-
+// ldifAttrs and jsonAttrs adapt a root key file to kds.Attributes: LDIF carries binary
+// values raw, JSON as hex or base64 strings.
 type ldifAttrs struct{ e *ldif.Entry }
 
-func (l ldifAttrs) text(name string) (string, bool) {
+func (l ldifAttrs) Text(name string) (string, bool) {
 	v := l.e.First(name)
 	return string(v), v != nil
 }
 
-func (l ldifAttrs) binary(name string) ([]byte, bool, error) {
+func (l ldifAttrs) Binary(name string) ([]byte, bool, error) {
 	v := l.e.First(name)
 	return v, v != nil, nil
 }
 
 type jsonAttrs map[string]any
 
-func (j jsonAttrs) text(name string) (string, bool) {
+func (j jsonAttrs) Text(name string) (string, bool) {
 	for k, v := range j {
 		if strings.EqualFold(k, name) {
 			switch x := v.(type) {
@@ -253,66 +249,11 @@ func (j jsonAttrs) text(name string) (string, bool) {
 	return "", false
 }
 
-func (j jsonAttrs) binary(name string) ([]byte, bool, error) {
-	s, ok := j.text(name)
+func (j jsonAttrs) Binary(name string) ([]byte, bool, error) {
+	s, ok := j.Text(name)
 	if !ok {
 		return nil, false, nil
 	}
 	b, err := decodeBinary(name, s)
 	return b, true, err
-}
-
-// rootKeyFromAttrs builds a root key from msKds-* attributes (gmsa-algorithm.md §2).
-func rootKeyFromAttrs(a attrSource) (kds.RootKey, error) {
-	k := kds.RootKey{Version: 1, KDFAlgorithm: kds.KDFAlgorithm, UseStartTime: 1}
-	cn, ok := a.text("cn")
-	if !ok {
-		cn, ok = a.text("id")
-	}
-	if !ok {
-		return k, fmt.Errorf("no cn (the root key GUID)")
-	}
-	var err error
-	if k.ID, err = ntsec.ParseGUID(cn); err != nil {
-		return k, err
-	}
-	data, ok, err := a.binary("msKds-RootKeyData")
-	if err != nil || !ok {
-		return k, fmt.Errorf("msKds-RootKeyData missing or not hex/base64")
-	}
-	k.Data = data
-	param, _, err := a.binary("msKds-KDFParam")
-	if err != nil {
-		return k, err
-	}
-	if k.Hash, err = kds.DecodeKDFParam(param); err != nil {
-		return k, err
-	}
-	if h, ok := a.text("kdf_hash"); ok { // JSON convenience: a hash name instead of the blob
-		if k.Hash, err = kds.ParseHash(h); err != nil {
-			return k, err
-		}
-	}
-	if s, ok := a.text("msKds-KDFAlgorithmID"); ok {
-		k.KDFAlgorithm = s
-	}
-	if s, ok := a.text("msKds-Version"); ok {
-		v, err := strconv.ParseUint(s, 10, 32)
-		if err != nil {
-			return k, fmt.Errorf("msKds-Version %q is not a number", s)
-		}
-		k.Version = uint32(v)
-	}
-	for _, f := range []struct {
-		name string
-		dst  *ntsec.FileTime
-	}{{"msKds-CreateTime", &k.CreateTime}, {"msKds-UseStartTime", &k.UseStartTime}} {
-		if s, ok := a.text(f.name); ok {
-			if *f.dst, err = ntsec.ParseFileTime(s); err != nil {
-				return k, fmt.Errorf("%s: %v", f.name, err)
-			}
-		}
-	}
-	k.DomainID, _ = a.text("msKds-DomainID")
-	return k, k.Validate()
 }

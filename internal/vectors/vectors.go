@@ -71,3 +71,39 @@ func String(m map[string]json.RawMessage, key string) string {
 	}
 	return s
 }
+
+//go:embed samba422-vectors.json
+var sambaJSON []byte
+
+// SambaAccount is one gMSA as a live Samba 4.22 DC served it over LDAPS.
+type SambaAccount struct {
+	Name         string `json:"name"`
+	SID          string `json:"sid"`
+	WhenCreated  string `json:"when_created"`
+	IntervalDays int64  `json:"interval_days"`
+	ReadAt       string `json:"read_at"` // the DC's clock just before the search
+	KVNO         string `json:"kvno"`
+	PasswordID   string `json:"password_id"`
+	PreviousID   string `json:"previous_id"`
+	Blob         string `json:"blob"`
+}
+
+// SambaExport is what the interop test exported: the forest's root keys as ldapsearch
+// printed them, and the gMSAs after creation and 45 days later (after rotations).
+type SambaExport struct {
+	Source       string `json:"source"`
+	RootKeysLDIF string `json:"root_keys_ldif"`
+	Snapshots    []struct {
+		Phase    string         `json:"phase"`
+		Accounts []SambaAccount `json:"accounts"`
+	} `json:"snapshots"`
+}
+
+// Samba returns the values exported from a live Samba 4.22 DC.
+func Samba() SambaExport {
+	var e SambaExport
+	if err := json.Unmarshal(sambaJSON, &e); err != nil {
+		panic(fmt.Sprintf("vectors: samba422-vectors.json: %v", err))
+	}
+	return e
+}

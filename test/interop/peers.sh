@@ -18,7 +18,15 @@ D=/srv/dc                 # the DC's directory inside the chroot
 HD=$ROOT$D                # the same directory seen from the host
 ADMINPASS=${SAMBA_ADMINPASS:-'Passw0rd!Adm1n'}
 SAMBA_PKGS="samba samba-ad-dc samba-ad-provision samba-dsdb-modules samba-vfs-modules python3-samba winbind ldb-tools"
+# libfaketime runs the DC days ahead, so the tests see real password rotations.
+CHROOT_EXTRA="faketime"
+FAKETIME_LIB=/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1
 HOST_PKGS="debootstrap ldap-utils krb5-user python3-ldap3 python3-impacket ca-certificates"
+
+chroot_apt() {
+  mount_proc
+  chroot "$ROOT" env DEBIAN_FRONTEND=noninteractive sh -c "apt-get install -y -qq --no-install-recommends $1 || (apt-get update -qq && apt-get install -y -qq --no-install-recommends $1)"
+}
 
 mount_proc() { mountpoint -q "$ROOT/proc" || mount -t proc proc "$ROOT/proc"; }
 
@@ -32,7 +40,10 @@ install_host() {
 }
 
 install_samba() {
-  if [ -x "$ROOT/usr/sbin/samba" ] && [ -e "$ROOT/.gmsa-ready" ]; then return; fi
+  if [ -x "$ROOT/usr/sbin/samba" ] && [ -e "$ROOT/.gmsa-ready" ]; then
+    [ -e "$ROOT$FAKETIME_LIB" ] || chroot_apt "$CHROOT_EXTRA"
+    return
+  fi
   rm -rf "$ROOT"; mkdir -p "$PEERS"
   debootstrap --variant=minbase --include=ca-certificates bookworm "$ROOT" http://deb.debian.org/debian
   printf '#!/bin/sh\nexit 101\n' > "$ROOT/usr/sbin/policy-rc.d"; chmod +x "$ROOT/usr/sbin/policy-rc.d"
@@ -41,6 +52,7 @@ install_samba() {
   mount_proc
   chroot "$ROOT" env DEBIAN_FRONTEND=noninteractive sh -c \
     "apt-get update -qq && apt-get install -y -qq --no-install-recommends -t bookworm-backports $SAMBA_PKGS"
+  chroot_apt "$CHROOT_EXTRA"
   chroot "$ROOT" samba --version
   touch "$ROOT/.gmsa-ready"
 }
@@ -73,9 +85,13 @@ samba_provision() {
 KRB
 }
 
+# samba-start [OFFSET]: with an offset such as +45d the DC's clock runs that far ahead.
 samba_start() {
   mount_proc
-  setsid chroot "$ROOT" samba -s $D/etc/smb.conf --foreground --no-process-group \
+  local pre=()
+  if [ -n "${1:-}" ]; then pre=(env LD_PRELOAD=$FAKETIME_LIB FAKETIME="$1" FAKETIME_DONT_RESET=1); fi
+  rm -f "$HD/run/samba.pid"
+  setsid chroot "$ROOT" "${pre[@]}" samba -s $D/etc/smb.conf --foreground --no-process-group \
     > "$HD/log/samba.stdout" 2>&1 < /dev/null &
   for _ in $(seq 1 120); do
     if (exec 3<>/dev/tcp/127.0.0.1/636) 2>/dev/null && (exec 3<>/dev/tcp/127.0.0.1/88) 2>/dev/null \
@@ -97,7 +113,7 @@ samba_stop() {
 case ${1:-} in
   install) install_host; install_samba ;;
   samba-provision) samba_provision ;;
-  samba-start) samba_start ;;
+  samba-start) samba_start "${2:-}" ;;
   samba-stop) samba_stop ;;
   samba-tool) shift; chroot "$ROOT" samba-tool "$@" -H $D/private/sam.ldb -s $D/etc/smb.conf ;;
   dir) echo "$HD" ;;
