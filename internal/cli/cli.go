@@ -123,6 +123,12 @@ func (e *env) table(rows [][2]string) {
 	}
 }
 
+// jsonIndent encodes v as indented JSON with a final newline.
+func jsonIndent(v any) ([]byte, error) {
+	b, err := json.MarshalIndent(v, "", "  ")
+	return append(b, '\n'), err
+}
+
 // remarshal converts v to dst through JSON.
 func remarshal(v, dst any) error {
 	b, err := json.Marshal(v)

@@ -16,7 +16,7 @@ import (
 )
 
 func kdsCommand(e *env) *cobra.Command {
-	return group("kds", "KDS root keys and gMSA password derivation", kdsComputeCommand(e))
+	return group("kds", "KDS root keys and gMSA password derivation", kdsComputeCommand(e), kdsGenerateCommand(e))
 }
 
 // accountFlags name an account for its Kerberos keys.

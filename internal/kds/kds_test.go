@@ -2,7 +2,6 @@ package kds
 
 import (
 	"bytes"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,15 +11,6 @@ import (
 	"gmsa/internal/ntsec"
 	"gmsa/internal/vectors"
 )
-
-func unhex(t testing.TB, s string) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
 
 // rootKeyFromVector builds a root key from a vector's inputs.
 func rootKeyFromVector(t *testing.T, in map[string]json.RawMessage) *RootKey {

@@ -13,6 +13,7 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 
+	//lint:ignore SA1019 the NT hash is MD4 by definition ([MS-NLMP] 3.3.1)
 	"golang.org/x/crypto/md4"
 )
 

@@ -104,11 +104,11 @@ func (p *sddlParser) parse() (*SecurityDescriptor, error) {
 	seen := map[byte]bool{}
 	for p.skipSpace(); p.pos < len(p.src); p.skipSpace() {
 		if p.pos+1 >= len(p.src) || p.src[p.pos+1] != ':' {
-			return nil, fmt.Errorf("at %d: want O:, G:, D: or S:", p.pos)
+			return nil, fmt.Errorf("at %d: want a part O:, G:, D: or S: here", p.pos)
 		}
 		part := p.src[p.pos]
 		if seen[part] {
-			return nil, fmt.Errorf("at %d: %c: appears twice", p.pos, part)
+			return nil, fmt.Errorf("at %d: part %c appears twice", p.pos, part)
 		}
 		seen[part] = true
 		p.pos += 2
@@ -147,7 +147,7 @@ func (p *sddlParser) parse() (*SecurityDescriptor, error) {
 				}
 			}
 		default:
-			return nil, fmt.Errorf("at %d: unknown part %c:", p.pos-2, part)
+			return nil, fmt.Errorf("at %d: unknown part %q (want O, G, D or S)", p.pos-2, part)
 		}
 	}
 	return sd, nil
