@@ -1,7 +1,7 @@
 // Package vectors serves the published gMSA / MS-GKDI test vectors to the tests of the
-// pure packages. public-vectors.json is a verbatim copy of the project's public vector
+// pure packages. testdata/public-vectors.json is a verbatim copy of the project's public vector
 // file; each vector names its source (Samba, dpapi-ng, RFCs) in its "source" field.
-// samba422-vectors.json holds values exported from a live Samba 4.22 DC by the interop
+// testdata/samba422-vectors.json holds values exported from a live Samba 4.22 DC by the interop
 // test (test/interop, -export-vectors).
 package vectors
 
@@ -12,7 +12,7 @@ import (
 	"fmt"
 )
 
-//go:embed public-vectors.json
+//go:embed testdata/public-vectors.json
 var publicJSON []byte
 
 // Vector is one entry; Inputs and Expected keep the JSON shapes of the file.
@@ -72,7 +72,7 @@ func String(m map[string]json.RawMessage, key string) string {
 	return s
 }
 
-//go:embed samba422-vectors.json
+//go:embed testdata/samba422-vectors.json
 var sambaJSON []byte
 
 // SambaAccount is one gMSA as a live Samba 4.22 DC served it over LDAPS.
