@@ -79,7 +79,9 @@ func sh(t *testing.T, env []string, name string, args ...string) string {
 	return string(out)
 }
 
-func peers(t *testing.T, args ...string) string { return sh(t, nil, "bash", append([]string{"peers.sh"}, args...)...) }
+func peers(t *testing.T, args ...string) string {
+	return sh(t, nil, "bash", append([]string{"peers.sh"}, args...)...)
+}
 
 var ldapEnv = []string{"LDAPTLS_REQCERT=never"}
 
@@ -349,9 +351,9 @@ func TestSambaGMSA(t *testing.T) {
 	if *exportVectors != "" {
 		keysRaw, _ := os.ReadFile(keysFile)
 		doc := map[string]any{
-			"source":    "exported by test/interop (TestSambaGMSA -export-vectors) from a live Samba 4.22 AD DC",
+			"source":         "exported by test/interop (TestSambaGMSA -export-vectors) from a live Samba 4.22 AD DC",
 			"root_keys_ldif": string(keysRaw),
-			"snapshots": []snapshot{{Phase: "after creation", Accounts: now}, {Phase: "45 days later, second read", Accounts: later}},
+			"snapshots":      []snapshot{{Phase: "after creation", Accounts: now}, {Phase: "45 days later, second read", Accounts: later}},
 		}
 		b, _ := json.MarshalIndent(doc, "", " ")
 		if err := os.WriteFile(*exportVectors, b, 0o644); err != nil {
