@@ -1,0 +1,87 @@
+// Package memory is a Store held in memory, for tests and throwaway servers.
+package memory
+
+import (
+	"context"
+	"sort"
+	"strings"
+	"sync"
+
+	"gmsa/internal/store"
+)
+
+// Store is an in-memory store.Store.
+type Store struct {
+	mu     sync.RWMutex
+	data   map[string]store.KV
+	rev    int64
+	closed bool
+}
+
+// New returns an empty store.
+func New() *Store { return &Store{data: map[string]store.KV{}} }
+
+func (s *Store) Get(_ context.Context, key string) (store.KV, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return store.KV{}, store.ErrClosed
+	}
+	kv, ok := s.data[key]
+	if !ok {
+		return store.KV{}, &store.OpError{Key: key, Err: store.ErrNotFound}
+	}
+	kv.Value = append([]byte(nil), kv.Value...)
+	return kv, nil
+}
+
+func (s *Store) List(_ context.Context, prefix string) ([]store.KV, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, store.ErrClosed
+	}
+	var out []store.KV
+	for k, kv := range s.data {
+		if strings.HasPrefix(k, prefix) {
+			kv.Value = append([]byte(nil), kv.Value...)
+			out = append(out, kv)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out, nil
+}
+
+func (s *Store) Apply(_ context.Context, ops ...store.Op) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return 0, store.ErrClosed
+	}
+	for i := range ops {
+		if err := store.ValidKey(ops[i].Key); err != nil {
+			return 0, err
+		}
+		if err := ops[i].CheckCond(s.data[ops[i].Key].Rev); err != nil {
+			return 0, err
+		}
+	}
+	s.rev++
+	for _, op := range ops {
+		switch {
+		case op.Check:
+		case op.Delete:
+			delete(s.data, op.Key)
+		default:
+			s.data[op.Key] = store.KV{Key: op.Key, Value: append([]byte(nil), op.Value...), Rev: s.rev}
+		}
+	}
+	return s.rev, nil
+}
+
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	return nil
+}

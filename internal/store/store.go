@@ -1,0 +1,158 @@
+// Package store is the one storage contract of the directory: an ordered key-value
+// space with per-key revisions and atomic, conditional batches. It is what an embedded
+// single file (store/bolt), memory (store/memory) and a distributed store (etcd, whose
+// Txn(If(…).Then(…)) it mirrors) all provide; storetest holds the conformance suite
+// every backend runs. Storage never sees LDAP, Kerberos or directory rules.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors, checked with errors.Is.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrExists   = errors.New("already exists")
+	ErrConflict = errors.New("changed concurrently")
+	ErrClosed   = errors.New("store is closed")
+	ErrLocked   = errors.New("data directory is in use by another process")
+)
+
+// KV is a stored value with the revision of its last change.
+type KV struct {
+	Key   string
+	Value []byte
+	Rev   int64
+}
+
+// Cond is the condition an Op places on its key's current state.
+type Cond uint8
+
+const (
+	Always  Cond = iota // no condition
+	Absent              // the key must not exist (ErrExists otherwise)
+	Present             // the key must exist (ErrNotFound otherwise)
+	AtRev               // the key must exist with revision Rev (ErrConflict otherwise)
+)
+
+// Op is one step of an atomic batch: a write (Put or Delete) or, with Check, only a
+// condition on a key that the batch depends on.
+type Op struct {
+	Key    string
+	Value  []byte
+	Delete bool
+	Check  bool
+	Cond   Cond
+	Rev    int64
+}
+
+// Put writes key unconditionally.
+func Put(key string, value []byte) Op { return Op{Key: key, Value: value} }
+
+// Create writes key, which must not exist.
+func Create(key string, value []byte) Op { return Op{Key: key, Value: value, Cond: Absent} }
+
+// PutAt overwrites key only if it is still at revision rev.
+func PutAt(key string, value []byte, rev int64) Op {
+	return Op{Key: key, Value: value, Cond: AtRev, Rev: rev}
+}
+
+// Delete removes key if it exists.
+func Delete(key string) Op { return Op{Key: key, Delete: true} }
+
+// DeleteAt removes key only if it is still at revision rev.
+func DeleteAt(key string, rev int64) Op { return Op{Key: key, Delete: true, Cond: AtRev, Rev: rev} }
+
+// CheckAbsent makes the batch depend on key not existing.
+func CheckAbsent(key string) Op { return Op{Key: key, Check: true, Cond: Absent} }
+
+// CheckAt makes the batch depend on key being at revision rev.
+func CheckAt(key string, rev int64) Op { return Op{Key: key, Check: true, Cond: AtRev, Rev: rev} }
+
+// OpError names the key whose condition failed; it wraps ErrExists, ErrNotFound or
+// ErrConflict.
+type OpError struct {
+	Key string
+	Err error
+}
+
+func (e *OpError) Error() string { return fmt.Sprintf("store: %s: %v", e.Key, e.Err) }
+func (e *OpError) Unwrap() error { return e.Err }
+
+// CheckCond evaluates op's condition against the key's current revision (0 when absent).
+func (op *Op) CheckCond(cur int64) error {
+	switch {
+	case op.Cond == Absent && cur != 0:
+		return &OpError{op.Key, ErrExists}
+	case op.Cond == Present && cur == 0:
+		return &OpError{op.Key, ErrNotFound}
+	case op.Cond == AtRev && cur != op.Rev:
+		return &OpError{op.Key, ErrConflict}
+	}
+	return nil
+}
+
+// Store is the storage contract.
+type Store interface {
+	// Get returns the value of key, or ErrNotFound.
+	Get(ctx context.Context, key string) (KV, error)
+	// List returns every key with the prefix, in key order, from one consistent view.
+	List(ctx context.Context, prefix string) ([]KV, error)
+	// Apply runs ops atomically: either every condition holds and every write happens
+	// under one new revision, which it returns, or nothing changes and the error names
+	// the first failed condition.
+	Apply(ctx context.Context, ops ...Op) (int64, error)
+	// Close releases the store.
+	Close() error
+}
+
+// MaxRetries bounds the compare-and-swap retries of Update.
+const MaxRetries = 16
+
+// Update reads key, calls fn with its value (nil, false when absent) and writes the
+// result if key has not changed meanwhile, retrying up to MaxRetries times. fn returns
+// the new value, or nil to delete; extra ops join the same atomic batch.
+func Update(ctx context.Context, s Store, key string, fn func(old []byte, exists bool) (new []byte, extra []Op, err error)) (int64, error) {
+	for range MaxRetries {
+		cur, err := s.Get(ctx, key)
+		exists := err == nil
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return 0, err
+		}
+		val, extra, err := fn(cur.Value, exists)
+		if err != nil {
+			return 0, err
+		}
+		var op Op
+		switch {
+		case val == nil && exists:
+			op = DeleteAt(key, cur.Rev)
+		case val == nil:
+			op = CheckAbsent(key)
+		case exists:
+			op = PutAt(key, val, cur.Rev)
+		default:
+			op = Create(key, val)
+		}
+		rev, err := s.Apply(ctx, append([]Op{op}, extra...)...)
+		var oe *OpError
+		if errors.As(err, &oe) && oe.Key == key && (errors.Is(err, ErrConflict) || errors.Is(err, ErrExists)) {
+			continue // key changed between read and write: read again
+		}
+		return rev, err
+	}
+	return 0, fmt.Errorf("store: %s: %w after %d attempts", key, ErrConflict, MaxRetries)
+}
+
+// MaxKeyLen bounds keys, as etcd and bolt do in their own ways.
+const MaxKeyLen = 1024
+
+// ValidKey rejects empty and oversized keys.
+func ValidKey(key string) error {
+	if key == "" || len(key) > MaxKeyLen {
+		return fmt.Errorf("store: key of %d bytes: want 1 to %d", len(key), MaxKeyLen)
+	}
+	return nil
+}
