@@ -380,6 +380,9 @@ func writeACEs(b *strings.Builder, acl *ACL) {
 	}
 }
 
+// formatOrder is the order Windows writes rights in (ConvertSecurityDescriptorToStringSecurityDescriptor).
+var formatOrder = []string{"GA", "GR", "GW", "GX", "CC", "DC", "LC", "SW", "RP", "WP", "DT", "LO", "CR", "SD", "RC", "WD", "WO"}
+
 func rightsSDDL(mask uint32) string {
 	for _, r := range rightLetters[17:] { // exact combined aliases: FA, FR, …
 		if r.mask == mask {
@@ -388,10 +391,12 @@ func rightsSDDL(mask uint32) string {
 	}
 	var s string
 	rest := mask
-	for _, r := range rightLetters[:17] {
-		if bits.OnesCount32(r.mask) == 1 && mask&r.mask != 0 {
-			s += r.name
-			rest &^= r.mask
+	for _, name := range formatOrder {
+		for _, r := range rightLetters[:17] {
+			if r.name == name && bits.OnesCount32(r.mask) == 1 && mask&r.mask != 0 {
+				s += r.name
+				rest &^= r.mask
+			}
 		}
 	}
 	if rest != 0 || s == "" {

@@ -111,17 +111,17 @@ type Store interface {
 // MaxRetries bounds the compare-and-swap retries of Update.
 const MaxRetries = 16
 
-// Update reads key, calls fn with its value (nil, false when absent) and writes the
+// Update reads key, calls fn with its record (exists false when absent) and writes the
 // result if key has not changed meanwhile, retrying up to MaxRetries times. fn returns
 // the new value, or nil to delete; extra ops join the same atomic batch.
-func Update(ctx context.Context, s Store, key string, fn func(old []byte, exists bool) (new []byte, extra []Op, err error)) (int64, error) {
+func Update(ctx context.Context, s Store, key string, fn func(old KV, exists bool) (new []byte, extra []Op, err error)) (int64, error) {
 	for range MaxRetries {
 		cur, err := s.Get(ctx, key)
 		exists := err == nil
 		if err != nil && !errors.Is(err, ErrNotFound) {
 			return 0, err
 		}
-		val, extra, err := fn(cur.Value, exists)
+		val, extra, err := fn(cur, exists)
 		if err != nil {
 			return 0, err
 		}

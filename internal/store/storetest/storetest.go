@@ -202,10 +202,10 @@ func testConcurrentUpdate(t *testing.T, s store.Store) {
 		go func() {
 			defer ok.Done()
 			for range each {
-				_, err := store.Update(ctx, s, "counter", func(old []byte, exists bool) ([]byte, []store.Op, error) {
+				_, err := store.Update(ctx, s, "counter", func(old store.KV, exists bool) ([]byte, []store.Op, error) {
 					n := 0
 					if exists {
-						n, _ = strconv.Atoi(string(old))
+						n, _ = strconv.Atoi(string(old.Value))
 					}
 					return []byte(strconv.Itoa(n + 1)), nil, nil
 				})
@@ -226,7 +226,7 @@ func testConcurrentUpdate(t *testing.T, s store.Store) {
 		t.Fatalf("counter %d, %d updates reported success of %d", n, succeeded, workers*each)
 	}
 	// Update deletes when fn returns nil, and extra ops join the batch.
-	_, err = store.Update(ctx, s, "counter", func([]byte, bool) ([]byte, []store.Op, error) {
+	_, err = store.Update(ctx, s, "counter", func(store.KV, bool) ([]byte, []store.Op, error) {
 		return nil, []store.Op{store.Put("side", []byte("s"))}, nil
 	})
 	must(t, err)

@@ -1,0 +1,363 @@
+package directory
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"gmsa/internal/kds"
+	"gmsa/internal/ntsec"
+	"gmsa/internal/store"
+)
+
+// Domain errors, checked with errors.Is. Transports map them to protocol codes.
+var (
+	ErrNotFound       = errors.New("no such object")
+	ErrExists         = errors.New("already exists")
+	ErrInvalid        = errors.New("not allowed")
+	ErrNoRootKey      = errors.New("no usable KDS root key")
+	ErrNotProvisioned = errors.New("no domain provisioned")
+	ErrAccessDenied   = errors.New("access denied")
+)
+
+// Options wires a Directory. Now and Rand default to the clock and crypto/rand.
+type Options struct {
+	Now    func() time.Time
+	Rand   io.Reader
+	Logger *slog.Logger
+	// PasswordCache bounds the engine's seed-key cache (chains; default 1024).
+	PasswordCache int
+}
+
+// Directory is the domain over a store.
+type Directory struct {
+	st     store.Store
+	now    func() time.Time
+	rand   io.Reader
+	log    *slog.Logger
+	cache  *kds.Cache
+	domain Domain
+
+	mu         sync.Mutex
+	keysRev    int64 // revision of keyRootKeyVersion the cached keys belong to
+	cachedKeys []kds.RootKey
+}
+
+// Domain describes the provisioned domain (forest = domain).
+type Domain struct {
+	DNSName  string         `json:"dns_name"` // example.test
+	Realm    string         `json:"realm"`    // EXAMPLE.TEST
+	NetBIOS  string         `json:"netbios"`  // EXAMPLE
+	SID      string         `json:"sid"`
+	GUID     ntsec.GUID     `json:"guid"`
+	BaseDN   string         `json:"base_dn"`   // DC=example,DC=test
+	ConfigDN string         `json:"config_dn"` // CN=Configuration,DC=example,DC=test
+	DCName   string         `json:"dc_name"`   // DC1
+	Created  ntsec.FileTime `json:"created"`
+}
+
+// DomainSID parses the domain SID.
+func (d *Domain) DomainSID() ntsec.SID { return ntsec.MustParseSID(d.SID) }
+
+// Well-known DNs.
+func (d *Domain) UsersDN() string     { return "CN=Users," + d.BaseDN }
+func (d *Domain) ComputersDN() string { return "CN=Computers," + d.BaseDN }
+func (d *Domain) MSADN() string       { return "CN=Managed Service Accounts," + d.BaseDN }
+func (d *Domain) DCsDN() string       { return "OU=Domain Controllers," + d.BaseDN }
+func (d *Domain) BuiltinDN() string   { return "CN=Builtin," + d.BaseDN }
+func (d *Domain) RootKeysDN() string {
+	return "CN=Master Root Keys,CN=Group Key Distribution Service,CN=Services," + d.ConfigDN
+}
+
+func (o *Options) defaults() {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Rand == nil {
+		o.Rand = rand.Reader
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.PasswordCache == 0 {
+		o.PasswordCache = 1024
+	}
+}
+
+// Open returns the directory over st, which must hold a provisioned domain.
+func Open(ctx context.Context, st store.Store, opt Options) (*Directory, error) {
+	opt.defaults()
+	kv, err := st.Get(ctx, keyDomain)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("directory: %w: run 'gmsa domain provision' first", ErrNotProvisioned)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("directory: %w", err)
+	}
+	d := &Directory{st: st, now: opt.Now, rand: opt.Rand, log: opt.Logger, cache: kds.NewCache(opt.PasswordCache)}
+	if err := json.Unmarshal(kv.Value, &d.domain); err != nil {
+		return nil, fmt.Errorf("directory: the domain record is damaged: %w", err)
+	}
+	return d, nil
+}
+
+// Domain returns the domain's description.
+func (d *Directory) Domain() Domain { return d.domain }
+
+func (d *Directory) nowFT() ntsec.FileTime { return ntsec.FileTimeFromTime(d.now()) }
+
+func (d *Directory) newGUID() ntsec.GUID {
+	var g ntsec.GUID
+	io.ReadFull(d.rand, g[:])
+	g[7] = g[7]&0x0f | 0x40
+	g[8] = g[8]&0x3f | 0x80
+	return g
+}
+
+// decode reads an object record.
+func decode(kv store.KV) (*Object, error) {
+	o := &Object{}
+	if err := json.Unmarshal(kv.Value, o); err != nil {
+		return nil, fmt.Errorf("directory: object %s is damaged: %w", kv.Key, err)
+	}
+	o.USNChanged = kv.Rev
+	if o.USNCreated == 0 {
+		o.USNCreated = kv.Rev // never modified: created at this revision
+	}
+	return o, nil
+}
+
+// byGUID reads an object.
+func (d *Directory) byGUID(ctx context.Context, g string) (*Object, error) {
+	kv, err := d.st.Get(ctx, "obj/"+g)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("directory: object %s: %w", g, ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return decode(kv)
+}
+
+func (d *Directory) byIndex(ctx context.Context, key string) (*Object, error) {
+	kv, err := d.st.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	return d.byGUID(ctx, string(kv.Value))
+}
+
+// Resolve finds an object by SID (S-1-…), DN, GUID, sAMAccountName (with or without the
+// trailing $), NETBIOS\name or UPN.
+func (d *Directory) Resolve(ctx context.Context, ref string) (*Object, error) {
+	ref = strings.TrimSpace(ref)
+	var keys []string
+	switch {
+	case ref == "":
+		return nil, fmt.Errorf("directory: empty name: %w", ErrNotFound)
+	case strings.HasPrefix(strings.ToUpper(ref), "S-1-"):
+		keys = []string{sidKey(strings.ToUpper(ref[:1]) + ref[1:])}
+	case strings.Contains(ref, "=") && strings.Contains(ref, ","):
+		keys = []string{dnKey(ref)}
+	case len(ref) == 36 && strings.Count(ref, "-") == 4:
+		if o, err := d.byGUID(ctx, strings.ToLower(ref)); err == nil {
+			return o, nil
+		}
+	default:
+		name := ref
+		if i := strings.IndexByte(name, '\\'); i >= 0 {
+			if !strings.EqualFold(name[:i], d.domain.NetBIOS) {
+				return nil, fmt.Errorf("directory: %q: domain %q is not %s: %w", ref, name[:i], d.domain.NetBIOS, ErrNotFound)
+			}
+			name = name[i+1:]
+		}
+		if i := strings.IndexByte(name, '@'); i >= 0 {
+			if !strings.EqualFold(name[i+1:], d.domain.DNSName) && !strings.EqualFold(name[i+1:], d.domain.Realm) {
+				return nil, fmt.Errorf("directory: %q: realm %q is not %s: %w", ref, name[i+1:], d.domain.Realm, ErrNotFound)
+			}
+			name = name[:i]
+		}
+		keys = []string{samKey(name)}
+		if !strings.HasSuffix(name, "$") {
+			keys = append(keys, samKey(name+"$"))
+		}
+	}
+	for _, k := range keys {
+		o, err := d.byIndex(ctx, k)
+		if err == nil {
+			return o, nil
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
+	}
+	return nil, fmt.Errorf("directory: %q: %w", ref, ErrNotFound)
+}
+
+// List returns every object of a class.
+func (d *Directory) List(ctx context.Context, c Class) ([]*Object, error) {
+	kvs, err := d.st.List(ctx, "class/"+string(c)+"/")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Object, 0, len(kvs))
+	for _, kv := range kvs {
+		o, err := d.byGUID(ctx, kv.Key[strings.LastIndexByte(kv.Key, '/')+1:])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, o)
+	}
+	return out, nil
+}
+
+// uniqueIndex reports whether an index key must be unique.
+func uniqueIndex(k string) bool {
+	return strings.HasPrefix(k, "dn/") || strings.HasPrefix(k, "sam/") || strings.HasPrefix(k, "sid/") || strings.HasPrefix(k, "spn/")
+}
+
+// createOps are the ops that add o with its indexes.
+func createOps(o *Object) []store.Op {
+	ops := []store.Op{store.Create(objKey(o.GUID), o.encode())}
+	for k, v := range indexOps(o) {
+		if uniqueIndex(k) {
+			ops = append(ops, store.Create(k, v))
+		} else {
+			ops = append(ops, store.Put(k, v))
+		}
+	}
+	return ops
+}
+
+// conflictError turns a failed uniqueness condition into a message naming the holder.
+func (d *Directory) conflictError(ctx context.Context, err error) error {
+	var oe *store.OpError
+	if !errors.As(err, &oe) || !errors.Is(err, store.ErrExists) {
+		return err
+	}
+	what, value, _ := strings.Cut(oe.Key, "/")
+	holder := "another object"
+	if o, herr := d.byIndex(ctx, oe.Key); herr == nil {
+		holder = o.DN
+	}
+	names := map[string]string{"sam": "sAMAccountName", "spn": "servicePrincipalName", "dn": "distinguished name", "sid": "objectSid"}
+	return fmt.Errorf("directory: %s %q is already used by %s: %w", names[what], value, holder, ErrExists)
+}
+
+// create adds o. With allocateSID, o gets the domain SID plus the next RID, allocated
+// in the same atomic batch so that RIDs are never reused.
+func (d *Directory) create(ctx context.Context, o *Object, allocateSID bool) error {
+	now := d.nowFT()
+	o.Created, o.Changed = now, now
+	if !allocateSID {
+		_, err := d.st.Apply(ctx, createOps(o)...)
+		return d.conflictError(ctx, err)
+	}
+	_, err := store.Update(ctx, d.st, keyNextRID, func(old store.KV, exists bool) ([]byte, []store.Op, error) {
+		next := uint64(1000)
+		if exists {
+			var err error
+			if next, err = strconv.ParseUint(string(old.Value), 10, 32); err != nil {
+				return nil, nil, fmt.Errorf("directory: RID counter is damaged: %q", old.Value)
+			}
+		}
+		o.SID = d.domain.DomainSID().Child(uint32(next)).String()
+		return []byte(strconv.FormatUint(next+1, 10)), createOps(o), nil
+	})
+	return d.conflictError(ctx, err)
+}
+
+// modify changes the object with the given GUID through fn under compare-and-swap,
+// keeping its indexes in step; extra ops join the batch.
+func (d *Directory) modify(ctx context.Context, g ntsec.GUID, fn func(o *Object) ([]store.Op, error)) (*Object, error) {
+	var result *Object
+	_, err := store.Update(ctx, d.st, objKey(g), func(old store.KV, exists bool) ([]byte, []store.Op, error) {
+		if !exists {
+			return nil, nil, fmt.Errorf("directory: object %s: %w", g, ErrNotFound)
+		}
+		cur, err := decode(old)
+		if err != nil {
+			return nil, nil, err
+		}
+		before := indexOps(cur)
+		next, _ := decode(old) // a deep copy for fn to change; keeps USNCreated
+		extra, err := fn(next)
+		if err != nil {
+			return nil, nil, err
+		}
+		next.Changed = d.nowFT()
+		after := indexOps(next)
+		var ops []store.Op
+		for k := range before {
+			if _, keep := after[k]; !keep {
+				ops = append(ops, store.Delete(k))
+			}
+		}
+		for k, v := range after {
+			if _, had := before[k]; !had {
+				if uniqueIndex(k) {
+					ops = append(ops, store.Create(k, v))
+				} else {
+					ops = append(ops, store.Put(k, v))
+				}
+			}
+		}
+		result = next
+		return next.encode(), append(ops, extra...), nil
+	})
+	if err != nil {
+		return nil, d.conflictError(ctx, err)
+	}
+	return result, nil
+}
+
+// remove deletes o and its indexes; groups lose it as a member.
+func (d *Directory) remove(ctx context.Context, o *Object) error {
+	ops := []store.Op{store.DeleteAt(objKey(o.GUID), o.USNChanged)}
+	for k := range indexOps(o) {
+		ops = append(ops, store.Delete(k))
+	}
+	_, err := d.st.Apply(ctx, ops...)
+	if errors.Is(err, store.ErrConflict) {
+		return fmt.Errorf("directory: %s changed while being removed; try again: %w", o.DN, err)
+	}
+	if err != nil {
+		return err
+	}
+	groups, err := d.st.List(ctx, "memberof/"+o.GUID.String()+"/")
+	if err != nil {
+		return err
+	}
+	for _, kv := range groups {
+		gg := kv.Key[strings.LastIndexByte(kv.Key, '/')+1:]
+		g, err := ntsec.ParseGUID(gg)
+		if err != nil {
+			continue
+		}
+		if _, err := d.modify(ctx, g, func(grp *Object) ([]store.Op, error) {
+			grp.Members = without(grp.Members, o.GUID.String())
+			return nil, nil
+		}); err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+	}
+	return nil
+}
+
+func without(list []string, v string) []string {
+	out := list[:0:0]
+	for _, x := range list {
+		if !strings.EqualFold(x, v) {
+			out = append(out, x)
+		}
+	}
+	return out
+}

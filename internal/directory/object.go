@@ -1,0 +1,191 @@
+// Package directory is the domain: principals, groups, KDS root keys and gMSAs with
+// Active Directory's rules, the password schedule a DC applies, and the one place that
+// decides who may read a gMSA password. It is the only package that combines storage
+// with key derivation; transports (LDAP, Kerberos) and the CLI translate into it.
+package directory
+
+import (
+	"encoding/json"
+	"strings"
+
+	"gmsa/internal/kds"
+	"gmsa/internal/ntsec"
+)
+
+// Class is an object's most specific objectClass.
+type Class string
+
+// The classes the directory holds ([MS-ADSC]).
+const (
+	ClassDomain    Class = "domainDNS"
+	ClassContainer Class = "container"
+	ClassOU        Class = "organizationalUnit"
+	ClassUser      Class = "user"
+	ClassComputer  Class = "computer"
+	ClassGroup     Class = "group"
+	ClassGMSA      Class = "msDS-GroupManagedServiceAccount"
+	ClassRootKey   Class = "msKds-ProvRootKey"
+)
+
+// userAccountControl flags ([MS-ADTS] 2.2.16).
+const (
+	UACAccountDisable     = 0x0002
+	UACPasswdNotReqd      = 0x0020
+	UACNormalAccount      = 0x0200
+	UACWorkstationTrust   = 0x1000
+	UACServerTrust        = 0x2000
+	UACDontExpirePassword = 0x10000
+)
+
+// groupType flags ([MS-ADTS] 2.2.12).
+const (
+	GroupBuiltinLocal = 0x00000001
+	GroupGlobal       = 0x00000002
+	GroupDomainLocal  = 0x00000004
+	GroupUniversal    = 0x00000008
+	GroupSecurity     = 0x80000000
+)
+
+// msDS-SupportedEncryptionTypes bits ([MS-KILE] 2.2.7).
+const (
+	EnctypeRC4    = 0x04
+	EnctypeAES128 = 0x08
+	EnctypeAES256 = 0x10
+)
+
+// StoredKey is a long-term Kerberos key of a principal.
+type StoredKey struct {
+	Etype int32  `json:"etype"`
+	Value []byte `json:"value"`
+}
+
+// Object is one directory entry. Secret fields (keys, root key data) are stored with
+// it; commands that print objects choose their fields and never print those.
+type Object struct {
+	GUID        ntsec.GUID     `json:"guid"`
+	Class       Class          `json:"class"`
+	DN          string         `json:"dn"`
+	Name        string         `json:"name"` // cn (or ou/dc): the RDN value
+	SID         string         `json:"sid,omitempty"`
+	SAM         string         `json:"sam,omitempty"`
+	UPN         string         `json:"upn,omitempty"`
+	UAC         uint32         `json:"uac,omitempty"`
+	Description string         `json:"description,omitempty"`
+	Created     ntsec.FileTime `json:"created"`
+	Changed     ntsec.FileTime `json:"changed"`
+	USNCreated  int64          `json:"usn_created,omitempty"`
+	USNChanged  int64          `json:"-"` // the store revision of the record
+
+	// Principals.
+	PrimaryGroupRID uint32         `json:"primary_group_rid,omitempty"`
+	NTHash          []byte         `json:"nt_hash,omitempty"`
+	Keys            []StoredKey    `json:"keys,omitempty"`
+	KVNO            uint32         `json:"kvno,omitempty"`
+	PwdLastSet      ntsec.FileTime `json:"pwd_last_set,omitempty"`
+
+	// Computers and gMSAs.
+	DNSHostName       string   `json:"dns_host_name,omitempty"`
+	SPNs              []string `json:"spns,omitempty"`
+	SupportedEnctypes uint32   `json:"supported_enctypes,omitempty"`
+
+	// Groups: members by GUID.
+	GroupType uint32   `json:"group_type,omitempty"`
+	Members   []string `json:"members,omitempty"`
+
+	// gMSAs.
+	PasswordInterval   int64  `json:"password_interval,omitempty"`
+	PasswordID         []byte `json:"password_id,omitempty"`
+	PreviousPasswordID []byte `json:"previous_password_id,omitempty"`
+	GroupMSAMembership []byte `json:"group_msa_membership,omitempty"`
+
+	// KDS root keys.
+	RootKey *RootKeyRecord `json:"root_key,omitempty"`
+}
+
+// RootKeyRecord holds an msKds-ProvRootKey's attributes.
+type RootKeyRecord struct {
+	Data                     []byte         `json:"data"`
+	Version                  uint32         `json:"version"`
+	KDFAlgorithm             string         `json:"kdf_algorithm"`
+	KDFParam                 []byte         `json:"kdf_param"`
+	CreateTime               ntsec.FileTime `json:"create_time"`
+	UseStartTime             ntsec.FileTime `json:"use_start_time"`
+	DomainID                 string         `json:"domain_id"`
+	SecretAgreementAlgorithm string         `json:"secret_agreement_algorithm"`
+	SecretAgreementParam     []byte         `json:"secret_agreement_param"`
+	PublicKeyLength          uint32         `json:"public_key_length"`
+	PrivateKeyLength         uint32         `json:"private_key_length"`
+}
+
+// KDSRootKey converts the record for the engine.
+func (o *Object) KDSRootKey() (kds.RootKey, error) {
+	r := o.RootKey
+	h, err := kds.DecodeKDFParam(r.KDFParam)
+	if err != nil {
+		return kds.RootKey{}, err
+	}
+	return kds.RootKey{ID: o.GUID, Data: r.Data, Version: r.Version, KDFAlgorithm: r.KDFAlgorithm, Hash: h,
+		CreateTime: r.CreateTime, UseStartTime: r.UseStartTime, DomainID: r.DomainID,
+		SecretAgreementAlgorithm: r.SecretAgreementAlgorithm, SecretAgreementParam: r.SecretAgreementParam,
+		PublicKeyLength: r.PublicKeyLength, PrivateKeyLength: r.PrivateKeyLength}, nil
+}
+
+// ObjectSID parses SID; the zero SID for objects without one.
+func (o *Object) ObjectSID() ntsec.SID {
+	if o.SID == "" {
+		return ntsec.SID{}
+	}
+	s, _ := ntsec.ParseSID(o.SID)
+	return s
+}
+
+// Enabled reports whether the account is not disabled.
+func (o *Object) Enabled() bool { return o.UAC&UACAccountDisable == 0 }
+
+// IsPrincipal reports whether the object can authenticate or be a group member with a SID.
+func (o *Object) IsPrincipal() bool { return o.SID != "" }
+
+func (o *Object) encode() []byte {
+	b, err := json.Marshal(o)
+	if err != nil {
+		panic(err) // an Object always encodes
+	}
+	return b
+}
+
+// Store keys. Every object lives at obj/<guid>; the indexes make names, SIDs, SPNs and
+// DNs unique and findable, and memberof/ lets a token be computed without scanning.
+func objKey(g ntsec.GUID) string        { return "obj/" + g.String() }
+func dnKey(dn string) string            { return "dn/" + strings.ToLower(dn) }
+func samKey(sam string) string          { return "sam/" + strings.ToLower(sam) }
+func sidKey(sid string) string          { return "sid/" + sid }
+func spnKey(spn string) string          { return "spn/" + strings.ToLower(spn) }
+func classKey(c Class, g string) string { return "class/" + string(c) + "/" + g }
+func memberOfKey(member, group string) string {
+	return "memberof/" + member + "/" + group
+}
+
+const (
+	keyDomain         = "domain"
+	keyNextRID        = "rid"
+	keyRootKeyVersion = "kds/version" // changes with every root key add or remove
+)
+
+// indexOps returns the index entries of o.
+func indexOps(o *Object) map[string][]byte {
+	g := []byte(o.GUID.String())
+	m := map[string][]byte{dnKey(o.DN): g, classKey(o.Class, o.GUID.String()): nil}
+	if o.SAM != "" {
+		m[samKey(o.SAM)] = g
+	}
+	if o.SID != "" {
+		m[sidKey(o.SID)] = g
+	}
+	for _, s := range o.SPNs {
+		m[spnKey(s)] = g
+	}
+	for _, member := range o.Members {
+		m[memberOfKey(member, o.GUID.String())] = nil
+	}
+	return m
+}

@@ -1,0 +1,331 @@
+package directory
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"strings"
+	"unicode/utf16"
+
+	"gmsa/internal/krbkey"
+	"gmsa/internal/ntsec"
+	"gmsa/internal/store"
+)
+
+// allKeyTypes are the long-term keys stored for every principal.
+var allKeyTypes = []int32{krbkey.EtypeAES256CTSHMACSHA, krbkey.EtypeAES128CTSHMACSHA, krbkey.EtypeRC4HMAC}
+
+// setKeys derives and stores o's keys from a UTF-16LE password.
+func (d *Directory) setKeys(o *Object, utf16pw []byte) error {
+	salt := krbkey.UserSalt(d.domain.Realm, o.SAM)
+	if o.Class == ClassComputer || o.Class == ClassGMSA {
+		salt = krbkey.ComputerSalt(d.domain.Realm, o.SAM, d.domain.DNSName)
+	}
+	keys, err := krbkey.AccountKeys(utf16pw, salt, allKeyTypes)
+	if err != nil {
+		return err
+	}
+	o.Keys = o.Keys[:0]
+	for _, k := range keys {
+		o.Keys = append(o.Keys, StoredKey{Etype: k.Etype, Value: k.Value})
+	}
+	nt := krbkey.NTHash(utf16pw)
+	o.NTHash = nt[:]
+	o.KVNO++
+	o.PwdLastSet = d.nowFT()
+	return nil
+}
+
+// EncodePassword turns a password string into UTF-16LE.
+func EncodePassword(s string) []byte {
+	u := utf16.Encode([]rune(s))
+	b := make([]byte, 2*len(u))
+	for i, c := range u {
+		binary.LittleEndian.PutUint16(b[2*i:], c)
+	}
+	return b
+}
+
+// randomPassword returns n characters a person can type, with every character class.
+func randomPassword(r io.Reader, n int) (string, error) {
+	const sets = "ABCDEFGHJKLMNPQRSTUVWXYZ" + "abcdefghijkmnopqrstuvwxyz" + "23456789" + "-_.+!#%"
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return "", err
+	}
+	out := make([]byte, n)
+	for i, c := range buf {
+		out[i] = sets[int(c)%len(sets)]
+	}
+	out[0], out[1], out[2], out[3] = 'Q', 'q', '7', '!' // complexity: each class at least once
+	return string(out), nil
+}
+
+// randomMachinePassword returns a 240-byte random UTF-16LE password without NUL units,
+// as Windows sets for computer accounts.
+func randomMachinePassword(r io.Reader) ([]byte, error) {
+	b := make([]byte, 240)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return nil, err
+	}
+	for i := 0; i < len(b); i += 2 {
+		if b[i] == 0 && b[i+1] == 0 {
+			b[i] = 1
+		}
+	}
+	return b, nil
+}
+
+// checkName applies sAMAccountName rules ([MS-ADTS] 3.1.1.5.2.4 and the AD cmdlets):
+// 1 to max characters, none of "/\[]:;|=,+*?<>@, no leading or trailing space, no
+// trailing dot; computer and gMSA names, being host names, have no spaces at all.
+func checkName(kind, name string, max int) error {
+	if name == "" {
+		return fmt.Errorf("directory: %s name is empty: %w", kind, ErrInvalid)
+	}
+	if n := len([]rune(name)); n > max {
+		return fmt.Errorf("directory: %s name %q has %d characters; at most %d are allowed (the sAMAccountName limit): %w", kind, name, n, max, ErrInvalid)
+	}
+	forbidden := "\"/\\[]:;|=,+*?<>@"
+	if kind == "computer" || kind == "gMSA" || kind == "NetBIOS domain" {
+		forbidden += " "
+	}
+	if strings.TrimSpace(name) != name {
+		return fmt.Errorf("directory: %s name %q starts or ends with a space: %w", kind, name, ErrInvalid)
+	}
+	if i := strings.IndexAny(name, forbidden); i >= 0 {
+		return fmt.Errorf("directory: %s name %q contains %q, which sAMAccountName does not allow: %w", kind, name, name[i], ErrInvalid)
+	}
+	if strings.HasSuffix(name, ".") {
+		return fmt.Errorf("directory: %s name %q ends with a dot: %w", kind, name, ErrInvalid)
+	}
+	return nil
+}
+
+// UserOptions describe a new user.
+type UserOptions struct {
+	Name        string // sAMAccountName, also the cn
+	Password    string
+	Description string
+	Disabled    bool
+}
+
+// NewUser creates a user in CN=Users with keys from its password.
+func (d *Directory) NewUser(ctx context.Context, opt UserOptions) (*Object, error) {
+	if err := checkName("user", opt.Name, 20); err != nil {
+		return nil, err
+	}
+	if opt.Password == "" {
+		return nil, fmt.Errorf("directory: user %s needs a password: %w", opt.Name, ErrInvalid)
+	}
+	o := &Object{GUID: d.newGUID(), Class: ClassUser, Name: opt.Name, DN: "CN=" + opt.Name + "," + d.domain.UsersDN(),
+		SAM: opt.Name, UPN: opt.Name + "@" + d.domain.DNSName, UAC: UACNormalAccount, Description: opt.Description,
+		PrimaryGroupRID: ntsec.RIDDomainUsers}
+	if opt.Disabled {
+		o.UAC |= UACAccountDisable
+	}
+	if err := d.setKeys(o, EncodePassword(opt.Password)); err != nil {
+		return nil, err
+	}
+	if err := d.create(ctx, o, true); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// SetPassword sets a user's password (keys, kvno, pwdLastSet).
+func (d *Directory) SetPassword(ctx context.Context, ref, password string) (*Object, error) {
+	o, err := d.Resolve(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	if o.Class != ClassUser {
+		return nil, fmt.Errorf("directory: %s is a %s; only users have a password set this way: %w", o.DN, o.Class, ErrInvalid)
+	}
+	if password == "" {
+		return nil, fmt.Errorf("directory: empty password: %w", ErrInvalid)
+	}
+	return d.modify(ctx, o.GUID, func(n *Object) ([]store.Op, error) { return nil, d.setKeys(n, EncodePassword(password)) })
+}
+
+// ComputerOptions describe a new computer account.
+type ComputerOptions struct {
+	Name        string // host name without $, at most 15 characters
+	DNSHostName string // default name.domain
+	SPNs        []string
+}
+
+// NewComputer creates a computer account with a random machine password, as adcli join
+// does, and returns it with its keys (to write a keytab).
+func (d *Directory) NewComputer(ctx context.Context, opt ComputerOptions) (*Object, error) {
+	name := strings.TrimSuffix(opt.Name, "$")
+	if err := checkName("computer", name, 15); err != nil {
+		return nil, err
+	}
+	host := opt.DNSHostName
+	if host == "" {
+		host = strings.ToLower(name) + "." + d.domain.DNSName
+	}
+	short := strings.ToLower(name)
+	spns := append([]string{"HOST/" + short, "HOST/" + host, "RestrictedKrbHost/" + short, "RestrictedKrbHost/" + host}, opt.SPNs...)
+	if err := checkSPNs(spns); err != nil {
+		return nil, err
+	}
+	o := &Object{GUID: d.newGUID(), Class: ClassComputer, Name: strings.ToUpper(name), DN: "CN=" + strings.ToUpper(name) + "," + d.domain.ComputersDN(),
+		SAM: strings.ToUpper(name) + "$", UAC: UACWorkstationTrust, DNSHostName: host, SPNs: spns,
+		PrimaryGroupRID: ntsec.RIDDomainComputers, SupportedEnctypes: EnctypeAES128 | EnctypeAES256 | EnctypeRC4}
+	pw, err := randomMachinePassword(d.rand)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.setKeys(o, pw); err != nil {
+		return nil, err
+	}
+	if err := d.create(ctx, o, true); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// checkSPNs validates service/host[:port][/service name] forms and duplicates.
+func checkSPNs(spns []string) error {
+	seen := map[string]bool{}
+	for _, s := range spns {
+		svc, rest, ok := strings.Cut(s, "/")
+		if !ok || svc == "" || rest == "" || strings.ContainsAny(s, " @\\") {
+			return fmt.Errorf("directory: SPN %q: want service/host such as http/web.example.test: %w", s, ErrInvalid)
+		}
+		if seen[strings.ToLower(s)] {
+			return fmt.Errorf("directory: SPN %q is listed twice: %w", s, ErrInvalid)
+		}
+		seen[strings.ToLower(s)] = true
+	}
+	return nil
+}
+
+// GroupScope is a group's scope.
+type GroupScope string
+
+// Group scopes.
+const (
+	ScopeGlobal      GroupScope = "global"
+	ScopeUniversal   GroupScope = "universal"
+	ScopeDomainLocal GroupScope = "domainlocal"
+)
+
+// ParseScope reads global, universal or domainlocal (also "domain-local", "DomainLocal").
+func ParseScope(s string) (GroupScope, error) {
+	switch strings.ReplaceAll(strings.ToLower(s), "-", "") {
+	case "global", "":
+		return ScopeGlobal, nil
+	case "universal":
+		return ScopeUniversal, nil
+	case "domainlocal", "local":
+		return ScopeDomainLocal, nil
+	}
+	return "", fmt.Errorf("directory: group scope %q: want global, universal or domainlocal: %w", s, ErrInvalid)
+}
+
+func (s GroupScope) groupType() uint32 {
+	return map[GroupScope]uint32{ScopeGlobal: GroupGlobal, ScopeUniversal: GroupUniversal, ScopeDomainLocal: GroupDomainLocal}[s] | GroupSecurity
+}
+
+// Scope returns a group's scope from its groupType.
+func (o *Object) Scope() GroupScope {
+	switch {
+	case o.GroupType&GroupUniversal != 0:
+		return ScopeUniversal
+	case o.GroupType&(GroupDomainLocal|GroupBuiltinLocal) != 0:
+		return ScopeDomainLocal
+	}
+	return ScopeGlobal
+}
+
+// NewGroup creates a security group in CN=Users.
+func (d *Directory) NewGroup(ctx context.Context, name string, scope GroupScope, description string) (*Object, error) {
+	if err := checkName("group", name, 64); err != nil {
+		return nil, err
+	}
+	o := &Object{GUID: d.newGUID(), Class: ClassGroup, Name: name, DN: "CN=" + name + "," + d.domain.UsersDN(), SAM: name,
+		GroupType: scope.groupType(), Description: description}
+	if err := d.create(ctx, o, true); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// AddMember adds member to group under AD's nesting rules: a global group holds
+// accounts and global groups, a universal group also universal groups, a domain local
+// group any of them and other domain local groups.
+func (d *Directory) AddMember(ctx context.Context, groupRef, memberRef string) (*Object, error) {
+	g, m, err := d.groupAndMember(ctx, groupRef, memberRef)
+	if err != nil {
+		return nil, err
+	}
+	if m.Class == ClassGroup {
+		gs, ms := g.Scope(), m.Scope()
+		if (gs == ScopeGlobal && ms != ScopeGlobal) || (gs == ScopeUniversal && ms == ScopeDomainLocal) {
+			return nil, fmt.Errorf("directory: a %s group cannot contain the %s group %s (AD nesting rules): %w", gs, ms, m.Name, ErrInvalid)
+		}
+	}
+	return d.modify(ctx, g.GUID, func(n *Object) ([]store.Op, error) {
+		for _, x := range n.Members {
+			if strings.EqualFold(x, m.GUID.String()) {
+				return nil, fmt.Errorf("directory: %s is already a member of %s: %w", m.Name, g.Name, ErrExists)
+			}
+		}
+		n.Members = append(n.Members, m.GUID.String())
+		return []store.Op{{Key: objKey(m.GUID), Check: true, Cond: store.Present}}, nil
+	})
+}
+
+// RemoveMember removes member from group.
+func (d *Directory) RemoveMember(ctx context.Context, groupRef, memberRef string) (*Object, error) {
+	g, m, err := d.groupAndMember(ctx, groupRef, memberRef)
+	if err != nil {
+		return nil, err
+	}
+	return d.modify(ctx, g.GUID, func(n *Object) ([]store.Op, error) {
+		before := len(n.Members)
+		n.Members = without(n.Members, m.GUID.String())
+		if len(n.Members) == before {
+			return nil, fmt.Errorf("directory: %s is not a member of %s: %w", m.Name, g.Name, ErrNotFound)
+		}
+		return nil, nil
+	})
+}
+
+func (d *Directory) groupAndMember(ctx context.Context, groupRef, memberRef string) (*Object, *Object, error) {
+	g, err := d.Resolve(ctx, groupRef)
+	if err != nil {
+		return nil, nil, err
+	}
+	if g.Class != ClassGroup {
+		return nil, nil, fmt.Errorf("directory: %s is a %s, not a group: %w", g.DN, g.Class, ErrInvalid)
+	}
+	m, err := d.Resolve(ctx, memberRef)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !m.IsPrincipal() {
+		return nil, nil, fmt.Errorf("directory: %s has no SID and cannot be a group member: %w", m.DN, ErrInvalid)
+	}
+	return g, m, nil
+}
+
+// Remove deletes a user, computer, group or gMSA. Well-known principals (RID < 1000)
+// and the domain controller cannot be removed.
+func (d *Directory) Remove(ctx context.Context, ref string, class Class) error {
+	o, err := d.Resolve(ctx, ref)
+	if err != nil {
+		return err
+	}
+	if class != "" && o.Class != class {
+		return fmt.Errorf("directory: %s is a %s, not a %s: %w", o.DN, o.Class, class, ErrInvalid)
+	}
+	if sid := o.ObjectSID(); !sid.IsZero() && (sid.RID() < 1000 || o.UAC&UACServerTrust != 0) {
+		return fmt.Errorf("directory: %s is a built-in principal and cannot be removed: %w", o.DN, ErrInvalid)
+	}
+	return d.remove(ctx, o)
+}
