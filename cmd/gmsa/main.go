@@ -17,7 +17,9 @@ func main() {
 	err := cli.Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "gmsa:", err)
+		if msg := err.Error(); msg != "" {
+			fmt.Fprintln(os.Stderr, "gmsa:", msg)
+		}
 		os.Exit(cli.ExitCode(err))
 	}
 }

@@ -4,14 +4,18 @@ package cli
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"gmsa/internal/admin"
 )
 
 // Exit codes.
@@ -37,25 +41,40 @@ func asUsage(err error) error {
 	return usageError{err}
 }
 
+// silentExit ends the command with a status and no message (its output said it all).
+type silentExit int
+
+func (s silentExit) Error() string { return "" }
+
 // ExitCode maps an error returned by Run to the process exit code.
 func ExitCode(err error) int {
 	var u usageError
-	if errors.As(err, &u) {
+	var s silentExit
+	switch {
+	case errors.As(err, &u):
 		return ExitUsage
+	case errors.As(err, &s):
+		return int(s)
 	}
 	return ExitFailure
 }
 
 // env is what commands may touch of the outside world, injected for tests.
 type env struct {
+	stdin          io.Reader
 	stdout, stderr io.Writer
 	now            func() time.Time
+	rand           io.Reader
+	getenv         func(string) string
 	output         string // "table" or "json"
+	data           string // --data
+
+	openAdminHook func(context.Context) (admin.Admin, error) // tests: another Admin
 }
 
 // Run executes the gmsa command line args.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return run(ctx, args, &env{stdout: stdout, stderr: stderr, now: time.Now})
+	return run(ctx, args, &env{stdin: os.Stdin, stdout: stdout, stderr: stderr, now: time.Now, rand: rand.Reader, getenv: os.Getenv})
 }
 
 func run(ctx context.Context, args []string, e *env) error {
@@ -76,7 +95,8 @@ func run(ctx context.Context, args []string, e *env) error {
 	root.SetArgs(args)
 	root.PersistentFlags().StringVarP(&e.output, "output", "o", "table", "output format: table or json")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return asUsage(err) })
-	root.AddCommand(kdsCommand(e), blobCommand(e), keytabCommand(e))
+	root.AddCommand(kdsCommand(e), blobCommand(e), keytabCommand(e), domainCommand(e), serverCommand(e),
+		backupCommand(e), restoreCommand(e), accountCommand(e), groupCommand(e), computerCommand(e), userCommand(e))
 	err := root.ExecuteContext(ctx)
 	if err != nil && (strings.HasPrefix(err.Error(), "unknown command") || strings.Contains(err.Error(), "accepts ") ||
 		strings.HasPrefix(err.Error(), "required flag")) {

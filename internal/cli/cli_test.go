@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	crand "crypto/rand"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -17,8 +18,24 @@ import (
 var fixedNow = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 
 func runCLI(args ...string) (string, string, error) {
+	return runEnv(&env{now: func() time.Time { return fixedNow }}, args...)
+}
+
+// runEnv runs the command line with e's clock (and data directory environment).
+func runEnv(e *env, args ...string) (string, string, error) {
 	var out, errb bytes.Buffer
-	err := run(context.Background(), args, &env{stdout: &out, stderr: &errb, now: func() time.Time { return fixedNow }})
+	e.stdout, e.stderr = &out, &errb
+	if e.stdin == nil {
+		e.stdin = strings.NewReader("")
+	}
+	if e.rand == nil {
+		e.rand = crand.Reader
+	}
+	if e.getenv == nil {
+		e.getenv = func(string) string { return "" }
+	}
+	e.output, e.data = "", ""
+	err := run(context.Background(), args, e)
 	return out.String(), errb.String(), err
 }
 

@@ -16,7 +16,8 @@ import (
 )
 
 func kdsCommand(e *env) *cobra.Command {
-	return group("kds", "KDS root keys and gMSA password derivation", kdsComputeCommand(e), kdsGenerateCommand(e))
+	return group("kds", "KDS root keys and gMSA password derivation",
+		append([]*cobra.Command{kdsComputeCommand(e), kdsGenerateCommand(e)}, e.adminKDSCommands()...)...)
 }
 
 // accountFlags name an account for its Kerberos keys.

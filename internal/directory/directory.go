@@ -46,6 +46,9 @@ type Directory struct {
 	cache  *kds.Cache
 	domain Domain
 
+	ridMu           sync.Mutex
+	ridNext, ridEnd uint32 // this process's RID pool
+
 	mu         sync.Mutex
 	keysRev    int64 // revision of keyRootKeyVersion the cached keys belong to
 	cachedKeys []kds.RootKey
@@ -252,26 +255,51 @@ func (d *Directory) conflictError(ctx context.Context, err error) error {
 	return fmt.Errorf("directory: %s %q is already used by %s: %w", names[what], value, holder, ErrExists)
 }
 
-// create adds o. With allocateSID, o gets the domain SID plus the next RID, allocated
-// in the same atomic batch so that RIDs are never reused.
+// ridPoolSize is how many RIDs one counter update reserves, as a DC takes a RID pool
+// from the RID master; RIDs of a pool not used before a restart are skipped, never reused.
+const ridPoolSize = 100
+
+// allocateRID hands out the next RID of this process's pool, reserving a new pool
+// from the store's counter when it runs out.
+func (d *Directory) allocateRID(ctx context.Context) (uint32, error) {
+	d.ridMu.Lock()
+	defer d.ridMu.Unlock()
+	if d.ridNext == d.ridEnd {
+		var start uint64
+		_, err := store.Update(ctx, d.st, keyNextRID, func(old store.KV, exists bool) ([]byte, []store.Op, error) {
+			start = 1000
+			if exists {
+				var err error
+				if start, err = strconv.ParseUint(string(old.Value), 10, 32); err != nil {
+					return nil, nil, fmt.Errorf("directory: RID counter is damaged: %q", old.Value)
+				}
+			}
+			if start+ridPoolSize >= 1<<30 {
+				return nil, nil, fmt.Errorf("directory: the domain has used all 2^30 RIDs: %w", ErrInvalid)
+			}
+			return []byte(strconv.FormatUint(start+ridPoolSize, 10)), nil, nil
+		})
+		if err != nil {
+			return 0, err
+		}
+		d.ridNext, d.ridEnd = uint32(start), uint32(start+ridPoolSize)
+	}
+	d.ridNext++
+	return d.ridNext - 1, nil
+}
+
+// create adds o. With allocateSID, o gets the domain SID plus a fresh RID.
 func (d *Directory) create(ctx context.Context, o *Object, allocateSID bool) error {
 	now := d.nowFT()
 	o.Created, o.Changed = now, now
-	if !allocateSID {
-		_, err := d.st.Apply(ctx, createOps(o)...)
-		return d.conflictError(ctx, err)
-	}
-	_, err := store.Update(ctx, d.st, keyNextRID, func(old store.KV, exists bool) ([]byte, []store.Op, error) {
-		next := uint64(1000)
-		if exists {
-			var err error
-			if next, err = strconv.ParseUint(string(old.Value), 10, 32); err != nil {
-				return nil, nil, fmt.Errorf("directory: RID counter is damaged: %q", old.Value)
-			}
+	if allocateSID {
+		rid, err := d.allocateRID(ctx)
+		if err != nil {
+			return err
 		}
-		o.SID = d.domain.DomainSID().Child(uint32(next)).String()
-		return []byte(strconv.FormatUint(next+1, 10)), createOps(o), nil
-	})
+		o.SID = d.domain.DomainSID().Child(rid).String()
+	}
+	_, err := d.st.Apply(ctx, createOps(o)...)
 	return d.conflictError(ctx, err)
 }
 

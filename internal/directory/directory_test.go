@@ -120,6 +120,15 @@ func TestRIDsAreNotReused(t *testing.T) {
 	if c.ObjectSID().RID() != 1003 {
 		t.Fatalf("RID after removal %d", c.ObjectSID().RID())
 	}
+	// Another process (a restart) takes a new pool: the rest of this one is skipped.
+	d2 := must(Open(ctx, d.st, Options{Now: d.now, Rand: seeded(9)}))
+	x := must(d2.NewUser(ctx, UserOptions{Name: "carol", Password: "Pw-1234567!"}))
+	if x.ObjectSID().RID() != 1101 {
+		t.Fatalf("RID from a second pool %d", x.ObjectSID().RID())
+	}
+	if y := must(d.NewUser(ctx, UserOptions{Name: "dave", Password: "Pw-1234567!"})); y.ObjectSID().RID() != 1004 {
+		t.Fatalf("first pool continues at %d", y.ObjectSID().RID())
+	}
 	if _, err := d.Resolve(ctx, b.SID); !errors.Is(err, ErrNotFound) {
 		t.Fatal("removed SID still resolves")
 	}

@@ -1,0 +1,236 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"gmsa/internal/admin"
+	"gmsa/internal/atomicfile"
+	"gmsa/internal/directory"
+	"gmsa/internal/ntsec"
+	"gmsa/internal/server"
+	"gmsa/internal/store"
+)
+
+// dataDir is the --data flag shared by the commands that work on a data directory.
+func (e *env) dataFlag(c *cobra.Command) {
+	def := e.getenv("GMSA_DATA")
+	if def == "" {
+		def = "/var/lib/gmsa"
+	}
+	c.Flags().StringVar(&e.data, "data", def, "data directory (default $GMSA_DATA or /var/lib/gmsa)")
+}
+
+// dirError classifies directory errors: what the user named or asked for is wrong
+// (exit 2), anything else failed (exit 1).
+func dirError(err error) error {
+	for _, s := range []error{directory.ErrInvalid, directory.ErrExists, directory.ErrNotFound, directory.ErrNoRootKey, directory.ErrNotProvisioned, directory.ErrAccessDenied} {
+		if errors.Is(err, s) {
+			return asUsage(err)
+		}
+	}
+	return err
+}
+
+// openAdmin opens the data directory for an admin command.
+func (e *env) openAdmin(ctx context.Context) (admin.Admin, error) {
+	if e.openAdminHook != nil {
+		return e.openAdminHook(ctx)
+	}
+	st, err := server.OpenStore(e.data)
+	if err != nil {
+		return nil, err
+	}
+	d, err := directory.Open(ctx, st, directory.Options{Now: e.now, Rand: e.rand})
+	if err != nil {
+		st.Close()
+		return nil, dirError(err)
+	}
+	return &admin.Local{Dir: d, Store: st}, nil
+}
+
+// withAdmin runs fn with an open Admin and closes it.
+func (e *env) withAdmin(ctx context.Context, fn func(admin.Admin) error) error {
+	a, err := e.openAdmin(ctx)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	return dirError(fn(a))
+}
+
+func domainCommand(e *env) *cobra.Command {
+	var realm, netbios, rootKeyAt string
+	c := &cobra.Command{
+		Use:   "provision --realm REALM [--netbios NAME]",
+		Short: "Create a domain in the data directory (the DC-lite's first step)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if realm == "" {
+				return usagef("--realm is required, e.g. --realm EXAMPLE.TEST")
+			}
+			var rk *ntsec.FileTime
+			if rootKeyAt != "" {
+				t, err := ntsec.ParseFileTime(rootKeyAt)
+				if err != nil {
+					return asUsage(err)
+				}
+				rk = &t
+			}
+			st, err := server.OpenStore(e.data)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			p, err := directory.Provision(cmd.Context(), st, directory.ProvisionOptions{Realm: realm, NetBIOS: netbios, RootKey: rk},
+				directory.Options{Now: e.now, Rand: e.rand})
+			if err != nil {
+				return dirError(err)
+			}
+			pw := filepath.Join(e.data, server.AdminPWFile)
+			if err := atomicfile.Write(pw, []byte(p.AdminPassword+"\n"), 0o600); err != nil {
+				return err
+			}
+			dom := p.Directory.Domain()
+			if e.output == "json" {
+				return e.writeJSON(map[string]any{"realm": dom.Realm, "netbios": dom.NetBIOS, "sid": dom.SID, "base_dn": dom.BaseDN, "admin_password_file": pw})
+			}
+			fmt.Fprintf(e.stdout, "provisioned %s (%s, %s) in %s\nAdministrator's password is in %s (mode 0600)\n", dom.Realm, dom.NetBIOS, dom.SID, e.data, pw)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&realm, "realm", "", "Kerberos realm; the DNS domain is its lower case")
+	c.Flags().StringVar(&netbios, "netbios", "", "NetBIOS domain name (default: the realm's first label)")
+	c.Flags().StringVar(&rootKeyAt, "root-key-effective-time", "", "also add a KDS root key effective at TIME (a past time back-dates it for a lab)")
+	e.dataFlag(c)
+	return group("domain", "The domain held in a data directory", c)
+}
+
+func backupCommand(e *env) *cobra.Command {
+	var out string
+	c := &cobra.Command{
+		Use:   "backup --out FILE",
+		Short: "Write a consistent snapshot of the data directory, also while the server runs",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if out == "" {
+				return usagef("--out FILE is required")
+			}
+			tmp := out + ".partial"
+			f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+			if err != nil {
+				return err
+			}
+			n, err := server.Backup(cmd.Context(), e.data, f)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				os.Remove(tmp)
+				return err
+			}
+			if err := os.Rename(tmp, out); err != nil {
+				return err
+			}
+			if n >= 0 {
+				fmt.Fprintf(e.stdout, "wrote %s: %d records (mode 0600: it holds every key)\n", out, n)
+			} else {
+				fmt.Fprintf(e.stdout, "wrote %s from the running server (mode 0600: it holds every key)\n", out)
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVar(&out, "out", "", "backup file to write")
+	e.dataFlag(c)
+	return c
+}
+
+func restoreCommand(e *env) *cobra.Command {
+	var in string
+	c := &cobra.Command{
+		Use:   "restore --in FILE",
+		Short: "Restore a backup into an empty data directory (no server may run on it)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if in == "" {
+				return usagef("--in FILE is required")
+			}
+			f, err := os.Open(in)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			st, err := server.OpenStore(e.data)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			n, err := store.Restore(cmd.Context(), st, f)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "restored %d records into %s\n", n, e.data)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&in, "in", "", "backup file to read")
+	e.dataFlag(c)
+	return c
+}
+
+func serverCommand(e *env) *cobra.Command {
+	var cfgFile string
+	var check bool
+	c := &cobra.Command{
+		Use:   "server",
+		Short: "Run the DC-lite on the embedded store (--dev: provision EXAMPLE.TEST on first start)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg := server.DefaultConfig()
+			if cfgFile != "" {
+				if err := cfg.LoadFile(cfgFile); err != nil {
+					return asUsage(err)
+				}
+			}
+			if err := cfg.LoadEnv(e.getenv); err != nil {
+				return asUsage(err)
+			}
+			f := cmd.Flags()
+			if f.Changed("data") {
+				cfg.Data = e.data
+			}
+			if f.Changed("dev") {
+				cfg.Dev, _ = f.GetBool("dev")
+			}
+			for flag, dst := range map[string]*string{"log-level": &cfg.Log.Level, "log-format": &cfg.Log.Format, "realm": &cfg.Realm, "netbios": &cfg.NetBIOS} {
+				if f.Changed(flag) {
+					*dst, _ = f.GetString(flag)
+				}
+			}
+			if err := cfg.Validate(); err != nil {
+				return usagef("configuration:\n  %s", strings.ReplaceAll(err.Error(), "\n", "\n  "))
+			}
+			if check {
+				fmt.Fprintln(e.stdout, "configuration is valid")
+				return nil
+			}
+			return server.Run(cmd.Context(), cfg, server.Deps{Now: e.now, Rand: e.rand, Stdout: e.stdout, Logger: server.NewLogger(&cfg, e.stderr)})
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&cfgFile, "config", "", "YAML configuration file")
+	f.BoolVar(&check, "check-config", false, "validate the configuration and exit")
+	f.Bool("dev", false, "provision EXAMPLE.TEST with a usable KDS root key on first start")
+	f.String("log-level", "info", "debug, info, warn or error")
+	f.String("log-format", "text", "text or json")
+	f.String("realm", "EXAMPLE.TEST", "realm --dev provisions")
+	f.String("netbios", "EXAMPLE", "NetBIOS name --dev provisions")
+	e.dataFlag(c)
+	return c
+}

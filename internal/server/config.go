@@ -1,0 +1,101 @@
+// Package server is the composition root of 'gmsa server': configuration, the data
+// directory, the store, the directory and (as they land) the LDAP and Kerberos
+// listeners, wired explicitly.
+package server
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the server's configuration: defaults, then the YAML file, then GMSA_*
+// environment variables, then flags.
+type Config struct {
+	Data    string `yaml:"data"`    // data directory
+	Dev     bool   `yaml:"dev"`     // provision EXAMPLE.TEST on first start
+	Realm   string `yaml:"realm"`   // realm --dev provisions
+	NetBIOS string `yaml:"netbios"` // NetBIOS name --dev provisions
+	Log     struct {
+		Level  string `yaml:"level"`  // debug, info, warn, error
+		Format string `yaml:"format"` // text or json
+	} `yaml:"log"`
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	c := Config{Data: "/var/lib/gmsa", Realm: "EXAMPLE.TEST", NetBIOS: "EXAMPLE"}
+	c.Log.Level, c.Log.Format = "info", "text"
+	return c
+}
+
+// LoadFile merges a YAML file into c; unknown keys are errors.
+func (c *Config) LoadFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	dec := yaml.NewDecoder(f)
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && err.Error() != "EOF" {
+		return fmt.Errorf("config: %s: %w", path, err)
+	}
+	return nil
+}
+
+// LoadEnv merges GMSA_DATA, GMSA_DEV, GMSA_REALM, GMSA_NETBIOS, GMSA_LOG_LEVEL and
+// GMSA_LOG_FORMAT.
+func (c *Config) LoadEnv(getenv func(string) string) error {
+	set := map[string]*string{"GMSA_DATA": &c.Data, "GMSA_REALM": &c.Realm, "GMSA_NETBIOS": &c.NetBIOS,
+		"GMSA_LOG_LEVEL": &c.Log.Level, "GMSA_LOG_FORMAT": &c.Log.Format}
+	for k, dst := range set {
+		if v := getenv(k); v != "" {
+			*dst = v
+		}
+	}
+	if v := getenv("GMSA_DEV"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("config: GMSA_DEV=%q: want true or false", v)
+		}
+		c.Dev = b
+	}
+	return nil
+}
+
+// Validate reports every problem at once.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Data == "" {
+		errs = append(errs, errors.New("data: a data directory is required (--data, GMSA_DATA or data: in the file)"))
+	} else if parent := filepath.Dir(filepath.Clean(c.Data)); !isDir(c.Data) && !isDir(parent) {
+		errs = append(errs, fmt.Errorf("data: %s does not exist and neither does its parent %s", c.Data, parent))
+	}
+	switch strings.ToLower(c.Log.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log.level: %q: want debug, info, warn or error", c.Log.Level))
+	}
+	switch strings.ToLower(c.Log.Format) {
+	case "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("log.format: %q: want text or json", c.Log.Format))
+	}
+	if c.Dev {
+		if !strings.Contains(c.Realm, ".") {
+			errs = append(errs, fmt.Errorf("realm: %q: want a DNS name such as EXAMPLE.TEST", c.Realm))
+		}
+		if c.NetBIOS == "" || len(c.NetBIOS) > 15 {
+			errs = append(errs, fmt.Errorf("netbios: %q: want 1 to 15 characters", c.NetBIOS))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func isDir(p string) bool { st, err := os.Stat(p); return err == nil && st.IsDir() }
