@@ -1,13 +1,19 @@
 # The two commands of the README:
-#   make demo   the main job on the embedded default (for now: the offline KDS engine)
+#   make run    the main job: gmsa server --dev on the embedded store in ./gmsa-data
 #   make test   installs what the tests need, then runs every test, real peers included
+# and: make demo (the offline KDS engine end to end), make bench, make fuzz.
 GO ?= go
 STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: build demo test unit lint fuzz interop bench clean
+.PHONY: build run demo test unit lint fuzz interop bench clean
+
+DATA ?= gmsa-data
 
 build:
 	$(GO) build -o bin/gmsa ./cmd/gmsa
+
+run: build
+	bin/gmsa server --dev --data $(DATA)
 
 demo: build
 	bash scripts/demo.sh
@@ -33,6 +39,8 @@ interop:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/kds ./internal/krbkey
+	$(GO) test -run '^$$' -bench 'Passwords|TokenNested|Open100k' -benchmem ./internal/directory
+	$(GO) test -run '^$$' -bench CreateGMSAs -benchtime 100000x ./internal/directory
 
 clean:
-	rm -rf bin
+	rm -rf bin $(DATA)

@@ -49,9 +49,10 @@ type Directory struct {
 	ridMu           sync.Mutex
 	ridNext, ridEnd uint32 // this process's RID pool
 
-	mu         sync.Mutex
-	keysRev    int64 // revision of keyRootKeyVersion the cached keys belong to
-	cachedKeys []kds.RootKey
+	mu          sync.Mutex
+	keysRev     int64     // revision of keyRootKeyVersion the cached keys belong to
+	keysChecked time.Time // when that revision was last confirmed
+	cachedKeys  []kds.RootKey
 }
 
 // Domain describes the provisioned domain (forest = domain).
@@ -80,12 +81,27 @@ func (d *Domain) RootKeysDN() string {
 	return "CN=Master Root Keys,CN=Group Key Distribution Service,CN=Services," + d.ConfigDN
 }
 
+// lockedReader makes an injected randomness source safe for concurrent use.
+type lockedReader struct {
+	mu sync.Mutex
+	r  io.Reader
+}
+
+func (l *lockedReader) Read(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return io.ReadFull(l.r, p)
+}
+
 func (o *Options) defaults() {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
 	if o.Rand == nil {
 		o.Rand = rand.Reader
+	}
+	if _, ok := o.Rand.(*lockedReader); !ok {
+		o.Rand = &lockedReader{r: o.Rand}
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -132,6 +148,9 @@ func decode(kv store.KV) (*Object, error) {
 		return nil, fmt.Errorf("directory: object %s is damaged: %w", kv.Key, err)
 	}
 	o.USNChanged = kv.Rev
+	if o.SID != "" {
+		o.sid, _ = ntsec.ParseSID(o.SID)
+	}
 	if o.USNCreated == 0 {
 		o.USNCreated = kv.Rev // never modified: created at this revision
 	}

@@ -100,6 +100,8 @@ type Object struct {
 
 	// KDS root keys.
 	RootKey *RootKeyRecord `json:"root_key,omitempty"`
+
+	sid ntsec.SID // SID parsed when the record was read
 }
 
 // RootKeyRecord holds an msKds-ProvRootKey's attributes.
@@ -130,10 +132,13 @@ func (o *Object) KDSRootKey() (kds.RootKey, error) {
 		PublicKeyLength: r.PublicKeyLength, PrivateKeyLength: r.PrivateKeyLength}, nil
 }
 
-// ObjectSID parses SID; the zero SID for objects without one.
+// ObjectSID returns the parsed SID; the zero SID for objects without one.
 func (o *Object) ObjectSID() ntsec.SID {
 	if o.SID == "" {
 		return ntsec.SID{}
+	}
+	if !o.sid.IsZero() { // parsed by decode; a SID never changes
+		return o.sid
 	}
 	s, _ := ntsec.ParseSID(o.SID)
 	return s

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"time"
 
 	"gmsa/internal/kds"
 	"gmsa/internal/ntsec"
@@ -67,7 +68,9 @@ func (d *Directory) AddRootKey(ctx context.Context, opt RootKeyOptions) (*Object
 	}
 	o.Created, o.Changed = now, now
 	ops := append(createOps(o), store.Put(keyRootKeyVersion, []byte(o.GUID.String())))
-	if _, err := d.st.Apply(ctx, ops...); err != nil {
+	_, err = d.st.Apply(ctx, ops...)
+	d.dropKeys()
+	if err != nil {
 		return nil, nil, d.conflictError(ctx, err)
 	}
 	var warnings []string
@@ -92,6 +95,7 @@ func (d *Directory) RemoveRootKey(ctx context.Context, id string) error {
 		ops = append(ops, store.Delete(k))
 	}
 	_, err = d.st.Apply(ctx, ops...)
+	d.dropKeys()
 	return err
 }
 
@@ -125,8 +129,21 @@ func (d *Directory) TestRootKey(ctx context.Context, id string) error {
 	return k.Validate()
 }
 
+// keysRecheck is how long the cached root keys are used before the store is asked
+// whether another process added or removed one; this process's own changes drop the
+// cache at once.
+const keysRecheck = time.Second
+
 // rootKeys returns the forest's root keys, cached until a key is added or removed.
 func (d *Directory) rootKeys(ctx context.Context) ([]kds.RootKey, error) {
+	now := d.now()
+	d.mu.Lock()
+	if d.keysRev != 0 && now.Sub(d.keysChecked) < keysRecheck && !now.Before(d.keysChecked) {
+		keys := d.cachedKeys
+		d.mu.Unlock()
+		return keys, nil
+	}
+	d.mu.Unlock()
 	kv, err := d.st.Get(ctx, keyRootKeyVersion)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
@@ -137,6 +154,7 @@ func (d *Directory) rootKeys(ctx context.Context) ([]kds.RootKey, error) {
 	d.mu.Lock()
 	if d.keysRev == kv.Rev {
 		keys := d.cachedKeys
+		d.keysChecked = now
 		d.mu.Unlock()
 		return keys, nil
 	}
@@ -156,9 +174,16 @@ func (d *Directory) rootKeys(ctx context.Context) ([]kds.RootKey, error) {
 	}
 	sort.Slice(keys, func(i, j int) bool { return keys[i].CreateTime < keys[j].CreateTime })
 	d.mu.Lock()
-	d.keysRev, d.cachedKeys = kv.Rev, keys
+	d.keysRev, d.cachedKeys, d.keysChecked = kv.Rev, keys, now
 	d.mu.Unlock()
 	return keys, nil
+}
+
+// dropKeys forgets the cached root keys after this process changed them.
+func (d *Directory) dropKeys() {
+	d.mu.Lock()
+	d.keysRev = 0
+	d.mu.Unlock()
 }
 
 func fmtTime(t ntsec.FileTime) string { return t.Time().Format("2006-01-02T15:04:05Z") }

@@ -1,0 +1,170 @@
+package directory
+
+import (
+	"fmt"
+	"math"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"gmsa/internal/kds"
+	"gmsa/internal/ntsec"
+	"gmsa/internal/store/bolt"
+)
+
+// benchLab provisions a domain in a bolt file (the embedded default) with a usable key.
+func benchLab(b *testing.B, path string) (*Directory, *clock) {
+	c := &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	st, err := bolt.Open(path, bolt.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	back := c.ft() - ntsec.TicksPerDay
+	p, err := Provision(ctx, st, ProvisionOptions{Realm: "example.test", RootKey: &back}, Options{Now: c.now, Rand: seeded(7)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return p.Directory, c
+}
+
+// createGMSAs creates n gMSAs from 32 concurrent writers (their commits share fsyncs).
+func createGMSAs(b *testing.B, d *Directory, n int) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, 32)
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1)
+				if i > int64(n) {
+					return
+				}
+				name := fmt.Sprintf("s%06d", i)
+				if _, err := d.NewGMSA(ctx, GMSAOptions{Name: name, DNSHostName: name + ".example.test"}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+}
+
+// go test -run '^$' -bench CreateGMSAs -benchtime 100000x ./internal/directory
+func BenchmarkCreateGMSAs(b *testing.B) {
+	d, _ := benchLab(b, filepath.Join(b.TempDir(), "gmsa.db"))
+	b.ResetTimer()
+	createGMSAs(b, d, b.N)
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "gMSAs/s")
+}
+
+// Opening a store of 100k gMSAs: bbolt maps the file; the directory reads the domain.
+func BenchmarkOpen100k(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "gmsa.db")
+	d, _ := benchLab(b, path)
+	createGMSAs(b, d, 100_000)
+	d.st.Close()
+	b.ResetTimer()
+	for b.Loop() {
+		st, err := bolt.Open(path, bolt.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		dd, err := Open(ctx, st, Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := dd.Resolve(ctx, "s099999$"); err != nil {
+			b.Fatal(err)
+		}
+		st.Close()
+	}
+}
+
+// A token for a host in 10-deep nested groups.
+func BenchmarkTokenNested10(b *testing.B) {
+	d, _ := benchLab(b, filepath.Join(b.TempDir(), "gmsa.db"))
+	if _, err := d.NewComputer(ctx, ComputerOptions{Name: "H1"}); err != nil {
+		b.Fatal(err)
+	}
+	prev := "H1$"
+	for i := range 10 {
+		g := fmt.Sprintf("G%02d", i)
+		if _, err := d.NewGroup(ctx, g, ScopeUniversal, ""); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := d.AddMember(ctx, g, prev); err != nil {
+			b.Fatal(err)
+		}
+		prev = g
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		t, err := d.TokenFor(ctx, "H1$")
+		if err != nil || len(t.Groups) != 13 { // 10 nested + Domain Computers + Everyone + AU
+			b.Fatalf("%d groups, %v", len(t.Groups), err)
+		}
+	}
+}
+
+// engineCached times the engine's cached password (same period, new SID) in this
+// process: the yardstick for the directory's warm reads.
+func engineCached(keys []kds.RootKey, g kds.GKID) float64 {
+	c := kds.NewCache(16)
+	sid := ntsec.MustParseSID("S-1-5-21-1-2-3-1000").Bytes()
+	c.Password(&keys[0], g, sid)
+	best := math.MaxFloat64
+	for range 5 {
+		start := time.Now()
+		for i := range 20000 {
+			sid[24], sid[25] = byte(i), byte(i>>8)
+			c.Password(&keys[0], g, sid)
+		}
+		best = min(best, float64(time.Since(start).Nanoseconds())/20000)
+	}
+	return best
+}
+
+// passwordBench reads msDS-ManagedPassword (the blob) for many gMSAs of one key period,
+// with the objects in hand as a search would have them.
+func passwordBench(b *testing.B, warm bool) {
+	d, c := benchLab(b, filepath.Join(b.TempDir(), "gmsa.db"))
+	const n = 2000
+	createGMSAs(b, d, n)
+	accts, err := d.List(ctx, ClassGMSA)
+	if err != nil || len(accts) != n {
+		b.Fatal(err)
+	}
+	keys, _ := d.rootKeys(ctx)
+	id, _ := kds.ParsePasswordID(accts[0].PasswordID)
+	unit := engineCached(keys, id.GKID)
+	now := c.ft()
+	b.ReportAllocs()
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		if !warm {
+			d.cache = kds.NewCache(1024) // every read walks the chain from the root key
+		}
+		p, err := d.passwords(ctx, accts[i%n], now)
+		if err != nil {
+			b.Fatal(err)
+		}
+		p.Blob()
+		i++
+	}
+	ns := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+	b.ReportMetric(ns/unit, "x-engine-cached")
+}
+
+// go test -run '^$' -bench 'Passwords' ./internal/directory
+func BenchmarkPasswordsWarm(b *testing.B) { passwordBench(b, true) }
+func BenchmarkPasswordsCold(b *testing.B) { passwordBench(b, false) }
