@@ -18,7 +18,8 @@ go mod download
 step "lint: go vet, staticcheck, gofmt"
 make --no-print-directory lint
 
-step "unit tests (race detector, fuzz seeds)"
+step "unit tests (fuzz seeds included), then again with the race detector"
+go test -count=1 ./...
 go test -race -count=1 ./...
 
 step "fuzzing (10 s per target)"

@@ -1,0 +1,5 @@
+//go:build !race
+
+package kds
+
+const raceEnabled = false
