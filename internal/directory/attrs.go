@@ -1,0 +1,305 @@
+package directory
+
+import (
+	"context"
+	"strconv"
+	"strings"
+
+	"gmsa/internal/ntsec"
+)
+
+// Syntax is how an attribute's values compare ([MS-ADTS] 3.1.1.2.2.2).
+type Syntax uint8
+
+const (
+	SyntaxString  Syntax = iota // Unicode/Directory String: case-insensitive
+	SyntaxInteger               // Integer / LargeInteger: numeric
+	SyntaxBinary                // OctetString, SID, security descriptor: bytewise
+	SyntaxDN                    // DN-String: case-insensitive DN
+	SyntaxTime                  // GeneralizedTime
+)
+
+// attrDef is one attribute of AD's schema as the directory serves it.
+type attrDef struct {
+	Name   string // as AD spells it
+	Syntax Syntax
+	// Operational attributes are returned only when named (or with "+"), like
+	// constructed ones; msDS-ManagedPassword is handled by the transport.
+	Operational bool
+}
+
+// schema lists the attributes the directory serves, by lower-case name.
+var schema = func() map[string]attrDef {
+	m := map[string]attrDef{}
+	for _, a := range []attrDef{
+		{"objectClass", SyntaxString, false}, {"objectCategory", SyntaxDN, false}, {"cn", SyntaxString, false},
+		{"name", SyntaxString, false}, {"distinguishedName", SyntaxDN, false}, {"objectGUID", SyntaxBinary, false},
+		{"objectSid", SyntaxBinary, false}, {"sAMAccountName", SyntaxString, false}, {"userPrincipalName", SyntaxString, false},
+		{"sAMAccountType", SyntaxInteger, false}, {"userAccountControl", SyntaxInteger, false}, {"description", SyntaxString, false},
+		{"whenCreated", SyntaxTime, false}, {"whenChanged", SyntaxTime, false}, {"uSNCreated", SyntaxInteger, false},
+		{"uSNChanged", SyntaxInteger, false}, {"instanceType", SyntaxInteger, false}, {"primaryGroupID", SyntaxInteger, false},
+		{"pwdLastSet", SyntaxInteger, false}, {"msDS-KeyVersionNumber", SyntaxInteger, false},
+		{"dNSHostName", SyntaxString, false}, {"servicePrincipalName", SyntaxString, false},
+		{"msDS-SupportedEncryptionTypes", SyntaxInteger, false}, {"groupType", SyntaxInteger, false},
+		{"member", SyntaxDN, false}, {"memberOf", SyntaxDN, false}, {"ou", SyntaxString, false}, {"dc", SyntaxString, false},
+		{"msDS-ManagedPasswordInterval", SyntaxInteger, false}, {"msDS-ManagedPasswordId", SyntaxBinary, false},
+		{"msDS-ManagedPasswordPreviousId", SyntaxBinary, false}, {"msDS-GroupMSAMembership", SyntaxBinary, false},
+		{"msDS-ManagedPassword", SyntaxBinary, true},
+		{"msKds-RootKeyData", SyntaxBinary, false}, {"msKds-Version", SyntaxInteger, false},
+		{"msKds-KDFAlgorithmID", SyntaxString, false}, {"msKds-KDFParam", SyntaxBinary, false},
+		{"msKds-CreateTime", SyntaxInteger, false}, {"msKds-UseStartTime", SyntaxInteger, false},
+		{"msKds-DomainID", SyntaxDN, false}, {"msKds-SecretAgreementAlgorithmID", SyntaxString, false},
+		{"msKds-SecretAgreementParam", SyntaxBinary, false}, {"msKds-PublicKeyLength", SyntaxInteger, false},
+		{"msKds-PrivateKeyLength", SyntaxInteger, false},
+	} {
+		m[strings.ToLower(a.Name)] = a
+	}
+	return m
+}()
+
+// Attribute returns the schema entry of name (case-insensitive).
+func Attribute(name string) (name2 string, syntax Syntax, operational, ok bool) {
+	a, ok := schema[strings.ToLower(name)]
+	return a.Name, a.Syntax, a.Operational, ok
+}
+
+// classChain is each class's objectClass values as AD returns them, most general first,
+// with its objectCategory's CN.
+var classChain = map[Class]struct {
+	chain    []string
+	category string
+}{
+	ClassDomain:    {[]string{"top", "domain", "domainDNS"}, "Domain-DNS"},
+	ClassContainer: {[]string{"top", "container"}, "Container"},
+	ClassOU:        {[]string{"top", "organizationalUnit"}, "Organizational-Unit"},
+	ClassUser:      {[]string{"top", "person", "organizationalPerson", "user"}, "Person"},
+	ClassComputer:  {[]string{"top", "person", "organizationalPerson", "user", "computer"}, "Computer"},
+	ClassGroup:     {[]string{"top", "group"}, "Group"},
+	ClassGMSA:      {[]string{"top", "person", "organizationalPerson", "user", "computer", "msDS-GroupManagedServiceAccount"}, "ms-DS-Group-Managed-Service-Account"},
+	ClassRootKey:   {[]string{"top", "msKds-ProvRootKey"}, "ms-Kds-Prov-RootKey"},
+}
+
+// sAMAccountType values ([MS-ADTS] 2.2.15).
+func samAccountType(o *Object) (uint32, bool) {
+	switch o.Class {
+	case ClassUser:
+		return 0x30000000, true
+	case ClassComputer, ClassGMSA:
+		return 0x30000001, true
+	case ClassGroup:
+		if o.GroupType&(GroupDomainLocal|GroupBuiltinLocal) != 0 {
+			return 0x20000000, true
+		}
+		return 0x10000000, true
+	}
+	return 0, false
+}
+
+// GeneralizedTime formats t as AD does ("20260301120000.0Z").
+func GeneralizedTime(t ntsec.FileTime) string { return t.Time().Format("20060102150405") + ".0Z" }
+
+// View is an object seen as AD attributes. Values are computed on first use; memberOf
+// and member DNs need the store.
+type View struct {
+	d   *Directory
+	ctx context.Context
+	O   *Object
+}
+
+// View returns o's attribute view.
+func (d *Directory) View(ctx context.Context, o *Object) *View { return &View{d: d, ctx: ctx, O: o} }
+
+// Names lists the attributes o has values for (excluding operational ones), in AD's spelling.
+func (v *View) Names() []string {
+	var out []string
+	for _, a := range []string{"objectClass", "cn", "name", "distinguishedName", "objectGUID", "objectSid", "objectCategory",
+		"instanceType", "whenCreated", "whenChanged", "uSNCreated", "uSNChanged", "description", "sAMAccountName", "sAMAccountType",
+		"userPrincipalName", "userAccountControl", "primaryGroupID", "pwdLastSet", "msDS-KeyVersionNumber", "dNSHostName",
+		"servicePrincipalName", "msDS-SupportedEncryptionTypes", "groupType", "member", "memberOf", "ou", "dc",
+		"msDS-ManagedPasswordInterval", "msDS-ManagedPasswordId", "msDS-ManagedPasswordPreviousId", "msDS-GroupMSAMembership",
+		"msKds-Version", "msKds-KDFAlgorithmID", "msKds-KDFParam", "msKds-CreateTime", "msKds-UseStartTime", "msKds-DomainID",
+		"msKds-SecretAgreementAlgorithmID", "msKds-SecretAgreementParam", "msKds-PublicKeyLength", "msKds-PrivateKeyLength",
+		"msKds-RootKeyData"} {
+		if len(v.Get(a)) > 0 {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func str(s string) [][]byte {
+	if s == "" {
+		return nil
+	}
+	return [][]byte{[]byte(s)}
+}
+
+func num[T uint32 | int64 | uint64 | int32 | ntsec.FileTime](n T, keepZero bool) [][]byte {
+	if n == 0 && !keepZero {
+		return nil
+	}
+	return [][]byte{[]byte(strconv.FormatInt(int64(n), 10))}
+}
+
+func bin(b []byte) [][]byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return [][]byte{b}
+}
+
+// Get returns the values of an attribute (case-insensitive name), nil when absent.
+// msKds-RootKeyData is returned here; the transport decides who may see it.
+func (v *View) Get(name string) [][]byte {
+	o := v.O
+	isAccount := o.Class == ClassUser || o.Class == ClassComputer || o.Class == ClassGMSA
+	switch strings.ToLower(name) {
+	case "objectclass":
+		var out [][]byte
+		for _, c := range classChain[o.Class].chain {
+			out = append(out, []byte(c))
+		}
+		return out
+	case "objectcategory":
+		return str("CN=" + classChain[o.Class].category + ",CN=Schema," + v.d.domain.ConfigDN)
+	case "cn":
+		if o.Class == ClassOU || o.Class == ClassDomain {
+			return nil
+		}
+		return str(o.Name)
+	case "ou":
+		if o.Class == ClassOU {
+			return str(o.Name)
+		}
+	case "dc":
+		if o.Class == ClassDomain {
+			return str(o.Name)
+		}
+	case "name":
+		return str(o.Name)
+	case "distinguishedname":
+		return str(o.DN)
+	case "objectguid":
+		return [][]byte{append([]byte(nil), o.GUID[:]...)}
+	case "objectsid":
+		if o.SID != "" {
+			return [][]byte{o.ObjectSID().Bytes()}
+		}
+	case "instancetype":
+		return num(uint32(4), true)
+	case "whencreated":
+		return str(GeneralizedTime(o.Created))
+	case "whenchanged":
+		return str(GeneralizedTime(o.Changed))
+	case "usncreated":
+		return num(o.USNCreated, true)
+	case "usnchanged":
+		return num(o.USNChanged, true)
+	case "description":
+		return str(o.Description)
+	case "samaccountname":
+		return str(o.SAM)
+	case "samaccounttype":
+		if t, ok := samAccountType(o); ok {
+			return num(t, true)
+		}
+	case "userprincipalname":
+		return str(o.UPN)
+	case "useraccountcontrol":
+		if isAccount {
+			return num(o.UAC, true)
+		}
+	case "primarygroupid":
+		if isAccount {
+			return num(o.PrimaryGroupRID, true)
+		}
+	case "pwdlastset":
+		if isAccount {
+			return num(uint64(o.PwdLastSet), true)
+		}
+	case "msds-keyversionnumber":
+		if isAccount {
+			return num(o.KVNO, true)
+		}
+	case "dnshostname":
+		return str(o.DNSHostName)
+	case "serviceprincipalname":
+		var out [][]byte
+		for _, s := range o.SPNs {
+			out = append(out, []byte(s))
+		}
+		return out
+	case "msds-supportedencryptiontypes":
+		return num(o.SupportedEnctypes, false)
+	case "grouptype":
+		if o.Class == ClassGroup {
+			return num(int64(int32(o.GroupType)), true)
+		}
+	case "member":
+		var out [][]byte
+		for _, g := range o.Members {
+			if m, err := v.d.byGUID(v.ctx, g); err == nil {
+				out = append(out, []byte(m.DN))
+			}
+		}
+		return out
+	case "memberof":
+		var out [][]byte
+		for _, g := range v.d.memberOf(v.ctx, o) {
+			out = append(out, []byte(g.DN))
+		}
+		return out
+	case "msds-managedpasswordinterval":
+		if o.Class == ClassGMSA {
+			return num(o.PasswordInterval, true)
+		}
+	case "msds-managedpasswordid":
+		return bin(o.PasswordID)
+	case "msds-managedpasswordpreviousid":
+		return bin(o.PreviousPasswordID)
+	case "msds-groupmsamembership":
+		return bin(o.GroupMSAMembership)
+	}
+	if r := o.RootKey; r != nil {
+		switch strings.ToLower(name) {
+		case "mskds-rootkeydata":
+			return bin(r.Data)
+		case "mskds-version":
+			return num(r.Version, true)
+		case "mskds-kdfalgorithmid":
+			return str(r.KDFAlgorithm)
+		case "mskds-kdfparam":
+			return bin(r.KDFParam)
+		case "mskds-createtime":
+			return num(uint64(r.CreateTime), true)
+		case "mskds-usestarttime":
+			return num(uint64(r.UseStartTime), true)
+		case "mskds-domainid":
+			return str(r.DomainID)
+		case "mskds-secretagreementalgorithmid":
+			return str(r.SecretAgreementAlgorithm)
+		case "mskds-secretagreementparam":
+			return bin(r.SecretAgreementParam)
+		case "mskds-publickeylength":
+			return num(r.PublicKeyLength, true)
+		case "mskds-privatekeylength":
+			return num(r.PrivateKeyLength, true)
+		}
+	}
+	return nil
+}
+
+// memberOf returns the groups o is a direct member of.
+func (d *Directory) memberOf(ctx context.Context, o *Object) []*Object {
+	kvs, err := d.st.List(ctx, "memberof/"+o.GUID.String()+"/")
+	if err != nil {
+		return nil
+	}
+	var out []*Object
+	for _, kv := range kvs {
+		if g, err := d.byGUID(ctx, kv.Key[strings.LastIndexByte(kv.Key, '/')+1:]); err == nil {
+			out = append(out, g)
+		}
+	}
+	return out
+}

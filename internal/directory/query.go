@@ -1,0 +1,500 @@
+package directory
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"gmsa/internal/ntsec"
+	"gmsa/internal/store"
+)
+
+// Filter is a search filter over objects' attribute views ([RFC 4511] 4.5.1.7 with
+// AD's matching). Transports build it from their own wire form.
+type Filter interface {
+	eval(v *View) tri
+}
+
+// tri is the three-valued result of a filter: TRUE, FALSE or Undefined ([RFC 4511]
+// 4.5.1.7): an unknown attribute or an unparsable value is Undefined, and NOT keeps it.
+type tri int8
+
+const (
+	fFalse tri = iota
+	fTrue
+	fUndefined
+)
+
+// Filter forms.
+type (
+	And   []Filter
+	Or    []Filter
+	Not   struct{ F Filter }
+	Equal struct {
+		Attr  string
+		Value []byte
+	} // also approxMatch
+	Present struct{ Attr string }
+	Greater struct {
+		Attr  string
+		Value []byte
+	} // greaterOrEqual
+	Less struct {
+		Attr  string
+		Value []byte
+	} // lessOrEqual
+	Substr struct {
+		Attr           string
+		Initial, Final []byte
+		Any            [][]byte
+	}
+	Extensible struct {
+		Rule, Attr string
+		Value      []byte
+	}
+)
+
+// Matching rules AD implements ([MS-ADTS] 3.1.1.3.4.4).
+const (
+	RuleBitAnd  = "1.2.840.113556.1.4.803"
+	RuleBitOr   = "1.2.840.113556.1.4.804"
+	RuleInChain = "1.2.840.113556.1.4.1941"
+)
+
+func (f And) eval(v *View) tri {
+	r := fTrue
+	for _, x := range f {
+		switch x.eval(v) {
+		case fFalse:
+			return fFalse
+		case fUndefined:
+			r = fUndefined
+		}
+	}
+	return r
+}
+
+func (f Or) eval(v *View) tri {
+	r := fFalse
+	for _, x := range f {
+		switch x.eval(v) {
+		case fTrue:
+			return fTrue
+		case fUndefined:
+			r = fUndefined
+		}
+	}
+	return r
+}
+
+func (f Not) eval(v *View) tri {
+	switch f.F.eval(v) {
+	case fTrue:
+		return fFalse
+	case fFalse:
+		return fTrue
+	}
+	return fUndefined
+}
+
+func (f Present) eval(v *View) tri {
+	if strings.EqualFold(f.Attr, "objectClass") {
+		return fTrue
+	}
+	if _, _, _, ok := Attribute(f.Attr); !ok {
+		return fUndefined
+	}
+	return boolTri(len(v.Get(f.Attr)) > 0)
+}
+
+func boolTri(b bool) tri {
+	if b {
+		return fTrue
+	}
+	return fFalse
+}
+
+// categoryByClass maps an objectCategory given as a class name to its category CN, as
+// AD resolves "objectCategory=computer".
+var categoryByClass = map[string]string{"person": "Person", "user": "Person", "computer": "Computer", "group": "Group",
+	"msds-groupmanagedserviceaccount": "ms-DS-Group-Managed-Service-Account", "mskds-provrootkey": "ms-Kds-Prov-RootKey",
+	"container": "Container", "organizationalunit": "Organizational-Unit", "domaindns": "Domain-DNS", "domain": "Domain-DNS"}
+
+// assertion turns a filter value into the form stored values take: SIDs and GUIDs may be
+// written as strings, objectCategory as a class name.
+func assertion(attr string, syntax Syntax, val []byte, v *View) []byte {
+	switch strings.ToLower(attr) {
+	case "objectsid":
+		if bytes.HasPrefix(bytes.ToUpper(val), []byte("S-1-")) {
+			if s, err := ntsec.ParseSID(string(val)); err == nil {
+				return s.Bytes()
+			}
+		}
+	case "objectguid":
+		if g, err := ntsec.ParseGUID(string(val)); err == nil && len(val) >= 36 {
+			return g[:]
+		}
+	case "objectcategory":
+		if !bytes.Contains(val, []byte("=")) {
+			if cn, ok := categoryByClass[strings.ToLower(string(val))]; ok {
+				return []byte("CN=" + cn + ",CN=Schema," + v.d.domain.ConfigDN)
+			}
+		}
+	}
+	return val
+}
+
+// compare orders a stored value and an assertion by syntax: −1, 0, +1, or ok false.
+func compare(syntax Syntax, stored, asserted []byte) (int, bool) {
+	switch syntax {
+	case SyntaxInteger:
+		a, err1 := strconv.ParseInt(string(stored), 10, 64)
+		b, err2 := strconv.ParseInt(strings.TrimSpace(string(asserted)), 10, 64)
+		if err1 != nil || err2 != nil {
+			return 0, false
+		}
+		return cmpInt(a, b), true
+	case SyntaxBinary:
+		return bytes.Compare(stored, asserted), true
+	case SyntaxDN:
+		return strings.Compare(normDN(string(stored)), normDN(string(asserted))), true
+	}
+	return strings.Compare(strings.ToLower(string(stored)), strings.ToLower(string(asserted))), true
+}
+
+func cmpInt(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// normDN lower-cases a DN and drops spaces around separators.
+func normDN(dn string) string {
+	parts := strings.Split(dn, ",")
+	for i, p := range parts {
+		k, val, _ := strings.Cut(p, "=")
+		parts[i] = strings.ToLower(strings.TrimSpace(k)) + "=" + strings.ToLower(strings.TrimSpace(val))
+	}
+	return strings.Join(parts, ",")
+}
+
+func (f Equal) eval(v *View) tri {
+	name, syntax, _, ok := Attribute(f.Attr)
+	if !ok {
+		return fUndefined
+	}
+	want := assertion(name, syntax, f.Value, v)
+	if strings.EqualFold(name, "objectClass") {
+		syntax = SyntaxString
+	}
+	undefined := false
+	for _, val := range v.Get(name) {
+		c, ok := compare(syntax, val, want)
+		if !ok {
+			undefined = true
+			continue
+		}
+		if c == 0 {
+			return fTrue
+		}
+	}
+	if undefined {
+		return fUndefined
+	}
+	return fFalse
+}
+
+func ordering(attr string, value []byte, v *View, want func(int) bool) tri {
+	name, syntax, _, ok := Attribute(attr)
+	if !ok {
+		return fUndefined
+	}
+	for _, val := range v.Get(name) {
+		if c, ok := compare(syntax, val, value); ok && want(c) {
+			return fTrue
+		} else if !ok {
+			return fUndefined
+		}
+	}
+	return fFalse
+}
+
+func (f Greater) eval(v *View) tri {
+	return ordering(f.Attr, f.Value, v, func(c int) bool { return c >= 0 })
+}
+func (f Less) eval(v *View) tri {
+	return ordering(f.Attr, f.Value, v, func(c int) bool { return c <= 0 })
+}
+
+func (f Substr) eval(v *View) tri {
+	name, syntax, _, ok := Attribute(f.Attr)
+	if !ok || syntax == SyntaxInteger || syntax == SyntaxBinary {
+		return fUndefined
+	}
+	low := func(b []byte) string { return strings.ToLower(string(b)) }
+	for _, val := range v.Get(name) {
+		s := low(val)
+		if !strings.HasPrefix(s, low(f.Initial)) {
+			continue
+		}
+		s = s[len(f.Initial):]
+		matched := true
+		for _, a := range f.Any {
+			i := strings.Index(s, low(a))
+			if i < 0 {
+				matched = false
+				break
+			}
+			s = s[i+len(a):]
+		}
+		if matched && strings.HasSuffix(s, low(f.Final)) {
+			return fTrue
+		}
+	}
+	return fFalse
+}
+
+func (f Extensible) eval(v *View) tri {
+	name, syntax, _, ok := Attribute(f.Attr)
+	if !ok {
+		return fUndefined
+	}
+	switch f.Rule {
+	case RuleBitAnd, RuleBitOr:
+		if syntax != SyntaxInteger {
+			return fUndefined
+		}
+		mask, err := strconv.ParseInt(strings.TrimSpace(string(f.Value)), 10, 64)
+		if err != nil {
+			return fUndefined
+		}
+		for _, val := range v.Get(name) {
+			n, err := strconv.ParseInt(string(val), 10, 64)
+			if err != nil {
+				continue
+			}
+			if (f.Rule == RuleBitAnd && uint64(n)&uint64(mask) == uint64(mask)) || (f.Rule == RuleBitOr && uint64(n)&uint64(mask) != 0) {
+				return fTrue
+			}
+		}
+		return fFalse
+	case RuleInChain:
+		return boolTri(v.d.inChain(v.ctx, v.O, strings.ToLower(name), string(f.Value)))
+	case "":
+		return Equal{f.Attr, f.Value}.eval(v)
+	}
+	return fUndefined
+}
+
+// inChain implements LDAP_MATCHING_RULE_IN_CHAIN for memberOf (o is transitively in the
+// group named by dn) and member (the group o transitively contains dn).
+func (d *Directory) inChain(ctx context.Context, o *Object, attr, dn string) bool {
+	target, err := d.Resolve(ctx, dn)
+	if err != nil {
+		return false
+	}
+	from, to := o, target
+	if attr == "member" {
+		from, to = target, o
+	} else if attr != "memberof" {
+		return false
+	}
+	seen := map[ntsec.GUID]bool{from.GUID: true}
+	queue := []*Object{from}
+	for len(queue) > 0 {
+		cur := queue[0]
+		queue = queue[1:]
+		for _, g := range d.memberOf(ctx, cur) {
+			if g.GUID == to.GUID {
+				return true
+			}
+			if !seen[g.GUID] {
+				seen[g.GUID] = true
+				queue = append(queue, g)
+			}
+		}
+	}
+	return false
+}
+
+// Scope of a search ([RFC 4511] 4.5.1.2).
+type Scope int
+
+const (
+	ScopeBase Scope = iota
+	ScopeOne
+	ScopeSub
+)
+
+// Query is a search: a base DN, a scope and a filter.
+type Query struct {
+	Base   string
+	Scope  Scope
+	Filter Filter
+}
+
+// ErrNoSuchBase reports a search base that does not exist.
+var ErrNoSuchBase = errors.New("no such object")
+
+// Search calls fn for every object in scope that matches the filter, stopping at fn's
+// first error. Equality on sAMAccountName, objectSid, servicePrincipalName,
+// distinguishedName, objectGUID or objectClass/objectCategory is answered from the
+// indexes; other filters scan.
+func (d *Directory) Search(ctx context.Context, q Query, fn func(*View) error) error {
+	base := normDN(q.Base)
+	if _, err := d.byIndex(ctx, dnKey(q.Base)); err != nil {
+		if errors.Is(err, store.ErrNotFound) || errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("directory: search base %q: %w", q.Base, ErrNoSuchBase)
+		}
+		return err
+	}
+	inScope := func(o *Object) bool {
+		dn := normDN(o.DN)
+		switch q.Scope {
+		case ScopeBase:
+			return dn == base
+		case ScopeOne:
+			_, parent, ok := strings.Cut(dn, ",")
+			return ok && parent == base
+		}
+		return dn == base || strings.HasSuffix(dn, ","+base)
+	}
+	visit := func(o *Object) error {
+		if !inScope(o) {
+			return nil
+		}
+		v := d.View(ctx, o)
+		if q.Filter == nil || q.Filter.eval(v) == fTrue {
+			return fn(v)
+		}
+		return nil
+	}
+	if q.Scope == ScopeBase {
+		o, err := d.byIndex(ctx, dnKey(q.Base))
+		if err != nil {
+			return err
+		}
+		return visit(o)
+	}
+	if guids, ok := d.plan(ctx, q.Filter); ok {
+		for _, g := range guids {
+			o, err := d.byGUID(ctx, g)
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if err := visit(o); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	kvs, err := d.st.List(ctx, "obj/")
+	if err != nil {
+		return err
+	}
+	for _, kv := range kvs {
+		o, err := decode(kv)
+		if err != nil {
+			return err
+		}
+		if err := visit(o); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// plan returns the candidate GUIDs an index gives for the filter, when one applies.
+func (d *Directory) plan(ctx context.Context, f Filter) ([]string, bool) {
+	switch x := f.(type) {
+	case Equal:
+		var key string
+		switch strings.ToLower(x.Attr) {
+		case "samaccountname":
+			key = samKey(string(x.Value))
+		case "serviceprincipalname":
+			key = spnKey(string(x.Value))
+		case "distinguishedname":
+			key = dnKey(string(x.Value))
+		case "objectsid":
+			sid, err := ntsec.ParseSID(string(x.Value))
+			if err != nil {
+				if sid, err = ntsec.SIDFromBytes(x.Value); err != nil {
+					return nil, true // no such SID can exist
+				}
+			}
+			key = sidKey(sid.String())
+		case "objectguid":
+			g, err := ntsec.ParseGUID(string(x.Value))
+			if err != nil {
+				if g, err = ntsec.GUIDFromBytes(x.Value); err != nil {
+					return nil, true
+				}
+			}
+			return []string{g.String()}, true
+		case "objectclass", "objectcategory":
+			return d.classCandidates(ctx, strings.ToLower(x.Attr), string(x.Value))
+		default:
+			return nil, false
+		}
+		kv, err := d.st.Get(ctx, key)
+		if err != nil {
+			return nil, true // not indexed under that value: no candidates
+		}
+		return []string{string(kv.Value)}, true
+	case And:
+		for _, sub := range x {
+			if g, ok := d.plan(ctx, sub); ok {
+				return g, true
+			}
+		}
+	}
+	return nil, false
+}
+
+// classCandidates lists objects whose class chain includes the value.
+func (d *Directory) classCandidates(ctx context.Context, attr, value string) ([]string, bool) {
+	var classes []Class
+	for c, def := range classChain {
+		match := false
+		if attr == "objectclass" {
+			for _, x := range def.chain {
+				match = match || strings.EqualFold(x, value)
+			}
+			if strings.EqualFold(value, "top") {
+				return nil, false // every object: scan
+			}
+		} else {
+			cat := value
+			if cn, ok := categoryByClass[strings.ToLower(value)]; ok {
+				cat = cn
+			}
+			full := "CN=" + def.category + ",CN=Schema," + d.domain.ConfigDN
+			match = strings.EqualFold(cat, def.category) || normDN(cat) == normDN(full)
+		}
+		if match {
+			classes = append(classes, c)
+		}
+	}
+	var out []string
+	for _, c := range classes {
+		kvs, err := d.st.List(ctx, "class/"+string(c)+"/")
+		if err != nil {
+			return nil, false
+		}
+		for _, kv := range kvs {
+			out = append(out, kv.Key[strings.LastIndexByte(kv.Key, '/')+1:])
+		}
+	}
+	return out, true
+}

@@ -1,0 +1,77 @@
+package directory
+
+import (
+	"errors"
+	"sort"
+	"strings"
+	"testing"
+)
+
+func names(t *testing.T, d *Directory, q Query) string {
+	t.Helper()
+	var out []string
+	if err := d.Search(ctx, q, func(v *View) error { out = append(out, v.O.Name); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(out)
+	return strings.Join(out, ",")
+}
+
+func TestSearch(t *testing.T) {
+	d, _ := lab(t)
+	must(d.NewGroup(ctx, "Hosts", ScopeGlobal, ""))
+	must(d.NewGroup(ctx, "AllHosts", ScopeUniversal, ""))
+	must(d.NewComputer(ctx, ComputerOptions{Name: "WEB01"}))
+	must(d.AddMember(ctx, "Hosts", "WEB01$"))
+	must(d.AddMember(ctx, "AllHosts", "Hosts"))
+	g := must(d.NewGMSA(ctx, GMSAOptions{Name: "svc", DNSHostName: "svc.example.test", SPNs: []string{"http/svc.example.test"}, PrincipalsAllowed: []string{"Hosts"}}))
+	base := d.Domain().BaseDN
+	sub := func(f Filter) string { return names(t, d, Query{Base: base, Scope: ScopeSub, Filter: f}) }
+	cases := []struct {
+		f    Filter
+		want string
+	}{
+		{Equal{"sAMAccountName", []byte("SVC$")}, "svc"},
+		{Equal{"objectSid", []byte(g.SID)}, "svc"},
+		{Equal{"objectSid", g.ObjectSID().Bytes()}, "svc"},
+		{Equal{"servicePrincipalName", []byte("HTTP/svc.example.test")}, "svc"},
+		{Equal{"objectClass", []byte("msDS-GroupManagedServiceAccount")}, "svc"},
+		{Equal{"objectCategory", []byte("computer")}, "DC1,WEB01"},
+		{And{Equal{"objectClass", []byte("computer")}, Not{Equal{"objectClass", []byte("msDS-GroupManagedServiceAccount")}}}, "DC1,WEB01"},
+		{Extensible{RuleBitAnd, "userAccountControl", []byte("8192")}, "DC1"},
+		{Extensible{RuleBitOr, "userAccountControl", []byte("8194")}, "DC1,krbtgt"},
+		{Extensible{RuleInChain, "memberOf", []byte("CN=AllHosts,CN=Users," + base)}, "Hosts,WEB01"},
+		{Extensible{RuleInChain, "member", []byte("CN=WEB01,CN=Computers," + base)}, "AllHosts,Hosts"},
+		{Equal{"memberOf", []byte("cn=hosts,cn=users," + strings.ToLower(base))}, "WEB01"},
+		{Substr{Attr: "sAMAccountName", Initial: []byte("web"), Final: []byte("$")}, "WEB01"},
+		{And{Present{"msDS-ManagedPasswordId"}, Greater{"msDS-ManagedPasswordInterval", []byte("29")}, Less{"msDS-ManagedPasswordInterval", []byte("30")}}, "svc"},
+		{Or{Equal{"cn", []byte("hosts")}, Equal{"name", []byte("allhosts")}}, "AllHosts,Hosts"},
+		{Equal{"noSuchAttribute", []byte("x")}, ""},
+		{Not{Equal{"noSuchAttribute", []byte("x")}}, ""}, // NOT undefined is undefined
+		{Equal{"userAccountControl", []byte("notanumber")}, ""},
+	}
+	for _, c := range cases {
+		if got := sub(c.f); got != c.want {
+			t.Errorf("%#v: %q, want %q", c.f, got, c.want)
+		}
+	}
+	if got := names(t, d, Query{Base: "CN=Users," + base, Scope: ScopeOne, Filter: Equal{"objectClass", []byte("group")}}); !strings.Contains(got, "Hosts") || strings.Contains(got, "Administrators") {
+		t.Errorf("one-level: %s", got)
+	}
+	if got := names(t, d, Query{Base: "cn=users," + base, Scope: ScopeBase}); got != "Users" {
+		t.Errorf("base: %s", got)
+	}
+	if err := d.Search(ctx, Query{Base: "CN=Nope," + base, Scope: ScopeSub}, func(*View) error { return nil }); !errors.Is(err, ErrNoSuchBase) {
+		t.Errorf("missing base: %v", err)
+	}
+	v := d.View(ctx, g)
+	if oc := v.Get("objectClass"); len(oc) != 6 || string(oc[5]) != "msDS-GroupManagedServiceAccount" {
+		t.Errorf("objectClass %q", oc)
+	}
+	if got := string(v.Get("objectCategory")[0]); got != "CN=ms-DS-Group-Managed-Service-Account,CN=Schema,CN=Configuration,"+base {
+		t.Error(got)
+	}
+	if got := string(v.Get("sAMAccountType")[0]); got != "805306369" {
+		t.Error(got)
+	}
+}
