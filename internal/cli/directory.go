@@ -208,7 +208,8 @@ func serverCommand(e *env) *cobra.Command {
 			if f.Changed("dev") {
 				cfg.Dev, _ = f.GetBool("dev")
 			}
-			for flag, dst := range map[string]*string{"log-level": &cfg.Log.Level, "log-format": &cfg.Log.Format, "realm": &cfg.Realm, "netbios": &cfg.NetBIOS} {
+			for flag, dst := range map[string]*string{"log-level": &cfg.Log.Level, "log-format": &cfg.Log.Format, "realm": &cfg.Realm,
+				"netbios": &cfg.NetBIOS, "ldap-listen": &cfg.LDAP.Listen, "ldaps-listen": &cfg.LDAP.LDAPSListen} {
 				if f.Changed(flag) {
 					*dst, _ = f.GetString(flag)
 				}
@@ -231,6 +232,8 @@ func serverCommand(e *env) *cobra.Command {
 	f.String("log-format", "text", "text or json")
 	f.String("realm", "EXAMPLE.TEST", "realm --dev provisions")
 	f.String("netbios", "EXAMPLE", "NetBIOS name --dev provisions")
+	f.String("ldap-listen", "", "LDAP address (default 127.0.0.1:389; with --dev a free port; off to disable)")
+	f.String("ldaps-listen", "", "LDAPS address (default 127.0.0.1:636; with --dev a free port; off to disable)")
 	e.dataFlag(c)
 	return c
 }

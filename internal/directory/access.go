@@ -2,10 +2,12 @@ package directory
 
 import (
 	"context"
+	"crypto/subtle"
 	"fmt"
 	"sort"
 	"strings"
 
+	"gmsa/internal/krbkey"
 	"gmsa/internal/ntsec"
 )
 
@@ -208,4 +210,32 @@ func (m *ManagedPassword) Read(ctx context.Context) (*Passwords, error) {
 		}
 	}
 	return p, nil
+}
+
+// ErrInvalidCredentials is a failed password check; Data is AD's sub-code (52e wrong
+// password or unknown name, 533 disabled), which LDAP puts in its diagnostic.
+type ErrInvalidCredentials struct{ Data string }
+
+func (e *ErrInvalidCredentials) Error() string { return "invalid credentials (data " + e.Data + ")" }
+
+// Authenticate checks a password for a simple bind and returns the principal's token.
+// name is anything Resolve accepts (DN, UPN, NETBIOS\name, sAMAccountName).
+func (d *Directory) Authenticate(ctx context.Context, name, password string) (*Token, error) {
+	o, err := d.Resolve(ctx, name)
+	if err != nil || len(o.NTHash) == 0 || o.Class == ClassGroup {
+		return nil, &ErrInvalidCredentials{Data: "52e"}
+	}
+	nt := krbkey.NTHash(EncodePassword(password))
+	if subtle.ConstantTimeCompare(nt[:], o.NTHash) != 1 {
+		return nil, &ErrInvalidCredentials{Data: "52e"}
+	}
+	if !o.Enabled() {
+		return nil, &ErrInvalidCredentials{Data: "533"}
+	}
+	return d.token(ctx, o)
+}
+
+// InGroup reports whether the token holds the domain-relative group rid (512 Domain Admins…).
+func (d *Directory) InGroup(t *Token, rid uint32) bool {
+	return t.Has(d.domain.DomainSID().Child(rid)) || t.User.Equal(ntsec.SIDSystem)
 }

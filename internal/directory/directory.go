@@ -408,3 +408,4 @@ func without(list []string, v string) []string {
 	}
 	return out
 }
+

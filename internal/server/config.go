@@ -6,6 +6,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -25,6 +26,12 @@ type Config struct {
 		Level  string `yaml:"level"`  // debug, info, warn, error
 		Format string `yaml:"format"` // text or json
 	} `yaml:"log"`
+	LDAP struct {
+		Listen               string   `yaml:"listen"`                  // plain LDAP (StartTLS available); default 127.0.0.1:389, with --dev a free port; "off" turns it off
+		LDAPSListen          string   `yaml:"ldaps_listen"`            // LDAPS; default 127.0.0.1:636, with --dev a free port; "off" turns it off
+		AllowPlainSimpleBind bool     `yaml:"allow_plain_simple_bind"` // simple binds without TLS
+		TLSNames             []string `yaml:"tls_names"`               // names in the server certificate
+	} `yaml:"ldap"`
 }
 
 // DefaultConfig returns the defaults.
@@ -53,7 +60,8 @@ func (c *Config) LoadFile(path string) error {
 // GMSA_LOG_FORMAT.
 func (c *Config) LoadEnv(getenv func(string) string) error {
 	set := map[string]*string{"GMSA_DATA": &c.Data, "GMSA_REALM": &c.Realm, "GMSA_NETBIOS": &c.NetBIOS,
-		"GMSA_LOG_LEVEL": &c.Log.Level, "GMSA_LOG_FORMAT": &c.Log.Format}
+		"GMSA_LOG_LEVEL": &c.Log.Level, "GMSA_LOG_FORMAT": &c.Log.Format,
+		"GMSA_LDAP_LISTEN": &c.LDAP.Listen, "GMSA_LDAPS_LISTEN": &c.LDAP.LDAPSListen}
 	for k, dst := range set {
 		if v := getenv(k); v != "" {
 			*dst = v
@@ -87,6 +95,16 @@ func (c *Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("log.format: %q: want text or json", c.Log.Format))
 	}
+	for name, addr := range map[string]string{"ldap.listen": c.LDAP.Listen, "ldap.ldaps_listen": c.LDAP.LDAPSListen} {
+		if addr == "" || addr == "off" {
+			continue
+		}
+		if _, port, err := net.SplitHostPort(addr); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %q: want host:port such as 127.0.0.1:636", name, addr))
+		} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			errs = append(errs, fmt.Errorf("%s: %q: port must be 0 (any free port) to 65535", name, addr))
+		}
+	}
 	if c.Dev {
 		if !strings.Contains(c.Realm, ".") {
 			errs = append(errs, fmt.Errorf("realm: %q: want a DNS name such as EXAMPLE.TEST", c.Realm))
@@ -99,3 +117,19 @@ func (c *Config) Validate() error {
 }
 
 func isDir(p string) bool { st, err := os.Stat(p); return err == nil && st.IsDir() }
+
+// listenAddrs returns the LDAP and LDAPS addresses in force ("" when off).
+func (c *Config) listenAddrs() (ldap, ldaps string) {
+	pick := func(v, def string) string {
+		switch {
+		case v == "off":
+			return ""
+		case v != "":
+			return v
+		case c.Dev:
+			return "127.0.0.1:0"
+		}
+		return def
+	}
+	return pick(c.LDAP.Listen, "127.0.0.1:389"), pick(c.LDAP.LDAPSListen, "127.0.0.1:636")
+}

@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	crand "crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,7 +18,9 @@ import (
 	"gmsa/internal/atomicfile"
 	"gmsa/internal/directory"
 	"gmsa/internal/kds"
+	"gmsa/internal/ldapserver"
 	"gmsa/internal/ntsec"
+	"gmsa/internal/pki"
 	"gmsa/internal/store"
 )
 
@@ -43,6 +47,18 @@ func NewLogger(c *Config, w io.Writer) *slog.Logger {
 func Run(ctx context.Context, cfg Config, deps Deps) error {
 	if err := cfg.Validate(); err != nil {
 		return err
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	if deps.Rand == nil {
+		deps.Rand = crand.Reader
+	}
+	if deps.Stdout == nil {
+		deps.Stdout = io.Discard
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
 	}
 	log := deps.Logger
 	st, err := OpenStore(cfg.Data)
@@ -76,12 +92,81 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	go func() { serveAdmin(ctx, l, st, log.Info); close(done) }()
 
 	dom := dir.Domain()
-	log.Info("gmsa server running", "realm", dom.Realm, "data", cfg.Data, "pid", os.Getpid())
+	ep, stopLDAP, err := startLDAP(cfg, deps, dir)
+	if err != nil {
+		l.Close()
+		<-done
+		return err
+	}
+	epPath := filepath.Join(cfg.Data, EndpointsFile)
+	if b, err := json.MarshalIndent(ep, "", "  "); err == nil {
+		atomicfile.Write(epPath, append(b, '\n'), 0o644)
+	}
+	defer os.Remove(epPath)
+	log.Info("gmsa server running", "realm", dom.Realm, "data", cfg.Data, "pid", os.Getpid(), "ldap", ep.LDAP, "ldaps", ep.LDAPS, "ca", ep.CA)
+	if cfg.Dev {
+		fmt.Fprintf(deps.Stdout, "LDAP %s, LDAPS %s; clients trust %s\n", ep.LDAP, ep.LDAPS, ep.CA)
+	}
 	<-ctx.Done()
 	log.Info("shutting down")
+	stopLDAP()
 	l.Close()
 	<-done
 	return nil
+}
+
+// Endpoints tells clients (and tests) where a running server listens.
+type Endpoints struct {
+	LDAP  string `json:"ldap,omitempty"`  // ldap://host:port
+	LDAPS string `json:"ldaps,omitempty"` // ldaps://host:port
+	CA    string `json:"ca,omitempty"`    // the CA certificate clients trust
+}
+
+// EndpointsFile is written in the data directory while the server runs.
+const EndpointsFile = "endpoints.json"
+
+// startLDAP opens the LDAP and LDAPS listeners; the returned function shuts them down.
+func startLDAP(cfg Config, deps Deps, dir *directory.Directory) (Endpoints, func(), error) {
+	var ep Endpoints
+	dom := dir.Domain()
+	host := strings.ToLower(dom.DCName) + "." + dom.DNSName
+	names := append([]string{host, "localhost", "127.0.0.1"}, cfg.LDAP.TLSNames...)
+	tlsCfg, err := pki.Ensure(filepath.Join(cfg.Data, "tls"), names, deps.Now(), deps.Rand)
+	if err != nil {
+		return ep, nil, fmt.Errorf("TLS: %w", err)
+	}
+	ep.CA = filepath.Join(cfg.Data, "tls", pki.CAFile)
+	srv := ldapserver.New(ldapserver.Config{Dir: dir, TLS: tlsCfg, Logger: deps.Logger, Now: deps.Now,
+		AllowPlainSimpleBind: cfg.LDAP.AllowPlainSimpleBind, DNSHostName: host})
+	ldapAddr, ldapsAddr := cfg.listenAddrs()
+	var ls []net.Listener
+	closeAll := func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}
+	for _, x := range []struct {
+		addr  string
+		ldaps bool
+		dst   *string
+	}{{ldapAddr, false, &ep.LDAP}, {ldapsAddr, true, &ep.LDAPS}} {
+		if x.addr == "" {
+			continue
+		}
+		l, err := net.Listen("tcp", x.addr)
+		if err != nil {
+			closeAll()
+			return ep, nil, fmt.Errorf("LDAP listener %s: %w", x.addr, err)
+		}
+		ls = append(ls, l)
+		*x.dst = map[bool]string{false: "ldap://", true: "ldaps://"}[x.ldaps] + l.Addr().String()
+		go srv.Serve(l, x.ldaps)
+	}
+	return ep, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	}, nil
 }
 
 // provisionDev creates EXAMPLE.TEST with a root key back-dated past the 10-hour wait,

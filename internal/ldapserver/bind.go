@@ -1,0 +1,128 @@
+package ldapserver
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"strings"
+
+	ber "github.com/go-asn1-ber/asn1-ber"
+
+	"gmsa/internal/directory"
+)
+
+// AD's diagnostics ([MS-ADTS] 3.1.1.3.1.9 error formats), so tools that parse them work.
+const (
+	diagNeedBind      = "000004DC: LdapErr: DSID-0C090A5C, comment: In order to perform this operation a successful bind must be completed on the connection., data 0, v4563"
+	diagStrongAuth    = "00002028: LdapErr: DSID-0C090256, comment: The server requires binds to turn on integrity checking if SSL\\TLS are not already active on the connection, data 0, v4563"
+	diagInvalidCreds  = "80090308: LdapErr: DSID-0C090569, comment: AcceptSecurityContext error, data %s, v4563"
+	diagNeedEncrypted = "0000202D: LdapErr: DSID-0C090D14, comment: msDS-ManagedPassword requires an encrypted connection: use ldaps:// or StartTLS, data 0, v4563"
+)
+
+func (c *conn) bind(ctx context.Context, id int64, op *ber.Packet) {
+	reply := func(code int, diag string) { c.send(message(id, result(appBindResponse, code, "", diag))) }
+	if len(op.Children) < 3 {
+		reply(resultProtocolError, "malformed BindRequest")
+		return
+	}
+	version, _ := intValue(op.Children[0])
+	name, auth := str(op.Children[1]), op.Children[2]
+	c.tok, c.bindName = nil, "" // a new bind starts anonymous ([RFC 4511] 4.2.1)
+	if version != 3 && version != 2 {
+		reply(resultProtocolError, fmt.Sprintf("LDAP version %d is not supported", version))
+		return
+	}
+	if auth.ClassType != ber.ClassContext {
+		reply(resultProtocolError, "malformed authentication choice")
+		return
+	}
+	switch auth.Tag {
+	case 0: // simple
+	case 3:
+		reply(resultAuthMethodNotSupported, "00002027: LdapErr: DSID-0C090A0A, comment: SASL binds are not available yet on this server; use a simple bind over ldaps:// or StartTLS, data 0, v4563")
+		return
+	default:
+		reply(resultAuthMethodNotSupported, "unknown authentication method")
+		return
+	}
+	password := str(auth)
+	switch {
+	case name == "" && password == "":
+		reply(resultSuccess, "") // anonymous
+		return
+	case password == "":
+		reply(resultUnwillingToPerform, "00002028: unauthenticated binds (a name without a password) are refused")
+		return
+	case !c.encrypted && !c.srv.cfg.AllowPlainSimpleBind:
+		reply(resultStrongerAuthRequired, diagStrongAuth)
+		return
+	}
+	tok, err := c.srv.cfg.Dir.Authenticate(ctx, name, password)
+	var ic *directory.ErrInvalidCredentials
+	if errors.As(err, &ic) {
+		c.srv.cfg.Audit.Info("bind failed", "name", name, "remote", c.remote, "data", ic.Data)
+		reply(resultInvalidCredentials, fmt.Sprintf(diagInvalidCreds, ic.Data))
+		return
+	}
+	if err != nil {
+		reply(resultOther, err.Error())
+		return
+	}
+	c.tok, c.bindName = tok, name
+	reply(resultSuccess, "")
+}
+
+// extended serves StartTLS and Who am I? ([RFC 4511] 4.12, [RFC 4513] 3, [RFC 4532]).
+func (c *conn) extended(ctx context.Context, id int64, op *ber.Packet) bool {
+	if len(op.Children) < 1 {
+		c.disconnect(resultProtocolError, "malformed ExtendedRequest")
+		return false
+	}
+	oid := str(op.Children[0])
+	reply := func(code int, diag string, value *ber.Packet) error {
+		p := result(appExtendedResponse, code, "", diag)
+		if value != nil {
+			p.AppendChild(value)
+		}
+		return c.send(message(id, p))
+	}
+	switch oid {
+	case oidStartTLS:
+		if c.encrypted {
+			reply(resultOperationsError, "TLS is already active on this connection", nil)
+			return true
+		}
+		if c.srv.cfg.TLS == nil {
+			reply(resultUnavailable, "StartTLS is not configured on this server", nil)
+			return true
+		}
+		name := ber.NewString(ber.ClassContext, ber.TypePrimitive, 10, oidStartTLS, "responseName")
+		p := result(appExtendedResponse, resultSuccess, "", "")
+		p.AppendChild(name)
+		if c.send(message(id, p)) != nil {
+			return false
+		}
+		if c.r.Buffered() > 0 { // the client must wait for the response before the handshake
+			c.disconnect(resultProtocolError, "data after StartTLS before the TLS handshake")
+			return false
+		}
+		t := tls.Server(c.nc, c.srv.cfg.TLS)
+		if err := t.HandshakeContext(ctx); err != nil {
+			c.srv.cfg.Logger.Info("StartTLS handshake failed", "remote", c.remote, "err", err)
+			return false
+		}
+		c.nc, c.encrypted = t, true
+		c.r.Reset(t)
+		return true
+	case oidWhoAmI:
+		who := ""
+		if c.tok != nil {
+			who = "u:" + c.srv.cfg.Dir.Domain().NetBIOS + "\\" + c.tok.Name
+		}
+		reply(resultSuccess, "", ber.NewString(ber.ClassContext, ber.TypePrimitive, 11, who, "responseValue"))
+		return true
+	}
+	reply(resultProtocolError, fmt.Sprintf("0000203A: unsupported extended operation %s", strings.TrimSpace(oid)), nil)
+	return true
+}

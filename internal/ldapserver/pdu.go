@@ -1,0 +1,184 @@
+package ldapserver
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+
+	ber "github.com/go-asn1-ber/asn1-ber"
+)
+
+// LDAP protocol operations ([RFC 4511] 4.2–4.14), as application tags.
+const (
+	appBindRequest      = 0
+	appBindResponse     = 1
+	appUnbindRequest    = 2
+	appSearchRequest    = 3
+	appSearchEntry      = 4
+	appSearchDone       = 5
+	appModifyRequest    = 6
+	appModifyResponse   = 7
+	appAddRequest       = 8
+	appAddResponse      = 9
+	appDelRequest       = 10
+	appDelResponse      = 11
+	appModDNRequest     = 12
+	appModDNResponse    = 13
+	appCompareRequest   = 14
+	appCompareResponse  = 15
+	appAbandonRequest   = 16
+	appExtendedRequest  = 23
+	appExtendedResponse = 24
+)
+
+// Result codes ([RFC 4511] 4.1.9).
+const (
+	resultSuccess                = 0
+	resultOperationsError        = 1
+	resultProtocolError          = 2
+	resultTimeLimitExceeded      = 3
+	resultSizeLimitExceeded      = 4
+	resultCompareFalse           = 5
+	resultCompareTrue            = 6
+	resultAuthMethodNotSupported = 7
+	resultStrongerAuthRequired   = 8
+	resultUnavailableCritical    = 12
+	resultConstraintViolation    = 19
+	resultAttributeOrValueExists = 20
+	resultInvalidSyntax          = 21
+	resultNoSuchObject           = 32
+	resultInvalidDNSyntax        = 34
+	resultInvalidCredentials     = 49
+	resultInsufficientAccess     = 50
+	resultBusy                   = 51
+	resultUnwillingToPerform     = 53
+	resultNamingViolation        = 64
+	resultObjectClassViolation   = 65
+	resultNotAllowedOnNonLeaf    = 66
+	resultEntryAlreadyExists     = 68
+	resultOther                  = 80
+)
+
+// OIDs.
+const (
+	oidStartTLS           = "1.3.6.1.4.1.1466.20037"
+	oidWhoAmI             = "1.3.6.1.4.1.4203.1.11.3"
+	oidNoticeOfDisconnect = "1.3.6.1.4.1.1466.20036"
+	oidPagedResults       = "1.2.840.113556.1.4.319"
+)
+
+var errTooLarge = errors.New("PDU exceeds the maximum size")
+
+// readPDU reads one LDAPMessage's bytes: a SEQUENCE with a definite length of at most
+// max bytes. The length is checked before the body is read.
+func readPDU(r *bufio.Reader, max int) ([]byte, error) {
+	tag, err := r.ReadByte()
+	if err != nil {
+		return nil, err
+	}
+	if tag != 0x30 {
+		return nil, fmt.Errorf("LDAPMessage starts with tag 0x%02x, want a SEQUENCE (0x30)", tag)
+	}
+	first, err := r.ReadByte()
+	if err != nil {
+		return nil, err
+	}
+	hdr := []byte{tag, first}
+	length := int(first)
+	if first&0x80 != 0 {
+		n := int(first & 0x7f)
+		if n == 0 || n > 4 {
+			return nil, fmt.Errorf("length of %d octets (indefinite or too long) is not allowed", n)
+		}
+		length = 0
+		for range n {
+			b, err := r.ReadByte()
+			if err != nil {
+				return nil, err
+			}
+			hdr = append(hdr, b)
+			length = length<<8 | int(b)
+		}
+	}
+	if length > max {
+		return nil, fmt.Errorf("%w (%d > %d bytes)", errTooLarge, length, max)
+	}
+	buf := make([]byte, len(hdr)+length)
+	copy(buf, hdr)
+	if _, err := io.ReadFull(r, buf[len(hdr):]); err != nil {
+		return nil, err
+	}
+	return buf, nil
+}
+
+// raw returns a packet's content octets whatever its class.
+func raw(p *ber.Packet) []byte {
+	if p.ByteValue != nil {
+		return p.ByteValue
+	}
+	if p.Data != nil {
+		return p.Data.Bytes()
+	}
+	return nil
+}
+
+func str(p *ber.Packet) string { return string(raw(p)) }
+
+func intValue(p *ber.Packet) (int64, error) {
+	if p.ClassType == ber.ClassUniversal && (p.Tag == ber.TagInteger || p.Tag == ber.TagEnumerated) {
+		if v, ok := p.Value.(int64); ok {
+			return v, nil
+		}
+	}
+	return ber.ParseInt64(raw(p))
+}
+
+func boolValue(p *ber.Packet) bool {
+	b := raw(p)
+	return len(b) == 1 && b[0] != 0
+}
+
+// message builds an LDAPMessage with the given operation and optional controls.
+func message(id int64, op *ber.Packet, controls ...*ber.Packet) *ber.Packet {
+	m := ber.NewSequence("LDAPMessage")
+	m.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagInteger, id, "messageID"))
+	m.AppendChild(op)
+	if len(controls) > 0 {
+		c := ber.Encode(ber.ClassContext, ber.TypeConstructed, 0, nil, "controls")
+		for _, x := range controls {
+			c.AppendChild(x)
+		}
+		m.AppendChild(c)
+	}
+	return m
+}
+
+// result builds an LDAPResult-shaped response ([RFC 4511] 4.1.9).
+func result(app ber.Tag, code int, matched, diag string) *ber.Packet {
+	p := ber.Encode(ber.ClassApplication, ber.TypeConstructed, app, nil, "result")
+	p.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagEnumerated, int64(code), "resultCode"))
+	p.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, matched, "matchedDN"))
+	p.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, diag, "diagnosticMessage"))
+	return p
+}
+
+func octets(b []byte) *ber.Packet {
+	p := ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, "", "value")
+	p.Value = b
+	p.Data.Write(b)
+	return p
+}
+
+// ldapError is a failed operation's result: a code and AD's style of diagnostic.
+type ldapError struct {
+	code    int
+	diag    string
+	matched string
+}
+
+func (e *ldapError) Error() string { return fmt.Sprintf("LDAP %d: %s", e.code, e.diag) }
+
+func lerr(code int, format string, a ...any) *ldapError {
+	return &ldapError{code: code, diag: fmt.Sprintf(format, a...)}
+}
