@@ -1,0 +1,330 @@
+package ldapserver_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+
+	"gmsa/internal/directory"
+	"gmsa/internal/managedpw"
+	"gmsa/internal/servertest"
+)
+
+const base = "DC=example,DC=test"
+
+var ctx = context.Background()
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// setup adds hosts, a user allowed through a group, and a gMSA.
+func setup(t *testing.T, opt servertest.Options) *servertest.Stack {
+	s := servertest.Start(t, opt)
+	d := s.Dir
+	must(d.NewGroup(ctx, "Web Hosts", directory.ScopeGlobal, ""))
+	must(d.NewUser(ctx, directory.UserOptions{Name: "websvc", Password: "Web-Pass-123!"}))
+	must(d.NewUser(ctx, directory.UserOptions{Name: "outsider", Password: "Out-Pass-123!"}))
+	must(d.AddMember(ctx, "Web Hosts", "websvc"))
+	must(d.NewGMSA(ctx, directory.GMSAOptions{Name: "svc", DNSHostName: "svc.example.test", PrincipalsAllowed: []string{"Web Hosts"},
+		SPNs: []string{"http/svc.example.test"}}))
+	return s
+}
+
+func dialTLS(t *testing.T, s *servertest.Stack) *ldap.Conn {
+	c, err := ldap.DialURL("ldaps://"+s.LDAPS, ldap.DialWithTLSConfig(&tls.Config{RootCAs: s.CAPool, ServerName: "localhost"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func dialPlain(t *testing.T, s *servertest.Stack) *ldap.Conn {
+	c, err := ldap.DialURL("ldap://" + s.LDAP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func code(err error) uint16 {
+	var le *ldap.Error
+	if errors.As(err, &le) {
+		return le.ResultCode
+	}
+	return 0xffff
+}
+
+func TestRootDSEAndAnonymous(t *testing.T) {
+	s := setup(t, servertest.Options{})
+	c := dialPlain(t, s)
+	r := must(c.Search(ldap.NewSearchRequest("", ldap.ScopeBaseObject, 0, 0, 0, false, "(objectClass=*)", nil, nil)))
+	e := r.Entries[0]
+	for attr, want := range map[string]string{"defaultNamingContext": base, "configurationNamingContext": "CN=Configuration," + base,
+		"dnsHostName": "dc1.example.test", "domainFunctionality": "7", "ldapServiceName": "example.test:dc1$@EXAMPLE.TEST"} {
+		if got := e.GetAttributeValue(attr); got != want {
+			t.Errorf("%s = %q, want %q", attr, got, want)
+		}
+	}
+	if len(e.GetAttributeValues("supportedCapabilities")) != 6 || !strings.HasSuffix(e.GetAttributeValue("currentTime"), ".0Z") {
+		t.Error("RootDSE capabilities/currentTime")
+	}
+	only := must(c.Search(ldap.NewSearchRequest("", ldap.ScopeBaseObject, 0, 0, 0, false, "(objectClass=*)", []string{"namingContexts"}, nil)))
+	if len(only.Entries[0].Attributes) != 1 || len(only.Entries[0].GetAttributeValues("namingContexts")) != 3 {
+		t.Errorf("selected RootDSE attributes: %v", only.Entries[0].Attributes)
+	}
+	_, err := c.Search(ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, 0, 0, 0, false, "(objectClass=user)", nil, nil))
+	if code(err) != ldap.LDAPResultOperationsError || !strings.Contains(err.Error(), "000004DC") {
+		t.Fatalf("anonymous search: %v", err)
+	}
+}
+
+func TestBinds(t *testing.T) {
+	s := setup(t, servertest.Options{})
+	plain := dialPlain(t, s)
+	if err := plain.Bind("websvc@example.test", "Web-Pass-123!"); code(err) != ldap.LDAPResultStrongAuthRequired {
+		t.Fatalf("simple bind without TLS: %v", err)
+	}
+	if err := plain.StartTLS(&tls.Config{RootCAs: s.CAPool, ServerName: "localhost"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"websvc@example.test", "EXAMPLE\\websvc", "CN=websvc,CN=Users," + base, "websvc@EXAMPLE.TEST"} {
+		if err := plain.Bind(name, "Web-Pass-123!"); err != nil {
+			t.Errorf("bind as %s after StartTLS: %v", name, err)
+		}
+	}
+	if res, err := plain.WhoAmI(nil); err != nil || res.AuthzID != "u:EXAMPLE\\websvc" {
+		t.Errorf("whoami: %+v %v", res, err)
+	}
+	c := dialTLS(t, s)
+	err := c.Bind("websvc@example.test", "wrong")
+	if code(err) != ldap.LDAPResultInvalidCredentials || !strings.Contains(err.Error(), "data 52e") {
+		t.Fatalf("wrong password: %v", err)
+	}
+	if err := c.Bind("nobody@example.test", "x"); !strings.Contains(fmt.Sprint(err), "data 52e") {
+		t.Fatalf("unknown user: %v", err)
+	}
+	off := false
+	must(s.Dir.SetGMSA(ctx, "svc", directory.GMSAChanges{Enabled: &off})) // unrelated; users are disabled below
+	must(s.Dir.NewUser(ctx, directory.UserOptions{Name: "gone", Password: "Gone-123!", Disabled: true}))
+	if err := c.Bind("gone", "Gone-123!"); !strings.Contains(fmt.Sprint(err), "data 533") {
+		t.Fatalf("disabled user: %v", err)
+	}
+	if err := c.Bind("Administrator", s.AdminPassword); err != nil {
+		t.Fatal(err)
+	}
+	// A failed bind leaves the connection anonymous.
+	c.Bind("websvc", "bad")
+	if _, err := c.Search(ldap.NewSearchRequest(base, ldap.ScopeBaseObject, 0, 0, 0, false, "(objectClass=*)", nil, nil)); code(err) != ldap.LDAPResultOperationsError {
+		t.Fatalf("after a failed bind: %v", err)
+	}
+	// Plain simple binds when configured.
+	s2 := setup(t, servertest.Options{AllowPlainSimpleBind: true})
+	if err := dialPlain(t, s2).Bind("websvc", "Web-Pass-123!"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func passwordSearch(c *ldap.Conn) (*ldap.SearchResult, error) {
+	return c.Search(ldap.NewSearchRequest("CN=Managed Service Accounts,"+base, ldap.ScopeWholeSubtree, 0, 0, 0, false,
+		"(sAMAccountName=svc$)", []string{"msDS-ManagedPassword", "msDS-ManagedPasswordId", "sAMAccountName"}, nil))
+}
+
+// msDS-ManagedPassword as AD serves it: refused without encryption (before any ACL
+// check), silently absent for others, the blob of the schedule for allowed principals.
+func TestManagedPassword(t *testing.T) {
+	s := setup(t, servertest.Options{AllowPlainSimpleBind: true})
+	plain := dialPlain(t, s)
+	must(struct{}{}, plain.Bind("outsider", "Out-Pass-123!"))
+	_, err := passwordSearch(plain)
+	if code(err) != ldap.LDAPResultOperationsError || !strings.Contains(err.Error(), "0000202D") {
+		t.Fatalf("unencrypted: %v", err)
+	}
+	// Without naming the attribute the search works on the same connection.
+	if r, err := plain.Search(ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, 0, 0, 0, false, "(sAMAccountName=svc$)", nil, nil)); err != nil || len(r.Entries) != 1 ||
+		len(r.Entries[0].GetRawAttributeValue("msDS-ManagedPassword")) != 0 {
+		t.Fatalf("%v %v", r, err)
+	}
+	c := dialTLS(t, s)
+	must(struct{}{}, c.Bind("outsider", "Out-Pass-123!"))
+	r := must(passwordSearch(c))
+	if len(r.Entries) != 1 || len(r.Entries[0].GetRawAttributeValue("msDS-ManagedPassword")) != 0 || len(r.Entries[0].GetRawAttributeValue("msDS-ManagedPasswordId")) == 0 {
+		t.Fatalf("not allowed: %v", r.Entries[0].Attributes)
+	}
+	must(struct{}{}, c.Bind("websvc@example.test", "Web-Pass-123!"))
+	r = must(passwordSearch(c))
+	raw := r.Entries[0].GetRawAttributeValue("msDS-ManagedPassword")
+	blob, err := managedpw.Decode(raw)
+	if err != nil || len(blob.Current) != 256 || len(raw) != 290 {
+		t.Fatalf("blob %d bytes: %v", len(raw), err)
+	}
+	acct := must(s.Dir.Resolve(ctx, "svc$"))
+	mp, _ := s.Dir.AuthorizePassword(directory.System(), acct)
+	want := must(mp.Read(ctx))
+	if !bytes.Equal(blob.Current, want.Current[:]) {
+		t.Fatal("served password differs from the directory's")
+	}
+	// Not returned for "*": it must be named.
+	r = must(c.Search(ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, 0, 0, 0, false, "(sAMAccountName=svc$)", []string{"*"}, nil)))
+	if len(r.Entries[0].GetRawAttributeValue("msDS-ManagedPassword")) != 0 {
+		t.Fatal("msDS-ManagedPassword returned for *")
+	}
+	audit := s.Audit.String()
+	if !strings.Contains(audit, `"msg":"gMSA password read","principal":"websvc"`) || !strings.Contains(audit, `"account":"svc$"`) ||
+		!strings.Contains(audit, "gMSA password read denied") {
+		t.Fatalf("audit log: %s", audit)
+	}
+	if strings.Contains(audit, fmt.Sprintf("%x", blob.Current[:8])) {
+		t.Fatal("the audit log contains password bytes")
+	}
+}
+
+func TestSearchFeatures(t *testing.T) {
+	s := setup(t, servertest.Options{})
+	for i := range 25 {
+		must(s.Dir.NewComputer(ctx, directory.ComputerOptions{Name: fmt.Sprintf("H%02d", i)}))
+	}
+	c := dialTLS(t, s)
+	must(struct{}{}, c.Bind("Administrator", s.AdminPassword))
+	search := func(filter string, attrs ...string) []*ldap.Entry {
+		t.Helper()
+		r, err := c.Search(ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, 0, 0, 0, false, filter, attrs, nil))
+		if err != nil {
+			t.Fatalf("%s: %v", filter, err)
+		}
+		return r.Entries
+	}
+	if n := len(search("(&(objectCategory=computer)(sAMAccountName=H*))", "1.1")); n != 25 {
+		t.Errorf("substring: %d", n)
+	}
+	if e := search("(userAccountControl:1.2.840.113556.1.4.803:=8192)", "sAMAccountName"); len(e) != 1 || e[0].GetAttributeValue("sAMAccountName") != "DC1$" {
+		t.Errorf("bit and: %v", e)
+	}
+	if e := search("(memberOf:1.2.840.113556.1.4.1941:=CN=Administrators,CN=Builtin,"+base+")", "cn"); len(e) != 3 { // Administrator, Domain Admins, Enterprise Admins
+		t.Errorf("in chain: %d entries", len(e))
+	}
+	e := search("(sAMAccountName=svc$)", "objectSid", "objectGUID", "objectClass", "whenCreated", "msDS-GroupMSAMembership", "servicePrincipalName")[0]
+	if len(e.GetRawAttributeValue("objectSid")) != 28 || len(e.GetRawAttributeValue("objectGUID")) != 16 ||
+		len(e.GetAttributeValues("objectClass")) != 6 || !strings.HasSuffix(e.GetAttributeValue("whenCreated"), ".0Z") ||
+		e.GetAttributeValue("servicePrincipalName") != "http/svc.example.test" || len(e.GetRawAttributeValue("msDS-GroupMSAMembership")) == 0 {
+		t.Errorf("syntaxes: %v", e.Attributes)
+	}
+	sid := must(s.Dir.Resolve(ctx, "svc$")).SID
+	if n := len(search("(objectSid=" + sid + ")")); n != 1 {
+		t.Errorf("string SID filter: %d", n)
+	}
+	// typesOnly
+	r := must(c.Search(ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, 0, 0, 0, true, "(sAMAccountName=svc$)", []string{"cn"}, nil)))
+	if a := r.Entries[0].Attributes; len(a) != 1 || len(a[0].Values) != 0 {
+		t.Errorf("typesOnly: %v", a)
+	}
+	// Size limit, then paging through everything.
+	_, err := c.Search(ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, 0, 3, 0, false, "(objectCategory=computer)", []string{"cn"}, nil))
+	if code(err) != ldap.LDAPResultSizeLimitExceeded {
+		t.Errorf("size limit: %v", err)
+	}
+	paged := must(c.SearchWithPaging(ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, 0, 0, 0, false, "(objectCategory=computer)", []string{"cn"}, nil), 10))
+	if len(paged.Entries) != 26 { // 25 hosts + the DC
+		t.Errorf("paged: %d entries", len(paged.Entries))
+	}
+	// Root key data only for Domain/Enterprise Admins.
+	keys := search("(objectClass=msKds-ProvRootKey)", "msKds-RootKeyData", "msKds-KDFParam")
+	if len(keys) != 1 || len(keys[0].GetRawAttributeValue("msKds-RootKeyData")) != 64 {
+		t.Fatalf("admin root key read: %v", keys)
+	}
+	c2 := dialTLS(t, s)
+	must(struct{}{}, c2.Bind("websvc", "Web-Pass-123!"))
+	r = must(c2.Search(ldap.NewSearchRequest("CN=Configuration,"+base, ldap.ScopeWholeSubtree, 0, 0, 0, false, "(objectClass=msKds-ProvRootKey)", []string{"msKds-RootKeyData", "cn"}, nil)))
+	if len(r.Entries) != 1 || len(r.Entries[0].GetRawAttributeValue("msKds-RootKeyData")) != 0 {
+		t.Fatal("a user read msKds-RootKeyData")
+	}
+	if !strings.Contains(s.Audit.String(), "KDS root key read") {
+		t.Fatal("root key read not audited")
+	}
+	_, err = c.Search(ldap.NewSearchRequest("CN=Nope,"+base, ldap.ScopeWholeSubtree, 0, 0, 0, false, "(objectClass=*)", nil, nil))
+	if code(err) != ldap.LDAPResultNoSuchObject || !strings.Contains(err.Error(), "0000208D") {
+		t.Errorf("missing base: %v", err)
+	}
+}
+
+// A malformed or oversized PDU ends that connection with a notice of disconnection.
+func TestMalformedInput(t *testing.T) {
+	s := setup(t, servertest.Options{MaxPDU: 4096})
+	for name, payload := range map[string][]byte{
+		"not a sequence": {0x04, 0x01, 0x00},
+		"indefinite":     {0x30, 0x80, 0x00, 0x00},
+		"oversized":      {0x30, 0x84, 0x00, 0x10, 0x00, 0x00},
+		"garbage inside": {0x30, 0x03, 0xff, 0xff, 0xff},
+		"no operation":   {0x30, 0x03, 0x02, 0x01, 0x01},
+	} {
+		nc := must(net.Dial("tcp", s.LDAP))
+		nc.SetDeadline(time.Now().Add(5 * time.Second))
+		nc.Write(payload)
+		resp, _ := io.ReadAll(nc)
+		nc.Close()
+		if !bytes.Contains(resp, []byte("1.3.6.1.4.1.1466.20036")) {
+			t.Errorf("%s: no notice of disconnection in %x", name, resp)
+		}
+	}
+}
+
+// Connections come and go without leaving goroutines behind; the limit is enforced.
+func TestNoGoroutineLeak(t *testing.T) {
+	before := runtime.NumGoroutine()
+	func() {
+		s := setup(t, servertest.Options{MaxConns: 5})
+		var conns []*ldap.Conn
+		for range 5 {
+			c := dialTLS(t, s)
+			must(struct{}{}, c.Bind("websvc", "Web-Pass-123!"))
+			conns = append(conns, c)
+		}
+		nc := must(net.Dial("tcp", s.LDAP))
+		nc.SetDeadline(time.Now().Add(5 * time.Second))
+		resp, _ := io.ReadAll(nc)
+		if !bytes.Contains(resp, []byte("connection limit")) {
+			t.Errorf("sixth connection: %q", resp)
+		}
+		for _, c := range conns {
+			c.Close()
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.Server.Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before+2 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before+2 {
+		buf := make([]byte, 1<<16)
+		t.Fatalf("%d goroutines before, %d after:\n%s", before, n, buf[:runtime.Stack(buf, true)])
+	}
+}
+
+func TestIdleTimeout(t *testing.T) {
+	s := setup(t, servertest.Options{IdleTimeout: 200 * time.Millisecond})
+	nc := must(net.Dial("tcp", s.LDAP))
+	nc.SetDeadline(time.Now().Add(5 * time.Second))
+	resp, _ := io.ReadAll(nc)
+	if !bytes.Contains(resp, []byte("idle")) {
+		t.Fatalf("idle connection: %q", resp)
+	}
+}
