@@ -408,4 +408,3 @@ func without(list []string, v string) []string {
 	}
 	return out
 }
-
