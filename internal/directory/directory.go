@@ -69,15 +69,15 @@ type Domain struct {
 }
 
 // DomainSID parses the domain SID.
-func (d *Domain) DomainSID() ntsec.SID { return ntsec.MustParseSID(d.SID) }
+func (d Domain) DomainSID() ntsec.SID { return ntsec.MustParseSID(d.SID) }
 
 // Well-known DNs.
-func (d *Domain) UsersDN() string     { return "CN=Users," + d.BaseDN }
-func (d *Domain) ComputersDN() string { return "CN=Computers," + d.BaseDN }
-func (d *Domain) MSADN() string       { return "CN=Managed Service Accounts," + d.BaseDN }
-func (d *Domain) DCsDN() string       { return "OU=Domain Controllers," + d.BaseDN }
-func (d *Domain) BuiltinDN() string   { return "CN=Builtin," + d.BaseDN }
-func (d *Domain) RootKeysDN() string {
+func (d Domain) UsersDN() string     { return "CN=Users," + d.BaseDN }
+func (d Domain) ComputersDN() string { return "CN=Computers," + d.BaseDN }
+func (d Domain) MSADN() string       { return "CN=Managed Service Accounts," + d.BaseDN }
+func (d Domain) DCsDN() string       { return "OU=Domain Controllers," + d.BaseDN }
+func (d Domain) BuiltinDN() string   { return "CN=Builtin," + d.BaseDN }
+func (d Domain) RootKeysDN() string {
 	return "CN=Master Root Keys,CN=Group Key Distribution Service,CN=Services," + d.ConfigDN
 }
 

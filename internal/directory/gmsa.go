@@ -23,6 +23,8 @@ type GMSAOptions struct {
 	Enctypes          uint32   // -KerberosEncryptionType as msDS-SupportedEncryptionTypes; default RC4|AES128|AES256
 	Disabled          bool     // -Enabled $false
 	Description       string
+	Container         string // DN of the parent; default CN=Managed Service Accounts
+	Membership        []byte // msDS-GroupMSAMembership as a binary SD, instead of PrincipalsAllowed
 }
 
 // DefaultGMSAEnctypes is what New-ADServiceAccount sets without -KerberosEncryptionType.
@@ -73,6 +75,19 @@ func (d *Directory) NewGMSA(ctx context.Context, opt GMSAOptions) (*Object, erro
 	if err != nil {
 		return nil, err
 	}
+	if opt.Membership != nil {
+		if len(opt.PrincipalsAllowed) > 0 {
+			return nil, fmt.Errorf("directory: give principals or a membership security descriptor, not both: %w", ErrInvalid)
+		}
+		if _, err := ntsec.ParseSecurityDescriptor(opt.Membership); err != nil {
+			return nil, fmt.Errorf("directory: msDS-GroupMSAMembership: %v: %w", err, ErrInvalid)
+		}
+		sd = opt.Membership
+	}
+	parent, err := d.container(ctx, opt.Container, d.domain.MSADN())
+	if err != nil {
+		return nil, err
+	}
 	keys, err := d.rootKeys(ctx)
 	if err != nil {
 		return nil, err
@@ -82,7 +97,7 @@ func (d *Directory) NewGMSA(ctx context.Context, opt GMSAOptions) (*Object, erro
 	if err != nil {
 		return nil, d.noRootKeyError(keys, now)
 	}
-	o := &Object{GUID: d.newGUID(), Class: ClassGMSA, Name: name, DN: "CN=" + name + "," + d.domain.MSADN(), SAM: name + "$",
+	o := &Object{GUID: d.newGUID(), Class: ClassGMSA, Name: name, DN: "CN=" + name + "," + parent, SAM: name + "$",
 		UAC: UACWorkstationTrust, DNSHostName: opt.DNSHostName, SPNs: opt.SPNs, SupportedEnctypes: opt.Enctypes,
 		PrimaryGroupRID: ntsec.RIDDomainComputers, PasswordInterval: opt.IntervalDays, GroupMSAMembership: sd,
 		Description: opt.Description, KVNO: 1, PwdLastSet: now,
@@ -143,6 +158,21 @@ func (d *Directory) membershipSD(ctx context.Context, principals []string) ([]by
 	return sd.Bytes(), nil
 }
 
+// container checks that a parent DN exists and is a container; "" gives def.
+func (d *Directory) container(ctx context.Context, dn, def string) (string, error) {
+	if dn == "" {
+		return def, nil
+	}
+	o, err := d.byIndex(ctx, dnKey(dn))
+	if err != nil {
+		return "", fmt.Errorf("directory: parent %q does not exist: %w", dn, ErrNoSuchBase)
+	}
+	if o.Class != ClassContainer && o.Class != ClassOU && o.Class != ClassDomain {
+		return "", fmt.Errorf("directory: parent %s is a %s, not a container: %w", o.DN, o.Class, ErrInvalid)
+	}
+	return o.DN, nil
+}
+
 // GMSAChanges mirror Set-ADServiceAccount; nil fields stay as they are.
 type GMSAChanges struct {
 	DNSHostName       *string
@@ -153,7 +183,8 @@ type GMSAChanges struct {
 	Enctypes          *uint32
 	Enabled           *bool
 	Description       *string
-	IntervalDays      *int64 // refused: system-only after creation
+	IntervalDays      *int64  // refused: system-only after creation
+	Membership        *[]byte // msDS-GroupMSAMembership as a binary SD
 }
 
 // SetGMSA changes a gMSA.
@@ -161,6 +192,22 @@ func (d *Directory) SetGMSA(ctx context.Context, ref string, ch GMSAChanges) (*O
 	o, err := d.gmsa(ctx, ref)
 	if err != nil {
 		return nil, err
+	}
+	return d.SetAccount(ctx, o.DN, ch)
+}
+
+// SetAccount applies changes to a gMSA, computer or user; the gMSA-only changes
+// (principals, membership, interval) are refused for the others.
+func (d *Directory) SetAccount(ctx context.Context, ref string, ch GMSAChanges) (*Object, error) {
+	o, err := d.Resolve(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	if o.Class != ClassGMSA && o.Class != ClassComputer && o.Class != ClassUser {
+		return nil, fmt.Errorf("directory: %s is a %s, not an account: %w", o.DN, o.Class, ErrInvalid)
+	}
+	if o.Class != ClassGMSA && (ch.PrincipalsAllowed != nil || ch.Membership != nil || ch.IntervalDays != nil) {
+		return nil, fmt.Errorf("directory: %s is a %s; only gMSAs have a managed password: %w", o.DN, o.Class, ErrInvalid)
 	}
 	if ch.IntervalDays != nil && *ch.IntervalDays != o.PasswordInterval {
 		return nil, fmt.Errorf("directory: %s: the password interval (msDS-ManagedPasswordInterval) can only be set when the account is created; remove the account and create it again with the interval you want: %w", o.SAM, ErrInvalid)
@@ -170,6 +217,14 @@ func (d *Directory) SetGMSA(ctx context.Context, ref string, ch GMSAChanges) (*O
 		if sd, err = d.membershipSD(ctx, *ch.PrincipalsAllowed); err != nil {
 			return nil, err
 		}
+	}
+	if ch.Membership != nil {
+		if len(*ch.Membership) > 0 {
+			if _, err := ntsec.ParseSecurityDescriptor(*ch.Membership); err != nil {
+				return nil, fmt.Errorf("directory: msDS-GroupMSAMembership: %v: %w", err, ErrInvalid)
+			}
+		}
+		sd = *ch.Membership
 	}
 	return d.modify(ctx, o.GUID, func(n *Object) ([]store.Op, error) {
 		if ch.DNSHostName != nil {
@@ -192,7 +247,7 @@ func (d *Directory) SetGMSA(ctx context.Context, ref string, ch GMSAChanges) (*O
 		if err := checkSPNs(n.SPNs); err != nil {
 			return nil, err
 		}
-		if ch.PrincipalsAllowed != nil {
+		if ch.PrincipalsAllowed != nil || ch.Membership != nil {
 			n.GroupMSAMembership = sd
 		}
 		if ch.Enctypes != nil {

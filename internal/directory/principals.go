@@ -106,7 +106,7 @@ func checkName(kind, name string, max int) error {
 // UserOptions describe a new user.
 type UserOptions struct {
 	Name        string // sAMAccountName, also the cn
-	Password    string
+	Password    string // empty: no password yet, and the account starts disabled
 	Description string
 	Disabled    bool
 }
@@ -116,17 +116,16 @@ func (d *Directory) NewUser(ctx context.Context, opt UserOptions) (*Object, erro
 	if err := checkName("user", opt.Name, 20); err != nil {
 		return nil, err
 	}
-	if opt.Password == "" {
-		return nil, fmt.Errorf("directory: user %s needs a password: %w", opt.Name, ErrInvalid)
-	}
 	o := &Object{GUID: d.newGUID(), Class: ClassUser, Name: opt.Name, DN: "CN=" + opt.Name + "," + d.domain.UsersDN(),
 		SAM: opt.Name, UPN: opt.Name + "@" + d.domain.DNSName, UAC: UACNormalAccount, Description: opt.Description,
 		PrimaryGroupRID: ntsec.RIDDomainUsers}
-	if opt.Disabled {
+	if opt.Disabled || opt.Password == "" { // AD: a user without a password starts disabled
 		o.UAC |= UACAccountDisable
 	}
-	if err := d.setKeys(o, EncodePassword(opt.Password)); err != nil {
-		return nil, err
+	if opt.Password != "" {
+		if err := d.setKeys(o, EncodePassword(opt.Password)); err != nil {
+			return nil, err
+		}
 	}
 	if err := d.create(ctx, o, true); err != nil {
 		return nil, err
@@ -134,14 +133,15 @@ func (d *Directory) NewUser(ctx context.Context, opt UserOptions) (*Object, erro
 	return o, nil
 }
 
-// SetPassword sets a user's password (keys, kvno, pwdLastSet).
+// SetPassword sets a user's or computer's password (keys, kvno, pwdLastSet). A gMSA's
+// password belongs to the system.
 func (d *Directory) SetPassword(ctx context.Context, ref, password string) (*Object, error) {
 	o, err := d.Resolve(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
-	if o.Class != ClassUser {
-		return nil, fmt.Errorf("directory: %s is a %s; only users have a password set this way: %w", o.DN, o.Class, ErrInvalid)
+	if o.Class != ClassUser && o.Class != ClassComputer {
+		return nil, fmt.Errorf("directory: %s is a %s; only users and computers have a password that can be set: %w", o.DN, o.Class, ErrInvalid)
 	}
 	if password == "" {
 		return nil, fmt.Errorf("directory: empty password: %w", ErrInvalid)
@@ -154,6 +154,7 @@ type ComputerOptions struct {
 	Name        string // host name without $, at most 15 characters
 	DNSHostName string // default name.domain
 	SPNs        []string
+	Password    []byte // UTF-16LE machine password; default random, as Windows sets
 }
 
 // NewComputer creates a computer account with a random machine password, as adcli join
@@ -175,9 +176,12 @@ func (d *Directory) NewComputer(ctx context.Context, opt ComputerOptions) (*Obje
 	o := &Object{GUID: d.newGUID(), Class: ClassComputer, Name: strings.ToUpper(name), DN: "CN=" + strings.ToUpper(name) + "," + d.domain.ComputersDN(),
 		SAM: strings.ToUpper(name) + "$", UAC: UACWorkstationTrust, DNSHostName: host, SPNs: spns,
 		PrimaryGroupRID: ntsec.RIDDomainComputers, SupportedEnctypes: EnctypeAES128 | EnctypeAES256 | EnctypeRC4}
-	pw, err := randomMachinePassword(d.rand)
-	if err != nil {
-		return nil, err
+	pw := opt.Password
+	if pw == nil {
+		var err error
+		if pw, err = randomMachinePassword(d.rand); err != nil {
+			return nil, err
+		}
 	}
 	if err := d.setKeys(o, pw); err != nil {
 		return nil, err
@@ -323,6 +327,12 @@ func (d *Directory) Remove(ctx context.Context, ref string, class Class) error {
 	}
 	if class != "" && o.Class != class {
 		return fmt.Errorf("directory: %s is a %s, not a %s: %w", o.DN, o.Class, class, ErrInvalid)
+	}
+	switch o.Class {
+	case ClassRootKey:
+		return d.RemoveRootKey(ctx, o.GUID.String())
+	case ClassDomain, ClassContainer, ClassOU:
+		return fmt.Errorf("directory: %s is a container of the domain's layout and cannot be removed: %w", o.DN, ErrInvalid)
 	}
 	if sid := o.ObjectSID(); !sid.IsZero() && (sid.RID() < 1000 || o.UAC&UACServerTrust != 0) {
 		return fmt.Errorf("directory: %s is a built-in principal and cannot be removed: %w", o.DN, ErrInvalid)

@@ -84,6 +84,32 @@ func (d *Directory) AddRootKey(ctx context.Context, opt RootKeyOptions) (*Object
 	return o, warnings, nil
 }
 
+// ImportRootKey stores a root key made elsewhere (an LDAP add of msKds-ProvRootKey, a
+// migration): it must be valid, and its GUID is its cn.
+func (d *Directory) ImportRootKey(ctx context.Context, k kds.RootKey) (*Object, error) {
+	if err := k.Validate(); err != nil {
+		return nil, fmt.Errorf("directory: %v: %w", err, ErrInvalid)
+	}
+	now := d.nowFT()
+	if k.CreateTime == 0 {
+		k.CreateTime = now
+	}
+	if k.DomainID == "" {
+		k.DomainID = "CN=" + d.domain.DCName + "," + d.domain.DCsDN()
+	}
+	o := &Object{GUID: k.ID, Class: ClassRootKey, Name: k.ID.String(), DN: "CN=" + k.ID.String() + "," + d.domain.RootKeysDN(),
+		RootKey: &RootKeyRecord{Data: k.Data, Version: k.Version, KDFAlgorithm: k.KDFAlgorithm, KDFParam: kds.EncodeKDFParam(k.Hash),
+			CreateTime: k.CreateTime, UseStartTime: k.UseStartTime, DomainID: k.DomainID, SecretAgreementAlgorithm: k.SecretAgreementAlgorithm,
+			SecretAgreementParam: k.SecretAgreementParam, PublicKeyLength: k.PublicKeyLength, PrivateKeyLength: k.PrivateKeyLength},
+		Created: now, Changed: now}
+	_, err := d.st.Apply(ctx, append(createOps(o), store.Put(keyRootKeyVersion, []byte(o.GUID.String())))...)
+	d.dropKeys()
+	if err != nil {
+		return nil, d.conflictError(ctx, err)
+	}
+	return o, nil
+}
+
 // RemoveRootKey deletes a root key. Passwords whose ids name it can no longer be derived.
 func (d *Directory) RemoveRootKey(ctx context.Context, id string) error {
 	o, err := d.rootKeyObject(ctx, id)

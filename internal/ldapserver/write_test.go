@@ -1,0 +1,135 @@
+package ldapserver_test
+
+import (
+	"encoding/binary"
+	"strings"
+	"testing"
+	"unicode/utf16"
+
+	"github.com/go-ldap/ldap/v3"
+
+	"gmsa/internal/kds"
+	"gmsa/internal/ntsec"
+	"gmsa/internal/servertest"
+)
+
+func unicodePwd(s string) string {
+	u := utf16.Encode([]rune(`"` + s + `"`))
+	b := make([]byte, 2*len(u))
+	for i, c := range u {
+		binary.LittleEndian.PutUint16(b[2*i:], c)
+	}
+	return string(b)
+}
+
+func TestWrites(t *testing.T) {
+	s := setup(t, servertest.Options{AllowPlainSimpleBind: true})
+	user := dialTLS(t, s)
+	must(struct{}{}, user.Bind("websvc", "Web-Pass-123!"))
+	add := ldap.NewAddRequest("CN=app,CN=Managed Service Accounts,"+base, nil)
+	add.Attribute("objectClass", []string{"msDS-GroupManagedServiceAccount"})
+	add.Attribute("dNSHostName", []string{"app.example.test"})
+	if err := user.Add(add); code(err) != ldap.LDAPResultInsufficientAccessRights {
+		t.Fatalf("add by a user: %v", err)
+	}
+
+	c := dialTLS(t, s)
+	must(struct{}{}, c.Bind("Administrator", s.AdminPassword))
+	hosts := must(s.Dir.Resolve(ctx, "Web Hosts"))
+	sd := must(ntsec.ParseSDDL("O:S-1-5-32-544D:(A;;0xf01ff;;;"+hosts.SID+")", ntsec.SID{}))
+	add.Attribute("sAMAccountName", []string{"app$"})
+	add.Attribute("msDS-ManagedPasswordInterval", []string{"7"})
+	add.Attribute("servicePrincipalName", []string{"http/app.example.test"})
+	add.Attribute("msDS-GroupMSAMembership", []string{string(sd.Bytes())})
+	if err := c.Add(add); err != nil {
+		t.Fatal(err)
+	}
+	app := must(s.Dir.Resolve(ctx, "app$"))
+	if app.PasswordInterval != 7 || len(app.PasswordID) == 0 || app.SPNs[0] != "http/app.example.test" {
+		t.Fatalf("%+v", app)
+	}
+	if dec := must(s.Dir.TestAccount(ctx, "app", "websvc")); !dec.Granted {
+		t.Fatalf("membership from the binary SD: %+v", dec)
+	}
+	if err := c.Add(add); code(err) != ldap.LDAPResultEntryAlreadyExists {
+		t.Fatalf("duplicate add: %v", err)
+	}
+	bad := ldap.NewAddRequest("CN=bad,CN=Managed Service Accounts,"+base, nil)
+	bad.Attribute("objectClass", []string{"msDS-GroupManagedServiceAccount"})
+	bad.Attribute("msDS-ManagedPassword", []string{"x"})
+	if err := c.Add(bad); code(err) != ldap.LDAPResultConstraintViolation || !strings.Contains(err.Error(), "constructed") {
+		t.Fatalf("constructed attribute: %v", err)
+	}
+	mod := ldap.NewModifyRequest(app.DN, nil)
+	mod.Replace("msDS-ManagedPasswordInterval", []string{"30"})
+	if err := c.Modify(mod); code(err) != ldap.LDAPResultConstraintViolation {
+		t.Fatalf("interval change: %v", err)
+	}
+	mod = ldap.NewModifyRequest(app.DN, nil)
+	mod.Add("servicePrincipalName", []string{"http/app2.example.test"})
+	mod.Replace("userAccountControl", []string{"4098"})
+	if err := c.Modify(mod); err != nil {
+		t.Fatal(err)
+	}
+	if app = must(s.Dir.Resolve(ctx, "app$")); len(app.SPNs) != 2 || app.Enabled() {
+		t.Fatalf("%+v", app)
+	}
+	// Group membership and a user with a password, over TLS.
+	u := ldap.NewAddRequest("CN=ops,CN=Users,"+base, nil)
+	u.Attribute("objectClass", []string{"user"})
+	u.Attribute("sAMAccountName", []string{"ops"})
+	u.Attribute("unicodePwd", []string{unicodePwd("Ops-Pass-123!")})
+	if err := c.Add(u); err != nil {
+		t.Fatal(err)
+	}
+	mod = ldap.NewModifyRequest("CN=Web Hosts,CN=Users,"+base, nil)
+	mod.Add("member", []string{"CN=ops,CN=Users," + base})
+	if err := c.Modify(mod); err != nil {
+		t.Fatal(err)
+	}
+	if err := dialTLS(t, s).Bind("ops", "Ops-Pass-123!"); err != nil {
+		t.Fatalf("bind with the password set by unicodePwd: %v", err)
+	}
+	if dec := must(s.Dir.TestAccount(ctx, "app", "ops")); !strings.Contains(dec.Reason, "allowed by entry 0") || !strings.Contains(dec.Reason, "ops → Web Hosts") {
+		t.Fatalf("member added over LDAP is not in the token: %+v", dec) // (app is disabled by now, so the answer is no)
+	}
+	// unicodePwd needs encryption.
+	plain := dialPlain(t, s)
+	must(struct{}{}, plain.Bind("Administrator", s.AdminPassword))
+	mod = ldap.NewModifyRequest("CN=ops,CN=Users,"+base, nil)
+	mod.Replace("unicodePwd", []string{unicodePwd("Other-123!")})
+	if err := plain.Modify(mod); code(err) != ldap.LDAPResultUnwillingToPerform || !strings.Contains(err.Error(), "encrypted") {
+		t.Fatalf("unicodePwd in the clear: %v", err)
+	}
+	// A root key added as an msKds-ProvRootKey entry.
+	id := "1f2e3d4c-5b6a-4978-8a9b-0c1d2e3f4a5b"
+	rk := ldap.NewAddRequest("CN="+id+","+s.Dir.Domain().RootKeysDN(), nil)
+	rk.Attribute("objectClass", []string{"msKds-ProvRootKey"})
+	rk.Attribute("msKds-RootKeyData", []string{strings.Repeat("k", 64)})
+	rk.Attribute("msKds-KDFAlgorithmID", []string{"SP800_108_CTR_HMAC"})
+	rk.Attribute("msKds-KDFParam", []string{string(kds.EncodeKDFParam(kds.SHA512))})
+	rk.Attribute("msKds-Version", []string{"1"})
+	rk.Attribute("msKds-UseStartTime", []string{"133000000000000000"})
+	if err := c.Add(rk); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Dir.TestRootKey(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	// Delete.
+	if err := c.Del(ldap.NewDelRequest(app.DN, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Dir.Resolve(ctx, "app$"); err == nil {
+		t.Fatal("deleted gMSA still there")
+	}
+	if err := c.Del(ldap.NewDelRequest("CN=Domain Admins,CN=Users,"+base, nil)); code(err) != ldap.LDAPResultUnwillingToPerform {
+		t.Fatalf("delete of a built-in group: %v", err)
+	}
+	if err := c.Del(ldap.NewDelRequest("CN=nothere,"+base, nil)); code(err) != ldap.LDAPResultNoSuchObject {
+		t.Fatalf("delete of nothing: %v", err)
+	}
+	if !strings.Contains(s.Audit.String(), `"msg":"directory changed","principal":"Administrator"`) {
+		t.Fatal("writes not audited")
+	}
+}
