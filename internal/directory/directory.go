@@ -49,6 +49,9 @@ type Directory struct {
 	ridMu           sync.Mutex
 	ridNext, ridEnd uint32 // this process's RID pool
 
+	objMu    sync.RWMutex
+	objCache map[string]cachedObject // obj/<guid> → decoded record
+
 	mu          sync.Mutex
 	keysRev     int64     // revision of keyRootKeyVersion the cached keys belong to
 	keysChecked time.Time // when that revision was last confirmed
@@ -157,6 +160,46 @@ func decode(kv store.KV) (*Object, error) {
 	return o, nil
 }
 
+// objCacheSize bounds the decoded-object cache.
+const objCacheSize = 50_000
+
+// cachedObject is a decoded record and the revision it was decoded from.
+type cachedObject struct {
+	rev int64
+	o   *Object
+}
+
+// decodeCached decodes kv, reusing the object decoded from the same revision. Objects
+// the directory returns are shared: callers read them and never modify them (changes go
+// through modify, which decodes its own copy).
+func (d *Directory) decodeCached(kv store.KV) (*Object, error) {
+	d.objMu.RLock()
+	c, ok := d.objCache[kv.Key]
+	d.objMu.RUnlock()
+	if ok && c.rev == kv.Rev {
+		return c.o, nil
+	}
+	o, err := decode(kv)
+	if err != nil {
+		return nil, err
+	}
+	d.objMu.Lock()
+	if d.objCache == nil {
+		d.objCache = map[string]cachedObject{}
+	}
+	if len(d.objCache) >= objCacheSize {
+		for k := range d.objCache {
+			delete(d.objCache, k)
+			if len(d.objCache) < objCacheSize*9/10 {
+				break
+			}
+		}
+	}
+	d.objCache[kv.Key] = cachedObject{kv.Rev, o}
+	d.objMu.Unlock()
+	return o, nil
+}
+
 // byGUID reads an object.
 func (d *Directory) byGUID(ctx context.Context, g string) (*Object, error) {
 	kv, err := d.st.Get(ctx, "obj/"+g)
@@ -166,7 +209,7 @@ func (d *Directory) byGUID(ctx context.Context, g string) (*Object, error) {
 	if err != nil {
 		return nil, err
 	}
-	return decode(kv)
+	return d.decodeCached(kv)
 }
 
 func (d *Directory) byIndex(ctx context.Context, key string) (*Object, error) {

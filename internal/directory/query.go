@@ -403,7 +403,7 @@ func (d *Directory) Search(ctx context.Context, q Query, fn func(*View) error) e
 		return err
 	}
 	for _, kv := range kvs {
-		o, err := decode(kv)
+		o, err := d.decodeCached(kv)
 		if err != nil {
 			return err
 		}

@@ -290,21 +290,11 @@ func (c *conn) sendEntries(ctx context.Context, id int64, objs []*directory.Obje
 		if sel.none {
 			names = nil
 		}
-		attrs := ber.NewSequence("attributes")
+		var attrs []entryAttr
 		add := func(name string, vals [][]byte) {
-			if len(vals) == 0 {
-				return
+			if len(vals) > 0 {
+				attrs = append(attrs, entryAttr{name, vals})
 			}
-			a := ber.NewSequence("attribute")
-			a.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, name, "type"))
-			set := ber.Encode(ber.ClassUniversal, ber.TypeConstructed, ber.TagSet, nil, "vals")
-			if !sel.typesOnly {
-				for _, x := range vals {
-					set.AppendChild(octets(x))
-				}
-			}
-			a.AppendChild(set)
-			attrs.AppendChild(a)
 		}
 		seen := map[string]bool{}
 		for _, n := range names {
@@ -326,10 +316,7 @@ func (c *conn) sendEntries(ctx context.Context, id int64, objs []*directory.Obje
 				add("msDS-ManagedPassword", [][]byte{blob})
 			}
 		}
-		e := ber.Encode(ber.ClassApplication, ber.TypeConstructed, appSearchEntry, nil, "SearchResultEntry")
-		e.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, o.DN, "objectName"))
-		e.AppendChild(attrs)
-		if err := c.send(message(id, e)); err != nil {
+		if err := c.sendRaw(encodeEntry(id, o.DN, attrs, sel.typesOnly)); err != nil {
 			return err
 		}
 	}

@@ -253,11 +253,13 @@ func (c *conn) dispatch(id int64, op *ber.Packet, controls []*ber.Packet) bool {
 	return true
 }
 
-func (c *conn) send(p *ber.Packet) error {
+func (c *conn) send(p *ber.Packet) error { return c.sendRaw(p.Bytes()) }
+
+func (c *conn) sendRaw(b []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
-	_, err := c.nc.Write(p.Bytes())
+	_, err := c.nc.Write(b)
 	return err
 }
 

@@ -3,6 +3,7 @@
 package interop
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -12,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"gmsa/internal/ntsec"
 )
 
 // ourServer provisions a domain with the admin commands, then runs 'gmsa server' on
@@ -166,6 +169,36 @@ func TestOurLDAPServerWithRealClients(t *testing.T) {
 		t.Fatalf("python peers disagree: %v (want %s…, NT %s)", py, wantHex[:16], str(want, "nt_hash"))
 	}
 	t.Logf("ldapsearch (LDAPS, StartTLS, plain refused), python3-ldap3 and impacket all read the password %s… (NT hash %s)", wantHex[:16], py["impacket_nt_hash"])
+
+	// 8. ldapadd creates a gMSA from LDIF (the membership SD as base64, as AD tools
+	// write it), ldapmodify changes it, and the allowed user reads its password.
+	hosts, _, _ := run(tlsEnv, "", "ldapsearch", append([]string{"-LLL", "-H", ldapsURL}, append(admin, "-b", "DC=example,DC=test", "(cn=Web Hosts)", "objectSid")...)...)
+	sidLine := strings.TrimSpace(strings.SplitN(strings.SplitN(hosts, "objectSid:: ", 2)[1], "\n", 2)[0])
+	sidRaw, _ := base64.StdEncoding.DecodeString(sidLine)
+	hostSID, err := ntsec.SIDFromBytes(sidRaw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sd, _ := ntsec.ParseSDDL("O:S-1-5-32-544D:(A;;0xf01ff;;;"+hostSID.String()+")", ntsec.SID{})
+	ldif := "dn: CN=app01,CN=Managed Service Accounts,DC=example,DC=test\nobjectClass: msDS-GroupManagedServiceAccount\n" +
+		"sAMAccountName: app01$\ndNSHostName: app01.example.test\nmsDS-ManagedPasswordInterval: 3\n" +
+		"msDS-SupportedEncryptionTypes: 24\nmsDS-GroupMSAMembership:: " + base64.StdEncoding.EncodeToString(sd.Bytes()) + "\n"
+	if out, stderr, code := run(tlsEnv, ldif, "ldapadd", append([]string{"-H", ldapsURL}, admin...)...); code != 0 {
+		t.Fatalf("ldapadd (exit %d): %s %s", code, out, stderr)
+	}
+	mod := "dn: CN=app01,CN=Managed Service Accounts,DC=example,DC=test\nchangetype: modify\nadd: servicePrincipalName\nservicePrincipalName: http/app01.example.test\n"
+	if out, stderr, code := run(tlsEnv, mod, "ldapmodify", append([]string{"-H", ldapsURL}, admin...)...); code != 0 {
+		t.Fatalf("ldapmodify (exit %d): %s %s", code, out, stderr)
+	}
+	refused := "dn: CN=app01,CN=Managed Service Accounts,DC=example,DC=test\nchangetype: modify\nreplace: msDS-ManagedPasswordInterval\nmsDS-ManagedPasswordInterval: 30\n"
+	if _, stderr, code := run(tlsEnv, refused, "ldapmodify", append([]string{"-H", ldapsURL}, admin...)...); code == 0 || !strings.Contains(stderr, "Constraint violation (19)") {
+		t.Fatalf("interval change accepted (exit %d): %s", code, stderr)
+	}
+	out, stderr, code = run(tlsEnv, "", "ldapsearch", append(append([]string{"-LLL", "-o", "ldif-wrap=no", "-H", ldapsURL}, user...),
+		"-b", msaBase, "(servicePrincipalName=http/app01.example.test)", "msDS-ManagedPassword", "msDS-ManagedPasswordInterval")...)
+	if code != 0 || blobOf(out) == "" || !strings.Contains(out, "msDS-ManagedPasswordInterval: 3") {
+		t.Fatalf("password of the gMSA made by ldapadd (exit %d): %s %s", code, out, stderr)
+	}
 }
 
 // pyClient reads msDS-ManagedPassword with ldap3 over LDAPS, parses the blob by its
