@@ -208,7 +208,7 @@ func (c *conn) serve() {
 			}
 			return
 		}
-		pkt, err := ber.DecodePacketErr(buf)
+		pkt, err := decodeBER(buf)
 		if err != nil || len(pkt.Children) < 2 {
 			log.Info("undecodable LDAPMessage; disconnecting", "remote", c.remote, "err", err)
 			c.disconnect(resultProtocolError, "malformed LDAPMessage")

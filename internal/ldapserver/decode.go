@@ -1,0 +1,77 @@
+package ldapserver
+
+import (
+	"errors"
+	"fmt"
+
+	ber "github.com/go-asn1-ber/asn1-ber"
+)
+
+// maxBERDepth bounds nesting in a request.
+const maxBERDepth = 100
+
+// decodeBER parses one BER element that fills buf ([X.690] 8.1, definite lengths only)
+// in a single pass. Primitive contents are slices of buf (ByteValue), integers and
+// enumerations also get Value; constructed elements get Children. This is all the
+// server reads of a request.
+func decodeBER(buf []byte) (*ber.Packet, error) {
+	p, n, err := decodeElement(buf, 0)
+	if err != nil {
+		return nil, err
+	}
+	if n != len(buf) {
+		return nil, fmt.Errorf("ber: %d bytes after the element", len(buf)-n)
+	}
+	return p, nil
+}
+
+func decodeElement(buf []byte, depth int) (*ber.Packet, int, error) {
+	if depth > maxBERDepth {
+		return nil, 0, errors.New("ber: nested too deeply")
+	}
+	if len(buf) < 2 {
+		return nil, 0, errors.New("ber: truncated element")
+	}
+	id := buf[0]
+	if id&0x1f == 0x1f {
+		return nil, 0, errors.New("ber: multi-byte tags are not used by LDAP")
+	}
+	pos := 2
+	length := int(buf[1])
+	if buf[1]&0x80 != 0 {
+		n := int(buf[1] & 0x7f)
+		if n == 0 || n > 4 || len(buf) < 2+n {
+			return nil, 0, errors.New("ber: bad length")
+		}
+		length = 0
+		for _, b := range buf[2 : 2+n] {
+			length = length<<8 | int(b)
+		}
+		pos += n
+	}
+	if length < 0 || length > len(buf)-pos {
+		return nil, 0, errors.New("ber: length runs past the data")
+	}
+	content := buf[pos : pos+length]
+	p := &ber.Packet{Identifier: ber.Identifier{ClassType: ber.Class(id & 0xc0), TagType: ber.Type(id & 0x20), Tag: ber.Tag(id & 0x1f)}}
+	if p.TagType == ber.TypeConstructed {
+		for off := 0; off < len(content); {
+			c, n, err := decodeElement(content[off:], depth+1)
+			if err != nil {
+				return nil, 0, err
+			}
+			p.Children = append(p.Children, c)
+			off += n
+		}
+	} else {
+		p.ByteValue = content
+		if p.ClassType == ber.ClassUniversal && (p.Tag == ber.TagInteger || p.Tag == ber.TagEnumerated) {
+			v, err := ber.ParseInt64(content)
+			if err != nil {
+				return nil, 0, err
+			}
+			p.Value = v
+		}
+	}
+	return p, pos + length, nil
+}
