@@ -15,6 +15,14 @@ go build -o "$W/ldapload" ./cmd/ldapload
 L="$W/ldapload"
 export GODEBUG=x509negativeserial=1 # Samba's own certificate has a negative serial number
 PIDS=()
+# cpu_ticks PGID: user+system clock ticks of every process in a process group.
+cpu_ticks() { local t=0; for st in /proc/[0-9]*/stat; do read -r -a f < "$st" 2>/dev/null || continue
+  [ "${f[4]}" = "$1" ] && t=$((t + f[13] + f[14])); done; echo $t; }
+# run NAME PGID ldapload-args…: one bounded run, with the server's CPU µs per operation.
+run() { local name=$1 pg=$2; shift 2; local before after out ops
+  before=$(cpu_ticks "$pg"); out=$($L "$@"); after=$(cpu_ticks "$pg")
+  ops=$(sed -n 's/.* ops=\([0-9]*\).*/\1/p' <<<"$out")
+  echo "$name $out server_cpu_us_per_op=$(( ops > 0 ? (after - before) * 1000000 / $(getconf CLK_TCK) / ops : 0 ))"; }
 cleanup() { for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; bash $PEERS samba-stop >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 BASE=DC=example,DC=test
@@ -23,7 +31,8 @@ echo "== setting up (users are added over LDAP by the load tool)"
 # Ours.
 "$W/gmsa" domain provision --realm EXAMPLE.TEST --data "$W/ours" --root-key-effective-time "$(date -u -d '-2 days' +%Y-%m-%dT%H:%M:%SZ)" >/dev/null
 printf 'data: %s\nlog:\n  level: warn\nldap:\n  listen: 127.0.0.1:0\n  ldaps_listen: 127.0.0.1:0\n  allow_plain_simple_bind: true\n' "$W/ours" > "$W/ours.yaml"
-"$W/gmsa" server --config "$W/ours.yaml" 2>"$W/ours.log" & PIDS+=($!)
+setsid "$W/gmsa" server --config "$W/ours.yaml" 2>"$W/ours.log" & PIDS+=($!)
+OURS_PG=$!
 for _ in $(seq 100); do [ -s "$W/ours/endpoints.json" ] && break; sleep 0.1; done
 OURS_LDAP=$(python3 -c "import json;print(json.load(open('$W/ours/endpoints.json'))['ldap'])")
 OURS_LDAPS=$(python3 -c "import json;print(json.load(open('$W/ours/endpoints.json'))['ldaps'])")
@@ -36,6 +45,7 @@ bash $PEERS samba-provision
 SD=$(bash $PEERS dir)
 sed -i 's/^\[global\]/[global]\n\tldap server require strong auth = no/' "$SD/etc/smb.conf"
 bash $PEERS samba-start >/dev/null
+SAMBA_PG=$(ps -o pgid= -p "$(cat "$SD/run/samba.pid")" | tr -d ' ')
 SAMBA_PW='Passw0rd!Adm1n'
 bash $PEERS samba-tool domain passwordsettings set --complexity=off --min-pwd-length=1 >/dev/null
 $L -url ldaps://127.0.0.1:636 -bind-dn Administrator@example.test -password "$SAMBA_PW" -populate users -n 2000 -base "CN=Users,$BASE"
@@ -80,17 +90,18 @@ with open(sys.argv[1], "w") as f:
         f.write(f"dn: uid=bench{i},ou=people,DC=example,DC=test\nobjectClass: inetOrgPerson\nuid: bench{i}\ncn: bench{i}\nsn: b\nmail: bench{i}@example.test\nuserPassword: pw\n\n")
 PY
 slapadd -f "$W/slapd/slapd.conf" -q -l "$W/slapd/data.ldif" 2>/dev/null
-slapd -d 0 -f "$W/slapd/slapd.conf" -h 'ldap://127.0.0.1:3890/' 2>/dev/null & PIDS+=($!)
+setsid slapd -d 0 -f "$W/slapd/slapd.conf" -h 'ldap://127.0.0.1:3890/' 2>/dev/null & PIDS+=($!)
+SLAPD_PG=$!
 sleep 1
 
 echo "== indexed searches among 2000 users, plain LDAP, $D per run"
 for c in 1 4 16; do
-  $L -url "$OURS_LDAP" -bind-dn bench0@example.test -password Bench-Pass-123! -base "$BASE" -filter '(sAMAccountName=bench%d)' -n 2000 -attrs cn,description -c $c -d $D | sed 's/^/ours   /'
-  $L -url ldap://127.0.0.1:3890 -bind-dn "cn=admin,$BASE" -password secret -base "$BASE" -filter '(uid=bench%d)' -n 2000 -attrs cn,mail -c $c -d $D | sed 's/^/slapd  /'
-  $L -url ldap://127.0.0.1:389 -bind-dn bench0@example.test -password Bench-Pass-123! -base "$BASE" -filter '(sAMAccountName=bench%d)' -n 2000 -attrs cn,description -c $c -d $D | sed 's/^/samba  /'
+  run "ours " "$OURS_PG" -url "$OURS_LDAP" -bind-dn bench0@example.test -password Bench-Pass-123! -base "$BASE" -filter '(sAMAccountName=bench%d)' -n 2000 -attrs cn,description -c $c -d $D
+  run "slapd" "$SLAPD_PG" -url ldap://127.0.0.1:3890 -bind-dn "cn=admin,$BASE" -password secret -base "$BASE" -filter '(uid=bench%d)' -n 2000 -attrs cn,mail -c $c -d $D
+  run "samba" "$SAMBA_PG" -url ldap://127.0.0.1:389 -bind-dn bench0@example.test -password Bench-Pass-123! -base "$BASE" -filter '(sAMAccountName=bench%d)' -n 2000 -attrs cn,description -c $c -d $D
 done
 echo "== msDS-ManagedPassword reads of 20 gMSAs, LDAPS, as bench0, $D per run"
 for c in 1 4 16; do
-  $L -url "$OURS_LDAPS" -bind-dn bench0@example.test -password Bench-Pass-123! -base "CN=Managed Service Accounts,$BASE" -filter '(sAMAccountName=bench%d$)' -n 20 -attrs msDS-ManagedPassword -c $c -d $D | sed 's/^/ours   /'
-  $L -url ldaps://127.0.0.1:636 -bind-dn bench0@example.test -password Bench-Pass-123! -base "CN=Managed Service Accounts,$BASE" -filter '(sAMAccountName=bench%d$)' -n 20 -attrs msDS-ManagedPassword -c $c -d $D | sed 's/^/samba  /'
+  run "ours " "$OURS_PG" -url "$OURS_LDAPS" -bind-dn bench0@example.test -password Bench-Pass-123! -base "CN=Managed Service Accounts,$BASE" -filter '(sAMAccountName=bench%d$)' -n 20 -attrs msDS-ManagedPassword -c $c -d $D
+  run "samba" "$SAMBA_PG" -url ldaps://127.0.0.1:636 -bind-dn bench0@example.test -password Bench-Pass-123! -base "CN=Managed Service Accounts,$BASE" -filter '(sAMAccountName=bench%d$)' -n 20 -attrs msDS-ManagedPassword -c $c -d $D
 done

@@ -26,6 +26,7 @@ func (e *env) adminCmd(use, short string, args cobra.PositionalArgs, fn func(ctx
 			return e.withAdmin(cmd.Context(), func(a admin.Admin) error { return fn(cmd.Context(), a, args) })
 		}}
 	e.dataFlag(c)
+	e.serverFlags(c)
 	return c
 }
 
@@ -502,7 +503,7 @@ func userCommand(e *env) *cobra.Command {
 	readPassword := func() (string, error) {
 		switch {
 		case pwFile != "" && pwStdin:
-			return "", usagef("give --password-file or --password-stdin, not both")
+			return "", usagef("give --new-password-file or --password-stdin, not both")
 		case pwFile != "":
 			b, err := readFile(pwFile)
 			return strings.TrimRight(string(b), "\r\n"), err
@@ -511,7 +512,7 @@ func userCommand(e *env) *cobra.Command {
 			n, _ := e.stdin.Read(b)
 			return strings.TrimRight(string(b[:n]), "\r\n"), nil
 		}
-		return "", usagef("the password comes from --password-file FILE or --password-stdin (never from the command line)")
+		return "", usagef("the password comes from --new-password-file FILE or --password-stdin (never from the command line)")
 	}
 	newCmd := e.adminCmd("new NAME", "Create a user (New-ADUser)", cobra.ExactArgs(1), func(ctx context.Context, a admin.Admin, args []string) error {
 		pw, err := readPassword()
@@ -537,8 +538,8 @@ func userCommand(e *env) *cobra.Command {
 		return e.printEntry(en)
 	})
 	for _, c := range []*cobra.Command{newCmd, setPw} {
-		c.Flags().StringVar(&pwFile, "password-file", "", "read the password from FILE")
-		c.Flags().BoolVar(&pwStdin, "password-stdin", false, "read the password from standard input")
+		c.Flags().StringVar(&pwFile, "new-password-file", "", "read the user's password from FILE")
+		c.Flags().BoolVar(&pwStdin, "password-stdin", false, "read the user's password from standard input")
 	}
 	newCmd.Flags().StringVar(&opt.Description, "description", "", "description")
 	newCmd.Flags().BoolVar(&opt.Disabled, "disabled", false, "create the user disabled")

@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"gmsa/internal/adclient"
 	"gmsa/internal/admin"
 )
 
@@ -66,8 +67,10 @@ type env struct {
 	now            func() time.Time
 	rand           io.Reader
 	getenv         func(string) string
-	output         string // "table" or "json"
-	data           string // --data
+	output         string           // "table" or "json"
+	data           string           // --data
+	remote         adclient.Options // --server, --user, --ca-file …
+	passwordFile   string           // --password-file: the bind password
 
 	openAdminHook func(context.Context) (admin.Admin, error) // tests: another Admin
 }

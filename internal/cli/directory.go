@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"gmsa/internal/adclient"
 	"gmsa/internal/admin"
 	"gmsa/internal/atomicfile"
 	"gmsa/internal/directory"
@@ -18,13 +19,23 @@ import (
 	"gmsa/internal/store"
 )
 
-// dataDir is the --data flag shared by the commands that work on a data directory.
+// dataFlag adds --data, the data directory of the local mode.
 func (e *env) dataFlag(c *cobra.Command) {
 	def := e.getenv("GMSA_DATA")
 	if def == "" {
 		def = "/var/lib/gmsa"
 	}
 	c.Flags().StringVar(&e.data, "data", def, "data directory (default $GMSA_DATA or /var/lib/gmsa)")
+}
+
+// serverFlags adds the flags of the LDAP mode: the same command against any DC.
+func (e *env) serverFlags(c *cobra.Command) {
+	f := c.Flags()
+	f.StringVar(&e.remote.URL, "server", e.getenv("GMSA_SERVER"), "run against this DC instead of --data: ldaps://HOST:PORT (or ldap:// with StartTLS); default $GMSA_SERVER")
+	f.StringVar(&e.remote.User, "user", e.getenv("GMSA_USER"), "bind as DN, user@realm or NETBIOS\\name (default $GMSA_USER)")
+	f.StringVar(&e.passwordFile, "password-file", "", "read the bind password from FILE (default $GMSA_PASSWORD)")
+	f.StringVar(&e.remote.CAFile, "ca-file", e.getenv("LDAPTLS_CACERT"), "CA certificate to trust (default $LDAPTLS_CACERT)")
+	f.BoolVar(&e.remote.Insecure, "insecure-skip-verify", false, "do not verify the DC's certificate (labs only)")
 }
 
 // dirError classifies directory errors: what the user named or asked for is wrong
@@ -42,6 +53,27 @@ func dirError(err error) error {
 func (e *env) openAdmin(ctx context.Context) (admin.Admin, error) {
 	if e.openAdminHook != nil {
 		return e.openAdminHook(ctx)
+	}
+	if e.remote.URL != "" {
+		opt := e.remote
+		switch {
+		case e.passwordFile != "":
+			b, err := readFile(e.passwordFile)
+			if err != nil {
+				return nil, err
+			}
+			opt.Password = strings.TrimRight(string(b), "\r\n")
+		default:
+			opt.Password = e.getenv("GMSA_PASSWORD")
+		}
+		if opt.User == "" || opt.Password == "" {
+			return nil, usagef("--server needs --user and a password (--password-file or $GMSA_PASSWORD)")
+		}
+		c, err := adclient.Dial(opt)
+		if err != nil {
+			return nil, err
+		}
+		return &admin.LDAP{C: c, Now: e.now, Rand: e.rand, User: opt.User}, nil
 	}
 	st, err := server.OpenStore(e.data)
 	if err != nil {

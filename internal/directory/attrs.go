@@ -45,6 +45,7 @@ var schema = func() map[string]attrDef {
 		{"msDS-ManagedPasswordInterval", SyntaxInteger, false}, {"msDS-ManagedPasswordId", SyntaxBinary, false},
 		{"msDS-ManagedPasswordPreviousId", SyntaxBinary, false}, {"msDS-GroupMSAMembership", SyntaxBinary, false},
 		{"msDS-ManagedPassword", SyntaxBinary, true},
+		{"tokenGroups", SyntaxBinary, true},
 		{"msKds-RootKeyData", SyntaxBinary, false}, {"msKds-Version", SyntaxInteger, false},
 		{"msKds-KDFAlgorithmID", SyntaxString, false}, {"msKds-KDFParam", SyntaxBinary, false},
 		{"msKds-CreateTime", SyntaxInteger, false}, {"msKds-UseStartTime", SyntaxInteger, false},

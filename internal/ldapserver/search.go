@@ -107,12 +107,13 @@ type pageState struct {
 const maxPagedSearches = 16
 
 type attrSelection struct {
-	all       bool // "*" or no list
-	none      bool // "1.1"
-	names     []string
-	password  bool // msDS-ManagedPassword named
-	typesOnly bool
-	rawNames  []string // as requested, for the RootDSE
+	all         bool // "*" or no list
+	none        bool // "1.1"
+	names       []string
+	password    bool // msDS-ManagedPassword named
+	tokenGroups bool // tokenGroups named (base searches only, as AD)
+	typesOnly   bool
+	rawNames    []string // as requested, for the RootDSE
 }
 
 func selectAttrs(list []*ber.Packet, typesOnly bool) attrSelection {
@@ -128,6 +129,8 @@ func selectAttrs(list []*ber.Packet, typesOnly bool) attrSelection {
 		case n == "+":
 		case strings.EqualFold(n, "msDS-ManagedPassword"):
 			s.password = true
+		case strings.EqualFold(n, "tokenGroups"):
+			s.tokenGroups = true
 		default:
 			if name, _, _, ok := directory.Attribute(n); ok {
 				s.names = append(s.names, name)
@@ -221,7 +224,7 @@ func (c *conn) search(ctx context.Context, id int64, op *ber.Packet, controls []
 			return nil
 		})
 		if errors.Is(err, errTime) {
-			c.sendEntries(ctx, id, objs, sel)
+			c.sendEntries(ctx, id, objs, sel, scope == 0)
 			done(resultTimeLimitExceeded, "")
 			return
 		}
@@ -241,14 +244,14 @@ func (c *conn) search(ctx context.Context, id int64, op *ber.Packet, controls []
 		if limit > c.srv.cfg.MaxPageSize { // AD caps unpaged searches at MaxPageSize
 			limit, code = c.srv.cfg.MaxPageSize, resultSizeLimitExceeded
 		}
-		if err := c.sendEntries(ctx, id, objs[:limit], sel); err != nil {
+		if err := c.sendEntries(ctx, id, objs[:limit], sel, scope == 0); err != nil {
 			return
 		}
 		done(code, "")
 		return
 	}
 	page := objs[:min(pageSize, len(objs))]
-	if err := c.sendEntries(ctx, id, page, sel); err != nil {
+	if err := c.sendEntries(ctx, id, page, sel, scope == 0); err != nil {
 		return
 	}
 	next := ""
@@ -278,7 +281,7 @@ func pagedControl(size int, cookie string) *ber.Packet {
 }
 
 // sendEntries writes one SearchResultEntry per object.
-func (c *conn) sendEntries(ctx context.Context, id int64, objs []*directory.Object, sel attrSelection) error {
+func (c *conn) sendEntries(ctx context.Context, id int64, objs []*directory.Object, sel attrSelection, base bool) error {
 	dir := c.srv.cfg.Dir
 	canReadRootKeys := dir.InGroup(c.tok, ntsec.RIDDomainAdmins) || dir.InGroup(c.tok, ntsec.RIDEnterpriseAdmins)
 	for _, o := range objs {
@@ -314,6 +317,17 @@ func (c *conn) sendEntries(ctx context.Context, id int64, objs []*directory.Obje
 		if sel.password && o.Class == directory.ClassGMSA {
 			if blob := c.readPassword(ctx, o); blob != nil {
 				add("msDS-ManagedPassword", [][]byte{blob})
+			}
+		}
+		if sel.tokenGroups && base && o.IsPrincipal() && o.Class != directory.ClassGroup {
+			if tok, err := dir.TokenFor(ctx, o.GUID.String()); err == nil {
+				var sids [][]byte
+				for _, g := range tok.Groups {
+					if g.Authority == 5 && len(g.Sub) > 1 || g.Authority == 5 && g.Sub[0] == 32 { // domain and builtin groups, as AD lists them
+						sids = append(sids, g.Bytes())
+					}
+				}
+				add("tokenGroups", sids)
 			}
 		}
 		if err := c.sendRaw(encodeEntry(id, o.DN, attrs, sel.typesOnly)); err != nil {

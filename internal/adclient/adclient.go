@@ -1,0 +1,169 @@
+// Package adclient talks LDAP to any AD-compatible DC (ours, Samba, Windows): binds,
+// the domain's naming facts, searches and writes the admin commands need, and reading
+// msDS-ManagedPassword. It is a client of the protocol only: it never imports the
+// server's storage or directory.
+package adclient
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/go-ldap/ldap/v3"
+
+	"gmsa/internal/ntsec"
+)
+
+// Options say how to reach and authenticate to a DC.
+type Options struct {
+	URL      string // ldaps://host:port or ldap://host:port (StartTLS is then required)
+	User     string // DN, user@realm or NETBIOS\name
+	Password string
+	CAFile   string // PEM CA to trust; default the system pool
+	Insecure bool   // skip certificate verification (labs only)
+}
+
+// Client is a bound LDAP connection with the domain's naming facts.
+type Client struct {
+	Conn       *ldap.Conn
+	BaseDN     string // defaultNamingContext
+	ConfigDN   string
+	DNSName    string // example.test
+	Realm      string // EXAMPLE.TEST
+	DomainSID  ntsec.SID
+	DCHostName string
+}
+
+// Dial connects with TLS (LDAPS, or StartTLS on ldap://), binds and reads the RootDSE
+// and the domain object.
+func Dial(opt Options) (*Client, error) {
+	tc := &tls.Config{InsecureSkipVerify: opt.Insecure} //nolint:gosec // only when asked, for labs
+	if opt.CAFile != "" {
+		pem, err := os.ReadFile(opt.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("adclient: CA file: %w", err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("adclient: %s holds no PEM certificate", opt.CAFile)
+		}
+	}
+	conn, err := ldap.DialURL(opt.URL, ldap.DialWithTLSConfig(tc))
+	if err != nil {
+		return nil, fmt.Errorf("adclient: connecting to %s: %w", opt.URL, err)
+	}
+	if strings.HasPrefix(strings.ToLower(opt.URL), "ldap://") {
+		if err := conn.StartTLS(tc); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("adclient: StartTLS with %s: %w (passwords and keys only travel encrypted)", opt.URL, err)
+		}
+	}
+	if err := conn.Bind(opt.User, opt.Password); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("adclient: bind as %s: %w", opt.User, err)
+	}
+	c := &Client{Conn: conn}
+	if err := c.naming(); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Client) naming() error {
+	r, err := c.Conn.Search(ldap.NewSearchRequest("", ldap.ScopeBaseObject, 0, 0, 0, false, "(objectClass=*)",
+		[]string{"defaultNamingContext", "configurationNamingContext", "dnsHostName"}, nil))
+	if err != nil || len(r.Entries) == 0 {
+		return fmt.Errorf("adclient: reading the RootDSE: %v", err)
+	}
+	e := r.Entries[0]
+	c.BaseDN, c.ConfigDN, c.DCHostName = e.GetAttributeValue("defaultNamingContext"), e.GetAttributeValue("configurationNamingContext"), e.GetAttributeValue("dnsHostName")
+	if c.BaseDN == "" {
+		return errors.New("adclient: the server reports no defaultNamingContext: is it an AD DC?")
+	}
+	var labels []string
+	for _, rdn := range strings.Split(c.BaseDN, ",") {
+		if k, v, ok := strings.Cut(rdn, "="); ok && strings.EqualFold(strings.TrimSpace(k), "DC") {
+			labels = append(labels, strings.ToLower(strings.TrimSpace(v)))
+		}
+	}
+	c.DNSName = strings.Join(labels, ".")
+	c.Realm = strings.ToUpper(c.DNSName)
+	d, err := c.Conn.Search(ldap.NewSearchRequest(c.BaseDN, ldap.ScopeBaseObject, 0, 0, 0, false, "(objectClass=*)", []string{"objectSid"}, nil))
+	if err != nil || len(d.Entries) == 0 {
+		return fmt.Errorf("adclient: reading the domain object: %v", err)
+	}
+	sid, err := ntsec.SIDFromBytes(d.Entries[0].GetRawAttributeValue("objectSid"))
+	if err != nil {
+		return fmt.Errorf("adclient: the domain's objectSid: %w", err)
+	}
+	c.DomainSID = sid
+	return nil
+}
+
+// Close ends the connection.
+func (c *Client) Close() error { return c.Conn.Close() }
+
+// Search runs a subtree search under base (the domain by default).
+func (c *Client) Search(base, filter string, attrs ...string) ([]*ldap.Entry, error) {
+	if base == "" {
+		base = c.BaseDN
+	}
+	r, err := c.Conn.SearchWithPaging(ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, 0, 0, 0, false, filter, attrs, nil), 500)
+	if err != nil {
+		return nil, err
+	}
+	return r.Entries, nil
+}
+
+// Find resolves a principal or object by SID, DN, sAMAccountName (with or without the
+// trailing $), NETBIOS\name or user@realm, like the admin commands accept.
+func (c *Client) Find(ref string, attrs ...string) (*ldap.Entry, error) {
+	ref = strings.TrimSpace(ref)
+	var filters []string
+	switch {
+	case strings.HasPrefix(strings.ToUpper(ref), "S-1-"):
+		filters = []string{"(objectSid=" + ldap.EscapeFilter(ref) + ")"}
+	case strings.Contains(ref, "=") && strings.Contains(ref, ","):
+		r, err := c.Conn.Search(ldap.NewSearchRequest(ref, ldap.ScopeBaseObject, 0, 0, 0, false, "(objectClass=*)", attrs, nil))
+		if err != nil {
+			return nil, fmt.Errorf("adclient: %s: %w", ref, err)
+		}
+		return r.Entries[0], nil
+	default:
+		name := ref
+		if i := strings.IndexByte(name, '\\'); i >= 0 {
+			name = name[i+1:]
+		}
+		if i := strings.IndexByte(name, '@'); i >= 0 {
+			name = name[:i]
+		}
+		filters = []string{"(sAMAccountName=" + ldap.EscapeFilter(name) + ")"}
+		if !strings.HasSuffix(name, "$") {
+			filters = append(filters, "(sAMAccountName="+ldap.EscapeFilter(name)+"$)")
+		}
+		filters = append(filters, "(cn="+ldap.EscapeFilter(name)+")")
+	}
+	for _, f := range filters {
+		es, err := c.Search("", f, attrs...)
+		if err != nil {
+			return nil, err
+		}
+		if len(es) == 1 {
+			return es[0], nil
+		}
+		if len(es) > 1 {
+			return nil, fmt.Errorf("adclient: %q matches %d objects; name it by DN or SID", ref, len(es))
+		}
+	}
+	return nil, fmt.Errorf("adclient: %q: no such object: %w", ref, ErrNotFound)
+}
+
+// ErrNotFound is a name that matches nothing.
+var ErrNotFound = errors.New("not found")
+
+// SID reads an entry's objectSid.
+func SID(e *ldap.Entry) (ntsec.SID, error) { return ntsec.SIDFromBytes(e.GetRawAttributeValue("objectSid")) }
