@@ -1,6 +1,7 @@
 package ldapserver_test
 
 import (
+	"crypto/tls"
 	"fmt"
 	"testing"
 
@@ -25,6 +26,29 @@ func BenchmarkSearchIndexed(b *testing.B) {
 	for b.Loop() {
 		r, err := c.Search(ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, 0, 0, 0, false, fmt.Sprintf("(sAMAccountName=u%d)", i%200), []string{"cn", "description"}, nil))
 		if err != nil || len(r.Entries) != 1 {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+// In-process password reads over LDAPS, for profiling the server's share.
+func BenchmarkPasswordRead(b *testing.B) {
+	s := servertest.Start(b, servertest.Options{})
+	must(s.Dir.NewGroup(ctx, "Readers", directory.ScopeGlobal, ""))
+	must(s.Dir.NewUser(ctx, directory.UserOptions{Name: "reader", Password: "Pw-123456!"}))
+	must(s.Dir.AddMember(ctx, "Readers", "reader"))
+	for i := range 20 {
+		must(s.Dir.NewGMSA(ctx, directory.GMSAOptions{Name: fmt.Sprintf("g%d", i), DNSHostName: "g.example.test", PrincipalsAllowed: []string{"Readers"}}))
+	}
+	c := must(ldap.DialURL("ldaps://"+s.LDAPS, ldap.DialWithTLSConfig(&tls.Config{RootCAs: s.CAPool, ServerName: "localhost"})))
+	defer c.Close()
+	must(struct{}{}, c.Bind("reader", "Pw-123456!"))
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		r, err := c.Search(ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, 0, 0, 0, false, fmt.Sprintf("(sAMAccountName=g%d$)", i%20), []string{"msDS-ManagedPassword"}, nil))
+		if err != nil || len(r.Entries[0].GetRawAttributeValue("msDS-ManagedPassword")) == 0 {
 			b.Fatal(err)
 		}
 		i++

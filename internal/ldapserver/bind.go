@@ -100,7 +100,7 @@ func (c *conn) extended(ctx context.Context, id int64, op *ber.Packet) bool {
 		name := ber.NewString(ber.ClassContext, ber.TypePrimitive, 10, oidStartTLS, "responseName")
 		p := result(appExtendedResponse, resultSuccess, "", "")
 		p.AppendChild(name)
-		if c.send(message(id, p)) != nil {
+		if c.send(message(id, p)) != nil || c.flush() != nil { // the response goes out in the clear, then TLS starts
 			return false
 		}
 		if c.r.Buffered() > 0 { // the client must wait for the response before the handshake
@@ -114,6 +114,7 @@ func (c *conn) extended(ctx context.Context, id int64, op *ber.Packet) bool {
 		}
 		c.nc, c.encrypted = t, true
 		c.r.Reset(t)
+		c.w.Reset(t)
 		return true
 	case oidWhoAmI:
 		who := ""

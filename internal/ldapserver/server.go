@@ -173,6 +173,7 @@ type conn struct {
 	srv       *Server
 	nc        net.Conn
 	r         *bufio.Reader
+	w         *bufio.Writer // a response is buffered and flushed once per request
 	wmu       sync.Mutex
 	encrypted bool
 	remote    string
@@ -192,6 +193,7 @@ func (c *conn) serve() {
 		c.srv.wg.Done()
 	}()
 	c.r = bufio.NewReader(c.nc)
+	c.w = bufio.NewWriterSize(c.nc, 32<<10)
 	log := c.srv.cfg.Logger
 	for {
 		c.nc.SetReadDeadline(time.Now().Add(c.srv.cfg.IdleTimeout))
@@ -224,7 +226,8 @@ func (c *conn) serve() {
 		if len(pkt.Children) > 2 && pkt.Children[2].ClassType == ber.ClassContext && pkt.Children[2].Tag == 0 {
 			controls = pkt.Children[2].Children
 		}
-		if !c.dispatch(id, op, controls) {
+		ok := c.dispatch(id, op, controls)
+		if c.flush() != nil || !ok {
 			return
 		}
 	}
@@ -255,16 +258,25 @@ func (c *conn) dispatch(id int64, op *ber.Packet, controls []*ber.Packet) bool {
 
 func (c *conn) send(p *ber.Packet) error { return c.sendRaw(p.Bytes()) }
 
+// sendRaw queues an encoded message; the buffer goes out when full and after each request.
 func (c *conn) sendRaw(b []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
-	_, err := c.nc.Write(b)
+	_, err := c.w.Write(b)
 	return err
+}
+
+func (c *conn) flush() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+	return c.w.Flush()
 }
 
 func (c *conn) disconnect(code int, diag string) {
 	c.send(message(0, notice(code, diag)))
+	c.flush()
 	c.close()
 }
 
