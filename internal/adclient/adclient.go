@@ -166,4 +166,6 @@ func (c *Client) Find(ref string, attrs ...string) (*ldap.Entry, error) {
 var ErrNotFound = errors.New("not found")
 
 // SID reads an entry's objectSid.
-func SID(e *ldap.Entry) (ntsec.SID, error) { return ntsec.SIDFromBytes(e.GetRawAttributeValue("objectSid")) }
+func SID(e *ldap.Entry) (ntsec.SID, error) {
+	return ntsec.SIDFromBytes(e.GetRawAttributeValue("objectSid"))
+}
