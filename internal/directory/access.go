@@ -139,7 +139,7 @@ func (d *Directory) decide(tok *Token, acct *Object) Decision {
 	if len(acct.GroupMSAMembership) == 0 {
 		return Decision{false, fmt.Sprintf("%s has no PrincipalsAllowedToRetrieveManagedPassword (msDS-GroupMSAMembership is empty): nobody may read its password", acct.SAM)}
 	}
-	sd, err := ntsec.ParseSecurityDescriptor(acct.GroupMSAMembership)
+	sd, err := acct.Membership()
 	if err != nil {
 		return Decision{false, fmt.Sprintf("%s: msDS-GroupMSAMembership is damaged (%v): access denied", acct.SAM, err)}
 	}

@@ -154,6 +154,9 @@ func decode(kv store.KV) (*Object, error) {
 	if o.SID != "" {
 		o.sid, _ = ntsec.ParseSID(o.SID)
 	}
+	if len(o.GroupMSAMembership) > 0 {
+		o.membership, _ = ntsec.ParseSecurityDescriptor(o.GroupMSAMembership)
+	}
 	if o.USNCreated == 0 {
 		o.USNCreated = kv.Rev // never modified: created at this revision
 	}
@@ -383,6 +386,7 @@ func (d *Directory) modify(ctx context.Context, g ntsec.GUID, fn func(o *Object)
 		if err != nil {
 			return nil, nil, err
 		}
+		next.membership = nil // parsed from the old value; Membership() reparses
 		next.Changed = d.nowFT()
 		after := indexOps(next)
 		var ops []store.Op

@@ -101,7 +101,19 @@ type Object struct {
 	// KDS root keys.
 	RootKey *RootKeyRecord `json:"root_key,omitempty"`
 
-	sid ntsec.SID // SID parsed when the record was read
+	sid        ntsec.SID                 // SID parsed when the record was read
+	membership *ntsec.SecurityDescriptor // msDS-GroupMSAMembership parsed when the record was read
+}
+
+// Membership returns the parsed msDS-GroupMSAMembership (nil when empty).
+func (o *Object) Membership() (*ntsec.SecurityDescriptor, error) {
+	if len(o.GroupMSAMembership) == 0 {
+		return nil, nil
+	}
+	if o.membership != nil {
+		return o.membership, nil
+	}
+	return ntsec.ParseSecurityDescriptor(o.GroupMSAMembership)
 }
 
 // RootKeyRecord holds an msKds-ProvRootKey's attributes.
