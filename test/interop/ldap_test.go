@@ -170,7 +170,22 @@ func TestOurLDAPServerWithRealClients(t *testing.T) {
 	}
 	t.Logf("ldapsearch (LDAPS, StartTLS, plain refused), python3-ldap3 and impacket all read the password %s… (NT hash %s)", wantHex[:16], py["impacket_nt_hash"])
 
-	// 8. ldapadd creates a gMSA from LDIF (the membership SD as base64, as AD tools
+	// 8. samba-tool (4.22, from the chroot) lists our users and groups over LDAP.
+	bindDN, pwArg := "--simple-bind-dn=CN=Administrator,CN=Users,DC=example,DC=test", "--password="+strings.TrimSpace(string(adminPW))
+	users := peers(t, "chroot", "samba-tool", "user", "list", "-H", ldapURL, bindDN, pwArg)
+	groups := peers(t, "chroot", "samba-tool", "group", "list", "-H", ldapURL, bindDN, pwArg)
+	for _, want := range []string{"Administrator", "websvc", "outsider", "krbtgt"} {
+		if !strings.Contains(users, want) {
+			t.Errorf("samba-tool user list lacks %s:\n%s", want, users)
+		}
+	}
+	for _, want := range []string{"Domain Admins", "Web Hosts", "Enterprise Admins"} {
+		if !strings.Contains(groups, want) {
+			t.Errorf("samba-tool group list lacks %s:\n%s", want, groups)
+		}
+	}
+
+	// 9. ldapadd creates a gMSA from LDIF (the membership SD as base64, as AD tools
 	// write it), ldapmodify changes it, and the allowed user reads its password.
 	hosts, _, _ := run(tlsEnv, "", "ldapsearch", append([]string{"-LLL", "-H", ldapsURL}, append(admin, "-b", "DC=example,DC=test", "(cn=Web Hosts)", "objectSid")...)...)
 	sidLine := strings.TrimSpace(strings.SplitN(strings.SplitN(hosts, "objectSid:: ", 2)[1], "\n", 2)[0])

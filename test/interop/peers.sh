@@ -8,6 +8,7 @@
 #   peers.sh samba-start      start it (root pid in $SAMBA_DIR/run/samba.pid)
 #   peers.sh samba-stop       stop it by PID
 #   peers.sh samba-tool ARGS  run samba-tool inside the chroot against the local sam.ldb
+#   peers.sh chroot CMD ARGS  run a program of the chroot (e.g. samba-tool -H ldap://… against our server)
 #
 # State lives under $GMSA_PEERS (default /var/tmp/gmsa-peers) so a machine that already
 # built the chroot reuses it. Ports on 127.0.0.1: 88, 389, 636, 3268/3269, 445, 135, 464.
@@ -116,6 +117,7 @@ case ${1:-} in
   samba-start) samba_start "${2:-}" ;;
   samba-stop) samba_stop ;;
   samba-tool) shift; chroot "$ROOT" samba-tool "$@" -H $D/private/sam.ldb -s $D/etc/smb.conf ;;
+  chroot) shift; mount_proc; chroot "$ROOT" "$@" ;;   # a tool of the chroot (samba-tool -H ldap://…) against any server
   dir) echo "$HD" ;;
-  *) echo "usage: $0 install|samba-provision|samba-start|samba-stop|samba-tool ARGS|dir" >&2; exit 2 ;;
+  *) echo "usage: $0 install|samba-provision|samba-start|samba-stop|samba-tool ARGS|chroot CMD|dir" >&2; exit 2 ;;
 esac
