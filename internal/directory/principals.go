@@ -339,3 +339,30 @@ func (d *Directory) Remove(ctx context.Context, ref string, class Class) error {
 	}
 	return d.remove(ctx, o)
 }
+
+// Rename gives a user, computer, group or gMSA a new cn and, with newParent, moves it
+// to another container (an LDAP modify DN). sAMAccountName, SID and memberships stay.
+func (d *Directory) Rename(ctx context.Context, ref, newName, newParent string) (*Object, error) {
+	o, err := d.Resolve(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	switch o.Class {
+	case ClassUser, ClassComputer, ClassGroup, ClassGMSA:
+	default:
+		return nil, fmt.Errorf("directory: %s is a %s; only accounts and groups can be renamed or moved: %w", o.DN, o.Class, ErrInvalid)
+	}
+	if newName == "" || strings.ContainsAny(newName, ",=+\"\\<>;") || strings.TrimSpace(newName) != newName {
+		return nil, fmt.Errorf("directory: new name %q is not a valid cn: %w", newName, ErrInvalid)
+	}
+	_, parent, _ := strings.Cut(o.DN, ",")
+	if newParent != "" {
+		if parent, err = d.container(ctx, newParent, parent); err != nil {
+			return nil, err
+		}
+	}
+	return d.modify(ctx, o.GUID, func(n *Object) ([]store.Op, error) {
+		n.Name, n.DN = newName, "CN="+newName+","+parent
+		return nil, nil
+	})
+}

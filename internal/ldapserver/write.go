@@ -143,14 +143,17 @@ func (c *conn) write(ctx context.Context, id int64, op *ber.Packet) {
 		err = c.modify(ctx, str(op.Children[0]), op.Children[1].Children)
 	case appDelRequest:
 		err = dir.Remove(ctx, str(op), "")
+	case appModDNRequest:
+		err = c.modifyDN(ctx, op)
 	default:
-		err = lerr(resultUnwillingToPerform, "0000209A: SvcErr: DSID-031A1248, problem 5003 (WILL_NOT_PERFORM), data 0: renames and compares are not supported")
+		err = lerr(resultUnwillingToPerform, "0000209A: SvcErr: DSID-031A1248, problem 5003 (WILL_NOT_PERFORM), data 0: compares are not supported")
 	}
 	if err != nil {
 		reply(fromDomain(err))
 		return
 	}
-	c.srv.cfg.Audit.Info("directory changed", "principal", c.tok.Name, "remote", c.remote, "operation", map[ber.Tag]string{appAddRequest: "add", appModifyRequest: "modify", appDelRequest: "delete"}[op.Tag])
+	c.srv.cfg.Audit.Info("directory changed", "principal", c.tok.Name, "remote", c.remote, "operation",
+		map[ber.Tag]string{appAddRequest: "add", appModifyRequest: "modify", appDelRequest: "delete", appModDNRequest: "modify DN"}[op.Tag])
 	reply(nil)
 }
 
@@ -400,4 +403,25 @@ func (c *conn) change(ctx context.Context, o *directory.Object, op int, attr str
 		return err
 	}
 	return lerr(resultUnwillingToPerform, "0000209A: SvcErr: DSID-031A1248, problem 5003 (WILL_NOT_PERFORM), data 0: changing %s is not supported", fmt.Sprint(attr))
+}
+
+// modifyDN renames or moves an account or group ([RFC 4511] 4.9). The old RDN value
+// is never kept: cn is single-valued in AD, so deleteoldrdn must be true.
+func (c *conn) modifyDN(ctx context.Context, op *ber.Packet) error {
+	if len(op.Children) < 3 {
+		return lerr(resultProtocolError, "malformed ModifyDNRequest")
+	}
+	key, name, ok := strings.Cut(str(op.Children[1]), "=")
+	if !ok || !strings.EqualFold(strings.TrimSpace(key), "CN") {
+		return lerr(resultNamingViolation, "00002099: the new RDN must be CN=name")
+	}
+	if !boolValue(op.Children[2]) {
+		return lerr(resultUnwillingToPerform, "0000209A: cn is single-valued: deleteoldrdn must be TRUE")
+	}
+	newParent := ""
+	if len(op.Children) > 3 && op.Children[3].ClassType == ber.ClassContext && op.Children[3].Tag == 0 {
+		newParent = str(op.Children[3])
+	}
+	_, err := c.srv.cfg.Dir.Rename(ctx, str(op.Children[0]), name, newParent)
+	return err
 }

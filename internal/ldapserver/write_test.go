@@ -116,6 +116,21 @@ func TestWrites(t *testing.T) {
 	if err := s.Dir.TestRootKey(ctx, id); err != nil {
 		t.Fatal(err)
 	}
+	// Rename and move (modify DN): the cn and DN change, the account stays.
+	if err := c.ModifyDN(ldap.NewModifyDNRequest(app.DN, "CN=app-renamed", true, "CN=Users,"+base)); err != nil {
+		t.Fatal(err)
+	}
+	moved := must(s.Dir.Resolve(ctx, "app$"))
+	if moved.DN != "CN=app-renamed,CN=Users,"+base || moved.SID != app.SID || moved.Name != "app-renamed" {
+		t.Fatalf("after modify DN: %s %s", moved.DN, moved.Name)
+	}
+	if err := c.ModifyDN(ldap.NewModifyDNRequest(moved.DN, "CN=x", true, "CN=Nope,"+base)); code(err) != ldap.LDAPResultNoSuchObject {
+		t.Fatalf("move under a missing parent: %v", err)
+	}
+	if err := c.ModifyDN(ldap.NewModifyDNRequest("CN=Users,"+base, "CN=People", true, "")); code(err) != ldap.LDAPResultUnwillingToPerform {
+		t.Fatalf("rename of a container: %v", err)
+	}
+	app = moved
 	// Delete.
 	if err := c.Del(ldap.NewDelRequest(app.DN, nil)); err != nil {
 		t.Fatal(err)
