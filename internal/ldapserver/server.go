@@ -247,7 +247,9 @@ func (c *conn) dispatch(id int64, op *ber.Packet, controls []*ber.Packet) bool {
 		return c.extended(ctx, id, op)
 	case appAbandonRequest:
 		// Requests are served in order, so there is nothing left to abandon.
-	case appModifyRequest, appAddRequest, appDelRequest, appModDNRequest, appCompareRequest:
+	case appCompareRequest:
+		c.compare(ctx, id, op)
+	case appModifyRequest, appAddRequest, appDelRequest, appModDNRequest:
 		c.write(ctx, id, op)
 	default:
 		c.disconnect(resultProtocolError, "unknown operation")

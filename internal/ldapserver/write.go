@@ -110,7 +110,7 @@ func decodeUnicodePwd(b []byte) (string, *ldapError) {
 // write serves Add, Modify, Delete, ModifyDN and Compare.
 func (c *conn) write(ctx context.Context, id int64, op *ber.Packet) {
 	resp := map[ber.Tag]ber.Tag{appModifyRequest: appModifyResponse, appAddRequest: appAddResponse, appDelRequest: appDelResponse,
-		appModDNRequest: appModDNResponse, appCompareRequest: appCompareResponse}[op.Tag]
+		appModDNRequest: appModDNResponse}[op.Tag]
 	reply := func(e *ldapError) {
 		if e == nil {
 			c.send(message(id, result(resp, resultSuccess, "", "")))
@@ -145,8 +145,6 @@ func (c *conn) write(ctx context.Context, id int64, op *ber.Packet) {
 		err = dir.Remove(ctx, str(op), "")
 	case appModDNRequest:
 		err = c.modifyDN(ctx, op)
-	default:
-		err = lerr(resultUnwillingToPerform, "0000209A: SvcErr: DSID-031A1248, problem 5003 (WILL_NOT_PERFORM), data 0: compares are not supported")
 	}
 	if err != nil {
 		reply(fromDomain(err))
@@ -424,4 +422,41 @@ func (c *conn) modifyDN(ctx context.Context, op *ber.Packet) error {
 	}
 	_, err := c.srv.cfg.Dir.Rename(ctx, str(op.Children[0]), name, newParent)
 	return err
+}
+
+// compare answers whether an entry holds an attribute value ([RFC 4511] 4.10), with the
+// same matching as a search filter. Secret and constructed attributes cannot be probed.
+func (c *conn) compare(ctx context.Context, id int64, op *ber.Packet) {
+	reply := func(code int, diag string) { c.send(message(id, result(appCompareResponse, code, "", diag))) }
+	if c.tok == nil {
+		reply(resultOperationsError, diagNeedBind)
+		return
+	}
+	if len(op.Children) < 2 || len(op.Children[1].Children) < 2 {
+		reply(resultProtocolError, "malformed CompareRequest")
+		return
+	}
+	attr, value := str(op.Children[1].Children[0]), raw(op.Children[1].Children[1])
+	name, _, operational, ok := directory.Attribute(attr)
+	switch {
+	case !ok:
+		reply(16, fmt.Sprintf("00002080: AtrErr: no such attribute %s", attr)) // noSuchAttribute
+		return
+	case operational || strings.EqualFold(name, "msKds-RootKeyData"):
+		reply(resultUnwillingToPerform, fmt.Sprintf("0000209A: %s cannot be compared", name))
+		return
+	}
+	matched := false
+	err := c.srv.cfg.Dir.Search(ctx, directory.Query{Base: str(op.Children[0]), Scope: directory.ScopeBase, Filter: directory.Equal{Attr: name, Value: value}},
+		func(*directory.View) error { matched = true; return nil })
+	if err != nil {
+		le := fromDomain(err)
+		reply(le.code, le.diag)
+		return
+	}
+	if matched {
+		reply(resultCompareTrue, "")
+	} else {
+		reply(resultCompareFalse, "")
+	}
 }

@@ -116,6 +116,16 @@ func TestWrites(t *testing.T) {
 	if err := s.Dir.TestRootKey(ctx, id); err != nil {
 		t.Fatal(err)
 	}
+	// Compare.
+	if ok, err := c.Compare(app.DN, "msDS-ManagedPasswordInterval", "7"); err != nil || !ok {
+		t.Fatalf("compare true: %v %v", ok, err)
+	}
+	if ok, err := c.Compare(app.DN, "dNSHostName", "other.example.test"); err != nil || ok {
+		t.Fatalf("compare false: %v %v", ok, err)
+	}
+	if _, err := c.Compare(app.DN, "msDS-ManagedPassword", "x"); code(err) != ldap.LDAPResultUnwillingToPerform {
+		t.Fatalf("compare of the password: %v", err)
+	}
 	// Rename and move (modify DN): the cn and DN change, the account stays.
 	if err := c.ModifyDN(ldap.NewModifyDNRequest(app.DN, "CN=app-renamed", true, "CN=Users,"+base)); err != nil {
 		t.Fatal(err)
