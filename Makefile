@@ -5,7 +5,7 @@
 GO ?= go
 STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: build run demo test unit lint fuzz interop bench clean
+.PHONY: build run demo test unit lint fuzz interop bench bench-ldap clean
 
 DATA ?= gmsa-data
 
@@ -41,6 +41,10 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/kds ./internal/krbkey
 	$(GO) test -run '^$$' -bench 'Passwords|TokenNested|Open100k' -benchmem ./internal/directory
 	$(GO) test -run '^$$' -bench CreateGMSAs -benchtime 100000x ./internal/directory
+
+# Our LDAP server, slapd and Samba 4.22 side by side (root; see docs/benchmarks.md).
+bench-ldap:
+	bash scripts/bench-ldap.sh 5
 
 clean:
 	rm -rf bin $(DATA)
