@@ -11,7 +11,6 @@ package main
 
 import (
 	"crypto/tls"
-	"encoding/binary"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -22,10 +21,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf16"
 
 	"github.com/go-ldap/ldap/v3"
 
+	"gmsa/internal/adclient"
 	"gmsa/internal/ntsec"
 )
 
@@ -134,15 +133,6 @@ func loopbackOnly(raw string) error {
 	return nil
 }
 
-func quotedUTF16(s string) string {
-	u := utf16.Encode([]rune(`"` + s + `"`))
-	b := make([]byte, 2*len(u))
-	for i, c := range u {
-		binary.LittleEndian.PutUint16(b[2*i:], c)
-	}
-	return string(b)
-}
-
 func doPopulate(dial func() (*ldap.Conn, error), kind, base string, n int, pw, allow string) error {
 	c, err := dial()
 	if err != nil {
@@ -166,7 +156,7 @@ func doPopulate(dial func() (*ldap.Conn, error), kind, base string, n int, pw, a
 			req.Attribute("objectClass", []string{"top", "person", "organizationalPerson", "user"})
 			req.Attribute("sAMAccountName", []string{name})
 			req.Attribute("userAccountControl", []string{"512"})
-			req.Attribute("unicodePwd", []string{quotedUTF16(pw)})
+			req.Attribute("unicodePwd", []string{adclient.UnicodePwd(pw)})
 		case "gmsas":
 			req = ldap.NewAddRequest("CN="+name+","+base, nil)
 			req.Attribute("objectClass", []string{"msDS-GroupManagedServiceAccount"})

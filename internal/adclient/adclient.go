@@ -7,10 +7,12 @@ package adclient
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 	"strings"
+	"unicode/utf16"
 
 	"github.com/go-ldap/ldap/v3"
 
@@ -168,4 +170,15 @@ var ErrNotFound = errors.New("not found")
 // SID reads an entry's objectSid.
 func SID(e *ldap.Entry) (ntsec.SID, error) {
 	return ntsec.SIDFromBytes(e.GetRawAttributeValue("objectSid"))
+}
+
+// UnicodePwd encodes a password as AD's unicodePwd value: in double quotes, UTF-16LE
+// ([MS-ADTS] 3.1.1.3.1.5).
+func UnicodePwd(password string) string {
+	u := utf16.Encode([]rune(`"` + password + `"`))
+	b := make([]byte, 2*len(u))
+	for i, c := range u {
+		binary.LittleEndian.PutUint16(b[2*i:], c)
+	}
+	return string(b)
 }

@@ -2,7 +2,6 @@ package admin
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf16"
 
 	"github.com/go-ldap/ldap/v3"
 
@@ -539,15 +537,6 @@ func (l *LDAP) GroupRemoveMember(ctx context.Context, group, member string) (Ent
 	return l.member(ctx, group, member, false)
 }
 
-func quoted(pw string) string {
-	u := utf16.Encode([]rune(`"` + pw + `"`))
-	b := make([]byte, 2*len(u))
-	for i, c := range u {
-		binary.LittleEndian.PutUint16(b[2*i:], c)
-	}
-	return string(b)
-}
-
 // randomPassword is 64 printable characters for accounts whose password nobody types.
 func (l *LDAP) randomPassword() (string, error) {
 	const set = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789-_.+!#%"
@@ -582,7 +571,7 @@ func (l *LDAP) ComputerNew(ctx context.Context, opt directory.ComputerOptions) (
 	req.Attribute("userAccountControl", []string{strconv.Itoa(directory.UACWorkstationTrust)})
 	req.Attribute("dNSHostName", []string{host})
 	req.Attribute("servicePrincipalName", append([]string{"HOST/" + short, "HOST/" + host, "RestrictedKrbHost/" + short, "RestrictedKrbHost/" + host}, opt.SPNs...))
-	req.Attribute("unicodePwd", []string{quoted(pw)})
+	req.Attribute("unicodePwd", []string{adclient.UnicodePwd(pw)})
 	if err := l.C.Conn.Add(req); err != nil {
 		return Entry{}, nil, ldapErr(err)
 	}
@@ -605,7 +594,7 @@ func (l *LDAP) UserNew(ctx context.Context, opt directory.UserOptions) (Entry, e
 		uac |= directory.UACAccountDisable
 	}
 	req.Attribute("userAccountControl", []string{strconv.Itoa(uac)})
-	req.Attribute("unicodePwd", []string{quoted(opt.Password)})
+	req.Attribute("unicodePwd", []string{adclient.UnicodePwd(opt.Password)})
 	if opt.Description != "" {
 		req.Attribute("description", []string{opt.Description})
 	}
@@ -621,7 +610,7 @@ func (l *LDAP) UserSetPassword(ctx context.Context, ref, password string) (Entry
 		return Entry{}, ldapErr(err)
 	}
 	mod := ldap.NewModifyRequest(e.DN, nil)
-	mod.Replace("unicodePwd", []string{quoted(password)})
+	mod.Replace("unicodePwd", []string{adclient.UnicodePwd(password)})
 	if err := l.C.Conn.Modify(mod); err != nil {
 		return Entry{}, ldapErr(err)
 	}

@@ -1,26 +1,16 @@
 package ldapserver_test
 
 import (
-	"encoding/binary"
 	"strings"
 	"testing"
-	"unicode/utf16"
 
 	"github.com/go-ldap/ldap/v3"
 
+	"gmsa/internal/adclient"
 	"gmsa/internal/kds"
 	"gmsa/internal/ntsec"
 	"gmsa/internal/servertest"
 )
-
-func unicodePwd(s string) string {
-	u := utf16.Encode([]rune(`"` + s + `"`))
-	b := make([]byte, 2*len(u))
-	for i, c := range u {
-		binary.LittleEndian.PutUint16(b[2*i:], c)
-	}
-	return string(b)
-}
 
 func TestWrites(t *testing.T) {
 	s := setup(t, servertest.Options{AllowPlainSimpleBind: true})
@@ -78,7 +68,7 @@ func TestWrites(t *testing.T) {
 	u := ldap.NewAddRequest("CN=ops,CN=Users,"+base, nil)
 	u.Attribute("objectClass", []string{"user"})
 	u.Attribute("sAMAccountName", []string{"ops"})
-	u.Attribute("unicodePwd", []string{unicodePwd("Ops-Pass-123!")})
+	u.Attribute("unicodePwd", []string{adclient.UnicodePwd("Ops-Pass-123!")})
 	if err := c.Add(u); err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +87,7 @@ func TestWrites(t *testing.T) {
 	plain := dialPlain(t, s)
 	must(struct{}{}, plain.Bind("Administrator", s.AdminPassword))
 	mod = ldap.NewModifyRequest("CN=ops,CN=Users,"+base, nil)
-	mod.Replace("unicodePwd", []string{unicodePwd("Other-123!")})
+	mod.Replace("unicodePwd", []string{adclient.UnicodePwd("Other-123!")})
 	if err := plain.Modify(mod); code(err) != ldap.LDAPResultUnwillingToPerform || !strings.Contains(err.Error(), "encrypted") {
 		t.Fatalf("unicodePwd in the clear: %v", err)
 	}
