@@ -132,7 +132,11 @@ type Decision struct {
 // decide evaluates acct's msDS-GroupMSAMembership for tok ([MS-ADTS] 3.1.1.4.4): the
 // requester needs READ_PROPERTY, the gMSA's SID stands for PRINCIPAL_SELF, SYSTEM
 // is always allowed.
-func (d *Directory) decide(tok *Token, acct *Object) Decision {
+func (d *Directory) decide(tok *Token, acct *Object) Decision { return d.decideWhy(tok, acct, true) }
+
+// decideWhy is decide; without explain, a grant carries no reason (the password read
+// path needs only the answer; denials always say why).
+func (d *Directory) decideWhy(tok *Token, acct *Object, explain bool) Decision {
 	if tok.User.Equal(ntsec.SIDSystem) {
 		return Decision{true, "SYSTEM may always read managed passwords"}
 	}
@@ -144,6 +148,9 @@ func (d *Directory) decide(tok *Token, acct *Object) Decision {
 		return Decision{false, fmt.Sprintf("%s: msDS-GroupMSAMembership is damaged (%v): access denied", acct.SAM, err)}
 	}
 	dec := ntsec.AccessCheck(sd, &tok.Token, ntsec.RightDSReadProperty, acct.ObjectSID())
+	if dec.Granted && !explain {
+		return Decision{Granted: true}
+	}
 	if dec.Granted {
 		if dec.ACE < 0 {
 			return Decision{true, dec.Reason}
@@ -190,7 +197,7 @@ func (d *Directory) AuthorizePassword(tok *Token, acct *Object) (*ManagedPasswor
 	if acct.Class != ClassGMSA {
 		return nil, Decision{false, acct.DN + " is not a gMSA"}
 	}
-	dec := d.decide(tok, acct)
+	dec := d.decideWhy(tok, acct, false)
 	if !dec.Granted {
 		return nil, dec
 	}
