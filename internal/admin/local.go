@@ -85,15 +85,13 @@ func nameOf(o *directory.Object) string {
 
 // memberOf lists the groups o is a direct member of.
 func (l *Local) memberOf(ctx context.Context, o *directory.Object) []string {
-	kvs, err := l.Store.List(ctx, "memberof/"+o.GUID.String()+"/")
+	groups, err := l.Dir.MemberOf(ctx, o)
 	if err != nil {
 		return nil
 	}
-	var out []string
-	for _, kv := range kvs {
-		if g, err := l.Dir.Resolve(ctx, kv.Key[strings.LastIndexByte(kv.Key, '/')+1:]); err == nil {
-			out = append(out, nameOf(g))
-		}
+	out := make([]string, 0, len(groups))
+	for _, g := range groups {
+		out = append(out, nameOf(g))
 	}
 	sort.Strings(out)
 	return out

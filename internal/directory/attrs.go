@@ -290,17 +290,24 @@ func (v *View) Get(name string) [][]byte {
 	return nil
 }
 
-// memberOf returns the groups o is a direct member of.
-func (d *Directory) memberOf(ctx context.Context, o *Object) []*Object {
+// MemberOf returns the groups o is a direct member of (its memberOf back links).
+func (d *Directory) MemberOf(ctx context.Context, o *Object) ([]*Object, error) {
 	kvs, err := d.st.List(ctx, "memberof/"+o.GUID.String()+"/")
 	if err != nil {
-		return nil
+		return nil, err
 	}
 	var out []*Object
 	for _, kv := range kvs {
 		if g, err := d.byGUID(ctx, kv.Key[strings.LastIndexByte(kv.Key, '/')+1:]); err == nil {
-			out = append(out, g)
+			out = append(out, g) // a group removed meanwhile is skipped
 		}
 	}
-	return out
+	return out, nil
+}
+
+// memberOf is MemberOf for attribute views and filters, where a store error reads as
+// no groups.
+func (d *Directory) memberOf(ctx context.Context, o *Object) []*Object {
+	gs, _ := d.MemberOf(ctx, o)
+	return gs
 }
