@@ -31,19 +31,33 @@ func (e *Entry) First(name string) []byte {
 
 // Parse reads every entry of data. Errors name the line.
 func Parse(data []byte) ([]*Entry, error) {
+	// Unfold first (RFC 2849: a line starting with one space continues the previous
+	// one), in linear time: each logical line is built once.
 	var lines []string
 	var lineNo []int
+	var logical strings.Builder
+	curNo, open := 0, false
+	flush := func() {
+		if open {
+			lines = append(lines, logical.String())
+			lineNo = append(lineNo, curNo)
+			logical.Reset()
+			open = false
+		}
+	}
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 64*1024), 16*1024*1024)
 	for n := 1; sc.Scan(); n++ {
 		l := strings.TrimSuffix(sc.Text(), "\r")
-		if strings.HasPrefix(l, " ") && len(lines) > 0 && lines[len(lines)-1] != "" {
-			lines[len(lines)-1] += l[1:] // RFC 2849 line folding
+		if strings.HasPrefix(l, " ") && open && logical.Len() > 0 {
+			logical.WriteString(l[1:])
 			continue
 		}
-		lines = append(lines, l)
-		lineNo = append(lineNo, n)
+		flush()
+		logical.WriteString(l)
+		curNo, open = n, true
 	}
+	flush()
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("ldif: %w", err)
 	}

@@ -2,7 +2,9 @@ package ldif
 
 import (
 	"bytes"
+	"strings"
 	"testing"
+	"time"
 )
 
 func TestParse(t *testing.T) {
@@ -27,6 +29,19 @@ func TestParseErrors(t *testing.T) {
 		if _, err := Parse([]byte(in)); err == nil {
 			t.Errorf("%q accepted", in)
 		}
+	}
+}
+
+// Folding is linear: a value folded over 200 000 lines parses quickly.
+func TestParseLongFoldedValue(t *testing.T) {
+	in := "dn: CN=a\ndescription: x\n" + strings.Repeat(" y\n", 200_000)
+	start := time.Now()
+	es, err := Parse([]byte(in))
+	if err != nil || len(es[0].First("description")) != 200_001 {
+		t.Fatalf("%v", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("parsing took %v", d)
 	}
 }
 
