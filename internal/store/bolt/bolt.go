@@ -11,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -27,7 +29,59 @@ var (
 
 // Store is a store.Store in a bbolt file.
 type Store struct {
-	db *bbolt.DB
+	db    *bbolt.DB
+	cache readCache
+}
+
+// readCache keeps the values Get returned since the last write, so that a read-mostly
+// load (password reads, binds, indexed searches) does not open a bbolt transaction per
+// key. The process holds the file's lock, so every write goes through Apply, which
+// counts writes begun and finished around the commit. An entry is served only while
+// no write has begun since it was read and none is in progress; it is filled only when
+// no write began between the counters' check and the end of the read. Every hit is
+// therefore the committed value at the moment the counters were checked.
+type readCache struct {
+	started, finished atomic.Uint64
+	mu                sync.RWMutex
+	gen               uint64 // the value of started that m belongs to
+	m                 map[string][]byte
+	bytes             int
+}
+
+const maxCacheBytes = 64 << 20
+
+// quiet returns the write count when no write is in progress.
+func (c *readCache) quiet() (uint64, bool) {
+	f := c.finished.Load()
+	return f, c.started.Load() == f
+}
+
+func (c *readCache) get(key string) ([]byte, bool) {
+	gen, ok := c.quiet()
+	if !ok {
+		return nil, false
+	}
+	c.mu.RLock()
+	raw, hit := c.m[key]
+	hit = hit && c.gen == gen
+	c.mu.RUnlock()
+	return raw, hit
+}
+
+// put records raw (nil: absent) for key, read after quiet returned gen.
+func (c *readCache) put(gen uint64, key string, raw []byte) {
+	if c.started.Load() != gen {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen != gen || c.m == nil {
+		c.m, c.gen, c.bytes = map[string][]byte{}, gen, 0
+	}
+	if c.bytes+len(key)+len(raw) <= maxCacheBytes {
+		c.m[key] = raw
+		c.bytes += len(key) + len(raw)
+	}
 }
 
 // Options tune Open.
@@ -87,16 +141,32 @@ func (s *Store) view(fn func(kv *bbolt.Bucket) error) error {
 }
 
 func (s *Store) Get(_ context.Context, key string) (store.KV, error) {
-	var kv store.KV
-	err := s.view(func(b *bbolt.Bucket) error {
-		raw := b.Get([]byte(key))
+	notFound := func() error { return &store.OpError{Key: key, Err: store.ErrNotFound} }
+	if raw, ok := s.cache.get(key); ok {
 		if raw == nil {
-			return &store.OpError{Key: key, Err: store.ErrNotFound}
+			return store.KV{}, notFound()
 		}
-		kv = decode([]byte(key), raw)
+		return decode([]byte(key), raw), nil
+	}
+	gen, quiet := s.cache.quiet()
+	var kv store.KV
+	var raw []byte
+	err := s.view(func(b *bbolt.Bucket) error {
+		if v := b.Get([]byte(key)); v != nil {
+			raw = bytes.Clone(v)
+		}
 		return nil
 	})
-	return kv, err
+	if err != nil {
+		return kv, err
+	}
+	if quiet {
+		s.cache.put(gen, key, raw)
+	}
+	if raw == nil {
+		return kv, notFound()
+	}
+	return decode([]byte(key), raw), nil
 }
 
 func (s *Store) List(_ context.Context, prefix string) ([]store.KV, error) {
@@ -122,6 +192,8 @@ func (s *Store) Apply(_ context.Context, ops ...store.Op) (int64, error) {
 		}
 	}
 	var rev int64
+	s.cache.started.Add(1)
+	defer s.cache.finished.Add(1)
 	err := s.db.Batch(func(tx *bbolt.Tx) error {
 		b, meta := tx.Bucket(bucketKV), tx.Bucket(bucketMeta)
 		for i := range ops {

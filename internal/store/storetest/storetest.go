@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"gmsa/internal/store"
@@ -27,6 +28,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		"Revisions":         testRevisions,
 		"ValueIsolation":    testIsolation,
 		"ConcurrentUpdate":  testConcurrentUpdate,
+		"ReadsSeeWrites":    testReadsSeeWrites,
 		"DumpRestore":       func(t *testing.T, s store.Store) { testDumpRestore(t, s, open(t)) },
 		"BadKeys":           testBadKeys,
 		"Closed":            testClosed,
@@ -235,6 +237,64 @@ func testConcurrentUpdate(t *testing.T, s store.Store) {
 	}
 	if _, err := s.Get(ctx, "side"); err != nil {
 		t.Fatal("extra op lost")
+	}
+}
+
+// Reads are linearizable: once a write has returned, no read started afterwards sees
+// an older value, and each reader's successive reads never go back in time (a read
+// cache must not serve a value a finished write replaced).
+func testReadsSeeWrites(t *testing.T, s store.Store) {
+	const writes, readers = 300, 3
+	var committed atomic.Int64
+	must(t, func() error { _, err := s.Apply(ctx, store.Put("seq", []byte("0"))); return err }())
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for range readers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			last := int64(0)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				floor := committed.Load()
+				kv, err := s.Get(ctx, "seq")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				n, _ := strconv.ParseInt(string(kv.Value), 10, 64)
+				if n < floor || n < last {
+					t.Errorf("read %d after write %d had returned (previous read %d)", n, floor, last)
+					return
+				}
+				last = n
+				if _, err := s.Get(ctx, "absent-key"); !errors.Is(err, store.ErrNotFound) {
+					t.Errorf("absent key: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	for i := int64(1); i <= writes; i++ {
+		if _, err := s.Apply(ctx, store.Put("seq", []byte(strconv.FormatInt(i, 10)))); err != nil {
+			t.Fatal(err)
+		}
+		committed.Store(i)
+		if kv, err := s.Get(ctx, "seq"); err != nil || string(kv.Value) != strconv.FormatInt(i, 10) {
+			t.Fatalf("the writer read %q after writing %d (%v)", kv.Value, i, err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if _, err := s.Apply(ctx, store.Put("absent-key", []byte("x"))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, "absent-key"); err != nil {
+		t.Fatal("a cached absence outlived the write that created the key")
 	}
 }
 
