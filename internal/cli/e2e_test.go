@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -9,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/go-ldap/ldap/v3"
 
 	"gmsa/internal/krbkey"
 	"gmsa/internal/server"
@@ -157,9 +161,19 @@ func TestDirectoryEndToEnd(t *testing.T) {
 	fails(ExitFailure, "held by gmsa server pid", "account", "list")
 	backup := filepath.Join(dir, "backup.bin")
 	ok("backup", "--out", backup)
+	auditedWrite(t, data, clk.now)
 	stop()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+	// Every directory change is in the audit trail, a 0600 file in the data directory.
+	auditPath := filepath.Join(data, server.AuditFile)
+	if st, err := os.Stat(auditPath); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("audit log: %v %v", st, err)
+	}
+	if b, _ := os.ReadFile(auditPath); !strings.Contains(string(b), `"msg":"directory changed","principal":"Administrator"`) ||
+		!strings.Contains(string(b), `"dn":"CN=Administrator,CN=Users,DC=example,DC=test"`) {
+		t.Fatalf("audit log lacks the change:\n%s", b)
 	}
 	restored := filepath.Join(dir, "restored")
 	if _, _, err := runEnv(e, "restore", "--in", backup, "--data", restored); err != nil {
@@ -171,6 +185,40 @@ func TestDirectoryEndToEnd(t *testing.T) {
 	}
 	if list := ok("account", "list"); !strings.Contains(list, "svc") {
 		t.Fatal(list)
+	}
+}
+
+// auditedWrite changes Administrator's description over LDAPS on the running server.
+func auditedWrite(t *testing.T, data string, now func() time.Time) {
+	t.Helper()
+	var ep server.Endpoints
+	b, err := os.ReadFile(filepath.Join(data, server.EndpointsFile))
+	if err == nil {
+		err = json.Unmarshal(b, &ep)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if ca, err := os.ReadFile(ep.CA); err != nil || !pool.AppendCertsFromPEM(ca) {
+		t.Fatalf("CA %s: %v", ep.CA, err)
+	}
+	pw, err := os.ReadFile(filepath.Join(data, server.AdminPWFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := ldap.DialURL(ep.LDAPS, ldap.DialWithTLSConfig(&tls.Config{RootCAs: pool, ServerName: "localhost", Time: now}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Bind("Administrator@example.test", strings.TrimSpace(string(pw))); err != nil {
+		t.Fatal(err)
+	}
+	m := ldap.NewModifyRequest("CN=Administrator,CN=Users,DC=example,DC=test", nil)
+	m.Replace("description", []string{"audited"})
+	if err := c.Modify(m); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 
 	ber "github.com/go-asn1-ber/asn1-ber"
 
+	"gmsa/internal/audit"
 	"gmsa/internal/directory"
 )
 
@@ -61,7 +62,7 @@ func (c *conn) bind(ctx context.Context, id int64, op *ber.Packet) {
 	tok, err := c.srv.cfg.Dir.Authenticate(ctx, name, password)
 	var ic *directory.ErrInvalidCredentials
 	if errors.As(err, &ic) {
-		c.srv.cfg.Audit.Info("bind failed", "name", name, "remote", c.remote, "data", ic.Data)
+		c.srv.cfg.Audit.Record(c.srv.cfg.Now(), audit.Warn, "bind failed", "name", name, "remote", c.remote, "data", ic.Data)
 		reply(resultInvalidCredentials, fmt.Sprintf(diagInvalidCreds, ic.Data))
 		return
 	}

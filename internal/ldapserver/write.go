@@ -10,6 +10,7 @@ import (
 
 	ber "github.com/go-asn1-ber/asn1-ber"
 
+	"gmsa/internal/audit"
 	"gmsa/internal/directory"
 	"gmsa/internal/kds"
 	"gmsa/internal/ntsec"
@@ -150,8 +151,15 @@ func (c *conn) write(ctx context.Context, id int64, op *ber.Packet) {
 		reply(fromDomain(err))
 		return
 	}
-	c.srv.cfg.Audit.Info("directory changed", "principal", c.tok.Name, "remote", c.remote, "operation",
-		map[ber.Tag]string{appAddRequest: "add", appModifyRequest: "modify", appDelRequest: "delete", appModDNRequest: "modify DN"}[op.Tag])
+	target := ""
+	if op.Tag == appDelRequest {
+		target = str(op)
+	} else if len(op.Children) > 0 {
+		target = str(op.Children[0])
+	}
+	c.srv.cfg.Audit.Record(c.srv.cfg.Now(), audit.Info, "directory changed", "principal", c.tok.Name, "remote", c.remote, "operation",
+		map[ber.Tag]string{appAddRequest: "add", appModifyRequest: "modify", appDelRequest: "delete", appModDNRequest: "modify DN"}[op.Tag],
+		"dn", target)
 	reply(nil)
 }
 

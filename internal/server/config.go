@@ -26,6 +26,9 @@ type Config struct {
 		Level  string `yaml:"level"`  // debug, info, warn, error
 		Format string `yaml:"format"` // text or json
 	} `yaml:"log"`
+	Audit struct {
+		Path string `yaml:"path"` // the audit trail (JSON lines, 0600); default DATA/audit.log
+	} `yaml:"audit"`
 	LDAP struct {
 		Listen               string   `yaml:"listen"`                  // plain LDAP (StartTLS available); default 127.0.0.1:389, with --dev a free port; "off" turns it off
 		LDAPSListen          string   `yaml:"ldaps_listen"`            // LDAPS; default 127.0.0.1:636, with --dev a free port; "off" turns it off
@@ -56,12 +59,12 @@ func (c *Config) LoadFile(path string) error {
 	return nil
 }
 
-// LoadEnv merges GMSA_DATA, GMSA_DEV, GMSA_REALM, GMSA_NETBIOS, GMSA_LOG_LEVEL and
-// GMSA_LOG_FORMAT.
+// LoadEnv merges GMSA_DATA, GMSA_DEV, GMSA_REALM, GMSA_NETBIOS, GMSA_LOG_LEVEL,
+// GMSA_LOG_FORMAT, GMSA_AUDIT_PATH, GMSA_LDAP_LISTEN and GMSA_LDAPS_LISTEN.
 func (c *Config) LoadEnv(getenv func(string) string) error {
 	set := map[string]*string{"GMSA_DATA": &c.Data, "GMSA_REALM": &c.Realm, "GMSA_NETBIOS": &c.NetBIOS,
 		"GMSA_LOG_LEVEL": &c.Log.Level, "GMSA_LOG_FORMAT": &c.Log.Format,
-		"GMSA_LDAP_LISTEN": &c.LDAP.Listen, "GMSA_LDAPS_LISTEN": &c.LDAP.LDAPSListen}
+		"GMSA_AUDIT_PATH": &c.Audit.Path, "GMSA_LDAP_LISTEN": &c.LDAP.Listen, "GMSA_LDAPS_LISTEN": &c.LDAP.LDAPSListen}
 	for k, dst := range set {
 		if v := getenv(k); v != "" {
 			*dst = v

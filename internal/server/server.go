@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"gmsa/internal/atomicfile"
+	"gmsa/internal/audit"
 	"gmsa/internal/directory"
 	"gmsa/internal/kds"
 	"gmsa/internal/ldapserver"
@@ -91,8 +92,20 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	done := make(chan struct{})
 	go func() { serveAdmin(ctx, l, st, log.Info); close(done) }()
 
+	auditPath := cfg.Audit.Path
+	if auditPath == "" {
+		auditPath = filepath.Join(cfg.Data, AuditFile)
+	}
+	trail, err := audit.OpenFile(auditPath)
+	if err != nil {
+		l.Close()
+		<-done
+		return err
+	}
+	defer trail.Close()
+
 	dom := dir.Domain()
-	ep, stopLDAP, err := startLDAP(cfg, deps, dir)
+	ep, stopLDAP, err := startLDAP(cfg, deps, dir, trail)
 	if err != nil {
 		l.Close()
 		<-done
@@ -103,7 +116,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 		atomicfile.Write(epPath, append(b, '\n'), 0o644)
 	}
 	defer os.Remove(epPath)
-	log.Info("gmsa server running", "realm", dom.Realm, "data", cfg.Data, "pid", os.Getpid(), "ldap", ep.LDAP, "ldaps", ep.LDAPS, "ca", ep.CA)
+	log.Info("gmsa server running", "realm", dom.Realm, "data", cfg.Data, "pid", os.Getpid(), "ldap", ep.LDAP, "ldaps", ep.LDAPS, "ca", ep.CA, "audit", auditPath)
 	if cfg.Dev {
 		fmt.Fprintf(deps.Stdout, "LDAP %s, LDAPS %s; clients trust %s\n", ep.LDAP, ep.LDAPS, ep.CA)
 	}
@@ -114,6 +127,9 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	<-done
 	return nil
 }
+
+// AuditFile is the audit trail's default name in the data directory.
+const AuditFile = "audit.log"
 
 // Endpoints tells clients (and tests) where a running server listens.
 type Endpoints struct {
@@ -126,7 +142,7 @@ type Endpoints struct {
 const EndpointsFile = "endpoints.json"
 
 // startLDAP opens the LDAP and LDAPS listeners; the returned function shuts them down.
-func startLDAP(cfg Config, deps Deps, dir *directory.Directory) (Endpoints, func(), error) {
+func startLDAP(cfg Config, deps Deps, dir *directory.Directory, trail *audit.Log) (Endpoints, func(), error) {
 	var ep Endpoints
 	dom := dir.Domain()
 	host := strings.ToLower(dom.DCName) + "." + dom.DNSName
@@ -136,7 +152,7 @@ func startLDAP(cfg Config, deps Deps, dir *directory.Directory) (Endpoints, func
 		return ep, nil, fmt.Errorf("TLS: %w", err)
 	}
 	ep.CA = filepath.Join(cfg.Data, "tls", pki.CAFile)
-	srv := ldapserver.New(ldapserver.Config{Dir: dir, TLS: tlsCfg, Logger: deps.Logger, Now: deps.Now,
+	srv := ldapserver.New(ldapserver.Config{Dir: dir, TLS: tlsCfg, Logger: deps.Logger, Audit: trail, Now: deps.Now,
 		AllowPlainSimpleBind: cfg.LDAP.AllowPlainSimpleBind, DNSHostName: host})
 	ldapAddr, ldapsAddr := cfg.listenAddrs()
 	var ls []net.Listener

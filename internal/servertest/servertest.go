@@ -8,7 +8,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/x509"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"gmsa/internal/audit"
 	"gmsa/internal/directory"
 	"gmsa/internal/ldapserver"
 	"gmsa/internal/ntsec"
@@ -77,11 +77,11 @@ func Start(t testing.TB, opt Options) *Stack {
 	pem, _ := os.ReadFile(caFile)
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(pem)
-	audit := &SyncBuffer{}
+	auditBuf := &SyncBuffer{}
 	srv := ldapserver.New(ldapserver.Config{Dir: p.Directory, TLS: tlsCfg, Now: opt.Now,
-		Audit: slog.New(slog.NewJSONHandler(audit, nil)), AllowPlainSimpleBind: opt.AllowPlainSimpleBind,
+		Audit: audit.New(auditBuf), AllowPlainSimpleBind: opt.AllowPlainSimpleBind,
 		MaxPDU: opt.MaxPDU, MaxConns: opt.MaxConns, IdleTimeout: opt.IdleTimeout})
-	s := &Stack{Dir: p.Directory, CAFile: caFile, CAPool: pool, AdminPassword: p.AdminPassword, Audit: audit, Server: srv}
+	s := &Stack{Dir: p.Directory, CAFile: caFile, CAPool: pool, AdminPassword: p.AdminPassword, Audit: auditBuf, Server: srv}
 	for _, x := range []struct {
 		ldaps bool
 		dst   *string
