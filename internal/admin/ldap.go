@@ -454,7 +454,7 @@ func (l *LDAP) AccountTest(ctx context.Context, ref, principal string) (director
 	case dec.Granted && dec.ACE >= 0:
 		out = directory.Decision{Granted: true, Reason: fmt.Sprintf("allowed by entry %d of msDS-GroupMSAMembership, which names %s (%s holds it through its token on the DC)", dec.ACE, who(dec.SID), name)}
 	case dec.Granted:
-		out = directory.Decision{Granted: true, Reason: dec.Reason}
+		out = directory.Decision{Granted: true, Reason: dec.Reason()}
 	case dec.ACE >= 0:
 		out = directory.Decision{Reason: fmt.Sprintf("denied by entry %d of msDS-GroupMSAMembership, which denies %s", dec.ACE, who(dec.SID))}
 	default:

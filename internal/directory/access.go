@@ -56,7 +56,7 @@ func (d *Directory) token(ctx context.Context, o *Object) (*Token, error) {
 		queue = append(queue, item{g.GUID.String(), g.SID})
 	}
 	if o.PrimaryGroupRID != 0 {
-		if pg, err := d.Resolve(ctx, d.domain.DomainSID().Child(o.PrimaryGroupRID).String()); err == nil {
+		if pg, err := d.Resolve(ctx, d.sid.Child(o.PrimaryGroupRID).String()); err == nil {
 			addGroup(pg, o.SID)
 		}
 	}
@@ -153,7 +153,7 @@ func (d *Directory) decideWhy(tok *Token, acct *Object, explain bool) Decision {
 	}
 	if dec.Granted {
 		if dec.ACE < 0 {
-			return Decision{true, dec.Reason}
+			return Decision{true, dec.Reason()}
 		}
 		return Decision{true, fmt.Sprintf("allowed by entry %d of msDS-GroupMSAMembership, which names %s (%s)", dec.ACE, tok.Names[dec.SID.String()], tok.path(dec.SID.String()))}
 	}
@@ -244,5 +244,5 @@ func (d *Directory) Authenticate(ctx context.Context, name, password string) (*T
 
 // InGroup reports whether the token holds the domain-relative group rid (512 Domain Admins…).
 func (d *Directory) InGroup(t *Token, rid uint32) bool {
-	return t.Has(d.domain.DomainSID().Child(rid)) || t.User.Equal(ntsec.SIDSystem)
+	return t.Has(d.sid.Child(rid)) || t.User.Equal(ntsec.SIDSystem)
 }

@@ -45,6 +45,7 @@ type Directory struct {
 	log    *slog.Logger
 	cache  *kds.Cache
 	domain Domain
+	sid    ntsec.SID // domain.SID, parsed once
 
 	ridMu           sync.Mutex
 	ridNext, ridEnd uint32 // this process's RID pool
@@ -70,9 +71,6 @@ type Domain struct {
 	DCName   string         `json:"dc_name"`   // DC1
 	Created  ntsec.FileTime `json:"created"`
 }
-
-// DomainSID parses the domain SID.
-func (d Domain) DomainSID() ntsec.SID { return ntsec.MustParseSID(d.SID) }
 
 // Well-known DNs.
 func (d Domain) UsersDN() string     { return "CN=Users," + d.BaseDN }
@@ -126,6 +124,9 @@ func Open(ctx context.Context, st store.Store, opt Options) (*Directory, error) 
 	}
 	d := &Directory{st: st, now: opt.Now, rand: opt.Rand, log: opt.Logger, cache: kds.NewCache(opt.PasswordCache)}
 	if err := json.Unmarshal(kv.Value, &d.domain); err != nil {
+		return nil, fmt.Errorf("directory: the domain record is damaged: %w", err)
+	}
+	if d.sid, err = ntsec.ParseSID(d.domain.SID); err != nil {
 		return nil, fmt.Errorf("directory: the domain record is damaged: %w", err)
 	}
 	return d, nil
@@ -362,7 +363,7 @@ func (d *Directory) create(ctx context.Context, o *Object, allocateSID bool) err
 		if err != nil {
 			return err
 		}
-		o.SID = d.domain.DomainSID().Child(rid).String()
+		o.SID = d.sid.Child(rid).String()
 	}
 	_, err := d.st.Apply(ctx, createOps(o)...)
 	return d.conflictError(ctx, err)

@@ -177,12 +177,54 @@ func cmpInt(a, b int64) int {
 
 // normDN lower-cases a DN and drops spaces around separators.
 func normDN(dn string) string {
+	if !spacedDN(dn) {
+		return strings.ToLower(dn)
+	}
 	parts := strings.Split(dn, ",")
 	for i, p := range parts {
 		k, val, _ := strings.Cut(p, "=")
 		parts[i] = strings.ToLower(strings.TrimSpace(k)) + "=" + strings.ToLower(strings.TrimSpace(val))
 	}
 	return strings.Join(parts, ",")
+}
+
+// spacedDN reports whether dn has spaces around its separators (or at either end),
+// which normDN removes.
+func spacedDN(dn string) bool {
+	for i := 0; i < len(dn); i++ {
+		if dn[i] != ' ' {
+			continue
+		}
+		if i == 0 || i == len(dn)-1 || dn[i-1] == ',' || dn[i-1] == '=' || dn[i+1] == ',' || dn[i+1] == '=' {
+			return true
+		}
+	}
+	return false
+}
+
+// under reports whether dn lies below base (or is base, when self). base is
+// normalized; dn is compared case-insensitively and normalized only when it needs it.
+func under(dn, base string, self bool) bool {
+	if spacedDN(dn) || !ascii(dn) {
+		dn = normDN(dn)
+	}
+	switch {
+	case len(dn) == len(base):
+		return self && strings.EqualFold(dn, base)
+	case len(dn) > len(base):
+		cut := len(dn) - len(base)
+		return dn[cut-1] == ',' && strings.EqualFold(dn[cut:], base)
+	}
+	return false
+}
+
+func ascii(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 func (f Equal) eval(v *View) tri {
@@ -349,22 +391,21 @@ var ErrNoSuchBase = errors.New("no such object")
 // indexes; other filters scan.
 func (d *Directory) Search(ctx context.Context, q Query, fn func(*View) error) error {
 	base := normDN(q.Base)
-	if _, err := d.byIndex(ctx, dnKey(q.Base)); err != nil {
+	if _, err := d.byIndex(ctx, dnKey(base)); err != nil {
 		if errors.Is(err, store.ErrNotFound) || errors.Is(err, ErrNotFound) {
 			return fmt.Errorf("directory: search base %q: %w", q.Base, ErrNoSuchBase)
 		}
 		return err
 	}
 	inScope := func(o *Object) bool {
-		dn := normDN(o.DN)
 		switch q.Scope {
 		case ScopeBase:
-			return dn == base
+			return normDN(o.DN) == base
 		case ScopeOne:
-			_, parent, ok := strings.Cut(dn, ",")
-			return ok && parent == base
+			_, parent, ok := strings.Cut(o.DN, ",")
+			return ok && normDN(parent) == base
 		}
-		return dn == base || strings.HasSuffix(dn, ","+base)
+		return under(o.DN, base, true)
 	}
 	visit := func(o *Object) error {
 		if !inScope(o) {
@@ -377,7 +418,7 @@ func (d *Directory) Search(ctx context.Context, q Query, fn func(*View) error) e
 		return nil
 	}
 	if q.Scope == ScopeBase {
-		o, err := d.byIndex(ctx, dnKey(q.Base))
+		o, err := d.byIndex(ctx, dnKey(base))
 		if err != nil {
 			return err
 		}

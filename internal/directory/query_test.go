@@ -61,6 +61,14 @@ func TestSearch(t *testing.T) {
 	if got := names(t, d, Query{Base: "cn=users," + base, Scope: ScopeBase}); got != "Users" {
 		t.Errorf("base: %s", got)
 	}
+	// Bases are matched as DNs: case and spaces around separators do not matter.
+	spaced := "cn = users , " + strings.ReplaceAll(strings.ToLower(base), ",", " , ")
+	if got := names(t, d, Query{Base: spaced, Scope: ScopeSub, Filter: Equal{"sAMAccountName", []byte("hosts")}}); got != "Hosts" {
+		t.Errorf("sub under %q: %q", spaced, got)
+	}
+	if got := names(t, d, Query{Base: spaced, Scope: ScopeBase}); got != "Users" {
+		t.Errorf("base %q: %q", spaced, got)
+	}
 	if err := d.Search(ctx, Query{Base: "CN=Nope," + base, Scope: ScopeSub}, func(*View) error { return nil }); !errors.Is(err, ErrNoSuchBase) {
 		t.Errorf("missing base: %v", err)
 	}

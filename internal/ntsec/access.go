@@ -26,9 +26,34 @@ func (t *Token) Has(sid SID) bool {
 // request and through which of the token's SIDs.
 type Decision struct {
 	Granted bool
-	ACE     int // index in the DACL of the deciding ACE; -1 when none decided
-	SID     SID // the token SID the deciding ACE matched
-	Reason  string
+	ACE     int    // index in the DACL of the deciding ACE; -1 when none decided
+	SID     SID    // the token SID the deciding ACE matched
+	Mask    uint32 // rights the deciding ACE denied or allowed; those still missing when none decided
+	by      decidedBy
+}
+
+type decidedBy uint8
+
+const (
+	byACE decidedBy = iota
+	byNoDACL
+	byOwner
+)
+
+// Reason says in words what decided; it is built only when asked for, so the hot
+// path of an access check allocates nothing.
+func (d Decision) Reason() string {
+	switch {
+	case d.by == byNoDACL:
+		return "the security descriptor has no DACL, which grants every right"
+	case d.by == byOwner:
+		return "the requester owns the security descriptor"
+	case d.ACE < 0:
+		return fmt.Sprintf("no ACE grants 0x%x to the requester or any of its groups", d.Mask)
+	case d.Granted:
+		return fmt.Sprintf("ACE %d allows 0x%x to %s", d.ACE, d.Mask, d.SID)
+	}
+	return fmt.Sprintf("ACE %d denies 0x%x to %s", d.ACE, d.Mask, d.SID)
 }
 
 // dsGenericMapping maps generic rights onto directory-service rights ([MS-ADTS] 5.1.3.3).
@@ -57,13 +82,13 @@ func dsGenericMapping(mask uint32) uint32 {
 // owner implicitly holds READ_CONTROL and WRITE_DAC unless an OWNER RIGHTS ACE exists.
 func AccessCheck(sd *SecurityDescriptor, tok *Token, desired uint32, self SID) Decision {
 	if sd.DACL == nil {
-		return Decision{Granted: true, ACE: -1, Reason: "the security descriptor has no DACL, which grants every right"}
+		return Decision{Granted: true, ACE: -1, by: byNoDACL}
 	}
 	remaining := dsGenericMapping(desired)
 	if sd.Owner != nil && tok.Has(*sd.Owner) && !hasOwnerRightsACE(sd.DACL) {
 		remaining &^= RightReadControl | RightWriteDAC
 		if remaining == 0 {
-			return Decision{Granted: true, ACE: -1, SID: *sd.Owner, Reason: "the requester owns the security descriptor"}
+			return Decision{Granted: true, ACE: -1, SID: *sd.Owner, by: byOwner}
 		}
 	}
 	for i, ace := range sd.DACL.ACEs {
@@ -84,20 +109,18 @@ func AccessCheck(sd *SecurityDescriptor, tok *Token, desired uint32, self SID) D
 		switch ace.Type {
 		case ACETypeAccessDenied, ACETypeAccessDeniedObject:
 			if mask&remaining != 0 {
-				return Decision{ACE: i, SID: sid,
-					Reason: fmt.Sprintf("ACE %d denies 0x%x to %s", i, mask&remaining, sid)}
+				return Decision{ACE: i, SID: sid, Mask: mask & remaining}
 			}
 		case ACETypeAccessAllowed, ACETypeAccessAllowedObject:
 			if mask&remaining != 0 {
 				remaining &^= mask
 				if remaining == 0 {
-					return Decision{Granted: true, ACE: i, SID: sid,
-						Reason: fmt.Sprintf("ACE %d allows 0x%x to %s", i, ace.Mask, sid)}
+					return Decision{Granted: true, ACE: i, SID: sid, Mask: ace.Mask}
 				}
 			}
 		}
 	}
-	return Decision{ACE: -1, Reason: fmt.Sprintf("no ACE grants 0x%x to the requester or any of its groups", remaining)}
+	return Decision{ACE: -1, Mask: remaining}
 }
 
 func hasOwnerRightsACE(acl *ACL) bool {

@@ -43,9 +43,20 @@ func GUIDFromBytes(b []byte) (GUID, error) {
 
 // String returns the lower-case textual form, as the cn of a KDS root key carries it.
 func (g GUID) String() string {
-	return fmt.Sprintf("%08x-%04x-%04x-%x-%x",
-		binary.LittleEndian.Uint32(g[0:4]), binary.LittleEndian.Uint16(g[4:6]),
-		binary.LittleEndian.Uint16(g[6:8]), g[8:10], g[10:16])
+	// The first three fields are little-endian, the last two are bytes in order.
+	order := [16]int{3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15}
+	const digits = "0123456789abcdef"
+	var out [36]byte
+	j := 0
+	for i, k := range order {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			out[j] = '-'
+			j++
+		}
+		out[j], out[j+1] = digits[g[k]>>4], digits[g[k]&15]
+		j += 2
+	}
+	return string(out[:])
 }
 
 // IsZero reports whether g is the nil GUID.

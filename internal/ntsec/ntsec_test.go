@@ -192,7 +192,7 @@ func TestAccessCheck(t *testing.T) {
 			t.Fatal(err)
 		}
 		d := AccessCheck(sd, c.tok, RightDSReadProperty, gmsa)
-		if d.Granted != c.want || d.ACE != c.ace || d.Reason == "" {
+		if d.Granted != c.want || d.ACE != c.ace || d.Reason() == "" {
 			t.Errorf("%s (%s): %+v", c.about, c.sddl, d)
 		}
 	}
