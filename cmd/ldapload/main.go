@@ -37,12 +37,17 @@ func main() {
 	attrs := flag.String("attrs", "", "comma-separated attributes to request")
 	n := flag.Int("n", 1, "index range for %d, or how many objects -populate creates")
 	conns := flag.Int("c", 1, "connections")
+	depth := flag.Int("depth", 1, "requests outstanding per connection (1: wait for each result)")
 	dur := flag.Duration("d", 5*time.Second, "duration")
 	populate := flag.String("populate", "", "users or gmsas: create -n objects named bench0… under -base")
 	userPW := flag.String("user-password", "Bench-Pass-123!", "password of populated users")
 	allow := flag.String("allow", "", "SID allowed to read populated gMSAs' passwords")
 	flag.Parse()
 
+	if *conns < 1 || *conns > 256 || *depth < 1 || *depth > 64 || *dur <= 0 || *dur > 10*time.Minute {
+		fmt.Fprintln(os.Stderr, "ldapload: bounds: 1 ≤ -c ≤ 256, 1 ≤ -depth ≤ 64, 0 < -d ≤ 10m")
+		os.Exit(2)
+	}
 	if err := loopbackOnly(*u); err != nil {
 		fmt.Fprintln(os.Stderr, "ldapload:", err)
 		os.Exit(2)
@@ -71,42 +76,84 @@ func main() {
 	if *attrs != "" {
 		want = strings.Split(*attrs, ",")
 	}
+	watch := ""
+	if len(want) > 0 {
+		watch = want[0]
+	}
+	// One encoded SearchRequest per filter variant, built before the clock starts.
+	variants := 1
+	if strings.Contains(*filter, "%d") {
+		variants = *n
+	}
+	requests := make([][]byte, variants)
+	for i := range requests {
+		f := *filter
+		if variants > 1 {
+			f = fmt.Sprintf(f, i)
+		}
+		op, err := searchOp(*base, f, want)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "ldapload:", err)
+			os.Exit(2)
+		}
+		requests[i] = op
+	}
 	var ops, errs, withAttr atomic.Int64
 	var firstErr atomic.Value
-	stop := time.Now().Add(*dur)
+	fail := func(err error) {
+		errs.Add(1)
+		firstErr.CompareAndSwap(nil, err.Error())
+	}
+	begin := time.Now()
+	stop := begin.Add(*dur)
 	var wg sync.WaitGroup
 	for range *conns {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c, err := dial()
+			c, err := dialWire(*u, *bindDN, *password)
 			if err != nil {
-				errs.Add(1)
-				firstErr.CompareAndSwap(nil, err.Error())
+				fail(err)
 				return
 			}
-			defer c.Close()
-			for time.Now().Before(stop) {
-				f := *filter
-				if strings.Contains(f, "%d") {
-					f = fmt.Sprintf(f, rand.IntN(*n))
-				}
-				r, err := c.Search(ldap.NewSearchRequest(*base, ldap.ScopeWholeSubtree, 0, 0, 0, false, f, want, nil))
+			defer c.nc.Close()
+			outstanding := 0
+			for ; outstanding < *depth; outstanding++ {
+				c.send(requests[rand.IntN(len(requests))])
+			}
+			for outstanding > 0 {
+				resp, err := c.next(watch)
 				if err != nil {
-					errs.Add(1)
-					firstErr.CompareAndSwap(nil, err.Error())
-					continue
+					fail(err)
+					return
 				}
-				ops.Add(1)
-				if len(want) > 0 && len(r.Entries) > 0 && len(r.Entries[0].GetRawAttributeValue(want[0])) > 0 {
-					withAttr.Add(1)
+				switch resp.op {
+				case 0x64: // SearchResultEntry
+					if resp.hasAttr {
+						withAttr.Add(1)
+					}
+				case 0x73: // SearchResultReference
+				case 0x65: // SearchResultDone
+					outstanding--
+					if resp.code == 0 {
+						ops.Add(1)
+					} else {
+						fail(fmt.Errorf("search: result %d %s", resp.code, resp.diag))
+					}
+					if time.Now().Before(stop) {
+						c.send(requests[rand.IntN(len(requests))])
+						outstanding++
+					}
+				default:
+					fail(fmt.Errorf("unexpected response [APPLICATION %d]", resp.op&0x1f))
+					return
 				}
 			}
 		}()
 	}
 	wg.Wait()
-	rate := float64(ops.Load()) / dur.Seconds()
-	fmt.Printf("url=%s c=%d ops=%d rate=%.0f/s errors=%d", *u, *conns, ops.Load(), rate, errs.Load())
+	rate := float64(ops.Load()) / time.Since(begin).Seconds()
+	fmt.Printf("url=%s c=%d depth=%d ops=%d rate=%.0f/s errors=%d", *u, *conns, *depth, ops.Load(), rate, errs.Load())
 	if len(want) > 0 {
 		fmt.Printf(" with_%s=%d", want[0], withAttr.Load())
 	}

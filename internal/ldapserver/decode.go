@@ -15,7 +15,8 @@ const maxBERDepth = 100
 // enumerations also get Value; constructed elements get Children. This is all the
 // server reads of a request.
 func decodeBER(buf []byte) (*ber.Packet, error) {
-	p, n, err := decodeElement(buf, 0)
+	var d decoder
+	p, n, err := d.element(buf, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -25,7 +26,28 @@ func decodeBER(buf []byte) (*ber.Packet, error) {
 	return p, nil
 }
 
-func decodeElement(buf []byte, depth int) (*ber.Packet, int, error) {
+// decoder hands out packets from slabs: a request's elements cost a few allocations,
+// not one each.
+type decoder struct {
+	slab []ber.Packet
+	n    int
+}
+
+// maxBERElements bounds the elements of one request, and so the memory its decoded
+// form takes (a packet is ~60 times the two bytes of the smallest element).
+const maxBERElements = 1 << 16
+
+func (d *decoder) packet() *ber.Packet {
+	d.n++
+	if len(d.slab) == 0 {
+		d.slab = make([]ber.Packet, 16)
+	}
+	p := &d.slab[0]
+	d.slab = d.slab[1:]
+	return p
+}
+
+func (d *decoder) element(buf []byte, depth int) (*ber.Packet, int, error) {
 	if depth > maxBERDepth {
 		return nil, 0, errors.New("ber: nested too deeply")
 	}
@@ -53,10 +75,14 @@ func decodeElement(buf []byte, depth int) (*ber.Packet, int, error) {
 		return nil, 0, errors.New("ber: length runs past the data")
 	}
 	content := buf[pos : pos+length]
-	p := &ber.Packet{Identifier: ber.Identifier{ClassType: ber.Class(id & 0xc0), TagType: ber.Type(id & 0x20), Tag: ber.Tag(id & 0x1f)}}
+	if d.n >= maxBERElements {
+		return nil, 0, fmt.Errorf("ber: more than %d elements", maxBERElements)
+	}
+	p := d.packet()
+	p.Identifier = ber.Identifier{ClassType: ber.Class(id & 0xc0), TagType: ber.Type(id & 0x20), Tag: ber.Tag(id & 0x1f)}
 	if p.TagType == ber.TypeConstructed {
 		for off := 0; off < len(content); {
-			c, n, err := decodeElement(content[off:], depth+1)
+			c, n, err := d.element(content[off:], depth+1)
 			if err != nil {
 				return nil, 0, err
 			}

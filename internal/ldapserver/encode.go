@@ -35,6 +35,18 @@ func appendInt(b []byte, v int64) []byte {
 	return appendTLV(b, 0x02, tmp[9-n:])
 }
 
+// encodeResult returns the LDAPMessage carrying an LDAPResult-shaped response without
+// controls ([RFC 4511] 4.1.9): the same bytes as message(id, result(…)).
+func encodeResult(id int64, app byte, code int, matched, diag string) []byte {
+	body := appendInt(make([]byte, 0, 16+len(matched)+len(diag)), int64(code))
+	body[0] = 0x0a // ENUMERATED
+	body = appendTLV(body, 0x04, []byte(matched))
+	body = appendTLV(body, 0x04, []byte(diag))
+	msg := appendInt(make([]byte, 0, len(body)+16), id)
+	msg = appendTLV(msg, 0x60|app, body) // [APPLICATION app] constructed
+	return appendTLV(make([]byte, 0, len(msg)+6), 0x30, msg)
+}
+
 // entryAttr is one attribute of an entry being encoded.
 type entryAttr struct {
 	name string

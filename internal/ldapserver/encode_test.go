@@ -33,3 +33,29 @@ func TestEncodeEntryMatchesBER(t *testing.T) {
 		}
 	}
 }
+
+func TestEncodeResultMatchesBER(t *testing.T) {
+	for _, id := range []int64{0, 1, 128, 1 << 30} {
+		for _, code := range []int{resultSuccess, resultOperationsError, resultOther, 200} {
+			diag := strings.Repeat("d", int(id%300))
+			got := encodeResult(id, appSearchDone, code, "CN=x", diag)
+			if want := message(id, result(appSearchDone, code, "CN=x", diag)).Bytes(); !bytes.Equal(got, want) {
+				t.Fatalf("id %d code %d: % x, want % x", id, code, got, want)
+			}
+		}
+	}
+}
+
+// A request of many tiny elements is refused before its decoded form outgrows the
+// PDU limit many times over.
+func TestDecodeBoundsElements(t *testing.T) {
+	content := bytes.Repeat([]byte{0x05, 0x00}, maxBERElements) // NULLs
+	pdu := appendTLV(nil, 0x30, content)
+	if _, err := decodeBER(pdu); err == nil || !strings.Contains(err.Error(), "elements") {
+		t.Fatalf("%d elements: %v", maxBERElements+1, err)
+	}
+	small := appendTLV(nil, 0x30, content[:2*1000])
+	if p, err := decodeBER(small); err != nil || len(p.Children) != 1000 {
+		t.Fatalf("1000 elements: %v", err)
+	}
+}

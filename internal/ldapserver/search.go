@@ -11,6 +11,7 @@ import (
 
 	ber "github.com/go-asn1-ber/asn1-ber"
 
+	"gmsa/internal/audit"
 	"gmsa/internal/directory"
 	"gmsa/internal/ntsec"
 )
@@ -142,6 +143,10 @@ func selectAttrs(list []*ber.Packet, typesOnly bool) attrSelection {
 
 func (c *conn) search(ctx context.Context, id int64, op *ber.Packet, controls []*ber.Packet) {
 	done := func(code int, diag string, ctrls ...*ber.Packet) {
+		if len(ctrls) == 0 {
+			c.sendRaw(encodeResult(id, appSearchDone, code, "", diag))
+			return
+		}
 		c.send(message(id, result(appSearchDone, code, "", diag), ctrls...))
 	}
 	if len(op.Children) < 8 {
@@ -283,7 +288,9 @@ func pagedControl(size int, cookie string) *ber.Packet {
 // sendEntries writes one SearchResultEntry per object.
 func (c *conn) sendEntries(ctx context.Context, id int64, objs []*directory.Object, sel attrSelection, base bool) error {
 	dir := c.srv.cfg.Dir
-	canReadRootKeys := dir.InGroup(c.tok, ntsec.RIDDomainAdmins) || dir.InGroup(c.tok, ntsec.RIDEnterpriseAdmins)
+	canReadRootKeys := func() bool {
+		return dir.InGroup(c.tok, ntsec.RIDDomainAdmins) || dir.InGroup(c.tok, ntsec.RIDEnterpriseAdmins)
+	}
 	for _, o := range objs {
 		v := dir.View(ctx, o)
 		names := sel.names
@@ -306,11 +313,11 @@ func (c *conn) sendEntries(ctx context.Context, id int64, objs []*directory.Obje
 			}
 			seen[strings.ToLower(n)] = true
 			if strings.EqualFold(n, "msKds-RootKeyData") {
-				if !canReadRootKeys {
+				if !canReadRootKeys() {
 					continue // AD: only Domain and Enterprise Admins may read it
 				}
-				c.srv.cfg.Audit.Warn("KDS root key read", "principal", c.tok.Name, "remote", c.remote, "root_key", o.GUID.String(),
-					"time", c.srv.cfg.Now().UTC().Format(time.RFC3339))
+				c.srv.cfg.Audit.Record(c.srv.cfg.Now(), audit.Warn, "KDS root key read", "principal", c.tok.Name, "remote", c.remote,
+					"root_key", o.GUID.String())
 			}
 			add(n, v.Get(n))
 		}
@@ -340,11 +347,10 @@ func (c *conn) sendEntries(ctx context.Context, id int64, objs []*directory.Obje
 // readPassword returns the blob when the bound principal may read it ([MS-ADTS]
 // 3.1.1.4.4: otherwise the attribute is silently absent), and audits the attempt.
 func (c *conn) readPassword(ctx context.Context, o *directory.Object) []byte {
-	audit := c.srv.cfg.Audit
-	when := c.srv.cfg.Now().UTC().Format(time.RFC3339)
+	log, when := c.srv.cfg.Audit, c.srv.cfg.Now()
 	mp, dec := c.srv.cfg.Dir.AuthorizePassword(c.tok, o)
 	if mp == nil {
-		audit.Warn("gMSA password read denied", "principal", c.tok.Name, "remote", c.remote, "account", o.SAM, "time", when, "reason", dec.Reason)
+		log.Record(when, audit.Warn, "gMSA password read denied", "principal", c.tok.Name, "remote", c.remote, "account", o.SAM, "reason", dec.Reason)
 		return nil
 	}
 	p, err := mp.Read(ctx)
@@ -352,7 +358,7 @@ func (c *conn) readPassword(ctx context.Context, o *directory.Object) []byte {
 		c.srv.cfg.Logger.Error("gMSA password read failed", "account", o.SAM, "err", err)
 		return nil
 	}
-	audit.Info("gMSA password read", "principal", c.tok.Name, "remote", c.remote, "account", o.SAM, "time", when,
+	log.Record(when, audit.Info, "gMSA password read", "principal", c.tok.Name, "remote", c.remote, "account", o.SAM,
 		"period", p.Plan.Current.GKID.String(), "root_key", p.Plan.Current.RootKey.ID.String())
 	return p.Blob()
 }

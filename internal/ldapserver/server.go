@@ -17,6 +17,7 @@ import (
 
 	ber "github.com/go-asn1-ber/asn1-ber"
 
+	"gmsa/internal/audit"
 	"gmsa/internal/directory"
 )
 
@@ -25,7 +26,7 @@ type Config struct {
 	Dir    *directory.Directory
 	TLS    *tls.Config // LDAPS and StartTLS; nil turns both off
 	Logger *slog.Logger
-	Audit  *slog.Logger // password and root-key reads; defaults to Logger
+	Audit  *audit.Log // password and root-key reads, failed binds, changes; default: none
 	Now    func() time.Time
 
 	// AllowPlainSimpleBind accepts simple binds on unencrypted connections, as AD does
@@ -57,7 +58,7 @@ func New(cfg Config) *Server {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Audit == nil {
-		cfg.Audit = cfg.Logger
+		cfg.Audit = audit.Discard()
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -173,7 +174,7 @@ type conn struct {
 	srv       *Server
 	nc        net.Conn
 	r         *bufio.Reader
-	w         *bufio.Writer // a response is buffered and flushed once per request
+	w         *bufio.Writer // responses are buffered and flushed when no request is waiting
 	wmu       sync.Mutex
 	encrypted bool
 	remote    string
@@ -227,7 +228,13 @@ func (c *conn) serve() {
 			controls = pkt.Children[2].Children
 		}
 		ok := c.dispatch(id, op, controls)
-		if c.flush() != nil || !ok {
+		if !ok {
+			c.flush()
+			return
+		}
+		// Responses to requests a client pipelined go out together: the buffer is
+		// flushed when no further request is already waiting.
+		if c.r.Buffered() == 0 && c.flush() != nil {
 			return
 		}
 	}

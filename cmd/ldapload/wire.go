@@ -1,0 +1,296 @@
+package main
+
+// A lean LDAP client for the load runs: requests are encoded once per filter variant,
+// responses are walked in place ([X.690] 8.1 definite lengths, [RFC 4511] 4.2, 4.5),
+// and up to -depth requests are outstanding per connection ([RFC 4511] 4.1.1: message
+// IDs let a client pipeline). The client's own cost per operation stays small, so on
+// a shared machine the numbers say more about the server under test.
+
+import (
+	"bufio"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+)
+
+func appendLength(b []byte, n int) []byte {
+	switch {
+	case n < 0x80:
+		return append(b, byte(n))
+	case n < 0x100:
+		return append(b, 0x81, byte(n))
+	case n < 0x10000:
+		return append(b, 0x82, byte(n>>8), byte(n))
+	}
+	return append(b, 0x84, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+}
+
+func appendTLV(b []byte, tag byte, content []byte) []byte {
+	return append(appendLength(append(b, tag), len(content)), content...)
+}
+
+// appendInt appends a minimal two's-complement INTEGER (or ENUMERATED with tag 0x0a).
+func appendInt(b []byte, tag byte, v int64) []byte {
+	var tmp [9]byte
+	n := 0
+	for {
+		tmp[8-n] = byte(v)
+		n++
+		v >>= 8
+		if (v == 0 && tmp[9-n]&0x80 == 0) || (v == -1 && tmp[9-n]&0x80 != 0) {
+			break
+		}
+	}
+	return appendTLV(b, tag, tmp[9-n:])
+}
+
+// message wraps an encoded protocol operation into an LDAPMessage with id.
+func message(dst []byte, id int64, op []byte) []byte {
+	var tmp [12]byte
+	idTLV := appendInt(tmp[:0], 0x02, id)
+	dst = appendLength(append(dst, 0x30), len(idTLV)+len(op))
+	return append(append(dst, idTLV...), op...)
+}
+
+func simpleBind(name, password string) []byte {
+	body := appendInt(nil, 0x02, 3)
+	body = appendTLV(body, 0x04, []byte(name))
+	body = appendTLV(body, 0x80, []byte(password)) // [0] simple
+	return appendTLV(nil, 0x60, body)              // [APPLICATION 0] BindRequest
+}
+
+// searchOp encodes a subtree SearchRequest ([RFC 4511] 4.5.1).
+func searchOp(base, filter string, attrs []string) ([]byte, error) {
+	f, err := ldap.CompileFilter(filter)
+	if err != nil {
+		return nil, fmt.Errorf("filter %q: %w", filter, err)
+	}
+	body := appendTLV(nil, 0x04, []byte(base))
+	body = appendInt(body, 0x0a, 2) // wholeSubtree
+	body = appendInt(body, 0x0a, 0) // neverDerefAliases
+	body = appendInt(body, 0x02, 0) // no size limit
+	body = appendInt(body, 0x02, 0) // no time limit
+	body = append(body, 0x01, 0x01, 0x00)
+	body = append(body, f.Bytes()...)
+	var list []byte
+	for _, a := range attrs {
+		list = appendTLV(list, 0x04, []byte(a))
+	}
+	body = appendTLV(body, 0x30, list)
+	return appendTLV(nil, 0x63, body), nil // [APPLICATION 3] SearchRequest
+}
+
+// tlv splits the element at the start of b into tag, contents and the rest.
+func tlv(b []byte) (tag byte, content, rest []byte, err error) {
+	if len(b) < 2 {
+		return 0, nil, nil, errors.New("truncated element")
+	}
+	tag, n, pos := b[0], int(b[1]), 2
+	if n&0x80 != 0 {
+		k := n & 0x7f
+		if k == 0 || k > 4 || len(b) < 2+k {
+			return 0, nil, nil, errors.New("bad length")
+		}
+		n = 0
+		for _, x := range b[2 : 2+k] {
+			n = n<<8 | int(x)
+		}
+		pos += k
+	}
+	if n > len(b)-pos {
+		return 0, nil, nil, errors.New("length runs past the message")
+	}
+	return tag, b[pos : pos+n], b[pos+n:], nil
+}
+
+// response is what the load loop needs of one LDAPMessage.
+type response struct {
+	op      byte   // protocol operation tag
+	code    int    // LDAPResult resultCode, for results
+	diag    string // diagnosticMessage, for results
+	hasAttr bool   // a SearchResultEntry with a non-empty value of the watched attribute
+}
+
+func parseResponse(msg []byte, watch string) (response, error) {
+	var r response
+	_, body, _, err := tlv(msg)
+	if err != nil {
+		return r, err
+	}
+	if _, _, body, err = tlv(body); err != nil { // messageID
+		return r, err
+	}
+	tag, op, _, err := tlv(body)
+	if err != nil {
+		return r, err
+	}
+	r.op = tag
+	if tag == 0x64 { // SearchResultEntry: objectName, then the attribute list
+		_, _, rest, err := tlv(op)
+		if err != nil {
+			return r, err
+		}
+		_, list, _, err := tlv(rest)
+		if err != nil {
+			return r, err
+		}
+		for len(list) > 0 {
+			var one []byte
+			if _, one, list, err = tlv(list); err != nil {
+				return r, err
+			}
+			_, name, vals, err := tlv(one)
+			if err != nil {
+				return r, err
+			}
+			if string(name) == watch || (watch != "" && ldapEqualFold(string(name), watch)) {
+				_, set, _, err := tlv(vals)
+				if err != nil {
+					return r, err
+				}
+				if _, v, _, err := tlv(set); err == nil && len(v) > 0 {
+					r.hasAttr = true
+				}
+			}
+		}
+		return r, nil
+	}
+	// An LDAPResult: resultCode, matchedDN, diagnosticMessage.
+	_, code, rest, err := tlv(op)
+	if err != nil {
+		return r, err
+	}
+	for _, x := range code {
+		r.code = r.code<<8 | int(x)
+	}
+	if _, _, rest, err = tlv(rest); err != nil {
+		return r, err
+	}
+	if _, diag, _, err := tlv(rest); err == nil {
+		r.diag = string(diag)
+	}
+	return r, nil
+}
+
+func ldapEqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range len(a) {
+		x, y := a[i]|0x20, b[i]|0x20
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// readMessage reads one LDAPMessage, refusing anything above max bytes.
+func readMessage(r *bufio.Reader, buf []byte, max int) ([]byte, error) {
+	hdr, err := r.Peek(2)
+	if err != nil {
+		return nil, err
+	}
+	if hdr[0] != 0x30 {
+		return nil, fmt.Errorf("response starts with 0x%02x, not a SEQUENCE", hdr[0])
+	}
+	n, hl := int(hdr[1]), 2
+	if n&0x80 != 0 {
+		k := n & 0x7f
+		if k == 0 || k > 4 {
+			return nil, errors.New("response has a bad length")
+		}
+		h, err := r.Peek(2 + k)
+		if err != nil {
+			return nil, err
+		}
+		n = 0
+		for _, x := range h[2:] {
+			n = n<<8 | int(x)
+		}
+		hl += k
+	}
+	if n > max {
+		return nil, fmt.Errorf("response of %d bytes exceeds %d", n, max)
+	}
+	if cap(buf) < hl+n {
+		buf = make([]byte, hl+n)
+	}
+	buf = buf[:hl+n]
+	_, err = io.ReadFull(r, buf)
+	return buf, err
+}
+
+// wireConn is one bound connection.
+type wireConn struct {
+	nc  net.Conn
+	r   *bufio.Reader
+	w   *bufio.Writer
+	buf []byte
+	id  int64
+}
+
+func dialWire(rawURL, name, password string) (*wireConn, error) {
+	pu, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	var nc net.Conn
+	d := net.Dialer{Timeout: 5 * time.Second}
+	switch pu.Scheme {
+	case "ldap":
+		nc, err = d.Dial("tcp", pu.Host)
+	case "ldaps":
+		nc, err = tls.DialWithDialer(&d, "tcp", pu.Host, &tls.Config{InsecureSkipVerify: true}) // benchmark peers use self-signed certificates
+	default:
+		return nil, fmt.Errorf("scheme %q: want ldap or ldaps", pu.Scheme)
+	}
+	if err != nil {
+		return nil, err
+	}
+	c := &wireConn{nc: nc, r: bufio.NewReaderSize(nc, 64<<10), w: bufio.NewWriterSize(nc, 64<<10)}
+	if name != "" {
+		c.send(simpleBind(name, password))
+		if err := c.w.Flush(); err != nil {
+			nc.Close()
+			return nil, err
+		}
+		resp, err := c.next("")
+		if err == nil && (resp.op != 0x61 || resp.code != 0) {
+			err = fmt.Errorf("bind as %s: result %d %s", name, resp.code, resp.diag)
+		}
+		if err != nil {
+			nc.Close()
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// send queues a request with the next message ID.
+func (c *wireConn) send(op []byte) {
+	c.id++
+	c.buf = message(c.buf[:0], c.id, op)
+	c.w.Write(c.buf)
+}
+
+func (c *wireConn) next(watch string) (response, error) {
+	if c.r.Buffered() == 0 {
+		if err := c.w.Flush(); err != nil {
+			return response{}, err
+		}
+	}
+	c.nc.SetReadDeadline(time.Now().Add(30 * time.Second))
+	msg, err := readMessage(c.r, c.buf, 1<<24)
+	if err != nil {
+		return response{}, err
+	}
+	c.buf = msg
+	return parseResponse(msg, watch)
+}
