@@ -50,6 +50,9 @@ type Directory struct {
 	ridMu           sync.Mutex
 	ridNext, ridEnd uint32 // this process's RID pool
 
+	pwMu    sync.Mutex
+	pwCache map[pwKey]kds.Password // see password
+
 	objMu    sync.RWMutex
 	objCache map[string]cachedObject // obj/<guid> → decoded record
 

@@ -314,19 +314,52 @@ func (d *Directory) passwords(ctx context.Context, acct *Object, now ntsec.FileT
 	if err != nil {
 		return nil, fmt.Errorf("directory: %s: %w", acct.SAM, err)
 	}
-	sid := acct.ObjectSID().Bytes()
 	p := &Passwords{Plan: plan}
-	if p.Current, err = d.cache.Password(plan.Current.RootKey, plan.Current.GKID, sid); err != nil {
+	if p.Current, err = d.password(acct, plan.Current); err != nil {
 		return nil, err
 	}
 	if plan.Previous != nil {
-		prev, err := d.cache.Password(plan.Previous.RootKey, plan.Previous.GKID, sid)
+		prev, err := d.password(acct, *plan.Previous)
 		if err != nil {
 			return nil, err
 		}
 		p.Previous = &prev
 	}
 	return p, nil
+}
+
+// pwKey names a derived password: the account's SID, and the root key (as loaded by
+// rootKeys: a reload makes new keys) and key period it came from.
+type pwKey struct {
+	sid string
+	rk  *kds.RootKey
+	g   kds.GKID
+}
+
+// pwCacheSize bounds the passwords kept (two per gMSA in use: current and previous).
+const pwCacheSize = 1 << 15
+
+// password derives the password of ref for acct through the engine's cache, and keeps
+// it: further reads in the same key period cost no KDF.
+func (d *Directory) password(acct *Object, ref kds.KeyRef) (kds.Password, error) {
+	k := pwKey{acct.SID, ref.RootKey, ref.GKID}
+	d.pwMu.Lock()
+	pw, ok := d.pwCache[k]
+	d.pwMu.Unlock()
+	if ok {
+		return pw, nil
+	}
+	pw, err := d.cache.Password(ref.RootKey, ref.GKID, acct.ObjectSID().Bytes())
+	if err != nil {
+		return pw, err
+	}
+	d.pwMu.Lock()
+	if d.pwCache == nil || len(d.pwCache) >= pwCacheSize {
+		d.pwCache = map[pwKey]kds.Password{}
+	}
+	d.pwCache[k] = pw
+	d.pwMu.Unlock()
+	return pw, nil
 }
 
 var errUnchanged = errors.New("unchanged")

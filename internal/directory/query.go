@@ -391,7 +391,7 @@ var ErrNoSuchBase = errors.New("no such object")
 // indexes; other filters scan.
 func (d *Directory) Search(ctx context.Context, q Query, fn func(*View) error) error {
 	base := normDN(q.Base)
-	if _, err := d.byIndex(ctx, dnKey(base)); err != nil {
+	if _, err := d.st.Get(ctx, dnKey(base)); err != nil {
 		if errors.Is(err, store.ErrNotFound) || errors.Is(err, ErrNotFound) {
 			return fmt.Errorf("directory: search base %q: %w", q.Base, ErrNoSuchBase)
 		}
