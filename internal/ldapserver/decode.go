@@ -30,6 +30,7 @@ func decodeBER(buf []byte) (*ber.Packet, error) {
 // not one each.
 type decoder struct {
 	slab []ber.Packet
+	ptrs []*ber.Packet
 	n    int
 }
 
@@ -47,23 +48,31 @@ func (d *decoder) packet() *ber.Packet {
 	return p
 }
 
-func (d *decoder) element(buf []byte, depth int) (*ber.Packet, int, error) {
-	if depth > maxBERDepth {
-		return nil, 0, errors.New("ber: nested too deeply")
+// children returns room for n child pointers, carved from a shared slab.
+func (d *decoder) children(n int) []*ber.Packet {
+	if len(d.ptrs) < n {
+		d.ptrs = make([]*ber.Packet, max(n, 32))
 	}
+	c := d.ptrs[:0:n]
+	d.ptrs = d.ptrs[n:]
+	return c
+}
+
+// header reads an element's identifier octet and definite length: the content is
+// buf[pos:pos+length].
+func header(buf []byte) (id byte, pos, length int, err error) {
 	if len(buf) < 2 {
-		return nil, 0, errors.New("ber: truncated element")
+		return 0, 0, 0, errors.New("ber: truncated element")
 	}
-	id := buf[0]
+	id = buf[0]
 	if id&0x1f == 0x1f {
-		return nil, 0, errors.New("ber: multi-byte tags are not used by LDAP")
+		return 0, 0, 0, errors.New("ber: multi-byte tags are not used by LDAP")
 	}
-	pos := 2
-	length := int(buf[1])
+	pos, length = 2, int(buf[1])
 	if buf[1]&0x80 != 0 {
 		n := int(buf[1] & 0x7f)
 		if n == 0 || n > 4 || len(buf) < 2+n {
-			return nil, 0, errors.New("ber: bad length")
+			return 0, 0, 0, errors.New("ber: bad length")
 		}
 		length = 0
 		for _, b := range buf[2 : 2+n] {
@@ -72,7 +81,18 @@ func (d *decoder) element(buf []byte, depth int) (*ber.Packet, int, error) {
 		pos += n
 	}
 	if length < 0 || length > len(buf)-pos {
-		return nil, 0, errors.New("ber: length runs past the data")
+		return 0, 0, 0, errors.New("ber: length runs past the data")
+	}
+	return id, pos, length, nil
+}
+
+func (d *decoder) element(buf []byte, depth int) (*ber.Packet, int, error) {
+	if depth > maxBERDepth {
+		return nil, 0, errors.New("ber: nested too deeply")
+	}
+	id, pos, length, err := header(buf)
+	if err != nil {
+		return nil, 0, err
 	}
 	content := buf[pos : pos+length]
 	if d.n >= maxBERElements {
@@ -81,6 +101,15 @@ func (d *decoder) element(buf []byte, depth int) (*ber.Packet, int, error) {
 	p := d.packet()
 	p.Identifier = ber.Identifier{ClassType: ber.Class(id & 0xc0), TagType: ber.Type(id & 0x20), Tag: ber.Tag(id & 0x1f)}
 	if p.TagType == ber.TypeConstructed {
+		count := 0
+		for off := 0; off < len(content); count++ {
+			_, cpos, clen, err := header(content[off:])
+			if err != nil {
+				return nil, 0, err
+			}
+			off += cpos + clen
+		}
+		p.Children = d.children(count)
 		for off := 0; off < len(content); {
 			c, n, err := d.element(content[off:], depth+1)
 			if err != nil {

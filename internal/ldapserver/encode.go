@@ -53,23 +53,60 @@ type entryAttr struct {
 	vals [][]byte
 }
 
-// encodeEntry returns the LDAPMessage carrying SearchResultEntry ([RFC 4511] 4.5.2).
-func encodeEntry(id int64, dn string, attrs []entryAttr, typesOnly bool) []byte {
-	var list, one, set []byte
-	for _, a := range attrs {
-		set = set[:0]
+// tlvSize is the encoded size of an element with n content bytes.
+func tlvSize(n int) int {
+	switch {
+	case n < 0x80:
+		return 2 + n
+	case n < 0x100:
+		return 3 + n
+	case n < 0x10000:
+		return 4 + n
+	case n < 0x1000000:
+		return 5 + n
+	}
+	return 6 + n
+}
+
+// encodeEntry appends to dst the LDAPMessage carrying SearchResultEntry ([RFC 4511]
+// 4.5.2). Sizes are computed first, so the message is written once, in place.
+func encodeEntry(dst []byte, id int64, dn string, attrs []entryAttr, typesOnly bool) []byte {
+	setSize := func(a entryAttr) int {
+		n := 0
 		if !typesOnly {
 			for _, v := range a.vals {
-				set = appendTLV(set, 0x04, v)
+				n += tlvSize(len(v))
 			}
 		}
-		one = appendTLV(one[:0], 0x04, []byte(a.name))
-		one = appendTLV(one, 0x31, set) // SET OF value
-		list = appendTLV(list, 0x30, one)
+		return n
 	}
-	body := appendTLV(nil, 0x04, []byte(dn))
-	body = appendTLV(body, 0x30, list)
-	msg := appendInt(nil, id)
-	msg = appendTLV(msg, 0x64, body) // [APPLICATION 4] constructed
-	return appendTLV(make([]byte, 0, len(msg)+6), 0x30, msg)
+	oneSize := func(a entryAttr) int { return tlvSize(len(a.name)) + tlvSize(setSize(a)) }
+	list := 0
+	for _, a := range attrs {
+		list += tlvSize(oneSize(a))
+	}
+	body := tlvSize(len(dn)) + tlvSize(list)
+	var idBuf [12]byte
+	idTLV := appendInt(idBuf[:0], id)
+	msg := len(idTLV) + tlvSize(body)
+
+	dst = appendLength(append(dst, 0x30), msg)
+	dst = append(dst, idTLV...)
+	dst = appendLength(append(dst, 0x64), body) // [APPLICATION 4] constructed
+	dst = appendLength(append(dst, 0x04), len(dn))
+	dst = append(dst, dn...)
+	dst = appendLength(append(dst, 0x30), list)
+	for _, a := range attrs {
+		dst = appendLength(append(dst, 0x30), oneSize(a))
+		dst = appendLength(append(dst, 0x04), len(a.name))
+		dst = append(dst, a.name...)
+		dst = appendLength(append(dst, 0x31), setSize(a)) // SET OF value
+		if !typesOnly {
+			for _, v := range a.vals {
+				dst = appendLength(append(dst, 0x04), len(v))
+				dst = append(dst, v...)
+			}
+		}
+	}
+	return dst
 }

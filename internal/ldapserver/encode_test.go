@@ -13,7 +13,7 @@ func TestEncodeEntryMatchesBER(t *testing.T) {
 	for _, id := range []int64{0, 1, 127, 128, 255, 256, 65535, 1 << 30} {
 		attrs := []entryAttr{{"cn", [][]byte{[]byte("svc")}}, {"objectClass", [][]byte{[]byte("top"), []byte("user")}},
 			{"big", [][]byte{bytes.Repeat([]byte{7}, 70000)}}, {"empty", nil}}
-		got := encodeEntry(id, "CN=svc,"+strings.Repeat("OU=x,", 40)+"DC=example,DC=test", attrs, false)
+		got := encodeEntry([]byte("prefix"), id, "CN=svc,"+strings.Repeat("OU=x,", 40)+"DC=example,DC=test", attrs, false)
 		e := ber.Encode(ber.ClassApplication, ber.TypeConstructed, appSearchEntry, nil, "entry")
 		e.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, "CN=svc,"+strings.Repeat("OU=x,", 40)+"DC=example,DC=test", ""))
 		list := ber.NewSequence("")
@@ -28,7 +28,7 @@ func TestEncodeEntryMatchesBER(t *testing.T) {
 			list.AppendChild(at)
 		}
 		e.AppendChild(list)
-		if want := message(id, e).Bytes(); !bytes.Equal(got, want) {
+		if want := append([]byte("prefix"), message(id, e).Bytes()...); !bytes.Equal(got, want) {
 			t.Fatalf("id %d: direct encoding differs from asn1-ber's", id)
 		}
 	}

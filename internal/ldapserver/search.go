@@ -337,7 +337,12 @@ func (c *conn) sendEntries(ctx context.Context, id int64, objs []*directory.Obje
 				add("tokenGroups", sids)
 			}
 		}
-		if err := c.sendRaw(encodeEntry(id, o.DN, attrs, sel.typesOnly)); err != nil {
+		c.scratch = encodeEntry(c.scratch[:0], id, o.DN, attrs, sel.typesOnly)
+		err := c.sendRaw(c.scratch)
+		if cap(c.scratch) > 1<<20 { // a huge entry's buffer is not kept
+			c.scratch = nil
+		}
+		if err != nil {
 			return err
 		}
 	}

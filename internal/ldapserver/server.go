@@ -175,6 +175,9 @@ type conn struct {
 	nc        net.Conn
 	r         *bufio.Reader
 	w         *bufio.Writer // responses are buffered and flushed when no request is waiting
+	scratch   []byte        // reused to encode entries
+	readBy    time.Time     // the read deadline set last
+	writeBy   time.Time     // the write deadline set last (under wmu)
 	wmu       sync.Mutex
 	encrypted bool
 	remote    string
@@ -197,7 +200,7 @@ func (c *conn) serve() {
 	c.w = bufio.NewWriterSize(c.nc, 32<<10)
 	log := c.srv.cfg.Logger
 	for {
-		c.nc.SetReadDeadline(time.Now().Add(c.srv.cfg.IdleTimeout))
+		c.armRead()
 		buf, err := readPDU(c.r, c.srv.cfg.MaxPDU)
 		if err != nil {
 			var ne net.Error
@@ -271,7 +274,7 @@ func (c *conn) send(p *ber.Packet) error { return c.sendRaw(p.Bytes()) }
 func (c *conn) sendRaw(b []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	c.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+	c.armWrite()
 	_, err := c.w.Write(b)
 	return err
 }
@@ -279,8 +282,31 @@ func (c *conn) sendRaw(b []byte) error {
 func (c *conn) flush() error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	c.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+	c.armWrite()
 	return c.w.Flush()
+}
+
+// writeTimeout bounds a blocked write to a client that stopped reading.
+const writeTimeout = 30 * time.Second
+
+// armWrite keeps the write deadline between 5/6 and all of writeTimeout ahead, setting
+// it only when it has drawn that close: a request does not pay a timer update per write.
+func (c *conn) armWrite() {
+	now := time.Now()
+	if c.writeBy.Sub(now) < writeTimeout*5/6 {
+		c.writeBy = now.Add(writeTimeout)
+		c.nc.SetWriteDeadline(c.writeBy)
+	}
+}
+
+// armRead is armWrite for the idle timeout: an idle connection is closed after between
+// 15/16 and all of IdleTimeout.
+func (c *conn) armRead() {
+	now, idle := time.Now(), c.srv.cfg.IdleTimeout
+	if c.readBy.Sub(now) < idle-idle/16 {
+		c.readBy = now.Add(idle)
+		c.nc.SetReadDeadline(c.readBy)
+	}
 }
 
 func (c *conn) disconnect(code int, diag string) {
