@@ -94,14 +94,15 @@ setsid slapd -d 0 -f "$W/slapd/slapd.conf" -h 'ldap://127.0.0.1:3890/' 2>/dev/nu
 SLAPD_PG=$!
 sleep 1
 
-echo "== indexed searches among 2000 users, plain LDAP, $D per run"
+echo "== indexed searches among 2000 users, plain LDAP, $D per run, one request in flight per connection"
 for c in 1 4 16; do
   run "ours " "$OURS_PG" -url "$OURS_LDAP" -bind-dn bench0@example.test -password Bench-Pass-123! -base "$BASE" -filter '(sAMAccountName=bench%d)' -n 2000 -attrs cn,description -c $c -d $D
   run "slapd" "$SLAPD_PG" -url ldap://127.0.0.1:3890 -bind-dn "cn=admin,$BASE" -password secret -base "$BASE" -filter '(uid=bench%d)' -n 2000 -attrs cn,mail -c $c -d $D
   run "samba" "$SAMBA_PG" -url ldap://127.0.0.1:389 -bind-dn bench0@example.test -password Bench-Pass-123! -base "$BASE" -filter '(sAMAccountName=bench%d)' -n 2000 -attrs cn,description -c $c -d $D
 done
-echo "== msDS-ManagedPassword reads of 20 gMSAs, LDAPS, as bench0, $D per run"
-for c in 1 4 16; do
-  run "ours " "$OURS_PG" -url "$OURS_LDAPS" -bind-dn bench0@example.test -password Bench-Pass-123! -base "CN=Managed Service Accounts,$BASE" -filter '(sAMAccountName=bench%d$)' -n 20 -attrs msDS-ManagedPassword -c $c -d $D
-  run "samba" "$SAMBA_PG" -url ldaps://127.0.0.1:636 -bind-dn bench0@example.test -password Bench-Pass-123! -base "CN=Managed Service Accounts,$BASE" -filter '(sAMAccountName=bench%d$)' -n 20 -attrs msDS-ManagedPassword -c $c -d $D
+echo "== msDS-ManagedPassword reads of 20 gMSAs, LDAPS, as bench0, $D per run (depth: requests in flight per connection)"
+for cd in "1 1" "4 1" "16 1" "1 16" "4 16" "16 16"; do
+  set -- $cd
+  run "ours " "$OURS_PG" -url "$OURS_LDAPS" -bind-dn bench0@example.test -password Bench-Pass-123! -base "CN=Managed Service Accounts,$BASE" -filter '(sAMAccountName=bench%d$)' -n 20 -attrs msDS-ManagedPassword -c $1 -depth $2 -d $D
+  run "samba" "$SAMBA_PG" -url ldaps://127.0.0.1:636 -bind-dn bench0@example.test -password Bench-Pass-123! -base "CN=Managed Service Accounts,$BASE" -filter '(sAMAccountName=bench%d$)' -n 20 -attrs msDS-ManagedPassword -c $1 -depth $2 -d $D
 done

@@ -3,7 +3,11 @@
 // the loopback range. %d in the filter becomes a random index below -n.
 //
 //	ldapload -url ldaps://127.0.0.1:636 -bind-dn USER -password PW -base DC=example,DC=test \
-//	  -filter '(sAMAccountName=bench%d)' -n 2000 -attrs cn,mail -c 4 -d 5s
+//	  -filter '(sAMAccountName=bench%d)' -n 2000 -attrs cn,mail -c 4 -depth 1 -d 5s
+//
+// With -depth N each connection keeps N searches in flight (LDAP message IDs allow a
+// client to pipeline); the load loop encodes requests once and reads responses in
+// place, so its own cost stays small next to the server's.
 //
 // Populating: -populate users|gmsas creates -n objects named bench0… (users with
 // password -user-password; gMSAs allowing -allow SID) over LDAP, against any AD-like DC.
@@ -76,25 +80,55 @@ func main() {
 	if *attrs != "" {
 		want = strings.Split(*attrs, ",")
 	}
-	watch := ""
+	r, err := load(loadConfig{url: *u, bindDN: *bindDN, password: *password, base: *base, filter: *filter,
+		attrs: want, n: *n, conns: *conns, depth: *depth, dur: *dur})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ldapload:", err)
+		os.Exit(2)
+	}
+	fmt.Printf("url=%s c=%d depth=%d ops=%d rate=%.0f/s errors=%d", *u, *conns, *depth, r.ops, r.rate, r.errors)
 	if len(want) > 0 {
-		watch = want[0]
+		fmt.Printf(" with_%s=%d", want[0], r.withAttr)
+	}
+	if r.firstErr != "" {
+		fmt.Printf(" first_error=%q", r.firstErr)
+	}
+	fmt.Println()
+}
+
+type loadConfig struct {
+	url, bindDN, password, base, filter string
+	attrs                               []string
+	n, conns, depth                     int
+	dur                                 time.Duration
+}
+
+type loadResult struct {
+	ops, errors, withAttr int64   // searches done, failures, entries carrying attrs[0]
+	rate                  float64 // searches per second
+	firstErr              string
+}
+
+// load runs conns connections for dur, each keeping depth searches in flight.
+func load(cfg loadConfig) (loadResult, error) {
+	watch := ""
+	if len(cfg.attrs) > 0 {
+		watch = cfg.attrs[0]
 	}
 	// One encoded SearchRequest per filter variant, built before the clock starts.
 	variants := 1
-	if strings.Contains(*filter, "%d") {
-		variants = *n
+	if strings.Contains(cfg.filter, "%d") {
+		variants = cfg.n
 	}
 	requests := make([][]byte, variants)
 	for i := range requests {
-		f := *filter
+		f := cfg.filter
 		if variants > 1 {
 			f = fmt.Sprintf(f, i)
 		}
-		op, err := searchOp(*base, f, want)
+		op, err := searchOp(cfg.base, f, cfg.attrs)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "ldapload:", err)
-			os.Exit(2)
+			return loadResult{}, err
 		}
 		requests[i] = op
 	}
@@ -105,20 +139,20 @@ func main() {
 		firstErr.CompareAndSwap(nil, err.Error())
 	}
 	begin := time.Now()
-	stop := begin.Add(*dur)
+	stop := begin.Add(cfg.dur)
 	var wg sync.WaitGroup
-	for range *conns {
+	for range cfg.conns {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c, err := dialWire(*u, *bindDN, *password)
+			c, err := dialWire(cfg.url, cfg.bindDN, cfg.password)
 			if err != nil {
 				fail(err)
 				return
 			}
 			defer c.nc.Close()
 			outstanding := 0
-			for ; outstanding < *depth; outstanding++ {
+			for ; outstanding < cfg.depth; outstanding++ {
 				c.send(requests[rand.IntN(len(requests))])
 			}
 			for outstanding > 0 {
@@ -152,15 +186,12 @@ func main() {
 		}()
 	}
 	wg.Wait()
-	rate := float64(ops.Load()) / time.Since(begin).Seconds()
-	fmt.Printf("url=%s c=%d depth=%d ops=%d rate=%.0f/s errors=%d", *u, *conns, *depth, ops.Load(), rate, errs.Load())
-	if len(want) > 0 {
-		fmt.Printf(" with_%s=%d", want[0], withAttr.Load())
-	}
+	r := loadResult{ops: ops.Load(), errors: errs.Load(), withAttr: withAttr.Load()}
+	r.rate = float64(r.ops) / time.Since(begin).Seconds()
 	if e := firstErr.Load(); e != nil {
-		fmt.Printf(" first_error=%q", e)
+		r.firstErr = e.(string)
 	}
-	fmt.Println()
+	return r, nil
 }
 
 // loopbackOnly refuses any target outside 127.0.0.0/8 and ::1.

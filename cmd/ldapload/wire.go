@@ -161,6 +161,9 @@ func parseResponse(msg []byte, watch string) (response, error) {
 		}
 		return r, nil
 	}
+	if tag == 0x73 { // SearchResultReference: URLs only
+		return r, nil
+	}
 	// An LDAPResult: resultCode, matchedDN, diagnosticMessage.
 	_, code, rest, err := tlv(op)
 	if err != nil {
