@@ -155,12 +155,7 @@ func decode(kv store.KV) (*Object, error) {
 		return nil, fmt.Errorf("directory: object %s is damaged: %w", kv.Key, err)
 	}
 	o.USNChanged = kv.Rev
-	if o.SID != "" {
-		o.sid, _ = ntsec.ParseSID(o.SID)
-	}
-	if len(o.GroupMSAMembership) > 0 {
-		o.membership, _ = ntsec.ParseSecurityDescriptor(o.GroupMSAMembership)
-	}
+	o.parsed()
 	if o.USNCreated == 0 {
 		o.USNCreated = kv.Rev // never modified: created at this revision
 	}
@@ -390,7 +385,7 @@ func (d *Directory) modify(ctx context.Context, g ntsec.GUID, fn func(o *Object)
 		if err != nil {
 			return nil, nil, err
 		}
-		next.membership = nil // parsed from the old value; Membership() reparses
+		next.parsed() // fn may have changed what was parsed from the old value
 		next.Changed = d.nowFT()
 		after := indexOps(next)
 		var ops []store.Op

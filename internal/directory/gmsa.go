@@ -299,17 +299,11 @@ func (d *Directory) passwords(ctx context.Context, acct *Object, now ntsec.FileT
 	if err != nil {
 		return nil, err
 	}
-	a := kds.Account{Created: acct.Created, IntervalDays: acct.PasswordInterval}
-	for _, f := range []struct {
-		raw []byte
-		dst **kds.PasswordID
-	}{{acct.PasswordID, &a.CurrentID}, {acct.PreviousPasswordID, &a.PreviousID}} {
-		if len(f.raw) > 0 {
-			if *f.dst, err = kds.ParsePasswordID(f.raw); err != nil {
-				return nil, fmt.Errorf("directory: %s: %w", acct.SAM, err)
-			}
-		}
+	ids, err := acct.PasswordIDs()
+	if err != nil {
+		return nil, err
 	}
+	a := kds.Account{Created: acct.Created, IntervalDays: acct.PasswordInterval, CurrentID: ids[0], PreviousID: ids[1]}
 	plan, err := kds.PlanPasswords(a, keys, now)
 	if err != nil {
 		return nil, fmt.Errorf("directory: %s: %w", acct.SAM, err)

@@ -6,6 +6,7 @@ package directory
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 
 	"gmsa/internal/kds"
@@ -103,6 +104,43 @@ type Object struct {
 
 	sid        ntsec.SID                 // SID parsed when the record was read
 	membership *ntsec.SecurityDescriptor // msDS-GroupMSAMembership parsed when the record was read
+
+	ids       [2]*kds.PasswordID // current and previous password id, when idsParsed
+	idsErr    error
+	idsParsed bool
+}
+
+// parsed fills the fields parsed from the record's values, once the record is final.
+func (o *Object) parsed() {
+	if o.SID != "" {
+		o.sid, _ = ntsec.ParseSID(o.SID)
+	}
+	o.membership = nil
+	if len(o.GroupMSAMembership) > 0 {
+		o.membership, _ = ntsec.ParseSecurityDescriptor(o.GroupMSAMembership)
+	}
+	o.ids, o.idsErr = o.parseIDs()
+	o.idsParsed = true
+}
+
+// PasswordIDs returns msDS-ManagedPasswordId and msDS-ManagedPasswordPreviousId parsed
+// (nil when absent).
+func (o *Object) PasswordIDs() ([2]*kds.PasswordID, error) {
+	if o.idsParsed {
+		return o.ids, o.idsErr
+	}
+	return o.parseIDs()
+}
+
+func (o *Object) parseIDs() (ids [2]*kds.PasswordID, err error) {
+	for i, raw := range [2][]byte{o.PasswordID, o.PreviousPasswordID} {
+		if len(raw) > 0 {
+			if ids[i], err = kds.ParsePasswordID(raw); err != nil {
+				return ids, fmt.Errorf("directory: %s: %w", o.SAM, err)
+			}
+		}
+	}
+	return ids, nil
 }
 
 // Membership returns the parsed msDS-GroupMSAMembership (nil when empty).
