@@ -14,55 +14,27 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
+
+	"gmsa/internal/tlv"
 )
-
-func appendLength(b []byte, n int) []byte {
-	switch {
-	case n < 0x80:
-		return append(b, byte(n))
-	case n < 0x100:
-		return append(b, 0x81, byte(n))
-	case n < 0x10000:
-		return append(b, 0x82, byte(n>>8), byte(n))
-	}
-	return append(b, 0x84, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-}
-
-func appendTLV(b []byte, tag byte, content []byte) []byte {
-	return append(appendLength(append(b, tag), len(content)), content...)
-}
-
-// appendInt appends a minimal two's-complement INTEGER (or ENUMERATED with tag 0x0a).
-func appendInt(b []byte, tag byte, v int64) []byte {
-	var tmp [9]byte
-	n := 0
-	for {
-		tmp[8-n] = byte(v)
-		n++
-		v >>= 8
-		if (v == 0 && tmp[9-n]&0x80 == 0) || (v == -1 && tmp[9-n]&0x80 != 0) {
-			break
-		}
-	}
-	return appendTLV(b, tag, tmp[9-n:])
-}
 
 // message wraps an encoded protocol operation into an LDAPMessage with id.
 func message(dst []byte, id int64, op []byte) []byte {
 	var tmp [12]byte
-	idTLV := appendInt(tmp[:0], 0x02, id)
-	dst = appendLength(append(dst, 0x30), len(idTLV)+len(op))
+	idTLV := tlv.AppendInt(tmp[:0], 0x02, id)
+	dst = tlv.AppendLength(append(dst, 0x30), len(idTLV)+len(op))
 	return append(append(dst, idTLV...), op...)
 }
 
 func simpleBind(name, password string) []byte {
-	body := appendInt(nil, 0x02, 3)
-	body = appendTLV(body, 0x04, []byte(name))
-	body = appendTLV(body, 0x80, []byte(password)) // [0] simple
-	return appendTLV(nil, 0x60, body)              // [APPLICATION 0] BindRequest
+	body := tlv.AppendInt(nil, 0x02, 3)
+	body = tlv.Append(body, 0x04, []byte(name))
+	body = tlv.Append(body, 0x80, []byte(password)) // [0] simple
+	return tlv.Append(nil, 0x60, body)              // [APPLICATION 0] BindRequest
 }
 
 // searchOp encodes a subtree SearchRequest ([RFC 4511] 4.5.1).
@@ -71,42 +43,19 @@ func searchOp(base, filter string, attrs []string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("filter %q: %w", filter, err)
 	}
-	body := appendTLV(nil, 0x04, []byte(base))
-	body = appendInt(body, 0x0a, 2) // wholeSubtree
-	body = appendInt(body, 0x0a, 0) // neverDerefAliases
-	body = appendInt(body, 0x02, 0) // no size limit
-	body = appendInt(body, 0x02, 0) // no time limit
+	body := tlv.Append(nil, 0x04, []byte(base))
+	body = tlv.AppendInt(body, 0x0a, 2) // wholeSubtree
+	body = tlv.AppendInt(body, 0x0a, 0) // neverDerefAliases
+	body = tlv.AppendInt(body, 0x02, 0) // no size limit
+	body = tlv.AppendInt(body, 0x02, 0) // no time limit
 	body = append(body, 0x01, 0x01, 0x00)
 	body = append(body, f.Bytes()...)
 	var list []byte
 	for _, a := range attrs {
-		list = appendTLV(list, 0x04, []byte(a))
+		list = tlv.Append(list, 0x04, []byte(a))
 	}
-	body = appendTLV(body, 0x30, list)
-	return appendTLV(nil, 0x63, body), nil // [APPLICATION 3] SearchRequest
-}
-
-// tlv splits the element at the start of b into tag, contents and the rest.
-func tlv(b []byte) (tag byte, content, rest []byte, err error) {
-	if len(b) < 2 {
-		return 0, nil, nil, errors.New("truncated element")
-	}
-	tag, n, pos := b[0], int(b[1]), 2
-	if n&0x80 != 0 {
-		k := n & 0x7f
-		if k == 0 || k > 4 || len(b) < 2+k {
-			return 0, nil, nil, errors.New("bad length")
-		}
-		n = 0
-		for _, x := range b[2 : 2+k] {
-			n = n<<8 | int(x)
-		}
-		pos += k
-	}
-	if n > len(b)-pos {
-		return 0, nil, nil, errors.New("length runs past the message")
-	}
-	return tag, b[pos : pos+n], b[pos+n:], nil
+	body = tlv.Append(body, 0x30, list)
+	return tlv.Append(nil, 0x63, body), nil // [APPLICATION 3] SearchRequest
 }
 
 // response is what the load loop needs of one LDAPMessage.
@@ -119,42 +68,42 @@ type response struct {
 
 func parseResponse(msg []byte, watch string) (response, error) {
 	var r response
-	_, body, _, err := tlv(msg)
+	_, body, _, err := tlv.Split(msg)
 	if err != nil {
 		return r, err
 	}
-	if _, _, body, err = tlv(body); err != nil { // messageID
+	if _, _, body, err = tlv.Split(body); err != nil { // messageID
 		return r, err
 	}
-	tag, op, _, err := tlv(body)
+	tag, op, _, err := tlv.Split(body)
 	if err != nil {
 		return r, err
 	}
 	r.op = tag
 	if tag == 0x64 { // SearchResultEntry: objectName, then the attribute list
-		_, _, rest, err := tlv(op)
+		_, _, rest, err := tlv.Split(op)
 		if err != nil {
 			return r, err
 		}
-		_, list, _, err := tlv(rest)
+		_, list, _, err := tlv.Split(rest)
 		if err != nil {
 			return r, err
 		}
 		for len(list) > 0 {
 			var one []byte
-			if _, one, list, err = tlv(list); err != nil {
+			if _, one, list, err = tlv.Split(list); err != nil {
 				return r, err
 			}
-			_, name, vals, err := tlv(one)
+			_, name, vals, err := tlv.Split(one)
 			if err != nil {
 				return r, err
 			}
-			if string(name) == watch || (watch != "" && ldapEqualFold(string(name), watch)) {
-				_, set, _, err := tlv(vals)
+			if watch != "" && strings.EqualFold(string(name), watch) {
+				_, set, _, err := tlv.Split(vals)
 				if err != nil {
 					return r, err
 				}
-				if _, v, _, err := tlv(set); err == nil && len(v) > 0 {
+				if _, v, _, err := tlv.Split(set); err == nil && len(v) > 0 {
 					r.hasAttr = true
 				}
 			}
@@ -165,33 +114,20 @@ func parseResponse(msg []byte, watch string) (response, error) {
 		return r, nil
 	}
 	// An LDAPResult: resultCode, matchedDN, diagnosticMessage.
-	_, code, rest, err := tlv(op)
+	_, code, rest, err := tlv.Split(op)
 	if err != nil {
 		return r, err
 	}
 	for _, x := range code {
 		r.code = r.code<<8 | int(x)
 	}
-	if _, _, rest, err = tlv(rest); err != nil {
+	if _, _, rest, err = tlv.Split(rest); err != nil {
 		return r, err
 	}
-	if _, diag, _, err := tlv(rest); err == nil {
+	if _, diag, _, err := tlv.Split(rest); err == nil {
 		r.diag = string(diag)
 	}
 	return r, nil
-}
-
-func ldapEqualFold(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range len(a) {
-		x, y := a[i]|0x20, b[i]|0x20
-		if x != y {
-			return false
-		}
-	}
-	return true
 }
 
 // readMessage reads one LDAPMessage, refusing anything above max bytes.

@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	ber "github.com/go-asn1-ber/asn1-ber"
+
+	"gmsa/internal/tlv"
 )
 
 // maxBERDepth bounds nesting in a request.
@@ -58,39 +60,11 @@ func (d *decoder) children(n int) []*ber.Packet {
 	return c
 }
 
-// header reads an element's identifier octet and definite length: the content is
-// buf[pos:pos+length].
-func header(buf []byte) (id byte, pos, length int, err error) {
-	if len(buf) < 2 {
-		return 0, 0, 0, errors.New("ber: truncated element")
-	}
-	id = buf[0]
-	if id&0x1f == 0x1f {
-		return 0, 0, 0, errors.New("ber: multi-byte tags are not used by LDAP")
-	}
-	pos, length = 2, int(buf[1])
-	if buf[1]&0x80 != 0 {
-		n := int(buf[1] & 0x7f)
-		if n == 0 || n > 4 || len(buf) < 2+n {
-			return 0, 0, 0, errors.New("ber: bad length")
-		}
-		length = 0
-		for _, b := range buf[2 : 2+n] {
-			length = length<<8 | int(b)
-		}
-		pos += n
-	}
-	if length < 0 || length > len(buf)-pos {
-		return 0, 0, 0, errors.New("ber: length runs past the data")
-	}
-	return id, pos, length, nil
-}
-
 func (d *decoder) element(buf []byte, depth int) (*ber.Packet, int, error) {
 	if depth > maxBERDepth {
 		return nil, 0, errors.New("ber: nested too deeply")
 	}
-	id, pos, length, err := header(buf)
+	id, pos, length, err := tlv.Header(buf)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -103,7 +77,7 @@ func (d *decoder) element(buf []byte, depth int) (*ber.Packet, int, error) {
 	if p.TagType == ber.TypeConstructed {
 		count := 0
 		for off := 0; off < len(content); count++ {
-			_, cpos, clen, err := header(content[off:])
+			_, cpos, clen, err := tlv.Header(content[off:])
 			if err != nil {
 				return nil, 0, err
 			}

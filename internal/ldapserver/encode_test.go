@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	ber "github.com/go-asn1-ber/asn1-ber"
+
+	"gmsa/internal/tlv"
 )
 
 // The direct encoder produces what the packet library produces.
@@ -50,11 +52,11 @@ func TestEncodeResultMatchesBER(t *testing.T) {
 // PDU limit many times over.
 func TestDecodeBoundsElements(t *testing.T) {
 	content := bytes.Repeat([]byte{0x05, 0x00}, maxBERElements) // NULLs
-	pdu := appendTLV(nil, 0x30, content)
+	pdu := tlv.Append(nil, 0x30, content)
 	if _, err := decodeBER(pdu); err == nil || !strings.Contains(err.Error(), "elements") {
 		t.Fatalf("%d elements: %v", maxBERElements+1, err)
 	}
-	small := appendTLV(nil, 0x30, content[:2*1000])
+	small := tlv.Append(nil, 0x30, content[:2*1000])
 	if p, err := decodeBER(small); err != nil || len(p.Children) != 1000 {
 		t.Fatalf("1000 elements: %v", err)
 	}
