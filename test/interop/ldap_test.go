@@ -148,6 +148,26 @@ func TestOurLDAPServerWithRealClients(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "dn: CN=svc,") || strings.Contains(out, "msDS-ManagedPassword") {
 		t.Fatalf("outsider (exit %d): %s %s", code, out, stderr)
 	}
+	// The audit trail (DATA/audit.log, flushed within 200 ms) names each reader: the
+	// root key read as Administrator, the granted and the refused password reads.
+	auditWant := []string{`"msg":"KDS root key read","principal":"Administrator"`, `"msg":"gMSA password read","principal":"websvc"`,
+		`"msg":"gMSA password read denied","principal":"outsider"`}
+	for i := 0; ; i++ {
+		trail, _ := os.ReadFile(filepath.Join(data, "audit.log"))
+		missing := ""
+		for _, w := range auditWant {
+			if !strings.Contains(string(trail), w) {
+				missing = w
+			}
+		}
+		if missing == "" {
+			break
+		}
+		if i == 50 {
+			t.Fatalf("audit.log lacks %s:\n%s", missing, trail)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	// 5. Anonymous RootDSE.
 	out, _, code = run(nil, "", "ldapsearch", "-LLL", "-x", "-H", ldapURL, "-b", "", "-s", "base", "defaultNamingContext", "domainFunctionality")
 	if code != 0 || !strings.Contains(out, "defaultNamingContext: DC=example,DC=test") {
