@@ -27,10 +27,12 @@ type Log struct {
 	w   io.Writer
 	buf []byte
 
-	file *os.File      // OpenFile only
-	bw   *bufio.Writer // OpenFile only
-	stop chan struct{}
-	done chan struct{}
+	file    *os.File      // OpenFile only
+	bw      *bufio.Writer // OpenFile only
+	stop    chan struct{}
+	done    chan struct{}
+	onError func(error) // called once, on the first failed write
+	failed  bool
 }
 
 // New returns a Log writing each record to w as it happens.
@@ -42,20 +44,25 @@ func Discard() *Log { return New(io.Discard) }
 // FlushEvery bounds how long a record of OpenFile's Log waits in memory.
 const FlushEvery = 200 * time.Millisecond
 
-// OpenFile appends to path (created 0600; an existing file is set to 0600). Records are
+// OpenFile appends to path (created 0600; an existing regular file is set to 0600). Records are
 // buffered and written every FlushEvery and on Close, so a busy server does not pay one
-// write per record.
-func OpenFile(path string) (*Log, error) {
+// write per record. onError (may be nil) hears of the first write that fails (a full
+// disk, say): from then on records are lost, and the operator must know.
+func OpenFile(path string, onError func(error)) (*Log, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("audit log: %w", err)
 	}
-	if err := f.Chmod(0o600); err != nil {
+	st, err := f.Stat()
+	if err == nil && st.Mode().IsRegular() && st.Mode().Perm() != 0o600 { // a pipe or device is the operator's
+		err = f.Chmod(0o600)
+	}
+	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("audit log: %w", err)
 	}
 	bw := bufio.NewWriterSize(f, 64<<10)
-	l := &Log{w: bw, file: f, bw: bw, stop: make(chan struct{}), done: make(chan struct{})}
+	l := &Log{w: bw, file: f, bw: bw, stop: make(chan struct{}), done: make(chan struct{}), onError: onError}
 	go l.flushLoop()
 	return l, nil
 }
@@ -70,7 +77,7 @@ func (l *Log) flushLoop() {
 			return
 		case <-t.C:
 			l.mu.Lock()
-			l.bw.Flush()
+			l.check(l.bw.Flush())
 			l.mu.Unlock()
 		}
 	}
@@ -87,6 +94,7 @@ func (l *Log) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	err := l.bw.Flush()
+	l.check(err)
 	if cerr := l.file.Close(); err == nil {
 		err = cerr
 	}
@@ -116,7 +124,18 @@ func (l *Log) Record(at time.Time, level, msg string, kv ...string) {
 	}
 	b = append(b, "}\n"...)
 	l.buf = b
-	l.w.Write(b)
+	_, err := l.w.Write(b)
+	l.check(err)
+}
+
+// check reports the first write error. Called with l.mu held.
+func (l *Log) check(err error) {
+	if err != nil && !l.failed {
+		l.failed = true
+		if l.onError != nil {
+			l.onError(fmt.Errorf("audit log: %w", err))
+		}
+	}
 }
 
 // appendString appends s as a JSON string ([RFC 8259] 7); invalid UTF-8 becomes U+FFFD.

@@ -40,7 +40,7 @@ func TestRecordIsOneJSONLine(t *testing.T) {
 func TestOpenFileBuffersAndCloses(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.log")
 	os.WriteFile(path, []byte("{\"earlier\":\"record\"}\n"), 0o644)
-	l, err := OpenFile(path)
+	l, err := OpenFile(path, func(err error) { t.Errorf("unexpected: %v", err) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,4 +79,25 @@ func FuzzRecord(f *testing.F) {
 			t.Fatalf("round trip: %q", buf.String())
 		}
 	})
+}
+
+// A failing sink is reported once, not silently dropped.
+func TestWriteErrorReportedOnce(t *testing.T) {
+	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
+	if err != nil {
+		t.Skip("no /dev/full on this system")
+	}
+	full.Close()
+	var errs []error
+	l, err := OpenFile("/dev/full", func(err error) { errs = append(errs, err) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2000 { // more than the buffer holds
+		l.Record(at, Info, "gMSA password read", "account", strings.Repeat("x", 64))
+	}
+	l.Close()
+	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "no space left") {
+		t.Fatalf("errors reported: %v", errs)
+	}
 }

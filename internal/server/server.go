@@ -96,7 +96,9 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	if auditPath == "" {
 		auditPath = filepath.Join(cfg.Data, AuditFile)
 	}
-	trail, err := audit.OpenFile(auditPath)
+	trail, err := audit.OpenFile(auditPath, func(err error) {
+		log.Error("the audit trail cannot be written: password and root-key reads are no longer recorded", "path", auditPath, "err", err)
+	})
 	if err != nil {
 		l.Close()
 		<-done
