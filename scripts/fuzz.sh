@@ -11,7 +11,7 @@ t=${1:-10s}
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 fuzz() { go test "$1" -run '^$' -fuzz "^$2\$" -fuzztime "$t" >"$log" 2>&1; }
-for pkg in $(go list ./internal/...); do
+for pkg in $(go list ./internal/... ./cmd/...); do
   for f in $(go test -list '^Fuzz' "$pkg" 2>/dev/null | grep '^Fuzz' || true); do
     echo "fuzz $pkg $f"
     fuzz "$pkg" "$f" && continue

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -53,4 +55,17 @@ func TestLoopbackOnly(t *testing.T) {
 			t.Errorf("%s accepted", u)
 		}
 	}
+}
+
+// Responses come from whatever server is under test: any bytes give a response or an
+// error, never a panic, and a frame never claims more than it holds.
+func FuzzParseResponse(f *testing.F) {
+	f.Add(message(nil, 7, []byte{0x65, 0x07, 0x0a, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00}), "cn")
+	f.Add([]byte{0x30, 0x0c, 0x02, 0x01, 0x02, 0x64, 0x07, 0x04, 0x00, 0x30, 0x03, 0x30, 0x01, 0x04}, "")
+	f.Fuzz(func(t *testing.T, msg []byte, watch string) {
+		parseResponse(msg, watch)
+		if b, err := readMessage(bufio.NewReader(bytes.NewReader(msg)), nil, 1<<16); err == nil && len(b) > len(msg) {
+			t.Fatalf("read %d bytes from %d", len(b), len(msg))
+		}
+	})
 }
