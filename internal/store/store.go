@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 )
 
 // Sentinel errors, checked with errors.Is.
@@ -113,8 +114,16 @@ const MaxRetries = 16
 
 // Update reads key, calls fn with its record (exists false when absent) and writes the
 // result if key has not changed meanwhile, retrying up to MaxRetries times. fn returns
-// the new value, or nil to delete; extra ops join the same atomic batch.
+// the new value, or nil to delete; extra ops join the same atomic batch. Updates of one
+// key within this process take turns (fn must not update the same key): they do not
+// fail each other's compare-and-swap, which under batched commits would let the writer
+// that just won keep winning. Writers in other processes still meet the CAS.
 func Update(ctx context.Context, s Store, key string, fn func(old KV, exists bool) (new []byte, extra []Op, err error)) (int64, error) {
+	unlock, err := updating.lock(ctx, key)
+	if err != nil {
+		return 0, err
+	}
+	defer unlock()
 	for range MaxRetries {
 		cur, err := s.Get(ctx, key)
 		exists := err == nil
@@ -144,6 +153,48 @@ func Update(ctx context.Context, s Store, key string, fn func(old KV, exists boo
 		return rev, err
 	}
 	return 0, fmt.Errorf("store: %s: %w after %d attempts", key, ErrConflict, MaxRetries)
+}
+
+// keyTurns queues the Update calls of each key in this process, in arrival order.
+type keyTurns struct {
+	mu sync.Mutex
+	m  map[string]*turn
+}
+
+type turn struct {
+	slot    chan struct{} // holds a token while an Update of the key runs
+	waiting int           // Update calls holding or waiting for the slot
+}
+
+var updating keyTurns
+
+// lock waits for key's turn, or for ctx.
+func (k *keyTurns) lock(ctx context.Context, key string) (unlock func(), err error) {
+	k.mu.Lock()
+	if k.m == nil {
+		k.m = map[string]*turn{}
+	}
+	t := k.m[key]
+	if t == nil {
+		t = &turn{slot: make(chan struct{}, 1)}
+		k.m[key] = t
+	}
+	t.waiting++
+	k.mu.Unlock()
+	leave := func() {
+		k.mu.Lock()
+		if t.waiting--; t.waiting == 0 {
+			delete(k.m, key)
+		}
+		k.mu.Unlock()
+	}
+	select {
+	case t.slot <- struct{}{}:
+		return func() { <-t.slot; leave() }, nil
+	case <-ctx.Done():
+		leave()
+		return nil, ctx.Err()
+	}
 }
 
 // MaxKeyLen bounds keys, as etcd and bolt do in their own ways.
