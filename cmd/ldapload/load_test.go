@@ -11,6 +11,7 @@ import (
 
 	"gmsa/internal/directory"
 	"gmsa/internal/servertest"
+	"gmsa/internal/tlv"
 )
 
 // The load loop against a real server: pipelined password reads all carry the blob
@@ -64,7 +65,7 @@ func FuzzParseResponse(f *testing.F) {
 	f.Add([]byte{0x30, 0x0c, 0x02, 0x01, 0x02, 0x64, 0x07, 0x04, 0x00, 0x30, 0x03, 0x30, 0x01, 0x04}, "")
 	f.Fuzz(func(t *testing.T, msg []byte, watch string) {
 		parseResponse(msg, watch)
-		if b, err := readMessage(bufio.NewReader(bytes.NewReader(msg)), nil, 1<<16); err == nil && len(b) > len(msg) {
+		if b, err := tlv.ReadMessage(bufio.NewReader(bytes.NewReader(msg)), nil, 1<<16); err == nil && len(b) > len(msg) {
 			t.Fatalf("read %d bytes from %d", len(b), len(msg))
 		}
 	})

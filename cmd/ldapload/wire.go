@@ -9,9 +9,7 @@ package main
 import (
 	"bufio"
 	"crypto/tls"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"strings"
@@ -130,42 +128,6 @@ func parseResponse(msg []byte, watch string) (response, error) {
 	return r, nil
 }
 
-// readMessage reads one LDAPMessage, refusing anything above max bytes.
-func readMessage(r *bufio.Reader, buf []byte, max int) ([]byte, error) {
-	hdr, err := r.Peek(2)
-	if err != nil {
-		return nil, err
-	}
-	if hdr[0] != 0x30 {
-		return nil, fmt.Errorf("response starts with 0x%02x, not a SEQUENCE", hdr[0])
-	}
-	n, hl := int(hdr[1]), 2
-	if n&0x80 != 0 {
-		k := n & 0x7f
-		if k == 0 || k > 4 {
-			return nil, errors.New("response has a bad length")
-		}
-		h, err := r.Peek(2 + k)
-		if err != nil {
-			return nil, err
-		}
-		n = 0
-		for _, x := range h[2:] {
-			n = n<<8 | int(x)
-		}
-		hl += k
-	}
-	if n > max {
-		return nil, fmt.Errorf("response of %d bytes exceeds %d", n, max)
-	}
-	if cap(buf) < hl+n {
-		buf = make([]byte, hl+n)
-	}
-	buf = buf[:hl+n]
-	_, err = io.ReadFull(r, buf)
-	return buf, err
-}
-
 // wireConn is one bound connection.
 type wireConn struct {
 	nc  net.Conn
@@ -226,7 +188,7 @@ func (c *wireConn) next(watch string) (response, error) {
 		}
 	}
 	c.nc.SetReadDeadline(time.Now().Add(30 * time.Second))
-	msg, err := readMessage(c.r, c.buf, 1<<24)
+	msg, err := tlv.ReadMessage(c.r, c.buf, 1<<24)
 	if err != nil {
 		return response{}, err
 	}

@@ -7,6 +7,8 @@ import (
 
 	ber "github.com/go-asn1-ber/asn1-ber"
 	"github.com/go-ldap/ldap/v3"
+
+	"gmsa/internal/tlv"
 )
 
 // FuzzRequest feeds bytes through everything a request passes before the directory:
@@ -30,7 +32,7 @@ func FuzzRequest(f *testing.F) {
 	}
 	f.Add([]byte{0x30, 0x84, 0xff, 0xff, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		buf, err := readPDU(bufio.NewReader(bytes.NewReader(data)), 1<<16)
+		buf, err := tlv.ReadMessage(bufio.NewReader(bytes.NewReader(data)), nil, 1<<16)
 		if err != nil {
 			return
 		}

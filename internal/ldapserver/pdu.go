@@ -1,10 +1,7 @@
 package ldapserver
 
 import (
-	"bufio"
-	"errors"
 	"fmt"
-	"io"
 
 	ber "github.com/go-asn1-ber/asn1-ber"
 )
@@ -67,50 +64,6 @@ const (
 	oidNoticeOfDisconnect = "1.3.6.1.4.1.1466.20036"
 	oidPagedResults       = "1.2.840.113556.1.4.319"
 )
-
-var errTooLarge = errors.New("PDU exceeds the maximum size")
-
-// readPDU reads one LDAPMessage's bytes: a SEQUENCE with a definite length of at most
-// max bytes. The length is checked before the body is read.
-func readPDU(r *bufio.Reader, max int) ([]byte, error) {
-	tag, err := r.ReadByte()
-	if err != nil {
-		return nil, err
-	}
-	if tag != 0x30 {
-		return nil, fmt.Errorf("LDAPMessage starts with tag 0x%02x, want a SEQUENCE (0x30)", tag)
-	}
-	first, err := r.ReadByte()
-	if err != nil {
-		return nil, err
-	}
-	hdr := []byte{tag, first}
-	length := int(first)
-	if first&0x80 != 0 {
-		n := int(first & 0x7f)
-		if n == 0 || n > 4 {
-			return nil, fmt.Errorf("length of %d octets (indefinite or too long) is not allowed", n)
-		}
-		length = 0
-		for range n {
-			b, err := r.ReadByte()
-			if err != nil {
-				return nil, err
-			}
-			hdr = append(hdr, b)
-			length = length<<8 | int(b)
-		}
-	}
-	if length > max {
-		return nil, fmt.Errorf("%w (%d > %d bytes)", errTooLarge, length, max)
-	}
-	buf := make([]byte, len(hdr)+length)
-	copy(buf, hdr)
-	if _, err := io.ReadFull(r, buf[len(hdr):]); err != nil {
-		return nil, err
-	}
-	return buf, nil
-}
 
 // raw returns a packet's content octets whatever its class.
 func raw(p *ber.Packet) []byte {

@@ -19,6 +19,7 @@ import (
 
 	"gmsa/internal/audit"
 	"gmsa/internal/directory"
+	"gmsa/internal/tlv"
 )
 
 // Config wires a Server.
@@ -201,7 +202,7 @@ func (c *conn) serve() {
 	log := c.srv.cfg.Logger
 	for {
 		c.armRead()
-		buf, err := readPDU(c.r, c.srv.cfg.MaxPDU)
+		buf, err := tlv.ReadMessage(c.r, nil, c.srv.cfg.MaxPDU) // decoded packets point into buf: never reused
 		if err != nil {
 			var ne net.Error
 			switch {
@@ -270,7 +271,8 @@ func (c *conn) dispatch(id int64, op *ber.Packet, controls []*ber.Packet) bool {
 
 func (c *conn) send(p *ber.Packet) error { return c.sendRaw(p.Bytes()) }
 
-// sendRaw queues an encoded message; the buffer goes out when full and after each request.
+// sendRaw queues an encoded message; the buffer goes out when full and when no further
+// request is waiting (see serve).
 func (c *conn) sendRaw(b []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()

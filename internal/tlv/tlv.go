@@ -1,9 +1,15 @@
 // Package tlv encodes and splits BER elements with definite lengths ([X.690] 8.1) in
 // the subset LDAP uses: single-octet identifiers and lengths of at most four octets.
-// It serves the hot paths that write or walk LDAP messages without building trees.
+// It serves the hot paths that frame, write or walk LDAP messages without building
+// trees, in the server and in the load tool.
 package tlv
 
-import "errors"
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+)
 
 // Size is the encoded size of an element with n content octets.
 func Size(n int) int {
@@ -92,4 +98,54 @@ func Split(b []byte) (tag byte, content, rest []byte, err error) {
 		return 0, nil, nil, err
 	}
 	return tag, b[pos : pos+n], b[pos+n:], nil
+}
+
+// ErrTooLarge is a message longer than the reader allows.
+var ErrTooLarge = errors.New("message exceeds the maximum size")
+
+// ReadMessage reads one LDAPMessage from r: a SEQUENCE with a definite length of at most
+// max octets, checked before the contents are read. The whole element is returned in
+// buf when it has room, else in a new slice.
+func ReadMessage(r *bufio.Reader, buf []byte, max int) ([]byte, error) {
+	tag, err := r.ReadByte()
+	if err != nil {
+		return nil, err
+	}
+	if tag != 0x30 {
+		return nil, fmt.Errorf("LDAPMessage starts with tag 0x%02x, want a SEQUENCE (0x30)", tag)
+	}
+	first, err := r.ReadByte()
+	if err != nil {
+		return nil, err
+	}
+	hdr := [6]byte{tag, first}
+	hl, length := 2, int(first)
+	if first&0x80 != 0 {
+		n := int(first & 0x7f)
+		if n == 0 || n > 4 {
+			return nil, fmt.Errorf("length of %d octets (indefinite or too long) is not allowed", n)
+		}
+		length = 0
+		for range n {
+			b, err := r.ReadByte()
+			if err != nil {
+				return nil, err
+			}
+			hdr[hl] = b
+			hl++
+			length = length<<8 | int(b)
+		}
+	}
+	if length > max {
+		return nil, fmt.Errorf("%w (%d > %d bytes)", ErrTooLarge, length, max)
+	}
+	if cap(buf) < hl+length {
+		buf = make([]byte, hl+length)
+	}
+	buf = buf[:hl+length]
+	copy(buf, hdr[:hl])
+	if _, err := io.ReadFull(r, buf[hl:]); err != nil {
+		return nil, err
+	}
+	return buf, nil
 }
