@@ -64,25 +64,18 @@ const (
 	RuleInChain = "1.2.840.113556.1.4.1941"
 )
 
-func (f And) eval(v *View) tri {
-	r := fTrue
-	for _, x := range f {
-		switch x.eval(v) {
-		case fFalse:
-			return fFalse
-		case fUndefined:
-			r = fUndefined
-		}
-	}
-	return r
-}
+func (f And) eval(v *View) tri { return combine(f, v, fFalse, fTrue) }
+func (f Or) eval(v *View) tri  { return combine(f, v, fTrue, fFalse) }
 
-func (f Or) eval(v *View) tri {
-	r := fFalse
-	for _, x := range f {
+// combine is the three-valued AND or OR of [RFC 4511] 4.5.1.7: one decisive result
+// decides, else any Undefined makes the result Undefined, else it is the neutral one
+// (also for an empty set: (&) is True, (|) is False).
+func combine(fs []Filter, v *View, decisive, neutral tri) tri {
+	r := neutral
+	for _, x := range fs {
 		switch x.eval(v) {
-		case fTrue:
-			return fTrue
+		case decisive:
+			return decisive
 		case fUndefined:
 			r = fUndefined
 		}
