@@ -102,7 +102,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	if err != nil {
 		l.Close()
 		<-done
-		return err
+		return fmt.Errorf("%w (audit.path or GMSA_AUDIT_PATH names another file)", err)
 	}
 	defer trail.Close()
 
