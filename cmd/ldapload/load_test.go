@@ -20,12 +20,12 @@ func TestLoadReadsPasswords(t *testing.T) {
 	ctx := context.Background()
 	s := servertest.Start(t, servertest.Options{})
 	for _, u := range []string{"reader", "other"} {
-		if _, err := s.Dir.NewUser(ctx, directory.UserOptions{Name: u, Password: "Pw-123456!"}); err != nil {
+		if _, err := s.Dir.NewUser(ctx, directory.LocalSystem(), directory.UserOptions{Name: u, Password: "Pw-123456!"}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for i := range 5 {
-		if _, err := s.Dir.NewGMSA(ctx, directory.GMSAOptions{Name: fmt.Sprintf("g%d", i), DNSHostName: "g.example.test", PrincipalsAllowed: []string{"reader"}}); err != nil {
+		if _, err := s.Dir.NewGMSA(ctx, directory.LocalSystem(), directory.GMSAOptions{Name: fmt.Sprintf("g%d", i), DNSHostName: "g.example.test", PrincipalsAllowed: []string{"reader"}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -65,7 +65,7 @@ func FuzzParseResponse(f *testing.F) {
 	f.Add([]byte{0x30, 0x0c, 0x02, 0x01, 0x02, 0x64, 0x07, 0x04, 0x00, 0x30, 0x03, 0x30, 0x01, 0x04}, "")
 	f.Fuzz(func(t *testing.T, msg []byte, watch string) {
 		parseResponse(msg, watch)
-		if b, err := tlv.ReadMessage(bufio.NewReader(bytes.NewReader(msg)), nil, 1<<16); err == nil && len(b) > len(msg) {
+		if b, err := tlv.ReadMessage(bufio.NewReader(bytes.NewReader(msg)), nil, 1<<16, nil); err == nil && len(b) > len(msg) {
 			t.Fatalf("read %d bytes from %d", len(b), len(msg))
 		}
 	})

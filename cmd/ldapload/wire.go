@@ -188,7 +188,7 @@ func (c *wireConn) next(watch string) (response, error) {
 		}
 	}
 	c.nc.SetReadDeadline(time.Now().Add(30 * time.Second))
-	msg, err := tlv.ReadMessage(c.r, c.buf, 1<<24)
+	msg, err := tlv.ReadMessage(c.r, c.buf, 1<<24, nil)
 	if err != nil {
 		return response{}, err
 	}

@@ -13,11 +13,14 @@ import (
 	"gmsa/internal/store"
 )
 
-// Local serves Admin from a directory in this process.
+// Local serves Admin from a directory in this process, as the local system: whoever
+// can open the data directory administers the domain.
 type Local struct {
 	Dir   *directory.Directory
 	Store store.Store
 }
+
+func (l *Local) requester() *directory.Requester { return directory.LocalSystem() }
 
 func (l *Local) Close() error { return l.Store.Close() }
 
@@ -98,7 +101,7 @@ func (l *Local) memberOf(ctx context.Context, o *directory.Object) []string {
 }
 
 func (l *Local) KDSAdd(ctx context.Context, opt directory.RootKeyOptions) (Entry, []string, error) {
-	o, warn, err := l.Dir.AddRootKey(ctx, opt)
+	o, warn, err := l.Dir.AddRootKey(ctx, l.requester(), opt)
 	if err != nil {
 		return Entry{}, nil, err
 	}
@@ -117,39 +120,31 @@ func (l *Local) KDSGet(ctx context.Context, id string) (Entry, error) {
 	return l.entry(ctx, o), nil
 }
 
-func (l *Local) KDSRemove(ctx context.Context, id string) error { return l.Dir.RemoveRootKey(ctx, id) }
-func (l *Local) KDSTest(ctx context.Context, id string) error   { return l.Dir.TestRootKey(ctx, id) }
+func (l *Local) KDSRemove(ctx context.Context, id string) error {
+	return l.Dir.RemoveRootKey(ctx, l.requester(), id)
+}
+func (l *Local) KDSTest(ctx context.Context, id string) error { return l.Dir.TestRootKey(ctx, id) }
 
 func (l *Local) AccountNew(ctx context.Context, opt directory.GMSAOptions) (Entry, error) {
-	return l.wrap(ctx)(l.Dir.NewGMSA(ctx, opt))
+	return l.wrap(ctx)(l.Dir.NewGMSA(ctx, l.requester(), opt))
 }
 
 func (l *Local) AccountSet(ctx context.Context, ref string, ch directory.GMSAChanges) (Entry, error) {
-	return l.wrap(ctx)(l.Dir.SetGMSA(ctx, ref, ch))
+	return l.wrap(ctx)(l.Dir.SetGMSA(ctx, l.requester(), ref, ch))
 }
 
 func (l *Local) AccountTest(ctx context.Context, ref, principal string) (directory.Decision, error) {
 	return l.Dir.TestAccount(ctx, ref, principal)
 }
 
+// AccountPassword reads the password as principal would, with the directory's access
+// check and audit record.
 func (l *Local) AccountPassword(ctx context.Context, ref, principal string) ([]byte, directory.Decision, error) {
-	acct, err := l.Dir.Resolve(ctx, ref)
-	if err != nil {
-		return nil, directory.Decision{}, err
-	}
 	tok, err := l.Dir.TokenFor(ctx, principal)
 	if err != nil {
 		return nil, directory.Decision{}, err
 	}
-	mp, dec := l.Dir.AuthorizePassword(tok, acct)
-	if mp == nil {
-		return nil, dec, nil
-	}
-	p, err := mp.Read(ctx)
-	if err != nil {
-		return nil, dec, err
-	}
-	return p.Blob(), dec, nil
+	return l.Dir.ReadPassword(ctx, &directory.Requester{Token: tok, Auth: directory.AuthLocal, Protection: directory.ProtectionLocal, Remote: "local"}, ref)
 }
 
 func (l *Local) KDSExport(ctx context.Context, id string) (kds.RootKey, error) {
@@ -161,19 +156,19 @@ func (l *Local) KDSExport(ctx context.Context, id string) (kds.RootKey, error) {
 }
 
 func (l *Local) GroupNew(ctx context.Context, name string, scope directory.GroupScope, desc string) (Entry, error) {
-	return l.wrap(ctx)(l.Dir.NewGroup(ctx, name, scope, desc))
+	return l.wrap(ctx)(l.Dir.NewGroup(ctx, l.requester(), name, scope, desc))
 }
 
 func (l *Local) GroupAddMember(ctx context.Context, group, member string) (Entry, error) {
-	return l.wrap(ctx)(l.Dir.AddMember(ctx, group, member))
+	return l.wrap(ctx)(l.Dir.AddMember(ctx, l.requester(), group, member))
 }
 
 func (l *Local) GroupRemoveMember(ctx context.Context, group, member string) (Entry, error) {
-	return l.wrap(ctx)(l.Dir.RemoveMember(ctx, group, member))
+	return l.wrap(ctx)(l.Dir.RemoveMember(ctx, l.requester(), group, member))
 }
 
 func (l *Local) ComputerNew(ctx context.Context, opt directory.ComputerOptions) (Entry, []krbkey.Key, error) {
-	o, err := l.Dir.NewComputer(ctx, opt)
+	o, err := l.Dir.NewComputer(ctx, l.requester(), opt)
 	if err != nil {
 		return Entry{}, nil, err
 	}
@@ -185,11 +180,11 @@ func (l *Local) ComputerNew(ctx context.Context, opt directory.ComputerOptions) 
 }
 
 func (l *Local) UserNew(ctx context.Context, opt directory.UserOptions) (Entry, error) {
-	return l.wrap(ctx)(l.Dir.NewUser(ctx, opt))
+	return l.wrap(ctx)(l.Dir.NewUser(ctx, l.requester(), opt))
 }
 
 func (l *Local) UserSetPassword(ctx context.Context, ref, password string) (Entry, error) {
-	return l.wrap(ctx)(l.Dir.SetPassword(ctx, ref, password))
+	return l.wrap(ctx)(l.Dir.SetPassword(ctx, l.requester(), ref, password))
 }
 
 func (l *Local) Get(ctx context.Context, ref string, class directory.Class) (Entry, error) {
@@ -217,7 +212,7 @@ func (l *Local) List(ctx context.Context, class directory.Class) ([]Entry, error
 }
 
 func (l *Local) Remove(ctx context.Context, ref string, class directory.Class) error {
-	return l.Dir.Remove(ctx, ref, class)
+	return l.Dir.Remove(ctx, l.requester(), ref, class)
 }
 
 func (l *Local) wrap(ctx context.Context) func(*directory.Object, error) (Entry, error) {

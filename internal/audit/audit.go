@@ -1,12 +1,18 @@
 // Package audit writes the security audit trail of a DC: every gMSA password read
-// (granted or denied), every KDS root key read and every directory change, as JSON
-// lines, whatever the log level. It is the record that reveals a Golden gMSA attack
-// (someone reading root keys, or passwords they should not). Records are encoded by
-// hand, without reflection, because a busy DC writes one per password read.
+// (granted or denied), every KDS root key read, every directory change and every failed
+// authentication, as JSON lines, whatever the log level. It is the record that reveals
+// a Golden gMSA attack (someone reading root keys, or passwords they should not).
+//
+// Records are group-committed: Record queues one and returns at once; a single writer
+// hands everything queued to the operating system in one write (and fsyncs it, by
+// policy). A transport acknowledges nothing before Barrier returns — Gate wraps its
+// connection so that no response byte leaves before the records queued ahead of it
+// are written: a killed process loses no record of an operation a client saw succeed.
+// Records are encoded by hand, without reflection, because a busy DC writes one per
+// password read.
 package audit
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"os"
@@ -21,34 +27,80 @@ const (
 	Warn = "WARN" // a refusal, or a read of the most sensitive data (root keys)
 )
 
+// MaxValue bounds one value of a record: longer ones (a 1 MiB bind name) are cut and
+// marked, so that no client can grow the trail by more than it is allowed to.
+const MaxValue = 256
+
 // Log writes records to a writer, one JSON object per line.
 type Log struct {
-	mu  sync.Mutex
-	w   io.Writer
-	buf []byte
+	mu       sync.Mutex
+	cur      *batch // records queued and not yet taken by the writer
+	inflight *batch // the batch being written, if any
+	kick     chan struct{}
+	reopenc  chan chan error
+	stop     chan struct{}
+	done     chan struct{}
+	closed   bool
 
-	file    *os.File      // OpenFile only
-	bw      *bufio.Writer // OpenFile only
-	stop    chan struct{}
-	done    chan struct{}
-	onError func(error) // called once, on the first failed write
-	failed  bool
+	// Owned by the writer goroutine.
+	w       io.Writer
+	file    *os.File // OpenFile only
+	path    string
+	fsync   bool
+	onError func(error) // hears of the first failed write of a run of failures
+	failing bool
+
+	limiter *limiter
 }
 
-// New returns a Log writing each record to w as it happens.
-func New(w io.Writer) *Log { return &Log{w: w} }
+// batch is what one write hands to the operating system.
+type batch struct {
+	buf  []byte
+	n    int
+	done chan struct{}
+	err  error
+}
+
+func newBatch() *batch { return &batch{done: make(chan struct{})} }
+
+// Options configure a Log.
+type Options struct {
+	Fsync   bool        // fsync after every write, before anything waiting on it is released
+	OnError func(error) // the first write of a run of failures (a full disk): from then on operations fail
+	Now     func() time.Time
+	// Per-source limits of RecordNoisy: at most Burst records from one source per
+	// Window; the rest are counted and summarized.
+	Burst  int
+	Window time.Duration
+}
+
+// New returns a Log writing to w.
+func New(w io.Writer, opt Options) *Log {
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	l := &Log{cur: newBatch(), kick: make(chan struct{}, 1), reopenc: make(chan chan error), stop: make(chan struct{}),
+		done: make(chan struct{}), w: w, fsync: opt.Fsync, onError: opt.OnError}
+	l.limiter = newLimiter(l, opt)
+	go l.writer()
+	return l
+}
 
 // Discard is a Log that writes nothing.
-func Discard() *Log { return New(io.Discard) }
+func Discard() *Log { return New(io.Discard, Options{}) }
 
-// FlushEvery bounds how long a record of OpenFile's Log waits in memory.
-const FlushEvery = 200 * time.Millisecond
+// OpenFile appends to path (created 0600; an existing regular file is set to 0600).
+func OpenFile(path string, opt Options) (*Log, error) {
+	f, err := openFile(path)
+	if err != nil {
+		return nil, err
+	}
+	l := New(f, opt)
+	l.file, l.path = f, path
+	return l, nil
+}
 
-// OpenFile appends to path (created 0600; an existing regular file is set to 0600). Records are
-// buffered and written every FlushEvery and on Close, so a busy server does not pay one
-// write per record. onError (may be nil) hears of the first write that fails (a full
-// disk, say): from then on records are lost, and the operator must know.
-func OpenFile(path string, onError func(error)) (*Log, error) {
+func openFile(path string) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("audit log: %w", err)
@@ -61,52 +113,165 @@ func OpenFile(path string, onError func(error)) (*Log, error) {
 		f.Close()
 		return nil, fmt.Errorf("audit log: %w", err)
 	}
-	bw := bufio.NewWriterSize(f, 64<<10)
-	l := &Log{w: bw, file: f, bw: bw, stop: make(chan struct{}), done: make(chan struct{}), onError: onError}
-	go l.flushLoop()
-	return l, nil
+	return f, nil
 }
 
-func (l *Log) flushLoop() {
+// writer hands each batch to the operating system, one write per batch.
+func (l *Log) writer() {
 	defer close(l.done)
-	t := time.NewTicker(FlushEvery)
-	defer t.Stop()
 	for {
 		select {
+		case <-l.kick:
+		case reply := <-l.reopenc:
+			reply <- l.doReopen()
+			continue
 		case <-l.stop:
+			l.flush() // what was queued before Close
 			return
-		case <-t.C:
-			l.mu.Lock()
-			l.check(l.bw.Flush())
-			l.mu.Unlock()
 		}
+		l.flush()
 	}
 }
 
-// Close writes what is buffered and closes the file of OpenFile; it does nothing to
-// the writer of New.
-func (l *Log) Close() error {
+// flush writes the current batch, if it holds anything.
+func (l *Log) flush() {
+	l.mu.Lock()
+	b := l.cur
+	if b.n == 0 {
+		l.mu.Unlock()
+		return
+	}
+	l.cur, l.inflight = newBatch(), b
+	l.mu.Unlock()
+	_, err := l.w.Write(b.buf)
+	if err == nil && l.fsync && l.file != nil {
+		err = l.file.Sync()
+	}
+	if err != nil {
+		err = fmt.Errorf("audit log: %w", err)
+		if !l.failing && l.onError != nil {
+			l.onError(err)
+		}
+	}
+	l.failing = err != nil
+	b.err = err
+	close(b.done)
+	l.mu.Lock()
+	l.inflight = nil
+	l.mu.Unlock()
+}
+
+// doReopen opens the path again (after logrotate moved the file away).
+func (l *Log) doReopen() error {
 	if l.file == nil {
 		return nil
 	}
+	l.flush()
+	f, err := openFile(l.path)
+	if err != nil {
+		return err
+	}
+	l.file.Close()
+	l.file, l.w = f, f
+	return nil
+}
+
+// Reopen closes the file and opens its path again, for log rotation (SIGHUP).
+func (l *Log) Reopen() error {
+	reply := make(chan error)
+	select {
+	case l.reopenc <- reply:
+		return <-reply
+	case <-l.done:
+		return fmt.Errorf("audit log: closed")
+	}
+}
+
+// Close writes what is queued and closes the file of OpenFile; it does nothing to
+// the writer of New.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	l.mu.Unlock()
+	l.limiter.close()
 	close(l.stop)
 	<-l.done
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	err := l.bw.Flush()
-	l.check(err)
-	if cerr := l.file.Close(); err == nil {
-		err = cerr
+	b := l.cur // queued after the writer stopped: written here
+	l.cur = newBatch()
+	l.mu.Unlock()
+	var err error
+	if b.n > 0 {
+		_, err = l.w.Write(b.buf)
+	}
+	if l.file != nil {
+		if serr := l.file.Sync(); err == nil {
+			err = serr
+		}
+		if cerr := l.file.Close(); err == nil {
+			err = cerr
+		}
 	}
 	return err
 }
 
-// Record writes one record: when it happened, its level and message, then the
-// key/value pairs in order (an odd last key gets an empty value).
+// Record queues one record: when it happened, its level and message, then the
+// key/value pairs in order (an odd last key gets an empty value). It does not wait:
+// the operation it records is acknowledged only after Barrier.
 func (l *Log) Record(at time.Time, level, msg string, kv ...string) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	b := append(l.buf[:0], `{"at":"`...)
+	b := l.cur
+	b.buf = appendRecord(b.buf, at, level, msg, kv)
+	b.n++
+	l.mu.Unlock()
+	select {
+	case l.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Barrier waits until every record queued before it has been handed to the operating
+// system (and fsynced, by policy), and reports a failure to write any of them.
+func (l *Log) Barrier() error {
+	l.mu.Lock()
+	b, f, queued := l.cur, l.inflight, l.cur.n
+	closed := l.closed
+	l.mu.Unlock()
+	if queued == 0 { // nothing queued: wait for the write under way, if any
+		if f == nil {
+			return nil
+		}
+		<-f.done
+		return f.err
+	}
+	if closed {
+		return fmt.Errorf("audit log: closed")
+	}
+	select {
+	case l.kick <- struct{}{}:
+	default:
+	}
+	<-b.done
+	return b.err
+}
+
+// RecordNoisy records an event an unauthenticated client can cause at will (a failed
+// bind): at most Burst records per source per Window, the rest summarized in one
+// record when the window ends, so that no client grows the trail faster than a few
+// hundred bytes a second.
+func (l *Log) RecordNoisy(source string, at time.Time, level, msg string, kv ...string) {
+	if l.limiter.allow(source, at, msg) {
+		l.Record(at, level, msg, kv...)
+	}
+}
+
+// appendRecord appends one JSON line.
+func appendRecord(b []byte, at time.Time, level, msg string, kv []string) []byte {
+	b = append(b, `{"at":"`...)
 	b = at.UTC().AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","level":"`...)
 	b = append(b, level...)
@@ -122,25 +287,21 @@ func (l *Log) Record(at time.Time, level, msg string, kv ...string) {
 			b = append(b, `""`...)
 		}
 	}
-	b = append(b, "}\n"...)
-	l.buf = b
-	_, err := l.w.Write(b)
-	l.check(err)
+	return append(b, "}\n"...)
 }
 
-// check reports the first write error. Called with l.mu held.
-func (l *Log) check(err error) {
-	if err != nil && !l.failed {
-		l.failed = true
-		if l.onError != nil {
-			l.onError(fmt.Errorf("audit log: %w", err))
-		}
-	}
-}
-
-// appendString appends s as a JSON string ([RFC 8259] 7); invalid UTF-8 becomes U+FFFD.
+// appendString appends s as a JSON string ([RFC 8259] 7), cut at MaxValue bytes (on a
+// character boundary, marked with "…"); invalid UTF-8 becomes U+FFFD.
 func appendString(b []byte, s string) []byte {
 	const hex = "0123456789abcdef"
+	cut := false
+	if len(s) > MaxValue {
+		n := MaxValue
+		for n > 0 && !utf8.RuneStart(s[n]) {
+			n--
+		}
+		s, cut = s[:n], true
+	}
 	b = append(b, '"')
 	for i := 0; i < len(s); {
 		c := s[i]
@@ -164,5 +325,25 @@ func appendString(b []byte, s string) []byte {
 		}
 		i += n
 	}
+	if cut {
+		b = append(b, "…"...)
+	}
 	return append(b, '"')
+}
+
+// Gate returns a writer that passes writes to w only after l's Barrier: a transport
+// sends its responses through it, so none acknowledges an operation whose audit
+// record could still be lost. A failed barrier fails the write (and the connection).
+func Gate(w io.Writer, l *Log) io.Writer { return gate{w, l} }
+
+type gate struct {
+	w io.Writer
+	l *Log
+}
+
+func (g gate) Write(p []byte) (int, error) {
+	if err := g.l.Barrier(); err != nil {
+		return 0, err
+	}
+	return g.w.Write(p)
 }

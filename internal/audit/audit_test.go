@@ -3,9 +3,12 @@ package audit
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -13,10 +16,29 @@ import (
 
 var at = time.Date(2026, 11, 22, 4, 5, 6, 7, time.FixedZone("x", 3600))
 
+// syncBuf is a bytes.Buffer the writer goroutine and the test share.
+type syncBuf struct {
+	mu     sync.Mutex
+	b      bytes.Buffer
+	writes atomic.Int64
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.writes.Add(1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuf) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
 func TestRecordIsOneJSONLine(t *testing.T) {
-	var buf bytes.Buffer
-	l := New(&buf)
+	buf := &syncBuf{}
+	l := New(buf, Options{})
+	defer l.Close()
 	l.Record(at, Warn, "gMSA password read denied", "principal", `EXAMPLE\bob "the" admin`, "remote", "127.0.0.1:5", "reason", "tab\there\x01", "odd")
+	if err := l.Barrier(); err != nil {
+		t.Fatal(err)
+	}
 	line := buf.String()
 	if strings.Count(line, "\n") != 1 || !strings.HasSuffix(line, "\n") {
 		t.Fatalf("not one line: %q", line)
@@ -37,30 +59,71 @@ func TestRecordIsOneJSONLine(t *testing.T) {
 	}
 }
 
-func TestOpenFileBuffersAndCloses(t *testing.T) {
+// Barrier returns only once every record queued before it is written; concurrent
+// records share writes (group commit).
+func TestBarrierGroupCommits(t *testing.T) {
+	buf := &syncBuf{}
+	l := New(buf, Options{})
+	defer l.Close()
+	var wg sync.WaitGroup
+	for g := range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 200 {
+				key := fmt.Sprintf("g%02d-%03d", g, i)
+				l.Record(at, Info, "gMSA password read", "n", key)
+				if err := l.Barrier(); err != nil {
+					t.Error(err)
+					return
+				}
+				if !strings.Contains(buf.String(), key) {
+					t.Errorf("barrier returned before %s was written", key)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := strings.Count(buf.String(), "\n"); n != 32*200 {
+		t.Fatalf("%d records, want %d", n, 32*200)
+	}
+	if w := buf.writes.Load(); w >= 32*200 {
+		t.Fatalf("%d writes for %d records: no group commit", w, 32*200)
+	}
+	t.Logf("%d records in %d writes", 32*200, buf.writes.Load())
+}
+
+func TestOpenFileAppendsAndReopens(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.log")
 	os.WriteFile(path, []byte("{\"earlier\":\"record\"}\n"), 0o644)
-	l, err := OpenFile(path, func(err error) { t.Errorf("unexpected: %v", err) })
+	l, err := OpenFile(path, Options{Fsync: true, OnError: func(err error) { t.Errorf("unexpected: %v", err) }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	l.Record(at, Info, "directory changed", "dn", "CN=x")
-	for waited := time.Duration(0); ; waited += FlushEvery / 4 {
-		if b, _ := os.ReadFile(path); strings.Contains(string(b), "directory changed") {
-			break
-		}
-		if waited > 25*FlushEvery { // generous: a loaded machine delays the ticker
-			t.Fatalf("not written after %v", waited)
-		}
-		time.Sleep(FlushEvery / 4)
+	if err := l.Barrier(); err != nil {
+		t.Fatal(err)
 	}
-	l.Record(at, Info, "last record")
+	if b, _ := os.ReadFile(path); !strings.Contains(string(b), "directory changed") || !strings.HasPrefix(string(b), `{"earlier"`) {
+		t.Fatalf("not appended before the barrier returned: %q", b)
+	}
+	// logrotate moves the file away; SIGHUP's Reopen starts a new one at the path.
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	l.Record(at, Info, "before reopen")
+	if err := l.Reopen(); err != nil {
+		t.Fatal(err)
+	}
+	l.Record(at, Info, "after reopen")
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	b, _ := os.ReadFile(path)
-	if !strings.HasPrefix(string(b), `{"earlier"`) || !strings.Contains(string(b), "last record") {
-		t.Fatalf("append or final flush lost: %q", b)
+	old, _ := os.ReadFile(path + ".1")
+	cur, _ := os.ReadFile(path)
+	if !strings.Contains(string(old), "before reopen") || !strings.Contains(string(cur), "after reopen") || strings.Contains(string(cur), "before") {
+		t.Fatalf("rotation: old %q, new %q", old, cur)
 	}
 	if st, _ := os.Stat(path); st.Mode().Perm() != 0o600 {
 		t.Fatalf("mode %v", st.Mode())
@@ -68,41 +131,86 @@ func TestOpenFileBuffersAndCloses(t *testing.T) {
 }
 
 // Any strings make a line encoding/json accepts and decodes to the same text (invalid
-// UTF-8 turns into U+FFFD, as encoding/json itself does).
+// UTF-8 turns into U+FFFD, as encoding/json itself does; long values are cut).
 func FuzzRecord(f *testing.F) {
 	f.Add("msg", "key", "value")
 	f.Add("\x00\"\\\u2028", "\xff", "ü\xc3")
+	f.Add("m", strings.Repeat("é", 200), strings.Repeat("x", 300))
 	f.Fuzz(func(t *testing.T, msg, k, v string) {
-		var buf bytes.Buffer
-		New(&buf).Record(at, Info, msg, "k", k, "v", v)
+		b := appendRecord(nil, at, Info, msg, []string{"k", k, "v", v})
 		var m map[string]string
-		if err := json.Unmarshal(buf.Bytes(), &m); err != nil {
-			t.Fatalf("%v: %q", err, buf.String())
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatalf("%v: %q", err, b)
 		}
-		valid := func(s string) string { return strings.ToValidUTF8(s, "\ufffd") }
-		if m["msg"] != valid(msg) && utf8.ValidString(msg) || m["k"] != valid(k) && utf8.ValidString(k) || m["v"] != valid(v) && utf8.ValidString(v) {
-			t.Fatalf("round trip: %q", buf.String())
+		valid := func(s string) string {
+			s = strings.ToValidUTF8(s, "\ufffd")
+			if len(s) > MaxValue {
+				return ""
+			}
+			return s
+		}
+		for key, in := range map[string]string{"msg": msg, "k": k, "v": v} {
+			if len(in) > MaxValue {
+				if !strings.HasSuffix(m[key], "…") || len(m[key]) > 3*MaxValue+8 {
+					t.Fatalf("long %s not cut: %d bytes", key, len(m[key]))
+				}
+				continue
+			}
+			if utf8.ValidString(in) && m[key] != valid(in) {
+				t.Fatalf("round trip of %s: %q", key, b)
+			}
 		}
 	})
 }
 
-// A failing sink is reported once, not silently dropped.
-func TestWriteErrorReportedOnce(t *testing.T) {
+// A failing sink is reported once per run of failures, and fails the barrier: no
+// operation is acknowledged whose record was lost.
+func TestWriteErrorFailsBarrier(t *testing.T) {
 	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
 	if err != nil {
-		t.Skip("no /dev/full on this system")
+		t.Fatalf("this test needs /dev/full: %v", err)
 	}
 	full.Close()
-	var errs []error
-	l, err := OpenFile("/dev/full", func(err error) { errs = append(errs, err) })
+	var errs atomic.Int64
+	l, err := OpenFile("/dev/full", Options{OnError: func(err error) {
+		if strings.Contains(err.Error(), "no space left") {
+			errs.Add(1)
+		}
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for range 2000 { // more than the buffer holds
+	for range 3 {
 		l.Record(at, Info, "gMSA password read", "account", strings.Repeat("x", 64))
+		if err := l.Barrier(); err == nil || !strings.Contains(err.Error(), "no space left") {
+			t.Fatalf("barrier after a failed write: %v", err)
+		}
 	}
 	l.Close()
-	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "no space left") {
-		t.Fatalf("errors reported: %v", errs)
+	if errs.Load() != 1 {
+		t.Fatalf("%d errors reported, want 1", errs.Load())
+	}
+}
+
+// A source that fails again and again gets Burst records per window and one summary.
+func TestNoisySourcesAreAggregated(t *testing.T) {
+	buf := &syncBuf{}
+	now := at
+	var mu sync.Mutex
+	l := New(buf, Options{Burst: 3, Window: time.Hour, Now: func() time.Time { mu.Lock(); defer mu.Unlock(); return now }})
+	for range 1000 {
+		l.RecordNoisy("10.0.0.1", at, Warn, "authentication failed", "name", strings.Repeat("n", 5000))
+	}
+	l.RecordNoisy("10.0.0.2", at, Warn, "authentication failed", "name", "other")
+	l.Close() // ends the windows: summaries are written
+	out := buf.String()
+	if n := strings.Count(out, `"msg":"authentication failed"`); n != 4 {
+		t.Fatalf("%d failure records, want 3 + 1:\n%s", n, out)
+	}
+	if !strings.Contains(out, `"msg":"records suppressed","source":"10.0.0.1","count":"997"`) {
+		t.Fatalf("no summary:\n%s", out)
+	}
+	if len(out) > 4*(3*MaxValue+200)+600 {
+		t.Fatalf("%d bytes for 1001 failures", len(out))
 	}
 }

@@ -225,14 +225,11 @@ func serverCommand(e *env) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg := server.DefaultConfig()
+			var problems []error // every problem at once: the file's, the environment's, the values'
 			if cfgFile != "" {
-				if err := cfg.LoadFile(cfgFile); err != nil {
-					return asUsage(err)
-				}
+				problems = append(problems, cfg.LoadFile(cfgFile))
 			}
-			if err := cfg.LoadEnv(e.getenv); err != nil {
-				return asUsage(err)
-			}
+			problems = append(problems, cfg.LoadEnv(e.getenv))
 			f := cmd.Flags()
 			if f.Changed("data") {
 				cfg.Data = e.data
@@ -246,7 +243,8 @@ func serverCommand(e *env) *cobra.Command {
 					*dst, _ = f.GetString(flag)
 				}
 			}
-			if err := cfg.Validate(); err != nil {
+			problems = append(problems, cfg.Validate())
+			if err := errors.Join(problems...); err != nil {
 				return usagef("configuration:\n  %s", strings.ReplaceAll(err.Error(), "\n", "\n  "))
 			}
 			if check {

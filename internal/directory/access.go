@@ -2,12 +2,10 @@ package directory
 
 import (
 	"context"
-	"crypto/subtle"
 	"fmt"
 	"sort"
 	"strings"
 
-	"gmsa/internal/krbkey"
 	"gmsa/internal/ntsec"
 )
 
@@ -76,22 +74,39 @@ func (d *Directory) token(ctx context.Context, o *Object) (*Token, error) {
 			addGroup(g, it.via)
 		}
 	}
-	wk := []struct {
-		sid  ntsec.SID
-		name string
-	}{{ntsec.SIDEveryone, "Everyone"}, {ntsec.SIDAuthenticatedUsers, "Authenticated Users"}}
+	// The well-known and BUILTIN groups AD puts in a network logon's token: Everyone,
+	// Authenticated Users and This Organization; BUILTIN\Users (which holds Domain
+	// Users and Authenticated Users) and Pre-Windows 2000 Compatible Access (which holds
+	// Authenticated Users in a new forest); DCs also Enterprise Domain Controllers and,
+	// through it, Windows Authorization Access Group.
+	wk := []wellKnown{{ntsec.SIDEveryone, "Everyone"}, {ntsec.SIDAuthenticatedUsers, "Authenticated Users"},
+		{sidThisOrganization, "This Organization"}, {sidBuiltinUsers, "BUILTIN\\Users"},
+		{sidPreWindows2000, "BUILTIN\\Pre-Windows 2000 Compatible Access"}}
 	if o.UAC&UACServerTrust != 0 {
-		wk = append(wk, struct {
-			sid  ntsec.SID
-			name string
-		}{ntsec.SIDEnterpriseDCs, "Enterprise Domain Controllers"})
+		wk = append(wk, wellKnown{ntsec.SIDEnterpriseDCs, "Enterprise Domain Controllers"},
+			wellKnown{sidWindowsAuthorizationAccess, "BUILTIN\\Windows Authorization Access Group"})
 	}
 	for _, w := range wk {
-		t.Groups = append(t.Groups, w.sid)
-		t.Names[w.sid.String()] = w.name
+		if !t.Has(w.sid) {
+			t.Groups = append(t.Groups, w.sid)
+			t.Names[w.sid.String()] = w.name
+		}
 	}
 	return t, nil
 }
+
+type wellKnown struct {
+	sid  ntsec.SID
+	name string
+}
+
+// Well-known SIDs of tokens ([MS-DTYP] 2.4.2.4).
+var (
+	sidThisOrganization           = ntsec.MustParseSID("S-1-5-15")
+	sidBuiltinUsers               = ntsec.MustParseSID("S-1-5-32-545")
+	sidPreWindows2000             = ntsec.MustParseSID("S-1-5-32-554")
+	sidWindowsAuthorizationAccess = ntsec.MustParseSID("S-1-5-32-560")
+)
 
 // path explains how the token holds sid: "web01$ → Web Hosts → Tier1 Hosts".
 func (t *Token) path(sid string) string {
@@ -217,29 +232,6 @@ func (m *ManagedPassword) Read(ctx context.Context) (*Passwords, error) {
 		}
 	}
 	return p, nil
-}
-
-// ErrInvalidCredentials is a failed password check; Data is AD's sub-code (52e wrong
-// password or unknown name, 533 disabled), which LDAP puts in its diagnostic.
-type ErrInvalidCredentials struct{ Data string }
-
-func (e *ErrInvalidCredentials) Error() string { return "invalid credentials (data " + e.Data + ")" }
-
-// Authenticate checks a password for a simple bind and returns the principal's token.
-// name is anything Resolve accepts (DN, UPN, NETBIOS\name, sAMAccountName).
-func (d *Directory) Authenticate(ctx context.Context, name, password string) (*Token, error) {
-	o, err := d.Resolve(ctx, name)
-	if err != nil || len(o.NTHash) == 0 || o.Class == ClassGroup {
-		return nil, &ErrInvalidCredentials{Data: "52e"}
-	}
-	nt := krbkey.NTHash(EncodePassword(password))
-	if subtle.ConstantTimeCompare(nt[:], o.NTHash) != 1 {
-		return nil, &ErrInvalidCredentials{Data: "52e"}
-	}
-	if !o.Enabled() {
-		return nil, &ErrInvalidCredentials{Data: "533"}
-	}
-	return d.token(ctx, o)
 }
 
 // InGroup reports whether the token holds the domain-relative group rid (512 Domain Admins…).

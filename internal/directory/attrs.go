@@ -19,49 +19,90 @@ const (
 	SyntaxTime                  // GeneralizedTime
 )
 
+// access says who may read an attribute ([MS-ADTS] 3.1.1.4.3); see Directory.visible.
+type access uint8
+
+const (
+	accessPublic            access = iota // any authenticated requester
+	accessRootKey                         // msKds-RootKeyData: SYSTEM, Domain and Enterprise Admins
+	accessConstructedSecret               // msDS-ManagedPassword: built per read after the access check, never filtered on
+	accessNever                           // stored passwords and keys: never read over a protocol
+)
+
 // attrDef is one attribute of AD's schema as the directory serves it.
 type attrDef struct {
 	Name   string // as AD spells it
 	Syntax Syntax
-	// Operational attributes are returned only when named (or with "+"), like
-	// constructed ones; msDS-ManagedPassword is handled by the transport.
+	// Operational attributes are returned only when named, like constructed ones.
 	Operational bool
+	Access      access
+	lower       string // Name in lower case
 }
 
 // schema lists the attributes the directory serves, by lower-case name.
-var schema = func() map[string]attrDef {
-	m := map[string]attrDef{}
+var schema = func() map[string]*attrDef {
+	m := map[string]*attrDef{}
+	pub := func(name string, s Syntax) attrDef { return attrDef{Name: name, Syntax: s} }
+	secret := func(name string) attrDef { return attrDef{Name: name, Syntax: SyntaxBinary, Access: accessNever} }
 	for _, a := range []attrDef{
-		{"objectClass", SyntaxString, false}, {"objectCategory", SyntaxDN, false}, {"cn", SyntaxString, false},
-		{"name", SyntaxString, false}, {"distinguishedName", SyntaxDN, false}, {"objectGUID", SyntaxBinary, false},
-		{"objectSid", SyntaxBinary, false}, {"sAMAccountName", SyntaxString, false}, {"userPrincipalName", SyntaxString, false},
-		{"sAMAccountType", SyntaxInteger, false}, {"userAccountControl", SyntaxInteger, false}, {"description", SyntaxString, false},
-		{"whenCreated", SyntaxTime, false}, {"whenChanged", SyntaxTime, false}, {"uSNCreated", SyntaxInteger, false},
-		{"uSNChanged", SyntaxInteger, false}, {"instanceType", SyntaxInteger, false}, {"primaryGroupID", SyntaxInteger, false},
-		{"pwdLastSet", SyntaxInteger, false}, {"msDS-KeyVersionNumber", SyntaxInteger, false},
-		{"dNSHostName", SyntaxString, false}, {"servicePrincipalName", SyntaxString, false},
-		{"msDS-SupportedEncryptionTypes", SyntaxInteger, false}, {"groupType", SyntaxInteger, false},
-		{"member", SyntaxDN, false}, {"memberOf", SyntaxDN, false}, {"ou", SyntaxString, false}, {"dc", SyntaxString, false},
-		{"msDS-ManagedPasswordInterval", SyntaxInteger, false}, {"msDS-ManagedPasswordId", SyntaxBinary, false},
-		{"msDS-ManagedPasswordPreviousId", SyntaxBinary, false}, {"msDS-GroupMSAMembership", SyntaxBinary, false},
-		{"msDS-ManagedPassword", SyntaxBinary, true},
-		{"tokenGroups", SyntaxBinary, true},
-		{"msKds-RootKeyData", SyntaxBinary, false}, {"msKds-Version", SyntaxInteger, false},
-		{"msKds-KDFAlgorithmID", SyntaxString, false}, {"msKds-KDFParam", SyntaxBinary, false},
-		{"msKds-CreateTime", SyntaxInteger, false}, {"msKds-UseStartTime", SyntaxInteger, false},
-		{"msKds-DomainID", SyntaxDN, false}, {"msKds-SecretAgreementAlgorithmID", SyntaxString, false},
-		{"msKds-SecretAgreementParam", SyntaxBinary, false}, {"msKds-PublicKeyLength", SyntaxInteger, false},
-		{"msKds-PrivateKeyLength", SyntaxInteger, false},
+		pub("objectClass", SyntaxString), pub("objectCategory", SyntaxDN), pub("cn", SyntaxString),
+		pub("name", SyntaxString), pub("distinguishedName", SyntaxDN), pub("objectGUID", SyntaxBinary),
+		pub("objectSid", SyntaxBinary), pub("sAMAccountName", SyntaxString), pub("userPrincipalName", SyntaxString),
+		pub("sAMAccountType", SyntaxInteger), pub("userAccountControl", SyntaxInteger), pub("description", SyntaxString),
+		pub("whenCreated", SyntaxTime), pub("whenChanged", SyntaxTime), pub("uSNCreated", SyntaxInteger),
+		pub("uSNChanged", SyntaxInteger), pub("instanceType", SyntaxInteger), pub("primaryGroupID", SyntaxInteger),
+		pub("pwdLastSet", SyntaxInteger), pub("msDS-KeyVersionNumber", SyntaxInteger),
+		pub("dNSHostName", SyntaxString), pub("servicePrincipalName", SyntaxString),
+		pub("msDS-SupportedEncryptionTypes", SyntaxInteger), pub("groupType", SyntaxInteger),
+		pub("member", SyntaxDN), pub("memberOf", SyntaxDN), pub("ou", SyntaxString), pub("dc", SyntaxString),
+		pub("msDS-ManagedPasswordInterval", SyntaxInteger), pub("msDS-ManagedPasswordId", SyntaxBinary),
+		pub("msDS-ManagedPasswordPreviousId", SyntaxBinary), pub("msDS-GroupMSAMembership", SyntaxBinary),
+		pub("badPwdCount", SyntaxInteger), pub("badPasswordTime", SyntaxInteger), pub("lockoutTime", SyntaxInteger),
+		pub("lockoutThreshold", SyntaxInteger), pub("lockoutDuration", SyntaxInteger), pub("lockOutObservationWindow", SyntaxInteger),
+		{Name: "msDS-User-Account-Control-Computed", Syntax: SyntaxInteger, Operational: true},
+		{Name: "tokenGroups", Syntax: SyntaxBinary, Operational: true},
+		{Name: "msDS-ManagedPassword", Syntax: SyntaxBinary, Operational: true, Access: accessConstructedSecret},
+		{Name: "msKds-RootKeyData", Syntax: SyntaxBinary, Access: accessRootKey},
+		pub("msKds-Version", SyntaxInteger),
+		pub("msKds-KDFAlgorithmID", SyntaxString), pub("msKds-KDFParam", SyntaxBinary),
+		pub("msKds-CreateTime", SyntaxInteger), pub("msKds-UseStartTime", SyntaxInteger),
+		pub("msKds-DomainID", SyntaxDN), pub("msKds-SecretAgreementAlgorithmID", SyntaxString),
+		pub("msKds-SecretAgreementParam", SyntaxBinary), pub("msKds-PublicKeyLength", SyntaxInteger),
+		pub("msKds-PrivateKeyLength", SyntaxInteger),
+		// Stored secrets: AD never returns them, to anyone, and a filter never sees them.
+		secret("unicodePwd"), secret("dBCSPwd"), secret("ntPwdHistory"), secret("lmPwdHistory"),
+		secret("supplementalCredentials"), secret("userPassword"),
 	} {
-		m[strings.ToLower(a.Name)] = a
+		a.lower = strings.ToLower(a.Name)
+		m[a.lower] = &a
 	}
 	return m
 }()
 
+// lookupAttr returns the schema entry of name (case-insensitive), without allocating
+// for names already in lower case.
+func lookupAttr(name string) (*attrDef, bool) {
+	if a, ok := schema[name]; ok {
+		return a, true
+	}
+	a, ok := schema[strings.ToLower(name)]
+	return a, ok
+}
+
 // Attribute returns the schema entry of name (case-insensitive).
 func Attribute(name string) (name2 string, syntax Syntax, operational, ok bool) {
-	a, ok := schema[strings.ToLower(name)]
-	return a.Name, a.Syntax, a.Operational, ok
+	a, ok := lookupAttr(name)
+	if !ok {
+		return "", 0, false, false
+	}
+	return a.Name, a.Syntax, a.Operational, true
+}
+
+// Secret reports whether an attribute holds a secret (a password, a key, root key
+// data) that only some requesters, or none, may read.
+func Secret(name string) bool {
+	a, ok := lookupAttr(name)
+	return ok && a.Access != accessPublic
 }
 
 // classChain is each class's objectClass values as AD returns them, most general first,
@@ -99,28 +140,33 @@ func samAccountType(o *Object) (uint32, bool) {
 // GeneralizedTime formats t as AD does ("20260301120000.0Z").
 func GeneralizedTime(t ntsec.FileTime) string { return t.Time().Format("20060102150405") + ".0Z" }
 
-// View is an object seen as AD attributes. Values are computed on first use; memberOf
-// and member DNs need the store.
+// View is an object seen as AD attributes by one requester: attributes the requester
+// may not read are absent from it ([MS-ADTS] 3.1.1.4.3), so filters and results agree.
+// Values are computed on first use; memberOf and member DNs need the store.
 type View struct {
 	d   *Directory
 	ctx context.Context
-	O   *Object
+	req *Requester
+	o   *Object
+	b   *budget // the search's work budget; nil outside a search
 }
 
-// View returns o's attribute view.
-func (d *Directory) View(ctx context.Context, o *Object) *View { return &View{d: d, ctx: ctx, O: o} }
+// userAttributes are the attributes "*" returns, in the order AD lists them.
+var userAttributes = []string{"objectClass", "cn", "name", "distinguishedName", "objectGUID", "objectSid", "objectCategory",
+	"instanceType", "whenCreated", "whenChanged", "uSNCreated", "uSNChanged", "description", "sAMAccountName", "sAMAccountType",
+	"userPrincipalName", "userAccountControl", "primaryGroupID", "pwdLastSet", "badPwdCount", "badPasswordTime", "lockoutTime",
+	"msDS-KeyVersionNumber", "dNSHostName",
+	"servicePrincipalName", "msDS-SupportedEncryptionTypes", "groupType", "member", "memberOf", "ou", "dc",
+	"lockoutThreshold", "lockoutDuration", "lockOutObservationWindow",
+	"msDS-ManagedPasswordInterval", "msDS-ManagedPasswordId", "msDS-ManagedPasswordPreviousId", "msDS-GroupMSAMembership",
+	"msKds-Version", "msKds-KDFAlgorithmID", "msKds-KDFParam", "msKds-CreateTime", "msKds-UseStartTime", "msKds-DomainID",
+	"msKds-SecretAgreementAlgorithmID", "msKds-SecretAgreementParam", "msKds-PublicKeyLength", "msKds-PrivateKeyLength",
+	"msKds-RootKeyData"}
 
-// Names lists the attributes o has values for (excluding operational ones), in AD's spelling.
-func (v *View) Names() []string {
+// names lists the user attributes the view has values for, in AD's spelling.
+func (v *View) names() []string {
 	var out []string
-	for _, a := range []string{"objectClass", "cn", "name", "distinguishedName", "objectGUID", "objectSid", "objectCategory",
-		"instanceType", "whenCreated", "whenChanged", "uSNCreated", "uSNChanged", "description", "sAMAccountName", "sAMAccountType",
-		"userPrincipalName", "userAccountControl", "primaryGroupID", "pwdLastSet", "msDS-KeyVersionNumber", "dNSHostName",
-		"servicePrincipalName", "msDS-SupportedEncryptionTypes", "groupType", "member", "memberOf", "ou", "dc",
-		"msDS-ManagedPasswordInterval", "msDS-ManagedPasswordId", "msDS-ManagedPasswordPreviousId", "msDS-GroupMSAMembership",
-		"msKds-Version", "msKds-KDFAlgorithmID", "msKds-KDFParam", "msKds-CreateTime", "msKds-UseStartTime", "msKds-DomainID",
-		"msKds-SecretAgreementAlgorithmID", "msKds-SecretAgreementParam", "msKds-PublicKeyLength", "msKds-PrivateKeyLength",
-		"msKds-RootKeyData"} {
+	for _, a := range userAttributes {
 		if len(v.Get(a)) > 0 {
 			out = append(out, a)
 		}
@@ -149,12 +195,21 @@ func bin(b []byte) [][]byte {
 	return [][]byte{b}
 }
 
-// Get returns the values of an attribute (case-insensitive name), nil when absent.
-// msKds-RootKeyData is returned here; the transport decides who may see it.
+// Get returns the values of an attribute (case-insensitive name) that the requester
+// may read, nil when absent or not visible to it.
 func (v *View) Get(name string) [][]byte {
-	o := v.O
+	a, ok := lookupAttr(name)
+	if !ok || !v.d.visible(v.req, v.o, a) {
+		return nil
+	}
+	return v.value(a.lower)
+}
+
+// value computes an attribute's values, whoever asks: callers decide visibility.
+func (v *View) value(lower string) [][]byte {
+	o := v.o
 	isAccount := o.Class == ClassUser || o.Class == ClassComputer || o.Class == ClassGMSA
-	switch strings.ToLower(name) {
+	switch lower {
 	case "objectclass":
 		var out [][]byte
 		for _, c := range classChain[o.Class].chain {
@@ -260,9 +315,35 @@ func (v *View) Get(name string) [][]byte {
 		return bin(o.PreviousPasswordID)
 	case "msds-groupmsamembership":
 		return bin(o.GroupMSAMembership)
+	case "badpwdcount":
+		if isAccount {
+			return num(o.BadPwdCount, true)
+		}
+	case "badpasswordtime":
+		if isAccount {
+			return num(uint64(o.BadPasswordTime), true)
+		}
+	case "lockouttime":
+		if isAccount {
+			return num(uint64(o.LockoutTime), true)
+		}
+	case "msds-user-account-control-computed":
+		if isAccount {
+			var flags uint32
+			if v.d.lockedOut(o, v.d.domainPolicy(v.ctx), v.d.nowFT()) {
+				flags |= UACLockout
+			}
+			return num(flags, true)
+		}
+	case "lockoutthreshold", "lockoutduration", "lockoutobservationwindow":
+		if o.Class == ClassDomain {
+			p := policyOf(o)
+			return num(map[string]int64{"lockoutthreshold": int64(p.LockoutThreshold),
+				"lockoutduration": -int64(p.LockoutDuration), "lockoutobservationwindow": -int64(p.ObservationWindow)}[lower], true)
+		}
 	}
 	if r := o.RootKey; r != nil {
-		switch strings.ToLower(name) {
+		switch lower {
 		case "mskds-rootkeydata":
 			return bin(r.Data)
 		case "mskds-version":

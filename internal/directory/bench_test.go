@@ -44,7 +44,7 @@ func createGMSAs(b *testing.B, d *Directory, n int) {
 					return
 				}
 				name := fmt.Sprintf("s%06d", i)
-				if _, err := d.NewGMSA(ctx, GMSAOptions{Name: name, DNSHostName: name + ".example.test"}); err != nil {
+				if _, err := d.NewGMSA(ctx, sys, GMSAOptions{Name: name, DNSHostName: name + ".example.test"}); err != nil {
 					errs <- err
 					return
 				}
@@ -92,16 +92,16 @@ func BenchmarkOpen100k(b *testing.B) {
 // A token for a host in 10-deep nested groups.
 func BenchmarkTokenNested10(b *testing.B) {
 	d, _ := benchLab(b, filepath.Join(b.TempDir(), "gmsa.db"))
-	if _, err := d.NewComputer(ctx, ComputerOptions{Name: "H1"}); err != nil {
+	if _, err := d.NewComputer(ctx, sys, ComputerOptions{Name: "H1"}); err != nil {
 		b.Fatal(err)
 	}
 	prev := "H1$"
 	for i := range 10 {
 		g := fmt.Sprintf("G%02d", i)
-		if _, err := d.NewGroup(ctx, g, ScopeUniversal, ""); err != nil {
+		if _, err := d.NewGroup(ctx, sys, g, ScopeUniversal, ""); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := d.AddMember(ctx, g, prev); err != nil {
+		if _, err := d.AddMember(ctx, sys, g, prev); err != nil {
 			b.Fatal(err)
 		}
 		prev = g

@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"gmsa/internal/audit"
 	"gmsa/internal/kds"
 	"gmsa/internal/ntsec"
 	"gmsa/internal/store"
@@ -35,6 +37,12 @@ type Options struct {
 	Logger *slog.Logger
 	// PasswordCache bounds the engine's seed-key cache (chains; default 1024).
 	PasswordCache int
+	// Audit receives password and root-key reads, changes and failed authentications;
+	// default: none.
+	Audit *audit.Log
+	// HeavySearches is how many searches past their first units of work may run at
+	// once (default: half the processors, at least one).
+	HeavySearches int
 }
 
 // Directory is the domain over a store.
@@ -44,6 +52,8 @@ type Directory struct {
 	rand   io.Reader
 	log    *slog.Logger
 	cache  *kds.Cache
+	audit  *audit.Log
+	heavy  chan struct{} // slots of heavy searches
 	domain Domain
 	sid    ntsec.SID // domain.SID, parsed once
 
@@ -113,6 +123,18 @@ func (o *Options) defaults() {
 	if o.PasswordCache == 0 {
 		o.PasswordCache = 1024
 	}
+	if o.Audit == nil {
+		o.Audit = audit.Discard()
+	}
+	if o.HeavySearches <= 0 {
+		o.HeavySearches = max(1, runtime.GOMAXPROCS(0)/2)
+	}
+}
+
+// newDirectory wires a Directory from its options.
+func newDirectory(st store.Store, opt Options) *Directory {
+	return &Directory{st: st, now: opt.Now, rand: opt.Rand, log: opt.Logger, cache: kds.NewCache(opt.PasswordCache),
+		audit: opt.Audit, heavy: make(chan struct{}, opt.HeavySearches)}
 }
 
 // Open returns the directory over st, which must hold a provisioned domain.
@@ -125,7 +147,7 @@ func Open(ctx context.Context, st store.Store, opt Options) (*Directory, error) 
 	if err != nil {
 		return nil, fmt.Errorf("directory: %w", err)
 	}
-	d := &Directory{st: st, now: opt.Now, rand: opt.Rand, log: opt.Logger, cache: kds.NewCache(opt.PasswordCache)}
+	d := newDirectory(st, opt)
 	if err := json.Unmarshal(kv.Value, &d.domain); err != nil {
 		return nil, fmt.Errorf("directory: the domain record is damaged: %w", err)
 	}

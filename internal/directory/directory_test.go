@@ -19,6 +19,9 @@ import (
 
 var ctx = context.Background()
 
+// sys is the requester of the tests' own changes: the local system.
+var sys = LocalSystem()
+
 type clock struct {
 	mu sync.Mutex
 	t  time.Time
@@ -110,23 +113,23 @@ func TestProvision(t *testing.T) {
 
 func TestRIDsAreNotReused(t *testing.T) {
 	d, _ := lab(t)
-	a := must(d.NewUser(ctx, UserOptions{Name: "alice", Password: "Pw-1234567!"}))
-	b := must(d.NewUser(ctx, UserOptions{Name: "bob", Password: "Pw-1234567!"}))
+	a := must(d.NewUser(ctx, sys, UserOptions{Name: "alice", Password: "Pw-1234567!"}))
+	b := must(d.NewUser(ctx, sys, UserOptions{Name: "bob", Password: "Pw-1234567!"}))
 	if a.ObjectSID().RID() != 1001 || b.ObjectSID().RID() != 1002 {
 		t.Fatalf("RIDs %d %d", a.ObjectSID().RID(), b.ObjectSID().RID())
 	}
-	must(struct{}{}, d.Remove(ctx, "bob", ClassUser))
-	c := must(d.NewUser(ctx, UserOptions{Name: "bob", Password: "Pw-1234567!"}))
+	must(struct{}{}, d.Remove(ctx, sys, "bob", ClassUser))
+	c := must(d.NewUser(ctx, sys, UserOptions{Name: "bob", Password: "Pw-1234567!"}))
 	if c.ObjectSID().RID() != 1003 {
 		t.Fatalf("RID after removal %d", c.ObjectSID().RID())
 	}
 	// Another process (a restart) takes a new pool: the rest of this one is skipped.
 	d2 := must(Open(ctx, d.st, Options{Now: d.now, Rand: seeded(9)}))
-	x := must(d2.NewUser(ctx, UserOptions{Name: "carol", Password: "Pw-1234567!"}))
+	x := must(d2.NewUser(ctx, sys, UserOptions{Name: "carol", Password: "Pw-1234567!"}))
 	if x.ObjectSID().RID() != 1101 {
 		t.Fatalf("RID from a second pool %d", x.ObjectSID().RID())
 	}
-	if y := must(d.NewUser(ctx, UserOptions{Name: "dave", Password: "Pw-1234567!"})); y.ObjectSID().RID() != 1004 {
+	if y := must(d.NewUser(ctx, sys, UserOptions{Name: "dave", Password: "Pw-1234567!"})); y.ObjectSID().RID() != 1004 {
 		t.Fatalf("first pool continues at %d", y.ObjectSID().RID())
 	}
 	if _, err := d.Resolve(ctx, b.SID); !errors.Is(err, ErrNotFound) {
@@ -136,7 +139,7 @@ func TestRIDsAreNotReused(t *testing.T) {
 
 func TestNamingRules(t *testing.T) {
 	d, _ := lab(t)
-	must(d.NewComputer(ctx, ComputerOptions{Name: "WEB01"}))
+	must(d.NewComputer(ctx, sys, ComputerOptions{Name: "WEB01"}))
 	cases := []struct {
 		opt  GMSAOptions
 		want error
@@ -153,33 +156,33 @@ func TestNamingRules(t *testing.T) {
 		{GMSAOptions{Name: "svc", DNSHostName: "svc.example.test", PrincipalsAllowed: []string{"CN=Users,DC=example,DC=test"}}, ErrInvalid, "no SID"},
 	}
 	for _, c := range cases {
-		_, err := d.NewGMSA(ctx, c.opt)
+		_, err := d.NewGMSA(ctx, sys, c.opt)
 		if !errors.Is(err, c.want) || !strings.Contains(err.Error(), c.msg) {
 			t.Errorf("%+v: %v (want %v mentioning %q)", c.opt, err, c.want, c.msg)
 		}
 	}
-	g := must(d.NewGMSA(ctx, GMSAOptions{Name: "svc$", DNSHostName: "svc.example.test", SPNs: []string{"http/svc.example.test"}}))
+	g := must(d.NewGMSA(ctx, sys, GMSAOptions{Name: "svc$", DNSHostName: "svc.example.test", SPNs: []string{"http/svc.example.test"}}))
 	if g.SAM != "svc$" || g.UAC != UACWorkstationTrust || g.PasswordInterval != 30 || g.SupportedEnctypes != DefaultGMSAEnctypes || len(g.PasswordID) == 0 {
 		t.Fatalf("%+v", g)
 	}
 	// Unique case-insensitively, against users and computers too.
-	if _, err := d.NewGMSA(ctx, GMSAOptions{Name: "SVC", DNSHostName: "x"}); !errors.Is(err, ErrExists) {
+	if _, err := d.NewGMSA(ctx, sys, GMSAOptions{Name: "SVC", DNSHostName: "x"}); !errors.Is(err, ErrExists) {
 		t.Fatalf("duplicate gMSA: %v", err)
 	}
-	if _, err := d.NewComputer(ctx, ComputerOptions{Name: "Svc"}); !errors.Is(err, ErrExists) {
+	if _, err := d.NewComputer(ctx, sys, ComputerOptions{Name: "Svc"}); !errors.Is(err, ErrExists) {
 		t.Fatalf("computer with a gMSA's name: %v", err)
 	}
-	if _, err := d.NewGMSA(ctx, GMSAOptions{Name: "svc2", DNSHostName: "x", SPNs: []string{"HTTP/SVC.example.test"}}); !errors.Is(err, ErrExists) {
+	if _, err := d.NewGMSA(ctx, sys, GMSAOptions{Name: "svc2", DNSHostName: "x", SPNs: []string{"HTTP/SVC.example.test"}}); !errors.Is(err, ErrExists) {
 		t.Fatalf("SPN differing in case: %v", err)
 	}
 }
 
 func TestGMSASettings(t *testing.T) {
 	d, _ := lab(t)
-	must(d.NewGroup(ctx, "Web Hosts", ScopeGlobal, ""))
-	must(d.NewComputer(ctx, ComputerOptions{Name: "WEB01"}))
+	must(d.NewGroup(ctx, sys, "Web Hosts", ScopeGlobal, ""))
+	must(d.NewComputer(ctx, sys, ComputerOptions{Name: "WEB01"}))
 	web := must(d.Resolve(ctx, "WEB01$"))
-	g := must(d.NewGMSA(ctx, GMSAOptions{Name: "svc", DNSHostName: "svc.example.test", IntervalDays: 7,
+	g := must(d.NewGMSA(ctx, sys, GMSAOptions{Name: "svc", DNSHostName: "svc.example.test", IntervalDays: 7,
 		PrincipalsAllowed: []string{"Web Hosts", "WEB01$", web.SID, web.DN}, Enctypes: EnctypeAES128 | EnctypeAES256}))
 	sd := must(ntsec.ParseSecurityDescriptor(g.GroupMSAMembership))
 	hosts := must(d.Resolve(ctx, "Web Hosts"))
@@ -190,11 +193,11 @@ func TestGMSASettings(t *testing.T) {
 		t.Fatal(g.SupportedEnctypes)
 	}
 	seven, eight := int64(7), int64(8)
-	if _, err := d.SetGMSA(ctx, "svc", GMSAChanges{IntervalDays: &eight}); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "only be set when the account is created") {
+	if _, err := d.SetGMSA(ctx, sys, "svc", GMSAChanges{IntervalDays: &eight}); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "only be set when the account is created") {
 		t.Fatalf("interval change: %v", err)
 	}
 	off, host := false, "svc2.example.test"
-	n := must(d.SetGMSA(ctx, "svc$", GMSAChanges{IntervalDays: &seven, Enabled: &off, DNSHostName: &host, AddSPNs: []string{"http/a.example.test"}}))
+	n := must(d.SetGMSA(ctx, sys, "svc$", GMSAChanges{IntervalDays: &seven, Enabled: &off, DNSHostName: &host, AddSPNs: []string{"http/a.example.test"}}))
 	if n.Enabled() || n.DNSHostName != host || len(n.SPNs) != 1 || n.USNChanged <= g.USNCreated || n.USNCreated != must(d.Resolve(ctx, "svc$")).USNCreated {
 		t.Fatalf("%+v", n)
 	}
@@ -202,11 +205,11 @@ func TestGMSASettings(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The SPN index follows: another account cannot take it, and after removal it is free.
-	if _, err := d.NewGMSA(ctx, GMSAOptions{Name: "other", DNSHostName: "o", SPNs: []string{"http/a.example.test"}}); !errors.Is(err, ErrExists) {
+	if _, err := d.NewGMSA(ctx, sys, GMSAOptions{Name: "other", DNSHostName: "o", SPNs: []string{"http/a.example.test"}}); !errors.Is(err, ErrExists) {
 		t.Fatal(err)
 	}
-	must(d.SetGMSA(ctx, "svc", GMSAChanges{RemoveSPNs: []string{"HTTP/a.example.test"}}))
-	must(d.NewGMSA(ctx, GMSAOptions{Name: "other", DNSHostName: "o", SPNs: []string{"http/a.example.test"}}))
+	must(d.SetGMSA(ctx, sys, "svc", GMSAChanges{RemoveSPNs: []string{"HTTP/a.example.test"}}))
+	must(d.NewGMSA(ctx, sys, GMSAOptions{Name: "other", DNSHostName: "o", SPNs: []string{"http/a.example.test"}}))
 	if e, err := ParseEnctypes("aes128, AES256,rc4"); err != nil || e != 0x1c {
 		t.Fatal(e, err)
 	}
@@ -219,28 +222,28 @@ func TestRootKeyRules(t *testing.T) {
 	c := &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
 	p := must(Provision(ctx, memory.New(), ProvisionOptions{Realm: "example.test"}, Options{Now: c.now, Rand: seeded(2)}))
 	d := p.Directory
-	_, err := d.NewGMSA(ctx, GMSAOptions{Name: "svc", DNSHostName: "svc.example.test"})
+	_, err := d.NewGMSA(ctx, sys, GMSAOptions{Name: "svc", DNSHostName: "svc.example.test"})
 	if !errors.Is(err, ErrNoRootKey) || !strings.Contains(err.Error(), "gmsa kds add") || !strings.Contains(err.Error(), "--effective-time") {
 		t.Fatalf("no key: %v", err)
 	}
-	k, warn, err := d.AddRootKey(ctx, RootKeyOptions{Immediately: true})
+	k, warn, err := d.AddRootKey(ctx, sys, RootKeyOptions{Immediately: true})
 	if err != nil || len(warn) != 1 || !strings.Contains(warn[0], "10 h") {
 		t.Fatalf("%v %v", warn, err)
 	}
-	_, err = d.NewGMSA(ctx, GMSAOptions{Name: "svc", DNSHostName: "svc.example.test"})
+	_, err = d.NewGMSA(ctx, sys, GMSAOptions{Name: "svc", DNSHostName: "svc.example.test"})
 	if !errors.Is(err, ErrNoRootKey) || !strings.Contains(err.Error(), k.GUID.String()) || !strings.Contains(err.Error(), "2026-03-01T22:05:00Z") {
 		t.Fatalf("key not yet usable: %v", err)
 	}
-	def, _, _ := d.AddRootKey(ctx, RootKeyOptions{})
+	def, _, _ := d.AddRootKey(ctx, sys, RootKeyOptions{})
 	if def.RootKey.UseStartTime != c.ft()+10*ntsec.TicksPerDay {
 		t.Fatal("Add-KdsRootKey's default is 10 days from now")
 	}
 	back := c.ft() - kds.CreationLag
-	bk, warn, _ := d.AddRootKey(ctx, RootKeyOptions{EffectiveTime: &back})
+	bk, warn, _ := d.AddRootKey(ctx, sys, RootKeyOptions{EffectiveTime: &back})
 	if len(warn) != 1 || !strings.Contains(warn[0], "other root key") {
 		t.Fatalf("warnings %v", warn)
 	}
-	g := must(d.NewGMSA(ctx, GMSAOptions{Name: "svc", DNSHostName: "svc.example.test"}))
+	g := must(d.NewGMSA(ctx, sys, GMSAOptions{Name: "svc", DNSHostName: "svc.example.test"}))
 	id := must(kds.ParsePasswordID(g.PasswordID))
 	if id.RootKeyID != bk.GUID || id.GKID != kds.GKIDAt(c.ft()) || id.DomainName != "example.test" {
 		t.Fatalf("%+v", id)
@@ -251,13 +254,13 @@ func TestRootKeyRules(t *testing.T) {
 	if len(bk.RootKey.SecretAgreementParam) != 524 || !bytes.HasPrefix(bk.RootKey.SecretAgreementParam, []byte{0x0c, 0x02, 0, 0, 'D', 'H', 'P', 'M'}) {
 		t.Fatal("DH parameters")
 	}
-	if err := d.RemoveRootKey(ctx, k.GUID.String()); err != nil {
+	if err := d.RemoveRootKey(ctx, sys, k.GUID.String()); err != nil {
 		t.Fatal(err)
 	}
 	if keys, _ := d.rootKeys(ctx); len(keys) != 2 {
 		t.Fatalf("%d keys after removal (cache not refreshed?)", len(keys))
 	}
-	if _, _, err := d.AddRootKey(ctx, RootKeyOptions{Immediately: true, EffectiveTime: &back}); !errors.Is(err, ErrInvalid) {
+	if _, _, err := d.AddRootKey(ctx, sys, RootKeyOptions{Immediately: true, EffectiveTime: &back}); !errors.Is(err, ErrInvalid) {
 		t.Fatal(err)
 	}
 }
@@ -268,24 +271,24 @@ func TestGroupsAndTokens(t *testing.T) {
 		name  string
 		scope GroupScope
 	}{{"L1", ScopeGlobal}, {"L2", ScopeGlobal}, {"U1", ScopeUniversal}, {"U2", ScopeUniversal}, {"DL", ScopeDomainLocal}} {
-		must(d.NewGroup(ctx, g.name, g.scope, ""))
+		must(d.NewGroup(ctx, sys, g.name, g.scope, ""))
 	}
-	must(d.NewComputer(ctx, ComputerOptions{Name: "H1"}))
-	must(d.AddMember(ctx, "L1", "H1$"))
-	must(d.AddMember(ctx, "L2", "L1"))
-	must(d.AddMember(ctx, "U1", "L2"))
-	must(d.AddMember(ctx, "U2", "U1"))
-	must(d.AddMember(ctx, "U1", "U2")) // a cycle
-	must(d.AddMember(ctx, "DL", "U2"))
+	must(d.NewComputer(ctx, sys, ComputerOptions{Name: "H1"}))
+	must(d.AddMember(ctx, sys, "L1", "H1$"))
+	must(d.AddMember(ctx, sys, "L2", "L1"))
+	must(d.AddMember(ctx, sys, "U1", "L2"))
+	must(d.AddMember(ctx, sys, "U2", "U1"))
+	must(d.AddMember(ctx, sys, "U1", "U2")) // a cycle
+	must(d.AddMember(ctx, sys, "DL", "U2"))
 	for _, bad := range [][2]string{{"L1", "U1"}, {"L1", "DL"}, {"U1", "DL"}} {
-		if _, err := d.AddMember(ctx, bad[0], bad[1]); !errors.Is(err, ErrInvalid) {
+		if _, err := d.AddMember(ctx, sys, bad[0], bad[1]); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%s in %s: %v", bad[1], bad[0], err)
 		}
 	}
-	if _, err := d.AddMember(ctx, "L1", "H1$"); !errors.Is(err, ErrExists) {
+	if _, err := d.AddMember(ctx, sys, "L1", "H1$"); !errors.Is(err, ErrExists) {
 		t.Fatal(err)
 	}
-	if _, err := d.AddMember(ctx, "H1$", "L1"); !errors.Is(err, ErrInvalid) {
+	if _, err := d.AddMember(ctx, sys, "H1$", "L1"); !errors.Is(err, ErrInvalid) {
 		t.Fatal("a computer accepted members")
 	}
 	tok := must(d.TokenFor(ctx, "H1"))
@@ -299,23 +302,23 @@ func TestGroupsAndTokens(t *testing.T) {
 	if p := tok.path(dl.SID); p != "H1$ → L1 → L2 → U1 → U2 → DL" {
 		t.Fatalf("path %q", p)
 	}
-	must(d.RemoveMember(ctx, "L2", "L1"))
+	must(d.RemoveMember(ctx, sys, "L2", "L1"))
 	tok = must(d.TokenFor(ctx, "H1$"))
 	if strings.Contains(strings.Join(tok.GroupNames(), ","), "U1") {
 		t.Fatal("membership survived RemoveMember")
 	}
-	if _, err := d.RemoveMember(ctx, "L2", "L1"); !errors.Is(err, ErrNotFound) {
+	if _, err := d.RemoveMember(ctx, sys, "L2", "L1"); !errors.Is(err, ErrNotFound) {
 		t.Fatal(err)
 	}
 	// Removing an account drops it from its groups.
-	must(struct{}{}, d.Remove(ctx, "H1$", ClassComputer))
+	must(struct{}{}, d.Remove(ctx, sys, "H1$", ClassComputer))
 	if l1 := must(d.Resolve(ctx, "L1")); len(l1.Members) != 0 {
 		t.Fatal("removed computer is still a member")
 	}
-	if err := d.Remove(ctx, "Domain Admins", ""); !errors.Is(err, ErrInvalid) {
+	if err := d.Remove(ctx, sys, "Domain Admins", ""); !errors.Is(err, ErrInvalid) {
 		t.Fatal("removed a built-in group")
 	}
-	if err := d.Remove(ctx, "DC1$", ""); !errors.Is(err, ErrInvalid) {
+	if err := d.Remove(ctx, sys, "DC1$", ""); !errors.Is(err, ErrInvalid) {
 		t.Fatal("removed the DC")
 	}
 }
@@ -324,11 +327,11 @@ func TestGroupsAndTokens(t *testing.T) {
 // yes once it joins; deny entries and SYSTEM.
 func TestPasswordAccess(t *testing.T) {
 	d, _ := lab(t)
-	must(d.NewGroup(ctx, "Web Hosts", ScopeGlobal, ""))
-	must(d.NewComputer(ctx, ComputerOptions{Name: "WEB01"}))
-	must(d.NewComputer(ctx, ComputerOptions{Name: "WEB02"}))
-	must(d.AddMember(ctx, "Web Hosts", "WEB01$"))
-	must(d.NewGMSA(ctx, GMSAOptions{Name: "svc", DNSHostName: "svc.example.test", PrincipalsAllowed: []string{"Web Hosts"}}))
+	must(d.NewGroup(ctx, sys, "Web Hosts", ScopeGlobal, ""))
+	must(d.NewComputer(ctx, sys, ComputerOptions{Name: "WEB01"}))
+	must(d.NewComputer(ctx, sys, ComputerOptions{Name: "WEB02"}))
+	must(d.AddMember(ctx, sys, "Web Hosts", "WEB01$"))
+	must(d.NewGMSA(ctx, sys, GMSAOptions{Name: "svc", DNSHostName: "svc.example.test", PrincipalsAllowed: []string{"Web Hosts"}}))
 	yes := must(d.TestAccount(ctx, "svc", "WEB01$"))
 	if !yes.Granted || !strings.Contains(yes.Reason, "WEB01$ → Web Hosts") {
 		t.Fatalf("%+v", yes)
@@ -337,7 +340,7 @@ func TestPasswordAccess(t *testing.T) {
 	if no.Granted || !strings.Contains(no.Reason, "WEB02$") || !strings.Contains(no.Reason, "Domain Computers") {
 		t.Fatalf("%+v", no)
 	}
-	must(d.AddMember(ctx, "Web Hosts", "WEB02"))
+	must(d.AddMember(ctx, sys, "Web Hosts", "WEB02"))
 	if dec := must(d.TestAccount(ctx, "svc", "WEB02$")); !dec.Granted {
 		t.Fatalf("after joining: %+v", dec)
 	}
@@ -357,12 +360,12 @@ func TestPasswordAccess(t *testing.T) {
 	}
 	// No PrincipalsAllowed at all, and a disabled account.
 	empty := []string{}
-	must(d.SetGMSA(ctx, "svc", GMSAChanges{PrincipalsAllowed: &empty}))
+	must(d.SetGMSA(ctx, sys, "svc", GMSAChanges{PrincipalsAllowed: &empty}))
 	if dec := must(d.TestAccount(ctx, "svc", "WEB01$")); dec.Granted || !strings.Contains(dec.Reason, "nobody") {
 		t.Fatalf("empty: %+v", dec)
 	}
 	all, off := []string{"Web Hosts"}, false
-	must(d.SetGMSA(ctx, "svc", GMSAChanges{PrincipalsAllowed: &all, Enabled: &off}))
+	must(d.SetGMSA(ctx, sys, "svc", GMSAChanges{PrincipalsAllowed: &all, Enabled: &off}))
 	if dec := must(d.TestAccount(ctx, "svc", "WEB01$")); dec.Granted || !strings.Contains(dec.Reason, "disabled") {
 		t.Fatalf("disabled: %+v", dec)
 	}
@@ -381,7 +384,7 @@ func TestPasswordAccess(t *testing.T) {
 func TestPasswordRotation(t *testing.T) {
 	d, c := lab(t)
 	created := c.ft()
-	acct := must(d.NewGMSA(ctx, GMSAOptions{Name: "svc", DNSHostName: "svc.example.test", IntervalDays: 1}))
+	acct := must(d.NewGMSA(ctx, sys, GMSAOptions{Name: "svc", DNSHostName: "svc.example.test", IntervalDays: 1}))
 	keys := must(d.rootKeys(ctx))
 	sid := acct.ObjectSID().Bytes()
 	mp, _ := d.AuthorizePassword(System(), acct)

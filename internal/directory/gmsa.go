@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"gmsa/internal/kds"
@@ -24,6 +25,7 @@ type GMSAOptions struct {
 	Disabled          bool     // -Enabled $false
 	Description       string
 	Container         string // DN of the parent; default CN=Managed Service Accounts
+	CN                string // default Name
 	Membership        []byte // msDS-GroupMSAMembership as a binary SD, instead of PrincipalsAllowed
 }
 
@@ -51,7 +53,11 @@ func ParseEnctypes(s string) (uint32, error) {
 
 // NewGMSA creates a group Managed Service Account under CN=Managed Service Accounts with
 // its first msDS-ManagedPasswordId, as a DC does at creation (gmsa-algorithm.md §8).
-func (d *Directory) NewGMSA(ctx context.Context, opt GMSAOptions) (*Object, error) {
+func (d *Directory) NewGMSA(ctx context.Context, req *Requester, opt GMSAOptions) (*Object, error) {
+	return d.created(req, "add gMSA")(d.newGMSA(ctx, opt))
+}
+
+func (d *Directory) newGMSA(ctx context.Context, opt GMSAOptions) (*Object, error) {
 	name := strings.TrimSuffix(opt.Name, "$")
 	if err := checkName("gMSA", name, 15); err != nil {
 		return nil, err
@@ -84,7 +90,7 @@ func (d *Directory) NewGMSA(ctx context.Context, opt GMSAOptions) (*Object, erro
 		}
 		sd = opt.Membership
 	}
-	parent, err := d.container(ctx, opt.Container, d.domain.MSADN())
+	cn, dn, err := d.place(ctx, opt.CN, name, opt.Container, d.domain.MSADN())
 	if err != nil {
 		return nil, err
 	}
@@ -97,7 +103,7 @@ func (d *Directory) NewGMSA(ctx context.Context, opt GMSAOptions) (*Object, erro
 	if err != nil {
 		return nil, d.noRootKeyError(keys, now)
 	}
-	o := &Object{GUID: d.newGUID(), Class: ClassGMSA, Name: name, DN: "CN=" + name + "," + parent, SAM: name + "$",
+	o := &Object{GUID: d.newGUID(), Class: ClassGMSA, Name: cn, DN: dn, SAM: name + "$",
 		UAC: UACWorkstationTrust, DNSHostName: opt.DNSHostName, SPNs: opt.SPNs, SupportedEnctypes: opt.Enctypes,
 		PrimaryGroupRID: ntsec.RIDDomainComputers, PasswordInterval: opt.IntervalDays, GroupMSAMembership: sd,
 		Description: opt.Description, KVNO: 1, PwdLastSet: now,
@@ -188,17 +194,17 @@ type GMSAChanges struct {
 }
 
 // SetGMSA changes a gMSA.
-func (d *Directory) SetGMSA(ctx context.Context, ref string, ch GMSAChanges) (*Object, error) {
+func (d *Directory) SetGMSA(ctx context.Context, req *Requester, ref string, ch GMSAChanges) (*Object, error) {
 	o, err := d.gmsa(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
-	return d.SetAccount(ctx, o.DN, ch)
+	return d.SetAccount(ctx, req, o.DN, ch)
 }
 
-// SetAccount applies changes to a gMSA, computer or user; the gMSA-only changes
-// (principals, membership, interval) are refused for the others.
-func (d *Directory) SetAccount(ctx context.Context, ref string, ch GMSAChanges) (*Object, error) {
+// SetAccount applies changes to a gMSA, computer or user, all or none, as one Modify;
+// the gMSA-only changes (principals, membership, interval) are refused for the others.
+func (d *Directory) SetAccount(ctx context.Context, req *Requester, ref string, ch GMSAChanges) (*Object, error) {
 	o, err := d.Resolve(ctx, ref)
 	if err != nil {
 		return nil, err
@@ -212,58 +218,58 @@ func (d *Directory) SetAccount(ctx context.Context, ref string, ch GMSAChanges) 
 	if ch.IntervalDays != nil && *ch.IntervalDays != o.PasswordInterval {
 		return nil, fmt.Errorf("directory: %s: the password interval (msDS-ManagedPasswordInterval) can only be set when the account is created; remove the account and create it again with the interval you want: %w", o.SAM, ErrInvalid)
 	}
-	var sd []byte
+	var changes []Change
+	set := func(op ChangeOp, attr string, vals ...[]byte) { changes = append(changes, Change{op, attr, vals}) }
+	if ch.DNSHostName != nil {
+		if strings.TrimSpace(*ch.DNSHostName) == "" {
+			return nil, fmt.Errorf("directory: %s: the DNS host name cannot be empty: %w", o.SAM, ErrInvalid)
+		}
+		set(ChangeReplace, "dNSHostName", []byte(*ch.DNSHostName))
+	}
+	spns := func(list []string) [][]byte {
+		out := [][]byte{}
+		for _, s := range list {
+			out = append(out, []byte(s))
+		}
+		return out
+	}
+	if ch.SPNs != nil {
+		set(ChangeReplace, "servicePrincipalName", spns(*ch.SPNs)...)
+	}
+	if len(ch.RemoveSPNs) > 0 {
+		set(ChangeDelete, "servicePrincipalName", spns(ch.RemoveSPNs)...)
+	}
+	if len(ch.AddSPNs) > 0 {
+		set(ChangeAdd, "servicePrincipalName", spns(ch.AddSPNs)...)
+	}
 	if ch.PrincipalsAllowed != nil {
-		if sd, err = d.membershipSD(ctx, *ch.PrincipalsAllowed); err != nil {
+		sd, err := d.membershipSD(ctx, *ch.PrincipalsAllowed)
+		if err != nil {
 			return nil, err
 		}
+		ch.Membership = &sd
 	}
 	if ch.Membership != nil {
-		if len(*ch.Membership) > 0 {
-			if _, err := ntsec.ParseSecurityDescriptor(*ch.Membership); err != nil {
-				return nil, fmt.Errorf("directory: msDS-GroupMSAMembership: %v: %w", err, ErrInvalid)
-			}
+		if len(*ch.Membership) == 0 {
+			set(ChangeDelete, "msDS-GroupMSAMembership")
+		} else {
+			set(ChangeReplace, "msDS-GroupMSAMembership", *ch.Membership)
 		}
-		sd = *ch.Membership
 	}
-	return d.modify(ctx, o.GUID, func(n *Object) ([]store.Op, error) {
-		if ch.DNSHostName != nil {
-			if strings.TrimSpace(*ch.DNSHostName) == "" {
-				return nil, fmt.Errorf("directory: %s: the DNS host name cannot be empty: %w", n.SAM, ErrInvalid)
-			}
-			n.DNSHostName = *ch.DNSHostName
+	if ch.Enctypes != nil {
+		set(ChangeReplace, "msDS-SupportedEncryptionTypes", []byte(strconv.FormatUint(uint64(*ch.Enctypes), 10)))
+	}
+	if ch.Enabled != nil {
+		uac := o.UAC &^ UACAccountDisable
+		if !*ch.Enabled {
+			uac |= UACAccountDisable
 		}
-		if ch.SPNs != nil {
-			n.SPNs = append([]string(nil), (*ch.SPNs)...)
-		}
-		for _, s := range ch.RemoveSPNs {
-			before := len(n.SPNs)
-			n.SPNs = without(n.SPNs, s)
-			if len(n.SPNs) == before {
-				return nil, fmt.Errorf("directory: %s has no SPN %q: %w", n.SAM, s, ErrNotFound)
-			}
-		}
-		n.SPNs = append(n.SPNs, ch.AddSPNs...)
-		if err := checkSPNs(n.SPNs); err != nil {
-			return nil, err
-		}
-		if ch.PrincipalsAllowed != nil || ch.Membership != nil {
-			n.GroupMSAMembership = sd
-		}
-		if ch.Enctypes != nil {
-			n.SupportedEnctypes = *ch.Enctypes
-		}
-		if ch.Enabled != nil {
-			n.UAC &^= UACAccountDisable
-			if !*ch.Enabled {
-				n.UAC |= UACAccountDisable
-			}
-		}
-		if ch.Description != nil {
-			n.Description = *ch.Description
-		}
-		return nil, nil
-	})
+		set(ChangeReplace, "userAccountControl", []byte(strconv.FormatUint(uint64(uac), 10)))
+	}
+	if ch.Description != nil {
+		set(ChangeReplace, "description", []byte(*ch.Description))
+	}
+	return d.Modify(ctx, req, o.DN, changes)
 }
 
 func (d *Directory) gmsa(ctx context.Context, ref string) (*Object, error) {

@@ -31,6 +31,7 @@ const (
 // userAccountControl flags ([MS-ADTS] 2.2.16).
 const (
 	UACAccountDisable     = 0x0002
+	UACLockout            = 0x0010 // in msDS-User-Account-Control-Computed only
 	UACPasswdNotReqd      = 0x0020
 	UACNormalAccount      = 0x0200
 	UACWorkstationTrust   = 0x1000
@@ -83,6 +84,14 @@ type Object struct {
 	Keys            []StoredKey    `json:"keys,omitempty"`
 	KVNO            uint32         `json:"kvno,omitempty"`
 	PwdLastSet      ntsec.FileTime `json:"pwd_last_set,omitempty"`
+
+	// Account lockout ([MS-ADTS] 3.1.1.5.3 badPwdCount, badPasswordTime, lockoutTime).
+	BadPwdCount     uint32         `json:"bad_pwd_count,omitempty"`
+	BadPasswordTime ntsec.FileTime `json:"bad_password_time,omitempty"`
+	LockoutTime     ntsec.FileTime `json:"lockout_time,omitempty"`
+
+	// The domain object: its password and lockout policy (nil: the defaults).
+	Policy *DomainPolicy `json:"policy,omitempty"`
 
 	// Computers and gMSAs.
 	DNSHostName       string   `json:"dns_host_name,omitempty"`

@@ -105,18 +105,56 @@ func checkName(kind, name string, max int) error {
 
 // UserOptions describe a new user.
 type UserOptions struct {
-	Name        string // sAMAccountName, also the cn
+	Name        string // sAMAccountName
+	CN          string // default Name
+	Container   string // parent DN; default CN=Users
 	Password    string // empty: no password yet, and the account starts disabled
 	Description string
 	Disabled    bool
 }
 
-// NewUser creates a user in CN=Users with keys from its password.
-func (d *Directory) NewUser(ctx context.Context, opt UserOptions) (*Object, error) {
+// NewUser creates a user (by default in CN=Users) with keys from its password.
+func (d *Directory) NewUser(ctx context.Context, req *Requester, opt UserOptions) (*Object, error) {
+	return d.created(req, "add user")(d.newUser(ctx, opt))
+}
+
+// created authorizes a creation and records it: the exported constructors' wrapper.
+func (d *Directory) created(req *Requester, what string) func(*Object, error) (*Object, error) {
+	if err := d.authorizeChange(req, what); err != nil {
+		return func(*Object, error) (*Object, error) { return nil, err }
+	}
+	return func(o *Object, err error) (*Object, error) {
+		if err != nil {
+			return nil, err
+		}
+		d.changed(req, "add", o.DN)
+		return o, nil
+	}
+}
+
+// place returns the DN of a new object named cn (default name) in container (default
+// def), checking that the container exists.
+func (d *Directory) place(ctx context.Context, cn, name, container, def string) (string, string, error) {
+	cn = orDefault(cn, name)
+	if strings.ContainsAny(cn, ",+\"<>;=\\") || strings.TrimSpace(cn) != cn || strings.HasPrefix(cn, "#") {
+		return "", "", fmt.Errorf("directory: 00002099: cn %q needs escaping in a DN, which this directory does not support: %w", cn, ErrNamingViolation)
+	}
+	parent, err := d.container(ctx, container, def)
+	if err != nil {
+		return "", "", err
+	}
+	return cn, "CN=" + cn + "," + parent, nil
+}
+
+func (d *Directory) newUser(ctx context.Context, opt UserOptions) (*Object, error) {
 	if err := checkName("user", opt.Name, 20); err != nil {
 		return nil, err
 	}
-	o := &Object{GUID: d.newGUID(), Class: ClassUser, Name: opt.Name, DN: "CN=" + opt.Name + "," + d.domain.UsersDN(),
+	cn, dn, err := d.place(ctx, opt.CN, opt.Name, opt.Container, d.domain.UsersDN())
+	if err != nil {
+		return nil, err
+	}
+	o := &Object{GUID: d.newGUID(), Class: ClassUser, Name: cn, DN: dn,
 		SAM: opt.Name, UPN: opt.Name + "@" + d.domain.DNSName, UAC: UACNormalAccount, Description: opt.Description,
 		PrimaryGroupRID: ntsec.RIDDomainUsers}
 	if opt.Disabled || opt.Password == "" { // AD: a user without a password starts disabled
@@ -135,7 +173,10 @@ func (d *Directory) NewUser(ctx context.Context, opt UserOptions) (*Object, erro
 
 // SetPassword sets a user's or computer's password (keys, kvno, pwdLastSet). A gMSA's
 // password belongs to the system.
-func (d *Directory) SetPassword(ctx context.Context, ref, password string) (*Object, error) {
+func (d *Directory) SetPassword(ctx context.Context, req *Requester, ref, password string) (*Object, error) {
+	if err := d.authorizeChange(req, "reset passwords"); err != nil {
+		return nil, err
+	}
 	o, err := d.Resolve(ctx, ref)
 	if err != nil {
 		return nil, err
@@ -146,12 +187,18 @@ func (d *Directory) SetPassword(ctx context.Context, ref, password string) (*Obj
 	if password == "" {
 		return nil, fmt.Errorf("directory: empty password: %w", ErrInvalid)
 	}
-	return d.modify(ctx, o.GUID, func(n *Object) ([]store.Op, error) { return nil, d.setKeys(n, EncodePassword(password)) })
+	n, err := d.modify(ctx, o.GUID, func(n *Object) ([]store.Op, error) { return nil, d.setKeys(n, EncodePassword(password)) })
+	if err == nil {
+		d.changed(req, "set password", n.DN)
+	}
+	return n, err
 }
 
 // ComputerOptions describe a new computer account.
 type ComputerOptions struct {
 	Name        string // host name without $, at most 15 characters
+	CN          string // default the upper-case Name
+	Container   string // parent DN; default CN=Computers
 	DNSHostName string // default name.domain
 	SPNs        []string
 	Password    []byte // UTF-16LE machine password; default random, as Windows sets
@@ -159,7 +206,11 @@ type ComputerOptions struct {
 
 // NewComputer creates a computer account with a random machine password, as adcli join
 // does, and returns it with its keys (to write a keytab).
-func (d *Directory) NewComputer(ctx context.Context, opt ComputerOptions) (*Object, error) {
+func (d *Directory) NewComputer(ctx context.Context, req *Requester, opt ComputerOptions) (*Object, error) {
+	return d.created(req, "add computer")(d.newComputer(ctx, opt))
+}
+
+func (d *Directory) newComputer(ctx context.Context, opt ComputerOptions) (*Object, error) {
 	name := strings.TrimSuffix(opt.Name, "$")
 	if err := checkName("computer", name, 15); err != nil {
 		return nil, err
@@ -173,7 +224,11 @@ func (d *Directory) NewComputer(ctx context.Context, opt ComputerOptions) (*Obje
 	if err := checkSPNs(spns); err != nil {
 		return nil, err
 	}
-	o := &Object{GUID: d.newGUID(), Class: ClassComputer, Name: strings.ToUpper(name), DN: "CN=" + strings.ToUpper(name) + "," + d.domain.ComputersDN(),
+	cn, dn, err := d.place(ctx, opt.CN, strings.ToUpper(name), opt.Container, d.domain.ComputersDN())
+	if err != nil {
+		return nil, err
+	}
+	o := &Object{GUID: d.newGUID(), Class: ClassComputer, Name: cn, DN: dn,
 		SAM: strings.ToUpper(name) + "$", UAC: UACWorkstationTrust, DNSHostName: host, SPNs: spns,
 		PrimaryGroupRID: ntsec.RIDDomainComputers, SupportedEnctypes: EnctypeAES128 | EnctypeAES256 | EnctypeRC4}
 	pw := opt.Password
@@ -247,57 +302,53 @@ func (o *Object) Scope() GroupScope {
 }
 
 // NewGroup creates a security group in CN=Users.
-func (d *Directory) NewGroup(ctx context.Context, name string, scope GroupScope, description string) (*Object, error) {
-	if err := checkName("group", name, 64); err != nil {
+func (d *Directory) NewGroup(ctx context.Context, req *Requester, name string, scope GroupScope, description string) (*Object, error) {
+	return d.created(req, "add group")(d.newGroup(ctx, groupOptions{Name: name, Scope: scope, Description: description}, nil))
+}
+
+type groupOptions struct {
+	Name, CN, Container, Description string
+	Scope                            GroupScope
+}
+
+// newGroup creates a group; members, when set, fills its member list first.
+func (d *Directory) newGroup(ctx context.Context, opt groupOptions, members func(*Object) error) (*Object, error) {
+	if err := checkName("group", opt.Name, 64); err != nil {
 		return nil, err
 	}
-	o := &Object{GUID: d.newGUID(), Class: ClassGroup, Name: name, DN: "CN=" + name + "," + d.domain.UsersDN(), SAM: name,
-		GroupType: scope.groupType(), Description: description}
+	cn, dn, err := d.place(ctx, opt.CN, opt.Name, opt.Container, d.domain.UsersDN())
+	if err != nil {
+		return nil, err
+	}
+	o := &Object{GUID: d.newGUID(), Class: ClassGroup, Name: cn, DN: dn, SAM: opt.Name,
+		GroupType: opt.Scope.groupType(), Description: opt.Description}
+	if members != nil {
+		if err := members(o); err != nil {
+			return nil, err
+		}
+	}
 	if err := d.create(ctx, o, true); err != nil {
 		return nil, err
 	}
 	return o, nil
 }
 
-// AddMember adds member to group under AD's nesting rules: a global group holds
-// accounts and global groups, a universal group also universal groups, a domain local
-// group any of them and other domain local groups.
-func (d *Directory) AddMember(ctx context.Context, groupRef, memberRef string) (*Object, error) {
-	g, m, err := d.groupAndMember(ctx, groupRef, memberRef)
-	if err != nil {
-		return nil, err
-	}
-	if m.Class == ClassGroup {
-		gs, ms := g.Scope(), m.Scope()
-		if (gs == ScopeGlobal && ms != ScopeGlobal) || (gs == ScopeUniversal && ms == ScopeDomainLocal) {
-			return nil, fmt.Errorf("directory: a %s group cannot contain the %s group %s (AD nesting rules): %w", gs, ms, m.Name, ErrInvalid)
-		}
-	}
-	return d.modify(ctx, g.GUID, func(n *Object) ([]store.Op, error) {
-		for _, x := range n.Members {
-			if strings.EqualFold(x, m.GUID.String()) {
-				return nil, fmt.Errorf("directory: %s is already a member of %s: %w", m.Name, g.Name, ErrExists)
-			}
-		}
-		n.Members = append(n.Members, m.GUID.String())
-		return []store.Op{{Key: objKey(m.GUID), Check: true, Cond: store.Present}}, nil
-	})
+// AddMember adds member to group under AD's nesting rules (see checkNesting).
+func (d *Directory) AddMember(ctx context.Context, req *Requester, groupRef, memberRef string) (*Object, error) {
+	return d.memberChange(ctx, req, groupRef, memberRef, ChangeAdd)
 }
 
 // RemoveMember removes member from group.
-func (d *Directory) RemoveMember(ctx context.Context, groupRef, memberRef string) (*Object, error) {
+func (d *Directory) RemoveMember(ctx context.Context, req *Requester, groupRef, memberRef string) (*Object, error) {
+	return d.memberChange(ctx, req, groupRef, memberRef, ChangeDelete)
+}
+
+func (d *Directory) memberChange(ctx context.Context, req *Requester, groupRef, memberRef string, op ChangeOp) (*Object, error) {
 	g, m, err := d.groupAndMember(ctx, groupRef, memberRef)
 	if err != nil {
 		return nil, err
 	}
-	return d.modify(ctx, g.GUID, func(n *Object) ([]store.Op, error) {
-		before := len(n.Members)
-		n.Members = without(n.Members, m.GUID.String())
-		if len(n.Members) == before {
-			return nil, fmt.Errorf("directory: %s is not a member of %s: %w", m.Name, g.Name, ErrNotFound)
-		}
-		return nil, nil
-	})
+	return d.Modify(ctx, req, g.DN, []Change{{Op: op, Attr: "member", Values: [][]byte{[]byte(m.DN)}}})
 }
 
 func (d *Directory) groupAndMember(ctx context.Context, groupRef, memberRef string) (*Object, *Object, error) {
@@ -320,7 +371,10 @@ func (d *Directory) groupAndMember(ctx context.Context, groupRef, memberRef stri
 
 // Remove deletes a user, computer, group or gMSA. Well-known principals (RID < 1000)
 // and the domain controller cannot be removed.
-func (d *Directory) Remove(ctx context.Context, ref string, class Class) error {
+func (d *Directory) Remove(ctx context.Context, req *Requester, ref string, class Class) error {
+	if err := d.authorizeChange(req, "delete objects"); err != nil {
+		return err
+	}
 	o, err := d.Resolve(ctx, ref)
 	if err != nil {
 		return err
@@ -330,19 +384,26 @@ func (d *Directory) Remove(ctx context.Context, ref string, class Class) error {
 	}
 	switch o.Class {
 	case ClassRootKey:
-		return d.RemoveRootKey(ctx, o.GUID.String())
+		return d.RemoveRootKey(ctx, req, o.GUID.String())
 	case ClassDomain, ClassContainer, ClassOU:
 		return fmt.Errorf("directory: %s is a container of the domain's layout and cannot be removed: %w", o.DN, ErrInvalid)
 	}
 	if sid := o.ObjectSID(); !sid.IsZero() && (sid.RID() < 1000 || o.UAC&UACServerTrust != 0) {
 		return fmt.Errorf("directory: %s is a built-in principal and cannot be removed: %w", o.DN, ErrInvalid)
 	}
-	return d.remove(ctx, o)
+	if err := d.remove(ctx, o); err != nil {
+		return err
+	}
+	d.changed(req, "delete", o.DN)
+	return nil
 }
 
 // Rename gives a user, computer, group or gMSA a new cn and, with newParent, moves it
 // to another container (an LDAP modify DN). sAMAccountName, SID and memberships stay.
-func (d *Directory) Rename(ctx context.Context, ref, newName, newParent string) (*Object, error) {
+func (d *Directory) Rename(ctx context.Context, req *Requester, ref, newName, newParent string) (*Object, error) {
+	if err := d.authorizeChange(req, "rename objects"); err != nil {
+		return nil, err
+	}
 	o, err := d.Resolve(ctx, ref)
 	if err != nil {
 		return nil, err
@@ -361,8 +422,12 @@ func (d *Directory) Rename(ctx context.Context, ref, newName, newParent string) 
 			return nil, err
 		}
 	}
-	return d.modify(ctx, o.GUID, func(n *Object) ([]store.Op, error) {
+	n, err := d.modify(ctx, o.GUID, func(n *Object) ([]store.Op, error) {
 		n.Name, n.DN = newName, "CN="+newName+","+parent
 		return nil, nil
 	})
+	if err == nil {
+		d.changed(req, "modify DN", o.DN+" → "+n.DN)
+	}
+	return n, err
 }

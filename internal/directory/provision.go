@@ -8,7 +8,6 @@ import (
 	"io"
 	"strings"
 
-	"gmsa/internal/kds"
 	"gmsa/internal/ntsec"
 	"gmsa/internal/store"
 )
@@ -60,7 +59,8 @@ func Provision(ctx context.Context, st store.Store, popt ProvisionOptions, opt O
 	domSID := ntsec.SID{Authority: 5, Sub: []uint32{21, binary.LittleEndian.Uint32(sub[0:]), binary.LittleEndian.Uint32(sub[4:]), binary.LittleEndian.Uint32(sub[8:])}}
 	dns := strings.ToLower(realm)
 	base := "DC=" + strings.ReplaceAll(dns, ".", ",DC=")
-	d := &Directory{st: st, now: opt.Now, rand: opt.Rand, log: opt.Logger, cache: kds.NewCache(opt.PasswordCache), sid: domSID}
+	d := newDirectory(st, opt)
+	d.sid = domSID
 	now := d.nowFT()
 	d.domain = Domain{DNSName: dns, Realm: realm, NetBIOS: netbios, SID: domSID.String(), GUID: d.newGUID(),
 		BaseDN: base, ConfigDN: "CN=Configuration," + base, DCName: strings.ToUpper(popt.DCName), Created: now}

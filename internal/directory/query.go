@@ -3,13 +3,10 @@ package directory
 import (
 	"bytes"
 	"context"
-	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 
 	"gmsa/internal/ntsec"
-	"gmsa/internal/store"
 )
 
 // Filter is a search filter over objects' attribute views ([RFC 4511] 4.5.1.7 with
@@ -73,6 +70,9 @@ func (f Or) eval(v *View) tri  { return combine(f, v, fTrue, fFalse) }
 func combine(fs []Filter, v *View, decisive, neutral tri) tri {
 	r := neutral
 	for _, x := range fs {
+		if !v.b.spend(1) {
+			return fUndefined // the search is over its budget: it ends with that error
+		}
 		switch x.eval(v) {
 		case decisive:
 			return decisive
@@ -321,7 +321,7 @@ func (f Extensible) eval(v *View) tri {
 		}
 		return fFalse
 	case RuleInChain:
-		return boolTri(v.d.inChain(v.ctx, v.O, strings.ToLower(name), string(f.Value)))
+		return boolTri(v.inChain(strings.ToLower(name), string(f.Value)))
 	case "":
 		return Equal{f.Attr, f.Value}.eval(v)
 	}
@@ -329,123 +329,38 @@ func (f Extensible) eval(v *View) tri {
 }
 
 // inChain implements LDAP_MATCHING_RULE_IN_CHAIN for memberOf (o is transitively in the
-// group named by dn) and member (the group o transitively contains dn).
-func (d *Directory) inChain(ctx context.Context, o *Object, attr, dn string) bool {
-	target, err := d.Resolve(ctx, dn)
-	if err != nil {
+// group named by dn) and member (the group o transitively contains dn). Within a
+// search, the target's resolution and each object's transitive groups are computed
+// once, and every step is charged to the search's budget.
+func (v *View) inChain(attr, dn string) bool {
+	target, ok := v.b.target(v, dn)
+	if !ok {
 		return false
 	}
-	from, to := o, target
-	if attr == "member" {
-		from, to = target, o
-	} else if attr != "memberof" {
-		return false
+	switch attr {
+	case "memberof":
+		return v.b.groups(v, v.o)[target.GUID]
+	case "member":
+		return v.b.groups(v, target)[v.o.GUID]
 	}
-	seen := map[ntsec.GUID]bool{from.GUID: true}
-	queue := []*Object{from}
-	for len(queue) > 0 {
+	return false
+}
+
+// transitiveGroups returns every group o is in, directly or through nesting.
+func (d *Directory) transitiveGroups(ctx context.Context, o *Object, b *budget) map[ntsec.GUID]bool {
+	seen := map[ntsec.GUID]bool{}
+	queue := []*Object{o}
+	for len(queue) > 0 && b.spend(1) {
 		cur := queue[0]
 		queue = queue[1:]
 		for _, g := range d.memberOf(ctx, cur) {
-			if g.GUID == to.GUID {
-				return true
-			}
 			if !seen[g.GUID] {
 				seen[g.GUID] = true
 				queue = append(queue, g)
 			}
 		}
 	}
-	return false
-}
-
-// Scope of a search ([RFC 4511] 4.5.1.2).
-type Scope int
-
-const (
-	ScopeBase Scope = iota
-	ScopeOne
-	ScopeSub
-)
-
-// Query is a search: a base DN, a scope and a filter.
-type Query struct {
-	Base   string
-	Scope  Scope
-	Filter Filter
-}
-
-// ErrNoSuchBase reports a search base that does not exist.
-var ErrNoSuchBase = errors.New("no such object")
-
-// Search calls fn for every object in scope that matches the filter, stopping at fn's
-// first error. Equality on sAMAccountName, objectSid, servicePrincipalName,
-// distinguishedName, objectGUID or objectClass/objectCategory is answered from the
-// indexes; other filters scan.
-func (d *Directory) Search(ctx context.Context, q Query, fn func(*View) error) error {
-	base := normDN(q.Base)
-	if _, err := d.st.Get(ctx, dnKey(base)); err != nil {
-		if errors.Is(err, store.ErrNotFound) || errors.Is(err, ErrNotFound) {
-			return fmt.Errorf("directory: search base %q: %w", q.Base, ErrNoSuchBase)
-		}
-		return err
-	}
-	inScope := func(o *Object) bool {
-		switch q.Scope {
-		case ScopeBase:
-			return normDN(o.DN) == base
-		case ScopeOne:
-			_, parent, ok := strings.Cut(o.DN, ",")
-			return ok && normDN(parent) == base
-		}
-		return under(o.DN, base, true)
-	}
-	visit := func(o *Object) error {
-		if !inScope(o) {
-			return nil
-		}
-		v := d.View(ctx, o)
-		if q.Filter == nil || q.Filter.eval(v) == fTrue {
-			return fn(v)
-		}
-		return nil
-	}
-	if q.Scope == ScopeBase {
-		o, err := d.byIndex(ctx, dnKey(base))
-		if err != nil {
-			return err
-		}
-		return visit(o)
-	}
-	if guids, ok := d.plan(ctx, q.Filter); ok {
-		for _, g := range guids {
-			o, err := d.byGUID(ctx, g)
-			if errors.Is(err, ErrNotFound) {
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			if err := visit(o); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	kvs, err := d.st.List(ctx, "obj/")
-	if err != nil {
-		return err
-	}
-	for _, kv := range kvs {
-		o, err := d.decodeCached(kv)
-		if err != nil {
-			return err
-		}
-		if err := visit(o); err != nil {
-			return err
-		}
-	}
-	return nil
+	return seen
 }
 
 // plan returns the candidate GUIDs an index gives for the filter, when one applies.

@@ -10,7 +10,7 @@ import (
 func names(t *testing.T, d *Directory, q Query) string {
 	t.Helper()
 	var out []string
-	if err := d.Search(ctx, q, func(v *View) error { out = append(out, v.O.Name); return nil }); err != nil {
+	if err := d.Search(ctx, sys, q, func(m *Match) error { out = append(out, m.o.Name); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	sort.Strings(out)
@@ -19,12 +19,12 @@ func names(t *testing.T, d *Directory, q Query) string {
 
 func TestSearch(t *testing.T) {
 	d, _ := lab(t)
-	must(d.NewGroup(ctx, "Hosts", ScopeGlobal, ""))
-	must(d.NewGroup(ctx, "AllHosts", ScopeUniversal, ""))
-	must(d.NewComputer(ctx, ComputerOptions{Name: "WEB01"}))
-	must(d.AddMember(ctx, "Hosts", "WEB01$"))
-	must(d.AddMember(ctx, "AllHosts", "Hosts"))
-	g := must(d.NewGMSA(ctx, GMSAOptions{Name: "svc", DNSHostName: "svc.example.test", SPNs: []string{"http/svc.example.test"}, PrincipalsAllowed: []string{"Hosts"}}))
+	must(d.NewGroup(ctx, sys, "Hosts", ScopeGlobal, ""))
+	must(d.NewGroup(ctx, sys, "AllHosts", ScopeUniversal, ""))
+	must(d.NewComputer(ctx, sys, ComputerOptions{Name: "WEB01"}))
+	must(d.AddMember(ctx, sys, "Hosts", "WEB01$"))
+	must(d.AddMember(ctx, sys, "AllHosts", "Hosts"))
+	g := must(d.NewGMSA(ctx, sys, GMSAOptions{Name: "svc", DNSHostName: "svc.example.test", SPNs: []string{"http/svc.example.test"}, PrincipalsAllowed: []string{"Hosts"}}))
 	base := d.Domain().BaseDN
 	sub := func(f Filter) string { return names(t, d, Query{Base: base, Scope: ScopeSub, Filter: f}) }
 	cases := []struct {
@@ -69,10 +69,10 @@ func TestSearch(t *testing.T) {
 	if got := names(t, d, Query{Base: spaced, Scope: ScopeBase}); got != "Users" {
 		t.Errorf("base %q: %q", spaced, got)
 	}
-	if err := d.Search(ctx, Query{Base: "CN=Nope," + base, Scope: ScopeSub}, func(*View) error { return nil }); !errors.Is(err, ErrNoSuchBase) {
+	if err := d.Search(ctx, sys, Query{Base: "CN=Nope," + base, Scope: ScopeSub}, func(*Match) error { return nil }); !errors.Is(err, ErrNoSuchBase) {
 		t.Errorf("missing base: %v", err)
 	}
-	v := d.View(ctx, g)
+	v := &View{d: d, ctx: ctx, req: sys, o: g}
 	if oc := v.Get("objectClass"); len(oc) != 6 || string(oc[5]) != "msDS-GroupManagedServiceAccount" {
 		t.Errorf("objectClass %q", oc)
 	}

@@ -48,7 +48,10 @@ type RootKeyOptions struct {
 
 // AddRootKey creates a KDS root key. Several keys may exist; the warnings say what that
 // means and when a new key becomes usable for new gMSAs.
-func (d *Directory) AddRootKey(ctx context.Context, opt RootKeyOptions) (*Object, []string, error) {
+func (d *Directory) AddRootKey(ctx context.Context, req *Requester, opt RootKeyOptions) (*Object, []string, error) {
+	if err := d.authorizeChange(req, "add KDS root keys"); err != nil {
+		return nil, nil, err
+	}
 	now := d.nowFT()
 	start := now + DefaultRootKeyDelay
 	switch {
@@ -85,12 +88,17 @@ func (d *Directory) AddRootKey(ctx context.Context, opt RootKeyOptions) (*Object
 		warnings = append(warnings, fmt.Sprintf("new gMSAs can use this key from %s (effective time + 10 h, as domain controllers wait for replication)", fmtTime(usable)))
 	}
 	d.log.Info("KDS root key added", "id", o.GUID.String(), "use_start", fmtTime(start))
+	d.changed(req, "add", o.DN)
 	return o, warnings, nil
 }
 
 // ImportRootKey stores a root key made elsewhere (an LDAP add of msKds-ProvRootKey, a
 // migration): it must be valid, and its GUID is its cn.
-func (d *Directory) ImportRootKey(ctx context.Context, k kds.RootKey) (*Object, error) {
+func (d *Directory) ImportRootKey(ctx context.Context, req *Requester, k kds.RootKey) (*Object, error) {
+	return d.created(req, "add KDS root keys")(d.importRootKey(ctx, k))
+}
+
+func (d *Directory) importRootKey(ctx context.Context, k kds.RootKey) (*Object, error) {
 	if err := k.Validate(); err != nil {
 		return nil, fmt.Errorf("directory: %v: %w", err, ErrInvalid)
 	}
@@ -115,7 +123,10 @@ func (d *Directory) ImportRootKey(ctx context.Context, k kds.RootKey) (*Object, 
 }
 
 // RemoveRootKey deletes a root key. Passwords whose ids name it can no longer be derived.
-func (d *Directory) RemoveRootKey(ctx context.Context, id string) error {
+func (d *Directory) RemoveRootKey(ctx context.Context, req *Requester, id string) error {
+	if err := d.authorizeChange(req, "remove KDS root keys"); err != nil {
+		return err
+	}
 	o, err := d.rootKeyObject(ctx, id)
 	if err != nil {
 		return err
@@ -126,6 +137,9 @@ func (d *Directory) RemoveRootKey(ctx context.Context, id string) error {
 	}
 	_, err = d.st.Apply(ctx, ops...)
 	d.dropKeys()
+	if err == nil {
+		d.changed(req, "delete", o.DN)
+	}
 	return err
 }
 

@@ -8,15 +8,16 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"gmsa/internal/directory"
+	"gmsa/internal/ldapserver"
 	"gmsa/internal/servertest"
 )
 
 // In-process search load (client and server in one process): for profiling the
 // server's path; the side-by-side numbers come from scripts/bench-ldap.sh.
 func BenchmarkSearchIndexed(b *testing.B) {
-	s := servertest.Start(b, servertest.Options{AllowPlainSimpleBind: true})
+	s := servertest.Start(b, servertest.Options{Limits: ldapserver.Config{AllowPlainSimpleBind: true}})
 	for i := range 200 {
-		must(s.Dir.NewUser(ctx, directory.UserOptions{Name: fmt.Sprintf("u%d", i), Password: "Pw-123456!"}))
+		must(s.Dir.NewUser(ctx, directory.LocalSystem(), directory.UserOptions{Name: fmt.Sprintf("u%d", i), Password: "Pw-123456!"}))
 	}
 	c := must(ldap.DialURL("ldap://" + s.LDAP))
 	defer c.Close()
@@ -35,11 +36,11 @@ func BenchmarkSearchIndexed(b *testing.B) {
 // In-process password reads over LDAPS, for profiling the server's share.
 func BenchmarkPasswordRead(b *testing.B) {
 	s := servertest.Start(b, servertest.Options{})
-	must(s.Dir.NewGroup(ctx, "Readers", directory.ScopeGlobal, ""))
-	must(s.Dir.NewUser(ctx, directory.UserOptions{Name: "reader", Password: "Pw-123456!"}))
-	must(s.Dir.AddMember(ctx, "Readers", "reader"))
+	must(s.Dir.NewGroup(ctx, directory.LocalSystem(), "Readers", directory.ScopeGlobal, ""))
+	must(s.Dir.NewUser(ctx, directory.LocalSystem(), directory.UserOptions{Name: "reader", Password: "Pw-123456!"}))
+	must(s.Dir.AddMember(ctx, directory.LocalSystem(), "Readers", "reader"))
 	for i := range 20 {
-		must(s.Dir.NewGMSA(ctx, directory.GMSAOptions{Name: fmt.Sprintf("g%d", i), DNSHostName: "g.example.test", PrincipalsAllowed: []string{"Readers"}}))
+		must(s.Dir.NewGMSA(ctx, directory.LocalSystem(), directory.GMSAOptions{Name: fmt.Sprintf("g%d", i), DNSHostName: "g.example.test", PrincipalsAllowed: []string{"Readers"}}))
 	}
 	c := must(ldap.DialURL("ldaps://"+s.LDAPS, ldap.DialWithTLSConfig(&tls.Config{RootCAs: s.CAPool, ServerName: "localhost"})))
 	defer c.Close()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	ber "github.com/go-asn1-ber/asn1-ber"
 
@@ -29,7 +30,7 @@ func (c *conn) bind(ctx context.Context, id int64, op *ber.Packet) {
 	}
 	version, _ := intValue(op.Children[0])
 	name, auth := str(op.Children[1]), op.Children[2]
-	c.tok, c.bindName = nil, "" // a new bind starts anonymous ([RFC 4511] 4.2.1)
+	c.req = directory.Anonymous(c.req.Protection, c.req.Remote) // a new bind starts anonymous ([RFC 4511] 4.2.1)
 	if version != 3 && version != 2 {
 		reply(resultProtocolError, fmt.Sprintf("LDAP version %d is not supported", version))
 		return
@@ -55,14 +56,13 @@ func (c *conn) bind(ctx context.Context, id int64, op *ber.Packet) {
 	case password == "":
 		reply(resultUnwillingToPerform, "00002028: unauthenticated binds (a name without a password) are refused")
 		return
-	case !c.encrypted && !c.srv.cfg.AllowPlainSimpleBind:
+	case !c.req.Protection.Encrypted() && !c.srv.cfg.AllowPlainSimpleBind:
 		reply(resultStrongerAuthRequired, diagStrongAuth)
 		return
 	}
-	tok, err := c.srv.cfg.Dir.Authenticate(ctx, name, password)
+	req, err := c.srv.cfg.Dir.Authenticate(ctx, c.req, name, password)
 	var ic *directory.ErrInvalidCredentials
 	if errors.As(err, &ic) {
-		c.srv.cfg.Audit.Record(c.srv.cfg.Now(), audit.Warn, "bind failed", "name", name, "remote", c.remote, "data", ic.Data)
 		reply(resultInvalidCredentials, fmt.Sprintf(diagInvalidCreds, ic.Data))
 		return
 	}
@@ -70,7 +70,7 @@ func (c *conn) bind(ctx context.Context, id int64, op *ber.Packet) {
 		reply(resultOther, err.Error())
 		return
 	}
-	c.tok, c.bindName = tok, name
+	c.req = req
 	reply(resultSuccess, "")
 }
 
@@ -90,7 +90,7 @@ func (c *conn) extended(ctx context.Context, id int64, op *ber.Packet) bool {
 	}
 	switch oid {
 	case oidStartTLS:
-		if c.encrypted {
+		if c.req.Protection == directory.ProtectionTLS {
 			reply(resultOperationsError, "TLS is already active on this connection", nil)
 			return true
 		}
@@ -110,17 +110,23 @@ func (c *conn) extended(ctx context.Context, id int64, op *ber.Packet) bool {
 		}
 		t := tls.Server(c.nc, c.srv.cfg.TLS)
 		if err := t.HandshakeContext(ctx); err != nil {
-			c.srv.cfg.Logger.Info("StartTLS handshake failed", "remote", c.remote, "err", err)
+			c.srv.cfg.Logger.Info("StartTLS handshake failed", "remote", c.req.Remote, "err", err)
 			return false
 		}
-		c.nc, c.encrypted = t, true
+		c.wmu.Lock() // the writer and its deadlines move to the TLS connection together
+		c.nc = t
 		c.r.Reset(t)
-		c.w.Reset(t)
+		c.w.Reset(audit.Gate(t, c.srv.cfg.Audit))
+		c.writeBy = time.Time{}
+		c.wmu.Unlock()
+		upgraded := *c.req
+		upgraded.Protection = directory.ProtectionTLS
+		c.req = &upgraded
 		return true
 	case oidWhoAmI:
 		who := ""
-		if c.tok != nil {
-			who = "u:" + c.srv.cfg.Dir.Domain().NetBIOS + "\\" + c.tok.Name
+		if c.bound() {
+			who = "u:" + c.srv.cfg.Dir.Domain().NetBIOS + "\\" + c.req.Name()
 		}
 		reply(resultSuccess, "", ber.NewString(ber.ClassContext, ber.TypePrimitive, 11, who, "responseValue"))
 		return true

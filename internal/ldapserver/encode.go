@@ -3,7 +3,10 @@ package ldapserver
 // Direct BER encoding ([X.690] 8.1) of the hot responses, SearchResultEntry and
 // SearchResultDone, without building a packet tree.
 
-import "gmsa/internal/tlv"
+import (
+	"gmsa/internal/directory"
+	"gmsa/internal/tlv"
+)
 
 // encodeResult returns the LDAPMessage carrying an LDAPResult-shaped response without
 // controls ([RFC 4511] 4.1.9): the same bytes as message(id, result(…)).
@@ -16,25 +19,19 @@ func encodeResult(id int64, app byte, code int, matched, diag string) []byte {
 	return tlv.Append(make([]byte, 0, len(msg)+6), 0x30, msg)
 }
 
-// entryAttr is one attribute of an entry being encoded.
-type entryAttr struct {
-	name string
-	vals [][]byte
-}
-
 // encodeEntry appends to dst the LDAPMessage carrying SearchResultEntry ([RFC 4511]
 // 4.5.2). Sizes are computed first, so the message is written once, in place.
-func encodeEntry(dst []byte, id int64, dn string, attrs []entryAttr, typesOnly bool) []byte {
-	setSize := func(a entryAttr) int {
+func encodeEntry(dst []byte, id int64, dn string, attrs []directory.Attr, typesOnly bool) []byte {
+	setSize := func(a directory.Attr) int {
 		n := 0
 		if !typesOnly {
-			for _, v := range a.vals {
+			for _, v := range a.Values {
 				n += tlv.Size(len(v))
 			}
 		}
 		return n
 	}
-	oneSize := func(a entryAttr) int { return tlv.Size(len(a.name)) + tlv.Size(setSize(a)) }
+	oneSize := func(a directory.Attr) int { return tlv.Size(len(a.Name)) + tlv.Size(setSize(a)) }
 	list := 0
 	for _, a := range attrs {
 		list += tlv.Size(oneSize(a))
@@ -52,11 +49,11 @@ func encodeEntry(dst []byte, id int64, dn string, attrs []entryAttr, typesOnly b
 	dst = tlv.AppendLength(append(dst, 0x30), list)
 	for _, a := range attrs {
 		dst = tlv.AppendLength(append(dst, 0x30), oneSize(a))
-		dst = tlv.AppendLength(append(dst, 0x04), len(a.name))
-		dst = append(dst, a.name...)
+		dst = tlv.AppendLength(append(dst, 0x04), len(a.Name))
+		dst = append(dst, a.Name...)
 		dst = tlv.AppendLength(append(dst, 0x31), setSize(a)) // SET OF value
 		if !typesOnly {
-			for _, v := range a.vals {
+			for _, v := range a.Values {
 				dst = tlv.AppendLength(append(dst, 0x04), len(v))
 				dst = append(dst, v...)
 			}

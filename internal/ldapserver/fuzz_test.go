@@ -32,7 +32,7 @@ func FuzzRequest(f *testing.F) {
 	}
 	f.Add([]byte{0x30, 0x84, 0xff, 0xff, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		buf, err := tlv.ReadMessage(bufio.NewReader(bytes.NewReader(data)), nil, 1<<16)
+		buf, err := tlv.ReadMessage(bufio.NewReader(bytes.NewReader(data)), nil, 1<<16, nil)
 		if err != nil {
 			return
 		}
@@ -48,7 +48,7 @@ func FuzzRequest(f *testing.F) {
 		op := pkt.Children[1]
 		if op.Tag == appSearchRequest && len(op.Children) >= 8 {
 			parseFilter(op.Children[6], 0)
-			selectAttrs(op.Children[7].Children, false)
+			selectAttrs(op.Children[7].Children)
 		}
 	})
 }

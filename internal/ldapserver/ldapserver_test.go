@@ -16,6 +16,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"gmsa/internal/directory"
+	"gmsa/internal/ldapserver"
 	"gmsa/internal/managedpw"
 	"gmsa/internal/servertest"
 )
@@ -35,11 +36,11 @@ func must[T any](v T, err error) T {
 func setup(t *testing.T, opt servertest.Options) *servertest.Stack {
 	s := servertest.Start(t, opt)
 	d := s.Dir
-	must(d.NewGroup(ctx, "Web Hosts", directory.ScopeGlobal, ""))
-	must(d.NewUser(ctx, directory.UserOptions{Name: "websvc", Password: "Web-Pass-123!"}))
-	must(d.NewUser(ctx, directory.UserOptions{Name: "outsider", Password: "Out-Pass-123!"}))
-	must(d.AddMember(ctx, "Web Hosts", "websvc"))
-	must(d.NewGMSA(ctx, directory.GMSAOptions{Name: "svc", DNSHostName: "svc.example.test", PrincipalsAllowed: []string{"Web Hosts"},
+	must(d.NewGroup(ctx, directory.LocalSystem(), "Web Hosts", directory.ScopeGlobal, ""))
+	must(d.NewUser(ctx, directory.LocalSystem(), directory.UserOptions{Name: "websvc", Password: "Web-Pass-123!"}))
+	must(d.NewUser(ctx, directory.LocalSystem(), directory.UserOptions{Name: "outsider", Password: "Out-Pass-123!"}))
+	must(d.AddMember(ctx, directory.LocalSystem(), "Web Hosts", "websvc"))
+	must(d.NewGMSA(ctx, directory.LocalSystem(), directory.GMSAOptions{Name: "svc", DNSHostName: "svc.example.test", PrincipalsAllowed: []string{"Web Hosts"},
 		SPNs: []string{"http/svc.example.test"}}))
 	return s
 }
@@ -120,8 +121,8 @@ func TestBinds(t *testing.T) {
 		t.Fatalf("unknown user: %v", err)
 	}
 	off := false
-	must(s.Dir.SetGMSA(ctx, "svc", directory.GMSAChanges{Enabled: &off})) // unrelated; users are disabled below
-	must(s.Dir.NewUser(ctx, directory.UserOptions{Name: "gone", Password: "Gone-123!", Disabled: true}))
+	must(s.Dir.SetGMSA(ctx, directory.LocalSystem(), "svc", directory.GMSAChanges{Enabled: &off})) // unrelated; users are disabled below
+	must(s.Dir.NewUser(ctx, directory.LocalSystem(), directory.UserOptions{Name: "gone", Password: "Gone-123!", Disabled: true}))
 	if err := c.Bind("gone", "Gone-123!"); !strings.Contains(fmt.Sprint(err), "data 533") {
 		t.Fatalf("disabled user: %v", err)
 	}
@@ -134,7 +135,7 @@ func TestBinds(t *testing.T) {
 		t.Fatalf("after a failed bind: %v", err)
 	}
 	// Plain simple binds when configured.
-	s2 := setup(t, servertest.Options{AllowPlainSimpleBind: true})
+	s2 := setup(t, servertest.Options{Limits: ldapserver.Config{AllowPlainSimpleBind: true}})
 	if err := dialPlain(t, s2).Bind("websvc", "Web-Pass-123!"); err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +149,7 @@ func passwordSearch(c *ldap.Conn) (*ldap.SearchResult, error) {
 // msDS-ManagedPassword as AD serves it: refused without encryption (before any ACL
 // check), silently absent for others, the blob of the schedule for allowed principals.
 func TestManagedPassword(t *testing.T) {
-	s := setup(t, servertest.Options{AllowPlainSimpleBind: true})
+	s := setup(t, servertest.Options{Limits: ldapserver.Config{AllowPlainSimpleBind: true}})
 	plain := dialPlain(t, s)
 	must(struct{}{}, plain.Bind("outsider", "Out-Pass-123!"))
 	_, err := passwordSearch(plain)
@@ -197,7 +198,7 @@ func TestManagedPassword(t *testing.T) {
 func TestSearchFeatures(t *testing.T) {
 	s := setup(t, servertest.Options{})
 	for i := range 25 {
-		must(s.Dir.NewComputer(ctx, directory.ComputerOptions{Name: fmt.Sprintf("H%02d", i)}))
+		must(s.Dir.NewComputer(ctx, directory.LocalSystem(), directory.ComputerOptions{Name: fmt.Sprintf("H%02d", i)}))
 	}
 	c := dialTLS(t, s)
 	must(struct{}{}, c.Bind("Administrator", s.AdminPassword))
@@ -264,7 +265,7 @@ func TestSearchFeatures(t *testing.T) {
 
 // A malformed or oversized PDU ends that connection with a notice of disconnection.
 func TestMalformedInput(t *testing.T) {
-	s := setup(t, servertest.Options{MaxPDU: 4096})
+	s := setup(t, servertest.Options{Limits: ldapserver.Config{MaxPDU: 4096}})
 	for name, payload := range map[string][]byte{
 		"not a sequence": {0x04, 0x01, 0x00},
 		"indefinite":     {0x30, 0x80, 0x00, 0x00},
@@ -287,7 +288,7 @@ func TestMalformedInput(t *testing.T) {
 func TestNoGoroutineLeak(t *testing.T) {
 	before := runtime.NumGoroutine()
 	func() {
-		s := setup(t, servertest.Options{MaxConns: 5})
+		s := setup(t, servertest.Options{Limits: ldapserver.Config{MaxConns: 5}})
 		var conns []*ldap.Conn
 		for range 5 {
 			c := dialTLS(t, s)
@@ -319,12 +320,23 @@ func TestNoGoroutineLeak(t *testing.T) {
 	}
 }
 
-func TestIdleTimeout(t *testing.T) {
-	s := setup(t, servertest.Options{IdleTimeout: 200 * time.Millisecond})
+// A connection that sends nothing is closed after InitRecvTimeout; one that went quiet
+// after a request, after MaxConnIdleTime.
+func TestInitialAndIdleTimeouts(t *testing.T) {
+	s := setup(t, servertest.Options{Limits: ldapserver.Config{InitRecvTimeout: 200 * time.Millisecond, IdleTimeout: 400 * time.Millisecond}})
 	nc := must(net.Dial("tcp", s.LDAP))
 	nc.SetDeadline(time.Now().Add(5 * time.Second))
+	start := time.Now()
 	resp, _ := io.ReadAll(nc)
-	if !bytes.Contains(resp, []byte("idle")) {
-		t.Fatalf("idle connection: %q", resp)
+	if !bytes.Contains(resp, []byte("initial timeout")) || time.Since(start) > 2*time.Second {
+		t.Fatalf("silent connection: %q after %v", resp, time.Since(start))
+	}
+	c := dialPlain(t, s)
+	if _, err := c.WhoAmI(nil); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	if _, err := c.WhoAmI(nil); err == nil {
+		t.Fatal("an idle connection outlived MaxConnIdleTime")
 	}
 }

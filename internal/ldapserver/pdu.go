@@ -36,6 +36,8 @@ const (
 	resultProtocolError          = 2
 	resultTimeLimitExceeded      = 3
 	resultSizeLimitExceeded      = 4
+	resultAdminLimitExceeded     = 11
+	resultNoSuchAttribute        = 16
 	resultCompareFalse           = 5
 	resultCompareTrue            = 6
 	resultAuthMethodNotSupported = 7

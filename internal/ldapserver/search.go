@@ -11,7 +11,6 @@ import (
 
 	ber "github.com/go-asn1-ber/asn1-ber"
 
-	"gmsa/internal/audit"
 	"gmsa/internal/directory"
 	"gmsa/internal/ntsec"
 )
@@ -99,47 +98,33 @@ func parseFilter(p *ber.Packet, depth int) (directory.Filter, error) {
 	return nil, fmt.Errorf("unknown filter choice [%d]", p.Tag)
 }
 
-// pageState is a paged search in progress on a connection ([RFC 2696]).
+// pageState is a paged search in progress on a connection ([RFC 2696]): the objects
+// still to return, by GUID, fetched again as each page is sent.
 type pageState struct {
-	objs  []*directory.Object
-	attrs attrSelection
+	guids     []ntsec.GUID
+	sel       directory.Selection
+	typesOnly bool
 }
 
-const maxPagedSearches = 16
-
-type attrSelection struct {
-	all         bool // "*" or no list
-	none        bool // "1.1"
-	names       []string
-	password    bool // msDS-ManagedPassword named
-	tokenGroups bool // tokenGroups named (base searches only, as AD)
-	typesOnly   bool
-	rawNames    []string // as requested, for the RootDSE
-}
-
-func selectAttrs(list []*ber.Packet, typesOnly bool) attrSelection {
-	s := attrSelection{typesOnly: typesOnly, all: len(list) == 0}
+// selectAttrs turns a request's attribute list into the directory's selection.
+func selectAttrs(list []*ber.Packet) (sel directory.Selection, raw []string) {
+	sel.All = len(list) == 0
 	for _, p := range list {
 		n := str(p)
-		s.rawNames = append(s.rawNames, n)
-		switch {
-		case n == "*":
-			s.all = true
-		case n == "1.1":
-			s.none = len(list) == 1
-		case n == "+":
-		case strings.EqualFold(n, "msDS-ManagedPassword"):
-			s.password = true
-		case strings.EqualFold(n, "tokenGroups"):
-			s.tokenGroups = true
+		raw = append(raw, n)
+		switch n {
+		case "*":
+			sel.All = true
+		case "1.1", "+":
 		default:
-			if name, _, _, ok := directory.Attribute(n); ok {
-				s.names = append(s.names, name)
-			}
+			sel.Names = append(sel.Names, n)
 		}
 	}
-	return s
+	return sel, raw
 }
+
+// errSizeLimit ends a search that has sent as many entries as it may.
+var errSizeLimit = errors.New("size limit")
 
 func (c *conn) search(ctx context.Context, id int64, op *ber.Packet, controls []*ber.Packet) {
 	done := func(code int, diag string, ctrls ...*ber.Packet) {
@@ -157,7 +142,8 @@ func (c *conn) search(ctx context.Context, id int64, op *ber.Packet, controls []
 	scope, _ := intValue(op.Children[1])
 	sizeLimit, _ := intValue(op.Children[3])
 	timeLimit, _ := intValue(op.Children[4])
-	sel := selectAttrs(op.Children[7].Children, boolValue(op.Children[5]))
+	typesOnly := boolValue(op.Children[5])
+	sel, rawNames := selectAttrs(op.Children[7].Children)
 
 	var paged *ber.Packet
 	for _, ctl := range controls {
@@ -174,16 +160,8 @@ func (c *conn) search(ctx context.Context, id int64, op *ber.Packet, controls []
 		}
 	}
 	if base == "" && scope == 0 {
-		c.rootDSE(id, sel)
+		c.rootDSE(id, sel.All, rawNames)
 		done(resultSuccess, "")
-		return
-	}
-	if c.tok == nil {
-		done(resultOperationsError, diagNeedBind)
-		return
-	}
-	if sel.password && !c.encrypted { // before any ACL check, as Windows and Samba do
-		done(resultOperationsError, diagNeedEncrypted)
 		return
 	}
 	filter, err := parseFilter(op.Children[6], 0)
@@ -191,7 +169,6 @@ func (c *conn) search(ctx context.Context, id int64, op *ber.Packet, controls []
 		done(resultProtocolError, err.Error())
 		return
 	}
-
 	var pageSize int
 	var cookie string
 	if paged != nil {
@@ -207,72 +184,119 @@ func (c *conn) search(ctx context.Context, id int64, op *ber.Packet, controls []
 		n, _ := intValue(inner.Children[0])
 		pageSize, cookie = int(min(max(n, 1), int64(c.srv.cfg.MaxPageSize))), string(raw(inner.Children[1]))
 	}
+	dir := c.srv.cfg.Dir
+	if cookie != "" {
+		st, ok := c.pages[cookie]
+		if !ok {
+			done(resultUnwillingToPerform, "00002024: the paged search cookie is unknown or expired")
+			return
+		}
+		c.takePage(cookie)
+		n := min(pageSize, len(st.guids))
+		for _, g := range st.guids[:n] {
+			m, err := dir.Lookup(ctx, c.req, g, st.sel)
+			if errors.Is(err, directory.ErrNotFound) {
+				continue // removed since the first page
+			}
+			if err == nil {
+				err = c.sendEntry(id, m, st.typesOnly)
+			}
+			if err != nil {
+				le := fromDomain(err)
+				done(le.code, le.diag)
+				return
+			}
+		}
+		done(resultSuccess, "", pagedControl(len(st.guids), c.keepPage(st.guids[n:], st.sel, st.typesOnly)))
+		return
+	}
 
-	var objs []*directory.Object
-	if st, ok := c.pages[cookie]; cookie != "" && ok {
+	ctx, cancel := context.WithDeadline(ctx, c.deadline(timeLimit))
+	defer cancel()
+	limit := c.srv.cfg.MaxPageSize // AD caps unpaged searches at MaxPageSize
+	if paged != nil {
+		limit = pageSize
+	} else if sizeLimit > 0 && int(sizeLimit) < limit {
+		limit = int(sizeLimit)
+	}
+	sent, total := 0, 0
+	var rest []ntsec.GUID
+	q := directory.Query{Base: base, Scope: directory.Scope(scope), Filter: filter, Select: sel}
+	err = dir.Search(ctx, c.req, q, func(m *directory.Match) error {
+		total++
+		if sent < limit {
+			sent++
+			return c.sendEntry(id, m, typesOnly)
+		}
+		if paged == nil {
+			return errSizeLimit
+		}
+		if int64(len(rest)) >= c.srv.cfg.MaxResultSetSize || c.srv.paged.Load() >= c.srv.cfg.MaxResultSetSize {
+			return directory.ErrAdminLimit
+		}
+		rest = append(rest, m.GUID())
+		return nil
+	})
+	switch {
+	case errors.Is(err, errSizeLimit):
+		done(resultSizeLimitExceeded, "")
+	case errors.Is(err, directory.ErrAdminLimit):
+		done(resultAdminLimitExceeded, fmt.Sprintf("00002024: a paged search may hold at most %d entries between pages; narrow the filter", c.srv.cfg.MaxResultSetSize))
+	case err != nil:
+		le := fromDomain(err)
+		done(le.code, le.diag)
+	case paged != nil:
+		done(resultSuccess, "", pagedControl(total, c.keepPage(rest, sel, typesOnly)))
+	default:
+		done(resultSuccess, "")
+	}
+}
+
+// deadline is when a search must end: the client's time limit or MaxQueryDuration,
+// whichever comes first.
+func (c *conn) deadline(clientSeconds int64) time.Time {
+	now := time.Now()
+	t := now.Add(c.srv.cfg.MaxQueryDuration)
+	if clientSeconds > 0 {
+		if d := now.Add(time.Duration(clientSeconds) * time.Second); d.Before(t) {
+			t = d
+		}
+	}
+	return t
+}
+
+// keepPage holds the rest of a paged search under a new cookie ("" when nothing is
+// left), within MaxResultSetsPerConn (the oldest is dropped) and MaxResultSetSize.
+func (c *conn) keepPage(guids []ntsec.GUID, sel directory.Selection, typesOnly bool) string {
+	if len(guids) == 0 {
+		return ""
+	}
+	for len(c.pages) >= c.srv.cfg.MaxResultSetsPerConn {
+		for k := range c.pages {
+			c.takePage(k)
+			break
+		}
+	}
+	b := make([]byte, 16)
+	rand.Read(b)
+	cookie := hex.EncodeToString(b)
+	c.pages[cookie] = &pageState{guids: guids, sel: sel, typesOnly: typesOnly}
+	c.srv.paged.Add(int64(len(guids)))
+	return cookie
+}
+
+// takePage forgets a paged search, giving its entries back to the server's budget.
+func (c *conn) takePage(cookie string) {
+	if st, ok := c.pages[cookie]; ok {
+		c.srv.paged.Add(-int64(len(st.guids)))
 		delete(c.pages, cookie)
-		objs, sel = st.objs, st.attrs
-	} else if cookie != "" {
-		done(resultUnwillingToPerform, "00002024: the paged search cookie is unknown or expired")
-		return
-	} else {
-		deadline := time.Time{}
-		if timeLimit > 0 {
-			deadline = c.srv.cfg.Now().Add(time.Duration(timeLimit) * time.Second)
-		}
-		errTime := errors.New("time limit")
-		err = c.srv.cfg.Dir.Search(ctx, directory.Query{Base: base, Scope: directory.Scope(scope), Filter: filter}, func(v *directory.View) error {
-			if !deadline.IsZero() && c.srv.cfg.Now().After(deadline) {
-				return errTime
-			}
-			objs = append(objs, v.O)
-			return nil
-		})
-		if errors.Is(err, errTime) {
-			c.sendEntries(ctx, id, objs, sel, scope == 0)
-			done(resultTimeLimitExceeded, "")
-			return
-		}
-		if err != nil {
-			le := fromDomain(err)
-			done(le.code, le.diag)
-			return
-		}
 	}
+}
 
-	limit := len(objs)
-	code := resultSuccess
-	if paged == nil {
-		if sizeLimit > 0 && int(sizeLimit) < limit {
-			limit, code = int(sizeLimit), resultSizeLimitExceeded
-		}
-		if limit > c.srv.cfg.MaxPageSize { // AD caps unpaged searches at MaxPageSize
-			limit, code = c.srv.cfg.MaxPageSize, resultSizeLimitExceeded
-		}
-		if err := c.sendEntries(ctx, id, objs[:limit], sel, scope == 0); err != nil {
-			return
-		}
-		done(code, "")
-		return
+func (c *conn) dropPages() {
+	for k := range c.pages {
+		c.takePage(k)
 	}
-	page := objs[:min(pageSize, len(objs))]
-	if err := c.sendEntries(ctx, id, page, sel, scope == 0); err != nil {
-		return
-	}
-	next := ""
-	if rest := objs[len(page):]; len(rest) > 0 {
-		if len(c.pages) >= maxPagedSearches {
-			for k := range c.pages {
-				delete(c.pages, k)
-				break
-			}
-		}
-		b := make([]byte, 16)
-		rand.Read(b)
-		next = hex.EncodeToString(b)
-		c.pages[next] = &pageState{objs: rest, attrs: sel}
-	}
-	done(resultSuccess, "", pagedControl(len(objs), next))
 }
 
 func pagedControl(size int, cookie string) *ber.Packet {
@@ -285,91 +309,24 @@ func pagedControl(size int, cookie string) *ber.Packet {
 	return ctl
 }
 
-// sendEntries writes one SearchResultEntry per object.
-func (c *conn) sendEntries(ctx context.Context, id int64, objs []*directory.Object, sel attrSelection, base bool) error {
-	dir := c.srv.cfg.Dir
-	canReadRootKeys := func() bool {
-		return dir.InGroup(c.tok, ntsec.RIDDomainAdmins) || dir.InGroup(c.tok, ntsec.RIDEnterpriseAdmins)
-	}
-	for _, o := range objs {
-		v := dir.View(ctx, o)
-		names := sel.names
-		if sel.all {
-			names = v.Names()
-		}
-		if sel.none {
-			names = nil
-		}
-		var attrs []entryAttr
-		add := func(name string, vals [][]byte) {
-			if len(vals) > 0 {
-				attrs = append(attrs, entryAttr{name, vals})
-			}
-		}
-		seen := map[string]bool{}
-		for _, n := range names {
-			if seen[strings.ToLower(n)] {
-				continue
-			}
-			seen[strings.ToLower(n)] = true
-			if strings.EqualFold(n, "msKds-RootKeyData") {
-				if !canReadRootKeys() {
-					continue // AD: only Domain and Enterprise Admins may read it
-				}
-				c.srv.cfg.Audit.Record(c.srv.cfg.Now(), audit.Warn, "KDS root key read", "principal", c.tok.Name, "remote", c.remote,
-					"root_key", o.GUID.String())
-			}
-			add(n, v.Get(n))
-		}
-		if sel.password && o.Class == directory.ClassGMSA {
-			if blob := c.readPassword(ctx, o); blob != nil {
-				add("msDS-ManagedPassword", [][]byte{blob})
-			}
-		}
-		if sel.tokenGroups && base && o.IsPrincipal() && o.Class != directory.ClassGroup {
-			if tok, err := dir.TokenFor(ctx, o.GUID.String()); err == nil {
-				var sids [][]byte
-				for _, g := range tok.Groups {
-					if g.Authority == 5 && len(g.Sub) > 1 || g.Authority == 5 && g.Sub[0] == 32 { // domain and builtin groups, as AD lists them
-						sids = append(sids, g.Bytes())
-					}
-				}
-				add("tokenGroups", sids)
-			}
-		}
-		c.scratch = encodeEntry(c.scratch[:0], id, o.DN, attrs, sel.typesOnly)
-		err := c.sendRaw(c.scratch)
-		if cap(c.scratch) > 1<<20 { // a huge entry's buffer is not kept
-			c.scratch = nil
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// readPassword returns the blob when the bound principal may read it ([MS-ADTS]
-// 3.1.1.4.4: otherwise the attribute is silently absent), and audits the attempt.
-func (c *conn) readPassword(ctx context.Context, o *directory.Object) []byte {
-	log, when := c.srv.cfg.Audit, c.srv.cfg.Now()
-	mp, dec := c.srv.cfg.Dir.AuthorizePassword(c.tok, o)
-	if mp == nil {
-		log.Record(when, audit.Warn, "gMSA password read denied", "principal", c.tok.Name, "remote", c.remote, "account", o.SAM, "reason", dec.Reason)
-		return nil
-	}
-	p, err := mp.Read(ctx)
+// sendEntry writes one SearchResultEntry with the attributes the directory hands out.
+func (c *conn) sendEntry(id int64, m *directory.Match, typesOnly bool) error {
+	attrs, err := m.Attributes(c.attrs[:0])
+	c.attrs = attrs[:0]
 	if err != nil {
-		c.srv.cfg.Logger.Error("gMSA password read failed", "account", o.SAM, "err", err)
-		return nil
+		return err
 	}
-	log.Record(when, audit.Info, "gMSA password read", "principal", c.tok.Name, "remote", c.remote, "account", o.SAM,
-		"period", p.Plan.Current.GKID.String(), "root_key", p.Plan.Current.RootKey.ID.String())
-	return p.Blob()
+	c.scratch = encodeEntry(c.scratch[:0], id, m.DN(), attrs, typesOnly)
+	err = c.sendRaw(c.scratch)
+	if cap(c.scratch) > 1<<20 { // a huge entry's buffer is not kept
+		c.scratch = nil
+	}
+	clear(attrs) // no value outlives its entry
+	return err
 }
 
 // rootDSE answers the base search of "" ([RFC 4512] 5.1) as an AD DC does.
-func (c *conn) rootDSE(id int64, sel attrSelection) {
+func (c *conn) rootDSE(id int64, all bool, names []string) {
 	dir := c.srv.cfg.Dir
 	dom := dir.Domain()
 	host := c.srv.cfg.DNSHostName
@@ -408,7 +365,7 @@ func (c *conn) rootDSE(id int64, sel attrSelection) {
 	}
 	attrs := ber.NewSequence("attributes")
 	for _, a := range vals {
-		if !sel.all && !containsFold(sel.rawNames, a.name) {
+		if !all && !containsFold(names, a.name) {
 			continue
 		}
 		at := ber.NewSequence("attribute")

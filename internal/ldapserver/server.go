@@ -1,7 +1,8 @@
 // Package ldapserver is the LDAP v3 transport of the DC-lite: it looks like an Active
 // Directory domain controller to real clients (ldapsearch, python ldap3, impacket,
-// samba-tool). It translates requests into directory queries and calls; the directory
-// decides everything else. One table maps domain errors to result codes (errors.go).
+// samba-tool). It translates requests into directory calls with the connection's
+// requester; the directory decides what it may see and do. One table maps domain
+// errors to result codes (errors.go).
 package ldapserver
 
 import (
@@ -9,10 +10,14 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	ber "github.com/go-asn1-ber/asn1-ber"
@@ -22,23 +27,69 @@ import (
 	"gmsa/internal/tlv"
 )
 
-// Config wires a Server.
+// Config wires a Server. The limits follow AD's LDAP policy (lDAPAdminLimits);
+// docs/security.md compares each with AD's default.
 type Config struct {
 	Dir    *directory.Directory
 	TLS    *tls.Config // LDAPS and StartTLS; nil turns both off
 	Logger *slog.Logger
-	Audit  *audit.Log // password and root-key reads, failed binds, changes; default: none
+	Audit  *audit.Log // the directory's audit trail: no response leaves before its records are written
 	Now    func() time.Time
 
 	// AllowPlainSimpleBind accepts simple binds on unencrypted connections, as AD does
 	// when "LDAP server signing requirements" is None. Off by default.
 	AllowPlainSimpleBind bool
 
-	MaxPDU      int           // largest request accepted, default 1 MiB
-	MaxConns    int           // concurrent connections, default 1000
-	IdleTimeout time.Duration // AD's MaxConnIdleTime, default 900 s
-	MaxPageSize int           // AD's MaxPageSize, default 1000
-	DNSHostName string        // the DC's name for the RootDSE
+	MaxPDU               int           // MaxReceiveBuffer: largest request once bound, default 1 MiB
+	MaxUnboundPDU        int           // largest request before a bind, default 64 KiB
+	UnboundMemory        int64         // bytes all unbound connections' requests may hold at once, default 32 MiB
+	MaxConns             int           // MaxConnections: concurrent connections, default 1000
+	MaxConnsPerSource    int           // concurrent connections from one address, default 100
+	InitRecvTimeout      time.Duration // InitRecvTimeout: TLS handshake and first request, default 120 s
+	IdleTimeout          time.Duration // MaxConnIdleTime, default 900 s
+	MaxQueryDuration     time.Duration // MaxQueryDuration: a search's time budget, default 120 s
+	MaxPageSize          int           // MaxPageSize, default 1000
+	MaxResultSetsPerConn int           // MaxResultSetsPerConn: paged searches held per connection, default 10
+	MaxResultSetSize     int64         // entries all paged searches may hold between pages, default 1 000 000
+	DNSHostName          string        // the DC's name for the RootDSE
+}
+
+func (c *Config) defaults() {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Audit == nil {
+		c.Audit = audit.Discard()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defDur := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&c.MaxPDU, 1<<20)
+	def(&c.MaxUnboundPDU, 64<<10)
+	def(&c.MaxConns, 1000)
+	def(&c.MaxConnsPerSource, 100)
+	def(&c.MaxPageSize, 1000)
+	def(&c.MaxResultSetsPerConn, 10)
+	defDur(&c.InitRecvTimeout, 120*time.Second)
+	defDur(&c.IdleTimeout, 900*time.Second)
+	defDur(&c.MaxQueryDuration, 120*time.Second)
+	if c.UnboundMemory <= 0 {
+		c.UnboundMemory = 32 << 20
+	}
+	if c.MaxResultSetSize <= 0 {
+		c.MaxResultSetSize = 1_000_000
+	}
+	c.MaxUnboundPDU = min(c.MaxUnboundPDU, c.MaxPDU)
 }
 
 // Server serves LDAP on any number of listeners.
@@ -46,44 +97,31 @@ type Server struct {
 	cfg   Config
 	slots chan struct{}
 
+	unbound   atomic.Int64 // bytes reserved by requests of unbound connections
+	unboundHi atomic.Int64 // the peak since memory was last given back
+	paged     atomic.Int64 // entries held by paged searches
+
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
+	perSource map[string]int
 	closed    bool
 	wg        sync.WaitGroup
 }
 
 // New returns a server; Serve starts it on a listener.
 func New(cfg Config) *Server {
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.Audit == nil {
-		cfg.Audit = audit.Discard()
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.MaxPDU == 0 {
-		cfg.MaxPDU = 1 << 20
-	}
-	if cfg.MaxConns == 0 {
-		cfg.MaxConns = 1000
-	}
-	if cfg.IdleTimeout == 0 {
-		cfg.IdleTimeout = 900 * time.Second
-	}
-	if cfg.MaxPageSize == 0 {
-		cfg.MaxPageSize = 1000
-	}
-	return &Server{cfg: cfg, slots: make(chan struct{}, cfg.MaxConns), listeners: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{}}
+	cfg.defaults()
+	return &Server{cfg: cfg, slots: make(chan struct{}, cfg.MaxConns), listeners: map[net.Listener]struct{}{},
+		conns: map[*conn]struct{}{}, perSource: map[string]int{}}
 }
 
 // ErrServerClosed is returned by Serve after Shutdown.
 var ErrServerClosed = errors.New("ldapserver: server closed")
 
-// Serve accepts connections on l until Shutdown. With ldaps, every connection starts
-// with a TLS handshake.
+// Serve accepts connections on l until Shutdown, which makes it return ErrServerClosed;
+// a listener that fails for good is any other error, and the caller must act on it.
+// With ldaps, every connection starts with a TLS handshake.
 func (s *Server) Serve(l net.Listener, ldaps bool) error {
 	if ldaps && s.cfg.TLS == nil {
 		return errors.New("ldapserver: LDAPS needs a TLS configuration")
@@ -95,6 +133,7 @@ func (s *Server) Serve(l net.Listener, ldaps bool) error {
 	}
 	s.listeners[l] = struct{}{}
 	s.mu.Unlock()
+	backoff := 5 * time.Millisecond
 	for {
 		nc, err := l.Accept()
 		if err != nil {
@@ -104,38 +143,81 @@ func (s *Server) Serve(l net.Listener, ldaps bool) error {
 			if closed {
 				return ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(10 * time.Millisecond)
+			if temporary(err) { // out of file descriptors, an aborted handshake: wait and go on
+				s.cfg.Logger.Warn("accept failed; retrying", "listener", l.Addr().String(), "err", err, "in", backoff)
+				time.Sleep(backoff)
+				backoff = min(2*backoff, time.Second)
 				continue
 			}
-			return err
+			return fmt.Errorf("ldapserver: listener %s stopped accepting: %w", l.Addr(), err)
 		}
-		select {
-		case s.slots <- struct{}{}:
-		default: // over the connection limit: say so and hang up
-			s.cfg.Logger.Warn("connection refused: limit reached", "remote", nc.RemoteAddr().String(), "limit", s.cfg.MaxConns)
-			nc.SetWriteDeadline(time.Now().Add(time.Second))
-			nc.Write(message(0, notice(resultBusy, "the server is at its connection limit")).Bytes())
-			nc.Close()
-			continue
-		}
-		if ldaps {
-			nc = tls.Server(nc, s.cfg.TLS)
-		}
-		c := &conn{srv: s, nc: nc, encrypted: ldaps, remote: nc.RemoteAddr().String(), pages: map[string]*pageState{}}
-		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
-			nc.Close()
-			<-s.slots
-			return ErrServerClosed
-		}
-		s.conns[c] = struct{}{}
-		s.wg.Add(1)
-		s.mu.Unlock()
-		go c.serve()
+		backoff = 5 * time.Millisecond
+		s.admit(nc, ldaps)
 	}
+}
+
+// temporary reports accept errors that pass: descriptor exhaustion, aborted connections.
+func temporary(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) || errors.Is(err, syscall.ECONNABORTED) ||
+		errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM)
+}
+
+// admit starts serving nc, or refuses it when the server or its source is at its
+// limit: on LDAP with a Notice of Disconnection, on LDAPS by closing (never clear
+// text where TLS is expected, and no handshake spent on a refused peer).
+func (s *Server) admit(nc net.Conn, ldaps bool) {
+	remote := nc.RemoteAddr().String()
+	source := remote
+	if host, _, err := net.SplitHostPort(remote); err == nil {
+		source = host
+	}
+	refuse := func(why string) {
+		s.cfg.Logger.Warn("connection refused", "remote", remote, "reason", why)
+		if !ldaps {
+			nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond)) // a fresh socket's buffer is empty: this does not block
+			nc.Write(message(0, notice(resultBusy, why)).Bytes())
+		}
+		nc.Close()
+	}
+	select {
+	case s.slots <- struct{}{}:
+	default:
+		refuse(fmt.Sprintf("the server is at its connection limit (%d)", s.cfg.MaxConns))
+		return
+	}
+	s.mu.Lock()
+	if s.closed || s.perSource[source] >= s.cfg.MaxConnsPerSource {
+		closed := s.closed
+		s.mu.Unlock()
+		<-s.slots
+		if closed {
+			nc.Close()
+		} else {
+			refuse(fmt.Sprintf("%s is at its limit of %d connections", source, s.cfg.MaxConnsPerSource))
+		}
+		return
+	}
+	s.perSource[source]++
+	if ldaps {
+		nc = tls.Server(nc, s.cfg.TLS)
+	}
+	prot := directory.ProtectionNone
+	if ldaps {
+		prot = directory.ProtectionTLS
+	}
+	c := &conn{srv: s, nc: nc, source: source, req: directory.Anonymous(prot, remote), pages: map[string]*pageState{}}
+	c.r = bufio.NewReaderSize(nc, 4<<10)
+	c.w = bufio.NewWriterSize(audit.Gate(nc, s.cfg.Audit), 4<<10) // grows to 32 KiB after a bind
+	c.readBy = time.Now().Add(s.cfg.InitRecvTimeout)
+	nc.SetDeadline(c.readBy)
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go c.serve()
 }
 
 // Shutdown stops accepting, disconnects every client with a notice of disconnection,
@@ -143,13 +225,21 @@ func (s *Server) Serve(l net.Listener, ldaps bool) error {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closed = true
+	ls := make([]net.Listener, 0, len(s.listeners))
 	for l := range s.listeners {
-		l.Close()
+		ls = append(ls, l)
 	}
+	cs := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {
-		c.disconnect(resultUnavailable, "the server is shutting down")
+		cs = append(cs, c)
 	}
 	s.mu.Unlock()
+	for _, l := range ls { // network I/O outside the lock
+		l.Close()
+	}
+	for _, c := range cs {
+		go c.disconnect(resultUnavailable, "the server is shutting down")
+	}
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {
@@ -169,55 +259,95 @@ func notice(code int, diag string) *ber.Packet {
 	return p
 }
 
-// conn is one client connection. Requests are served in order; the net.Conn is
-// replaced when StartTLS (and later a SASL security layer) wraps it.
-type conn struct {
-	srv       *Server
-	nc        net.Conn
-	r         *bufio.Reader
-	w         *bufio.Writer // responses are buffered and flushed when no request is waiting
-	scratch   []byte        // reused to encode entries
-	readBy    time.Time     // the read deadline set last
-	writeBy   time.Time     // the write deadline set last (under wmu)
-	wmu       sync.Mutex
-	encrypted bool
-	remote    string
-	tok       *directory.Token // nil: anonymous
-	bindName  string
-	pages     map[string]*pageState
-	closeOnce sync.Once
+// errUnboundMemory refuses a request when unbound connections hold their whole budget.
+var errUnboundMemory = errors.New("the server's memory for unauthenticated requests is in use; try again")
+
+// reserve takes n bytes of the unbound budget for a request of an unbound connection.
+func (s *Server) reserve(n int64) bool {
+	if v := s.unbound.Add(n); v > s.cfg.UnboundMemory {
+		s.unbound.Add(-n)
+		return false
+	} else if v > s.unboundHi.Load() {
+		s.unboundHi.Store(v)
+	}
+	return true
 }
+
+// release gives n bytes back; when unbound connections hold nothing any more after a
+// large peak, the memory is returned to the operating system.
+func (s *Server) release(n int64) {
+	if s.unbound.Add(-n) == 0 && s.unboundHi.Load() > s.cfg.UnboundMemory/4 {
+		s.unboundHi.Store(0)
+		go debug.FreeOSMemory()
+	}
+}
+
+// conn is one client connection. Requests are served in order; the net.Conn is
+// replaced (under wmu) when StartTLS wraps it.
+type conn struct {
+	srv      *Server
+	nc       net.Conn
+	r        *bufio.Reader
+	w        *bufio.Writer // responses are buffered and flushed when no request is waiting; through the audit gate
+	scratch  []byte        // reused to encode entries
+	attrs    []directory.Attr
+	readBy   time.Time // the read deadline set last
+	writeBy  time.Time // the write deadline set last (under wmu)
+	wmu      sync.Mutex
+	started  bool // a first request has arrived (the initial timeout is over)
+	source   string
+	req      *directory.Requester // who is bound, and the channel's protection
+	reserved int64                // unbound bytes held by the request being served
+	pages    map[string]*pageState
+	once     sync.Once
+}
+
+func (c *conn) bound() bool { return c.req.Token != nil }
 
 func (c *conn) serve() {
 	defer func() {
 		c.close()
-		c.srv.mu.Lock()
-		delete(c.srv.conns, c)
-		c.srv.mu.Unlock()
-		<-c.srv.slots
-		c.srv.wg.Done()
+		c.dropPages()
+		s := c.srv
+		s.mu.Lock()
+		delete(s.conns, c)
+		if s.perSource[c.source]--; s.perSource[c.source] <= 0 {
+			delete(s.perSource, c.source)
+		}
+		s.mu.Unlock()
+		<-s.slots
+		s.wg.Done()
 	}()
-	c.r = bufio.NewReader(c.nc)
-	c.w = bufio.NewWriterSize(c.nc, 32<<10)
 	log := c.srv.cfg.Logger
 	for {
 		c.armRead()
-		buf, err := tlv.ReadMessage(c.r, nil, c.srv.cfg.MaxPDU) // decoded packets point into buf: never reused
+		max, admit := c.srv.cfg.MaxPDU, func(int) error { return nil }
+		if !c.bound() {
+			max, admit = c.srv.cfg.MaxUnboundPDU, c.admitUnbound
+		}
+		buf, err := tlv.ReadMessage(c.r, nil, max, admit) // decoded packets point into buf: never reused
 		if err != nil {
+			c.releaseUnbound()
 			var ne net.Error
 			switch {
 			case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 			case errors.As(err, &ne) && ne.Timeout():
-				c.disconnect(resultUnavailable, "idle connection closed")
+				c.disconnect(resultUnavailable, map[bool]string{false: "no request within the initial timeout", true: "idle connection closed"}[c.started])
+			case errors.Is(err, errUnboundMemory):
+				log.Warn("request refused: unbound memory budget in use", "remote", c.req.Remote)
+				c.disconnect(resultBusy, err.Error())
+			case errors.Is(err, tlv.ErrTooLarge) && !c.bound():
+				c.disconnect(resultProtocolError, fmt.Sprintf("%v: bind first; requests before a bind are limited to %d bytes", err, max))
 			default:
-				log.Info("malformed request; disconnecting", "remote", c.remote, "err", err)
+				log.Info("malformed request; disconnecting", "remote", c.req.Remote, "err", err)
 				c.disconnect(resultProtocolError, err.Error())
 			}
 			return
 		}
+		c.started = true
 		pkt, err := decodeBER(buf)
 		if err != nil || len(pkt.Children) < 2 {
-			log.Info("undecodable LDAPMessage; disconnecting", "remote", c.remote, "err", err)
+			log.Info("undecodable LDAPMessage; disconnecting", "remote", c.req.Remote, "err", err)
 			c.disconnect(resultProtocolError, "malformed LDAPMessage")
 			return
 		}
@@ -231,16 +361,39 @@ func (c *conn) serve() {
 		if len(pkt.Children) > 2 && pkt.Children[2].ClassType == ber.ClassContext && pkt.Children[2].Tag == 0 {
 			controls = pkt.Children[2].Children
 		}
+		wasBound := c.bound()
 		ok := c.dispatch(id, op, controls)
+		c.releaseUnbound()
 		if !ok {
 			c.flush()
 			return
+		}
+		if !wasBound && c.bound() && c.w.Buffered() == 0 { // a bound client gets the larger response buffer
+			c.wmu.Lock()
+			c.w = bufio.NewWriterSize(audit.Gate(c.nc, c.srv.cfg.Audit), 32<<10)
+			c.wmu.Unlock()
 		}
 		// Responses to requests a client pipelined go out together: the buffer is
 		// flushed when no further request is already waiting.
 		if c.r.Buffered() == 0 && c.flush() != nil {
 			return
 		}
+	}
+}
+
+// admitUnbound reserves memory for an unbound connection's request before it is read.
+func (c *conn) admitUnbound(n int) error {
+	if !c.srv.reserve(int64(n)) {
+		return errUnboundMemory
+	}
+	c.reserved = int64(n)
+	return nil
+}
+
+func (c *conn) releaseUnbound() {
+	if c.reserved > 0 {
+		c.srv.release(c.reserved)
+		c.reserved = 0
 	}
 }
 
@@ -272,7 +425,7 @@ func (c *conn) dispatch(id int64, op *ber.Packet, controls []*ber.Packet) bool {
 func (c *conn) send(p *ber.Packet) error { return c.sendRaw(p.Bytes()) }
 
 // sendRaw queues an encoded message; the buffer goes out when full and when no further
-// request is waiting (see serve).
+// request is waiting (see serve), always after the audit records queued before it.
 func (c *conn) sendRaw(b []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
@@ -292,7 +445,8 @@ func (c *conn) flush() error {
 const writeTimeout = 30 * time.Second
 
 // armWrite keeps the write deadline between 5/6 and all of writeTimeout ahead, setting
-// it only when it has drawn that close: a request does not pay a timer update per write.
+// it only when it has drawn that close: a request does not pay a timer update per
+// write. Called with wmu held.
 func (c *conn) armWrite() {
 	now := time.Now()
 	if c.writeBy.Sub(now) < writeTimeout*5/6 {
@@ -301,9 +455,13 @@ func (c *conn) armWrite() {
 	}
 }
 
-// armRead is armWrite for the idle timeout: an idle connection is closed after between
-// 15/16 and all of IdleTimeout.
+// armRead sets the read deadline: until the first request, the initial timeout set at
+// accept stands; after it, an idle connection is closed after between 15/16 and all
+// of IdleTimeout.
 func (c *conn) armRead() {
+	if !c.started {
+		return
+	}
 	now, idle := time.Now(), c.srv.cfg.IdleTimeout
 	if c.readBy.Sub(now) < idle-idle/16 {
 		c.readBy = now.Add(idle)
@@ -311,10 +469,14 @@ func (c *conn) armRead() {
 	}
 }
 
+// disconnect sends a Notice of Disconnection, as far as the peer takes it, and closes.
 func (c *conn) disconnect(code int, diag string) {
-	c.send(message(0, notice(code, diag)))
-	c.flush()
+	c.wmu.Lock()
+	c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+	c.w.Write(message(0, notice(code, diag)).Bytes())
+	c.w.Flush()
+	c.wmu.Unlock()
 	c.close()
 }
 
-func (c *conn) close() { c.closeOnce.Do(func() { c.nc.Close() }) }
+func (c *conn) close() { c.once.Do(func() { c.nc.Close() }) }

@@ -8,12 +8,13 @@ import (
 
 	"gmsa/internal/adclient"
 	"gmsa/internal/kds"
+	"gmsa/internal/ldapserver"
 	"gmsa/internal/ntsec"
 	"gmsa/internal/servertest"
 )
 
 func TestWrites(t *testing.T) {
-	s := setup(t, servertest.Options{AllowPlainSimpleBind: true})
+	s := setup(t, servertest.Options{Limits: ldapserver.Config{AllowPlainSimpleBind: true}})
 	user := dialTLS(t, s)
 	must(struct{}{}, user.Bind("websvc", "Web-Pass-123!"))
 	add := ldap.NewAddRequest("CN=app,CN=Managed Service Accounts,"+base, nil)

@@ -11,8 +11,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Config is the server's configuration: defaults, then the YAML file, then GMSA_*
@@ -27,14 +28,32 @@ type Config struct {
 		Format string `yaml:"format"` // text or json
 	} `yaml:"log"`
 	Audit struct {
-		Path string `yaml:"path"` // the audit trail (JSON lines, 0600); default DATA/audit.log
+		Path  string `yaml:"path"`  // the audit trail (JSON lines, 0600); default DATA/audit.log
+		Fsync bool   `yaml:"fsync"` // fsync every group commit before acknowledging (power-loss safe); default: written to the OS only
 	} `yaml:"audit"`
 	LDAP struct {
 		Listen               string   `yaml:"listen"`                  // plain LDAP (StartTLS available); default 127.0.0.1:389, with --dev a free port; "off" turns it off
 		LDAPSListen          string   `yaml:"ldaps_listen"`            // LDAPS; default 127.0.0.1:636, with --dev a free port; "off" turns it off
 		AllowPlainSimpleBind bool     `yaml:"allow_plain_simple_bind"` // simple binds without TLS
 		TLSNames             []string `yaml:"tls_names"`               // names in the server certificate
+		Limits               Limits   `yaml:"limits"`
 	} `yaml:"ldap"`
+}
+
+// Limits are the LDAP server's bounds, named after AD's lDAPAdminLimits where AD has
+// one (docs/security.md has the table). Zero means the default.
+type Limits struct {
+	MaxConnections          int           `yaml:"max_connections"`            // MaxConnections (AD 5000), default 1000
+	MaxConnectionsPerSource int           `yaml:"max_connections_per_source"` // ours, default 100
+	InitRecvTimeout         time.Duration `yaml:"init_recv_timeout"`          // InitRecvTimeout (AD 120 s), default 120 s
+	MaxConnIdleTime         time.Duration `yaml:"max_conn_idle_time"`         // MaxConnIdleTime (AD 900 s), default 900 s
+	MaxReceiveBuffer        int           `yaml:"max_receive_buffer"`         // MaxReceiveBuffer (AD 10 MiB), default 1 MiB
+	MaxUnboundRequest       int           `yaml:"max_unbound_request"`        // ours: before a bind, default 64 KiB
+	UnboundMemory           int64         `yaml:"unbound_memory"`             // ours: all unbound requests together, default 32 MiB
+	MaxQueryDuration        time.Duration `yaml:"max_query_duration"`         // MaxQueryDuration (AD 120 s), default 120 s
+	MaxPageSize             int           `yaml:"max_page_size"`              // MaxPageSize (AD 1000), default 1000
+	MaxResultSetsPerConn    int           `yaml:"max_result_sets_per_conn"`   // MaxResultSetsPerConn (AD 10), default 10
+	MaxResultSetSize        int64         `yaml:"max_result_set_size"`        // entries held by paged searches (AD: 262144 bytes), default 1 000 000
 }
 
 // DefaultConfig returns the defaults.
@@ -60,7 +79,8 @@ func (c *Config) LoadFile(path string) error {
 }
 
 // LoadEnv merges GMSA_DATA, GMSA_DEV, GMSA_REALM, GMSA_NETBIOS, GMSA_LOG_LEVEL,
-// GMSA_LOG_FORMAT, GMSA_AUDIT_PATH, GMSA_LDAP_LISTEN and GMSA_LDAPS_LISTEN.
+// GMSA_LOG_FORMAT, GMSA_AUDIT_PATH, GMSA_AUDIT_FSYNC, GMSA_LDAP_LISTEN and
+// GMSA_LDAPS_LISTEN, reporting every bad value.
 func (c *Config) LoadEnv(getenv func(string) string) error {
 	set := map[string]*string{"GMSA_DATA": &c.Data, "GMSA_REALM": &c.Realm, "GMSA_NETBIOS": &c.NetBIOS,
 		"GMSA_LOG_LEVEL": &c.Log.Level, "GMSA_LOG_FORMAT": &c.Log.Format,
@@ -70,14 +90,18 @@ func (c *Config) LoadEnv(getenv func(string) string) error {
 			*dst = v
 		}
 	}
-	if v := getenv("GMSA_DEV"); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return fmt.Errorf("config: GMSA_DEV=%q: want true or false", v)
+	var errs []error
+	for k, dst := range map[string]*bool{"GMSA_DEV": &c.Dev, "GMSA_AUDIT_FSYNC": &c.Audit.Fsync} {
+		if v := getenv(k); v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: want true or false", k, v))
+				continue
+			}
+			*dst = b
 		}
-		c.Dev = b
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // Validate reports every problem at once.
@@ -106,6 +130,15 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s: %q: want host:port such as 127.0.0.1:636", name, addr))
 		} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 			errs = append(errs, fmt.Errorf("%s: %q: port must be 0 (any free port) to 65535", name, addr))
+		}
+	}
+	l := c.LDAP.Limits
+	for name, v := range map[string]int64{"max_connections": int64(l.MaxConnections), "max_connections_per_source": int64(l.MaxConnectionsPerSource),
+		"max_receive_buffer": int64(l.MaxReceiveBuffer), "max_unbound_request": int64(l.MaxUnboundRequest), "unbound_memory": l.UnboundMemory,
+		"max_page_size": int64(l.MaxPageSize), "max_result_sets_per_conn": int64(l.MaxResultSetsPerConn), "max_result_set_size": l.MaxResultSetSize,
+		"init_recv_timeout": int64(l.InitRecvTimeout), "max_conn_idle_time": int64(l.MaxConnIdleTime), "max_query_duration": int64(l.MaxQueryDuration)} {
+		if v < 0 {
+			errs = append(errs, fmt.Errorf("ldap.limits.%s: %d is negative; leave it out for the default", name, v))
 		}
 	}
 	if c.Dev {

@@ -10,9 +10,11 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"gmsa/internal/atomicfile"
@@ -73,7 +75,22 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	}
 	defer os.Remove(pidPath)
 
-	opts := directory.Options{Now: deps.Now, Rand: deps.Rand, Logger: log}
+	auditPath := cfg.Audit.Path
+	if auditPath == "" {
+		auditPath = filepath.Join(cfg.Data, AuditFile)
+	}
+	trail, err := audit.OpenFile(auditPath, audit.Options{Fsync: cfg.Audit.Fsync, Now: deps.Now, OnError: func(err error) {
+		log.Error("the audit trail cannot be written: operations are refused until it can", "path", auditPath, "err", err)
+	}})
+	if err != nil {
+		return fmt.Errorf("%w (audit.path or GMSA_AUDIT_PATH names another file)", err)
+	}
+	defer trail.Close()
+	hup := make(chan os.Signal, 1) // SIGHUP reopens the audit file after log rotation
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	opts := directory.Options{Now: deps.Now, Rand: deps.Rand, Logger: log, Audit: trail}
 	dir, err := directory.Open(ctx, st, opts)
 	if errors.Is(err, directory.ErrNotProvisioned) && cfg.Dev {
 		dir, err = provisionDev(ctx, cfg, deps, st, opts)
@@ -92,22 +109,8 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	done := make(chan struct{})
 	go func() { serveAdmin(ctx, l, st, log.Info); close(done) }()
 
-	auditPath := cfg.Audit.Path
-	if auditPath == "" {
-		auditPath = filepath.Join(cfg.Data, AuditFile)
-	}
-	trail, err := audit.OpenFile(auditPath, func(err error) {
-		log.Error("the audit trail cannot be written: password and root-key reads are no longer recorded", "path", auditPath, "err", err)
-	})
-	if err != nil {
-		l.Close()
-		<-done
-		return fmt.Errorf("%w (audit.path or GMSA_AUDIT_PATH names another file)", err)
-	}
-	defer trail.Close()
-
 	dom := dir.Domain()
-	ep, stopLDAP, err := startLDAP(cfg, deps, dir, trail)
+	ep, failed, stopLDAP, err := startLDAP(cfg, deps, dir, trail)
 	if err != nil {
 		l.Close()
 		<-done
@@ -122,12 +125,27 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	if cfg.Dev {
 		fmt.Fprintf(deps.Stdout, "LDAP %s, LDAPS %s; clients trust %s\n", ep.LDAP, ep.LDAPS, ep.CA)
 	}
-	<-ctx.Done()
-	log.Info("shutting down")
+	var runErr error
+	for running := true; running; {
+		select {
+		case <-ctx.Done():
+			log.Info("shutting down")
+			running = false
+		case <-hup:
+			if err := trail.Reopen(); err != nil {
+				log.Error("SIGHUP: the audit file cannot be reopened; records go to the old file", "path", auditPath, "err", err)
+			} else {
+				log.Info("SIGHUP: audit file reopened", "path", auditPath)
+			}
+		case err := <-failed: // a listener that stops accepting ends the server, loudly
+			log.Error("shutting down: a listener failed", "err", err)
+			runErr, running = err, false
+		}
+	}
 	stopLDAP()
 	l.Close()
 	<-done
-	return nil
+	return runErr
 }
 
 // AuditFile is the audit trail's default name in the data directory.
@@ -143,19 +161,26 @@ type Endpoints struct {
 // EndpointsFile is written in the data directory while the server runs.
 const EndpointsFile = "endpoints.json"
 
-// startLDAP opens the LDAP and LDAPS listeners; the returned function shuts them down.
-func startLDAP(cfg Config, deps Deps, dir *directory.Directory, trail *audit.Log) (Endpoints, func(), error) {
+// startLDAP opens the LDAP and LDAPS listeners; a listener that fails for good is sent
+// on the returned channel; the returned function shuts them down.
+func startLDAP(cfg Config, deps Deps, dir *directory.Directory, trail *audit.Log) (Endpoints, <-chan error, func(), error) {
 	var ep Endpoints
 	dom := dir.Domain()
 	host := strings.ToLower(dom.DCName) + "." + dom.DNSName
 	names := append([]string{host, "localhost", "127.0.0.1"}, cfg.LDAP.TLSNames...)
 	tlsCfg, err := pki.Ensure(filepath.Join(cfg.Data, "tls"), names, deps.Now(), deps.Rand)
 	if err != nil {
-		return ep, nil, fmt.Errorf("TLS: %w", err)
+		return ep, nil, nil, fmt.Errorf("TLS: %w", err)
 	}
 	ep.CA = filepath.Join(cfg.Data, "tls", pki.CAFile)
+	lim := cfg.LDAP.Limits
 	srv := ldapserver.New(ldapserver.Config{Dir: dir, TLS: tlsCfg, Logger: deps.Logger, Audit: trail, Now: deps.Now,
-		AllowPlainSimpleBind: cfg.LDAP.AllowPlainSimpleBind, DNSHostName: host})
+		AllowPlainSimpleBind: cfg.LDAP.AllowPlainSimpleBind, DNSHostName: host,
+		MaxPDU: lim.MaxReceiveBuffer, MaxUnboundPDU: lim.MaxUnboundRequest, UnboundMemory: lim.UnboundMemory,
+		MaxConns: lim.MaxConnections, MaxConnsPerSource: lim.MaxConnectionsPerSource, InitRecvTimeout: lim.InitRecvTimeout,
+		IdleTimeout: lim.MaxConnIdleTime, MaxQueryDuration: lim.MaxQueryDuration, MaxPageSize: lim.MaxPageSize,
+		MaxResultSetsPerConn: lim.MaxResultSetsPerConn, MaxResultSetSize: lim.MaxResultSetSize})
+	failed := make(chan error, 2)
 	ldapAddr, ldapsAddr := cfg.listenAddrs()
 	var ls []net.Listener
 	closeAll := func() {
@@ -174,13 +199,17 @@ func startLDAP(cfg Config, deps Deps, dir *directory.Directory, trail *audit.Log
 		l, err := net.Listen("tcp", x.addr)
 		if err != nil {
 			closeAll()
-			return ep, nil, fmt.Errorf("LDAP listener %s: %w", x.addr, err)
+			return ep, nil, nil, fmt.Errorf("LDAP listener %s: %w", x.addr, err)
 		}
 		ls = append(ls, l)
 		*x.dst = map[bool]string{false: "ldap://", true: "ldaps://"}[x.ldaps] + l.Addr().String()
-		go srv.Serve(l, x.ldaps)
+		go func(l net.Listener, ldaps bool) {
+			if err := srv.Serve(l, ldaps); !errors.Is(err, ldapserver.ErrServerClosed) {
+				failed <- err
+			}
+		}(l, x.ldaps)
 	}
-	return ep, func() {
+	return ep, failed, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		srv.Shutdown(ctx)

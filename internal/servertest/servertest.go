@@ -23,12 +23,11 @@ import (
 	"gmsa/internal/store/memory"
 )
 
-// Options tune the stack.
+// Options tune the stack; Limits are passed to the LDAP server as they are (its Dir,
+// TLS, Now and Audit are the stack's).
 type Options struct {
-	Now                  func() time.Time // default: the real clock
-	AllowPlainSimpleBind bool
-	MaxPDU, MaxConns     int
-	IdleTimeout          time.Duration
+	Now    func() time.Time // default: the real clock
+	Limits ldapserver.Config
 }
 
 // Stack is a running DC-lite.
@@ -63,8 +62,10 @@ func Start(t testing.TB, opt Options) *Stack {
 	}
 	ctx := context.Background()
 	back := ntsec.FileTimeFromTime(opt.Now()) - 2*ntsec.TicksPerDay
+	auditBuf := &SyncBuffer{}
+	trail := audit.New(auditBuf, audit.Options{Now: opt.Now})
 	p, err := directory.Provision(ctx, memory.New(), directory.ProvisionOptions{Realm: "EXAMPLE.TEST", NetBIOS: "EXAMPLE", RootKey: &back},
-		directory.Options{Now: opt.Now})
+		directory.Options{Now: opt.Now, Audit: trail})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,10 +78,9 @@ func Start(t testing.TB, opt Options) *Stack {
 	pem, _ := os.ReadFile(caFile)
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(pem)
-	auditBuf := &SyncBuffer{}
-	srv := ldapserver.New(ldapserver.Config{Dir: p.Directory, TLS: tlsCfg, Now: opt.Now,
-		Audit: audit.New(auditBuf), AllowPlainSimpleBind: opt.AllowPlainSimpleBind,
-		MaxPDU: opt.MaxPDU, MaxConns: opt.MaxConns, IdleTimeout: opt.IdleTimeout})
+	cfg := opt.Limits
+	cfg.Dir, cfg.TLS, cfg.Now, cfg.Audit = p.Directory, tlsCfg, opt.Now, trail
+	srv := ldapserver.New(cfg)
 	s := &Stack{Dir: p.Directory, CAFile: caFile, CAPool: pool, AdminPassword: p.AdminPassword, Audit: auditBuf, Server: srv}
 	for _, x := range []struct {
 		ldaps bool
@@ -97,6 +97,7 @@ func Start(t testing.TB, opt Options) *Stack {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		srv.Shutdown(ctx)
+		trail.Close()
 	})
 	return s
 }

@@ -105,8 +105,10 @@ var ErrTooLarge = errors.New("message exceeds the maximum size")
 
 // ReadMessage reads one LDAPMessage from r: a SEQUENCE with a definite length of at most
 // max octets, checked before the contents are read. The whole element is returned in
-// buf when it has room, else in a new slice.
-func ReadMessage(r *bufio.Reader, buf []byte, max int) ([]byte, error) {
+// buf when it has room, else in a new slice. admit, when set, is asked before the
+// contents are read (and memory for them is taken) whether a message of that many
+// octets may be read now.
+func ReadMessage(r *bufio.Reader, buf []byte, max int, admit func(length int) error) ([]byte, error) {
 	tag, err := r.ReadByte()
 	if err != nil {
 		return nil, err
@@ -138,6 +140,11 @@ func ReadMessage(r *bufio.Reader, buf []byte, max int) ([]byte, error) {
 	}
 	if length > max {
 		return nil, fmt.Errorf("%w (%d > %d bytes)", ErrTooLarge, length, max)
+	}
+	if admit != nil {
+		if err := admit(hl + length); err != nil {
+			return nil, err
+		}
 	}
 	if cap(buf) < hl+length {
 		buf = make([]byte, hl+length)

@@ -57,20 +57,20 @@ func TestReadMessage(t *testing.T) {
 	msg := Append(nil, 0x30, AppendInt(nil, 0x02, 7))
 	in := bufio.NewReader(bytes.NewReader(append(append([]byte{}, msg...), msg...)))
 	room := make([]byte, 0, 64)
-	got, err := ReadMessage(in, room, 100)
+	got, err := ReadMessage(in, room, 100, nil)
 	if err != nil || !bytes.Equal(got, msg) || &got[0] != &room[:1][0] {
 		t.Fatalf("first: % x %v (buffer reused: %v)", got, err, err == nil && &got[0] == &room[:1][0])
 	}
-	if got, err := ReadMessage(in, nil, 100); err != nil || !bytes.Equal(got, msg) {
+	if got, err := ReadMessage(in, nil, 100, nil); err != nil || !bytes.Equal(got, msg) {
 		t.Fatalf("second: % x %v", got, err)
 	}
 	// The length is refused before any of the contents is read.
 	huge := bufio.NewReader(bytes.NewReader([]byte{0x30, 0x84, 0x7f, 0xff, 0xff, 0xff}))
-	if _, err := ReadMessage(huge, nil, 1<<20); !errors.Is(err, ErrTooLarge) {
+	if _, err := ReadMessage(huge, nil, 1<<20, nil); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("oversized: %v", err)
 	}
 	for _, bad := range [][]byte{{0x04, 0x00}, {0x30, 0x80}, {0x30, 0x85}, {0x30, 0x05, 0x02}} {
-		if _, err := ReadMessage(bufio.NewReader(bytes.NewReader(bad)), nil, 100); err == nil {
+		if _, err := ReadMessage(bufio.NewReader(bytes.NewReader(bad)), nil, 100, nil); err == nil {
 			t.Errorf("% x accepted", bad)
 		}
 	}

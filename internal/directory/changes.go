@@ -1,0 +1,628 @@
+package directory
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode/utf16"
+
+	"gmsa/internal/audit"
+	"gmsa/internal/kds"
+	"gmsa/internal/krbkey"
+	"gmsa/internal/ntsec"
+	"gmsa/internal/store"
+)
+
+// Write errors, mapped by transports to their result codes.
+var (
+	ErrConstraint      = errors.New("constraint violation")
+	ErrNamingViolation = errors.New("naming violation")
+	ErrObjectClass     = errors.New("object class violation")
+	ErrInvalidSyntax   = errors.New("invalid attribute syntax")
+	ErrValueExists     = fmt.Errorf("attribute or value exists: %w", ErrExists)
+	errNoSuchValue     = fmt.Errorf("%w: %w", ErrNoSuchAttr, ErrNotFound) // a value to delete is not there
+	ErrWrongPassword   = errors.New("the old password is not correct")
+)
+
+// authorizeChange lets the domain's administrators change the directory, as AD's
+// default security descriptors do: SYSTEM, Domain Admins, Enterprise Admins and
+// BUILTIN\Administrators.
+func (d *Directory) authorizeChange(r *Requester, what string) error {
+	if r == nil || r.Token == nil {
+		return fmt.Errorf("directory: %w", ErrNeedBind)
+	}
+	if !d.isAdmin(r) {
+		return fmt.Errorf("directory: %s may not %s: updates need Domain Admins, Enterprise Admins or Administrators: %w", r.Name(), what, ErrAccessDenied)
+	}
+	return nil
+}
+
+// changed records a change in the audit trail; transports acknowledge it only after
+// the trail's barrier.
+func (d *Directory) changed(r *Requester, op, dn string) {
+	d.audit.Record(d.now(), audit.Info, "directory changed", "principal", r.Name(), "remote", r.Remote, "operation", op, "dn", dn)
+}
+
+// ChangeOp is a Modify's operation on one attribute ([RFC 4511] 4.6).
+type ChangeOp uint8
+
+// Change operations.
+const (
+	ChangeAdd ChangeOp = iota
+	ChangeDelete
+	ChangeReplace
+)
+
+// Change is one change of a Modify.
+type Change struct {
+	Op     ChangeOp
+	Attr   string
+	Values [][]byte
+}
+
+// systemOnly are attributes the directory assigns.
+var systemOnly = []string{"objectSid", "objectGUID", "msDS-ManagedPasswordId", "msDS-ManagedPasswordPreviousId", "whenCreated",
+	"whenChanged", "uSNCreated", "uSNChanged", "msDS-KeyVersionNumber", "pwdLastSet", "memberOf", "objectCategory", "sAMAccountType",
+	"primaryGroupID", "instanceType", "badPwdCount", "badPasswordTime", "distinguishedName", "msKds-RootKeyData"}
+
+// checkWritable refuses constructed and system-only attributes.
+func checkWritable(name string) error {
+	if a, ok := lookupAttr(name); ok && (a.Operational || a.Access == accessConstructedSecret) {
+		return fmt.Errorf("directory: Att %s: %s is constructed and cannot be written: %w", a.Name, a.Name, ErrConstraint)
+	}
+	for _, s := range systemOnly {
+		if strings.EqualFold(name, s) {
+			return fmt.Errorf("directory: Att %s: %s can only be set by the system: %w", s, s, ErrConstraint)
+		}
+	}
+	if strings.EqualFold(name, "msDS-ManagedPasswordInterval") {
+		return fmt.Errorf("directory: Att %s: the password interval is fixed when the gMSA is created: %w", name, ErrConstraint)
+	}
+	return nil
+}
+
+// DecodeUnicodePwd reads AD's unicodePwd value: the password in double quotes, UTF-16LE.
+func DecodeUnicodePwd(b []byte) (string, error) {
+	if len(b)%2 != 0 || len(b) < 4 {
+		return "", fmt.Errorf("directory: 0000052D: unicodePwd must be the quoted password in UTF-16LE: %w", ErrConstraint)
+	}
+	u := make([]uint16, len(b)/2)
+	for i := range u {
+		u[i] = binary.LittleEndian.Uint16(b[2*i:])
+	}
+	s := string(utf16.Decode(u))
+	if len(s) < 2 || s[0] != '"' || s[len(s)-1] != '"' {
+		return "", fmt.Errorf("directory: 0000052D: unicodePwd must be enclosed in double quotes: %w", ErrConstraint)
+	}
+	return s[1 : len(s)-1], nil
+}
+
+// Modify applies all of a Modify's changes to one object, or none of them ([RFC 4511]
+// 4.6), and records one audit record. Administrators may change what the directory
+// lets anyone change; any requester may change an account's password by proving the
+// old one (a delete of the old unicodePwd and an add of the new, as AD's "Change
+// Password" right allows), and a wrong old password counts towards lockout.
+func (d *Directory) Modify(ctx context.Context, req *Requester, dn string, changes []Change) (*Object, error) {
+	if req == nil || req.Token == nil {
+		return nil, fmt.Errorf("directory: %w", ErrNeedBind)
+	}
+	o, err := d.byIndex(ctx, dnKey(normDN(dn)))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("directory: %s: %w", dn, ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if oldPw, newPw, ok := passwordChange(changes); ok {
+		return d.changePassword(ctx, req, o, oldPw, newPw)
+	}
+	if err := d.authorizeChange(req, "modify "+o.DN); err != nil {
+		return nil, err
+	}
+	for _, ch := range changes {
+		if err := checkWritable(ch.Attr); err != nil {
+			return nil, err
+		}
+		if strings.EqualFold(ch.Attr, "unicodePwd") && !req.Protection.Encrypted() {
+			return nil, fmt.Errorf("directory: 0000001F: unicodePwd can only be written over an encrypted connection (ldaps:// or StartTLS): %w", ErrInvalid)
+		}
+	}
+	members, err := d.resolveMembers(ctx, changes)
+	if err != nil {
+		return nil, err
+	}
+	n, err := d.modify(ctx, o.GUID, func(n *Object) ([]store.Op, error) {
+		var ops []store.Op
+		for _, ch := range changes {
+			more, err := d.apply(n, ch, members)
+			if err != nil {
+				return nil, err
+			}
+			ops = append(ops, more...)
+		}
+		return ops, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.changed(req, "modify", n.DN)
+	return n, nil
+}
+
+// passwordChange recognizes AD's password change: delete unicodePwd old, add new.
+func passwordChange(changes []Change) (oldPw, newPw []byte, ok bool) {
+	if len(changes) != 2 || changes[0].Op != ChangeDelete || changes[1].Op != ChangeAdd ||
+		!strings.EqualFold(changes[0].Attr, "unicodePwd") || !strings.EqualFold(changes[1].Attr, "unicodePwd") ||
+		len(changes[0].Values) != 1 || len(changes[1].Values) != 1 {
+		return nil, nil, false
+	}
+	return changes[0].Values[0], changes[1].Values[0], true
+}
+
+// changePassword sets a user's or computer's new password when the old one is right.
+func (d *Directory) changePassword(ctx context.Context, req *Requester, o *Object, oldPw, newPw []byte) (*Object, error) {
+	if !req.Protection.Encrypted() {
+		return nil, fmt.Errorf("directory: 0000001F: unicodePwd can only be written over an encrypted connection (ldaps:// or StartTLS): %w", ErrInvalid)
+	}
+	if o.Class != ClassUser && o.Class != ClassComputer {
+		return nil, fmt.Errorf("directory: %s is a %s; only users and computers have a password that can be changed: %w", o.DN, o.Class, ErrInvalid)
+	}
+	old, err := DecodeUnicodePwd(oldPw)
+	if err != nil {
+		return nil, err
+	}
+	pw, err := DecodeUnicodePwd(newPw)
+	if err != nil {
+		return nil, err
+	}
+	if pw == "" {
+		return nil, fmt.Errorf("directory: 0000052D: the new password is empty: %w", ErrConstraint)
+	}
+	pol := d.domainPolicy(ctx)
+	now := d.nowFT()
+	if d.lockedOut(o, pol, now) {
+		return nil, fmt.Errorf("directory: 00000775: %s is locked out: %w", o.SAM, ErrConstraint)
+	}
+	nt := krbkey.NTHash(EncodePassword(old))
+	if len(o.NTHash) == 0 || !bytes.Equal(nt[:], o.NTHash) {
+		d.badPassword(ctx, o, pol, now)
+		d.audit.RecordNoisy(req.Remote, d.now(), audit.Warn, "password change refused", "principal", req.Name(), "remote", req.Remote,
+			"account", o.SAM, "reason", "wrong old password")
+		return nil, fmt.Errorf("directory: 00000056: Att 9005a (unicodePwd): %w", ErrWrongPassword)
+	}
+	n, err := d.modify(ctx, o.GUID, func(n *Object) ([]store.Op, error) {
+		n.BadPwdCount, n.LockoutTime = 0, 0
+		return nil, d.setKeys(n, EncodePassword(pw))
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.audit.Record(d.now(), audit.Info, "password changed", "principal", req.Name(), "remote", req.Remote, "account", n.SAM)
+	return n, nil
+}
+
+// resolveMembers finds the objects that member changes name, before the transaction.
+func (d *Directory) resolveMembers(ctx context.Context, changes []Change) (map[string]*Object, error) {
+	out := map[string]*Object{}
+	for _, ch := range changes {
+		if !strings.EqualFold(ch.Attr, "member") {
+			continue
+		}
+		for _, v := range ch.Values {
+			m, err := d.Resolve(ctx, string(v))
+			if err != nil {
+				return nil, fmt.Errorf("directory: member %q: %w", v, err)
+			}
+			if !m.IsPrincipal() {
+				return nil, fmt.Errorf("directory: %s has no SID and cannot be a group member: %w", m.DN, ErrInvalid)
+			}
+			out[strings.ToLower(string(v))] = m
+		}
+	}
+	return out, nil
+}
+
+// apply makes one change to n, inside Modify's transaction.
+func (d *Directory) apply(n *Object, ch Change, members map[string]*Object) ([]store.Op, error) {
+	isAccount := n.Class == ClassUser || n.Class == ClassComputer || n.Class == ClassGMSA
+	first := func() []byte {
+		if ch.Op == ChangeDelete || len(ch.Values) == 0 {
+			return nil
+		}
+		return ch.Values[0]
+	}
+	number := func() (uint64, error) {
+		v := first()
+		if v == nil {
+			return 0, nil
+		}
+		x, err := strconv.ParseUint(string(v), 10, 32)
+		if err != nil {
+			return 0, fmt.Errorf("directory: %s %q is not a number: %w", ch.Attr, v, ErrInvalidSyntax)
+		}
+		return x, nil
+	}
+	strs := func() []string {
+		var s []string
+		for _, v := range ch.Values {
+			s = append(s, string(v))
+		}
+		return s
+	}
+	notFor := func() error {
+		return fmt.Errorf("directory: %s has no attribute %s: %w", n.DN, ch.Attr, ErrObjectClass)
+	}
+	switch strings.ToLower(ch.Attr) {
+	case "member":
+		if n.Class != ClassGroup {
+			return nil, notFor()
+		}
+		return d.applyMembers(n, ch, members)
+	case "serviceprincipalname":
+		if !isAccount {
+			return nil, notFor()
+		}
+		switch {
+		case ch.Op == ChangeReplace || (ch.Op == ChangeDelete && len(ch.Values) == 0):
+			n.SPNs = strs()
+		case ch.Op == ChangeAdd:
+			n.SPNs = append(n.SPNs, strs()...)
+		default:
+			for _, s := range strs() {
+				before := len(n.SPNs)
+				if n.SPNs = without(n.SPNs, s); len(n.SPNs) == before {
+					return nil, fmt.Errorf("directory: %s has no SPN %q: %w", n.SAM, s, errNoSuchValue)
+				}
+			}
+		}
+		return nil, checkSPNs(n.SPNs)
+	case "msds-groupmsamembership":
+		if n.Class != ClassGMSA {
+			return nil, notFor()
+		}
+		sd := first()
+		if sd != nil {
+			if _, err := ntsec.ParseSecurityDescriptor(sd); err != nil {
+				return nil, fmt.Errorf("directory: msDS-GroupMSAMembership: %v: %w", err, ErrInvalidSyntax)
+			}
+		}
+		n.GroupMSAMembership = bytes.Clone(sd)
+	case "dnshostname":
+		if n.Class != ClassComputer && n.Class != ClassGMSA {
+			return nil, notFor()
+		}
+		v := strings.TrimSpace(string(first()))
+		if v == "" && n.Class == ClassGMSA {
+			return nil, fmt.Errorf("directory: %s: a gMSA's DNS host name cannot be empty: %w", n.SAM, ErrConstraint)
+		}
+		n.DNSHostName = v
+	case "description":
+		n.Description = string(first())
+	case "msds-supportedencryptiontypes":
+		if !isAccount {
+			return nil, notFor()
+		}
+		x, err := number()
+		if err != nil {
+			return nil, err
+		}
+		n.SupportedEnctypes = uint32(x)
+	case "useraccountcontrol":
+		if !isAccount {
+			return nil, notFor()
+		}
+		if first() == nil {
+			return nil, fmt.Errorf("directory: userAccountControl cannot be deleted: %w", ErrInvalid)
+		}
+		x, err := number()
+		if err != nil {
+			return nil, err
+		}
+		if (uint32(x) &^ UACAccountDisable) != (n.UAC &^ UACAccountDisable) {
+			return nil, fmt.Errorf("directory: only the ACCOUNTDISABLE bit (0x2) of userAccountControl can be changed here: %w", ErrInvalid)
+		}
+		n.UAC = uint32(x)
+	case "lockouttime":
+		if x, err := number(); err != nil || x != 0 || !isAccount {
+			return nil, fmt.Errorf("directory: lockoutTime can only be set to 0, which unlocks the account: %w", ErrConstraint)
+		}
+		n.LockoutTime, n.BadPwdCount = 0, 0
+	case "unicodepwd":
+		if n.Class != ClassUser && n.Class != ClassComputer {
+			return nil, fmt.Errorf("directory: %s is a %s; only users and computers have a password that can be set: %w", n.DN, n.Class, ErrInvalid)
+		}
+		if ch.Op == ChangeDelete {
+			return nil, fmt.Errorf("directory: 0000052D: a password is changed by deleting the old and adding the new value, or reset by a replace: %w", ErrConstraint)
+		}
+		if len(ch.Values) != 1 {
+			return nil, fmt.Errorf("directory: unicodePwd needs one value: %w", ErrConstraint)
+		}
+		pw, err := DecodeUnicodePwd(ch.Values[0])
+		if err != nil {
+			return nil, err
+		}
+		if pw == "" {
+			return nil, fmt.Errorf("directory: 0000052D: the password is empty: %w", ErrConstraint)
+		}
+		return nil, d.setKeys(n, EncodePassword(pw))
+	case "lockoutthreshold", "lockoutduration", "lockoutobservationwindow":
+		if n.Class != ClassDomain {
+			return nil, notFor()
+		}
+		v, err := strconv.ParseInt(strings.TrimSpace(string(first())), 10, 64)
+		if err != nil || v < 0 && strings.EqualFold(ch.Attr, "lockoutThreshold") || v > 0 && !strings.EqualFold(ch.Attr, "lockoutThreshold") {
+			return nil, fmt.Errorf("directory: %s %q: want a count, or a negative interval in 100 ns units: %w", ch.Attr, first(), ErrInvalidSyntax)
+		}
+		p := policyOf(n)
+		switch strings.ToLower(ch.Attr) {
+		case "lockoutthreshold":
+			p.LockoutThreshold = uint32(v)
+		case "lockoutduration":
+			p.LockoutDuration = ntsec.FileTime(-v)
+		default:
+			p.ObservationWindow = ntsec.FileTime(-v)
+		}
+		n.Policy = &p
+	default:
+		if _, ok := lookupAttr(ch.Attr); !ok {
+			return nil, fmt.Errorf("directory: %s is not an attribute of this directory's schema: %w", ch.Attr, ErrNoSuchAttr)
+		}
+		return nil, fmt.Errorf("directory: changing %s is not supported: %w", ch.Attr, ErrInvalid)
+	}
+	return nil, nil
+}
+
+// applyMembers changes a group's members under AD's nesting rules; every member added
+// must still exist when the transaction commits.
+func (d *Directory) applyMembers(g *Object, ch Change, members map[string]*Object) ([]store.Op, error) {
+	var ops []store.Op
+	add := func(m *Object) error {
+		if err := checkNesting(g, m); err != nil {
+			return err
+		}
+		for _, x := range g.Members {
+			if strings.EqualFold(x, m.GUID.String()) {
+				return fmt.Errorf("directory: %s is already a member of %s: %w", m.Name, g.Name, ErrValueExists)
+			}
+		}
+		g.Members = append(g.Members, m.GUID.String())
+		ops = append(ops, store.Op{Key: objKey(m.GUID), Check: true, Cond: store.Present})
+		return nil
+	}
+	switch ch.Op {
+	case ChangeReplace:
+		g.Members = nil
+		fallthrough
+	case ChangeAdd:
+		for _, v := range ch.Values {
+			if err := add(members[strings.ToLower(string(v))]); err != nil {
+				return nil, err
+			}
+		}
+	case ChangeDelete:
+		if len(ch.Values) == 0 {
+			g.Members = nil
+		}
+		for _, v := range ch.Values {
+			m := members[strings.ToLower(string(v))]
+			before := len(g.Members)
+			if g.Members = without(g.Members, m.GUID.String()); len(g.Members) == before {
+				return nil, fmt.Errorf("directory: %s is not a member of %s: %w", m.Name, g.Name, errNoSuchValue)
+			}
+		}
+	}
+	return ops, nil
+}
+
+// checkNesting applies AD's group nesting rules: a global group holds accounts and
+// global groups, a universal group also universal groups, a domain local group any of
+// them and other domain local groups.
+func checkNesting(g, m *Object) error {
+	if m.Class != ClassGroup {
+		return nil
+	}
+	if m.GUID == g.GUID {
+		return fmt.Errorf("directory: %s cannot be a member of itself: %w", g.Name, ErrInvalid)
+	}
+	gs, ms := g.Scope(), m.Scope()
+	if (gs == ScopeGlobal && ms != ScopeGlobal) || (gs == ScopeUniversal && ms == ScopeDomainLocal) {
+		return fmt.Errorf("directory: a %s group cannot contain the %s group %s (AD nesting rules): %w", gs, ms, m.Name, ErrInvalid)
+	}
+	return nil
+}
+
+// Add creates the object an LDAP add describes — a user, computer, group, gMSA or KDS
+// root key — at exactly the requested DN, or refuses it; one audit record.
+func (d *Directory) Add(ctx context.Context, req *Requester, dn string, attrs map[string][][]byte) (*Object, error) {
+	if err := d.authorizeChange(req, "add "+dn); err != nil {
+		return nil, err
+	}
+	for name := range attrs {
+		if strings.EqualFold(name, "msKds-RootKeyData") || strings.EqualFold(name, "unicodePwd") || strings.EqualFold(name, "objectClass") ||
+			strings.EqualFold(name, "sAMAccountName") {
+			continue
+		}
+		if err := checkWritable(name); err != nil && !strings.EqualFold(name, "msDS-ManagedPasswordInterval") {
+			return nil, err
+		}
+	}
+	first := func(name string) string {
+		if v := attrs[strings.ToLower(name)]; len(v) > 0 {
+			return string(v[0])
+		}
+		return ""
+	}
+	all := func(name string) []string {
+		var out []string
+		for _, v := range attrs[strings.ToLower(name)] {
+			out = append(out, string(v))
+		}
+		return out
+	}
+	rdnAttr, cn, parentDN, err := splitDN(dn)
+	if err != nil {
+		return nil, err
+	}
+	if !strings.EqualFold(rdnAttr, "CN") {
+		return nil, fmt.Errorf("directory: 00002099: %s: users, computers, groups, gMSAs and root keys are named CN=…: %w", dn, ErrNamingViolation)
+	}
+	parent, err := d.container(ctx, parentDN, "")
+	if err != nil {
+		return nil, err
+	}
+	if v := first("cn"); v != "" && !strings.EqualFold(v, cn) {
+		return nil, fmt.Errorf("directory: 00002099: cn %q differs from the DN's %q: %w", v, cn, ErrNamingViolation)
+	}
+	if pw := first("unicodePwd"); pw != "" && !req.Protection.Encrypted() {
+		return nil, fmt.Errorf("directory: 0000001F: unicodePwd can only be written over an encrypted connection (ldaps:// or StartTLS): %w", ErrInvalid)
+	}
+	disabled := false
+	if uac := first("userAccountControl"); uac != "" {
+		n, err := strconv.ParseUint(uac, 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("directory: userAccountControl %q is not a number: %w", uac, ErrInvalidSyntax)
+		}
+		disabled = n&UACAccountDisable != 0
+	}
+	sam := first("sAMAccountName")
+	classes := strings.ToLower(strings.Join(all("objectClass"), " "))
+	var o *Object
+	switch {
+	case strings.Contains(classes, "mskds-provrootkey"):
+		if !strings.EqualFold(parent, d.domain.RootKeysDN()) {
+			return nil, fmt.Errorf("directory: 00002099: KDS root keys live under %s: %w", d.domain.RootKeysDN(), ErrNamingViolation)
+		}
+		attrs["cn"] = [][]byte{[]byte(cn)}
+		k, err := kds.RootKeyFromAttributes(rawAttrs(attrs))
+		if err != nil {
+			return nil, fmt.Errorf("directory: %v: %w", err, ErrConstraint)
+		}
+		o, err = d.importRootKey(ctx, k)
+		if err != nil {
+			return nil, err
+		}
+	case strings.Contains(classes, "msds-groupmanagedserviceaccount"):
+		opt := GMSAOptions{Name: strings.TrimSuffix(orDefault(sam, cn), "$"), CN: cn, DNSHostName: first("dNSHostName"), SPNs: all("servicePrincipalName"),
+			Description: first("description"), Disabled: disabled, Container: parent}
+		if v := first("msDS-ManagedPasswordInterval"); v != "" {
+			if opt.IntervalDays, err = strconv.ParseInt(v, 10, 64); err != nil {
+				return nil, fmt.Errorf("directory: msDS-ManagedPasswordInterval %q is not a number: %w", v, ErrInvalidSyntax)
+			}
+		}
+		if v := first("msDS-SupportedEncryptionTypes"); v != "" {
+			n, err := strconv.ParseUint(v, 10, 32)
+			if err != nil {
+				return nil, fmt.Errorf("directory: msDS-SupportedEncryptionTypes %q is not a number: %w", v, ErrInvalidSyntax)
+			}
+			opt.Enctypes = uint32(n)
+		}
+		if v := attrs["msds-groupmsamembership"]; len(v) > 0 {
+			opt.Membership = v[0]
+		}
+		if o, err = d.newGMSA(ctx, opt); err != nil {
+			return nil, err
+		}
+	case strings.Contains(classes, "computer"):
+		opt := ComputerOptions{Name: orDefault(sam, cn), CN: cn, Container: parent, DNSHostName: first("dNSHostName"), SPNs: all("servicePrincipalName")}
+		if v := attrs["unicodepwd"]; len(v) > 0 {
+			pw, err := DecodeUnicodePwd(v[0])
+			if err != nil {
+				return nil, err
+			}
+			opt.Password = EncodePassword(pw)
+		}
+		if o, err = d.newComputer(ctx, opt); err != nil {
+			return nil, err
+		}
+	case strings.Contains(classes, "group"):
+		scope := ScopeGlobal
+		if v := first("groupType"); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("directory: groupType %q is not a number: %w", v, ErrInvalidSyntax)
+			}
+			switch {
+			case n&GroupUniversal != 0:
+				scope = ScopeUniversal
+			case n&GroupDomainLocal != 0:
+				scope = ScopeDomainLocal
+			}
+		}
+		members, err := d.resolveMembers(ctx, []Change{{Attr: "member", Values: attrs["member"]}})
+		if err != nil {
+			return nil, err
+		}
+		g := groupOptions{Name: orDefault(sam, cn), CN: cn, Container: parent, Scope: scope, Description: first("description")}
+		if o, err = d.newGroup(ctx, g, func(n *Object) error {
+			_, err := d.applyMembers(n, Change{Op: ChangeAdd, Values: attrs["member"]}, members)
+			return err
+		}); err != nil {
+			return nil, err
+		}
+	case strings.Contains(classes, "user"):
+		opt := UserOptions{Name: orDefault(sam, cn), CN: cn, Container: parent, Description: first("description"), Disabled: disabled}
+		if v := attrs["unicodepwd"]; len(v) > 0 {
+			if opt.Password, err = DecodeUnicodePwd(v[0]); err != nil {
+				return nil, err
+			}
+		}
+		if o, err = d.newUser(ctx, opt); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("directory: 0000207F: objectClass %q is not one this directory creates (user, computer, group, msDS-GroupManagedServiceAccount, msKds-ProvRootKey): %w", classes, ErrObjectClass)
+	}
+	d.changed(req, "add", o.DN)
+	return o, nil
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+// rawAttrs lets kds.RootKeyFromAttributes read an LDAP add of a root key.
+type rawAttrs map[string][][]byte
+
+func (a rawAttrs) Text(name string) (string, bool) {
+	v := a[strings.ToLower(name)]
+	if len(v) == 0 {
+		return "", false
+	}
+	return string(v[0]), true
+}
+
+func (a rawAttrs) Binary(name string) ([]byte, bool, error) {
+	v := a[strings.ToLower(name)]
+	if len(v) == 0 {
+		return nil, false, nil
+	}
+	return v[0], true, nil
+}
+
+// splitDN splits a DN's first RDN from its parent. Values that need escaping (",",
+// "+", "\"", "\\", "<", ">", ";", "=", a leading "#" or space) are refused with a
+// naming violation: the directory keeps names that need no escaping.
+func splitDN(dn string) (attr, value, parent string, err error) {
+	rdn, parent, ok := strings.Cut(dn, ",")
+	attr, value, ok2 := strings.Cut(rdn, "=")
+	attr, value, parent = strings.TrimSpace(attr), strings.TrimSpace(value), strings.TrimSpace(parent)
+	if !ok || !ok2 || attr == "" || value == "" || parent == "" {
+		return "", "", "", fmt.Errorf("directory: 00002099: %q: want CN=name,<parent DN>: %w", dn, ErrNamingViolation)
+	}
+	if strings.ContainsAny(value, "+\"\\<>;=") || strings.HasPrefix(value, "#") {
+		return "", "", "", fmt.Errorf("directory: 00002099: %q: names that need escaping in a DN are not supported: %w", value, ErrNamingViolation)
+	}
+	return attr, value, parent, nil
+}
+
+// Delete removes the object at dn (an LDAP delete); one audit record.
+func (d *Directory) Delete(ctx context.Context, req *Requester, dn string) error {
+	return d.Remove(ctx, req, dn, "")
+}

@@ -1,0 +1,406 @@
+package directory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+
+	"gmsa/internal/audit"
+	"gmsa/internal/ntsec"
+	"gmsa/internal/store"
+)
+
+// Scope of a search ([RFC 4511] 4.5.1.2).
+type Scope int
+
+const (
+	ScopeBase Scope = iota
+	ScopeOne
+	ScopeSub
+)
+
+// Selection names the attributes a search returns.
+type Selection struct {
+	All   bool     // "*" (or no list): every user attribute the requester may read
+	Names []string // attributes named; operational and constructed ones only this way
+}
+
+// wants reports whether the selection names attr.
+func (s Selection) wants(attr string) bool {
+	for _, n := range s.Names {
+		if strings.EqualFold(n, attr) {
+			return true
+		}
+	}
+	return false
+}
+
+// Query is a search: a base DN, a scope, a filter and the attributes to return.
+type Query struct {
+	Base   string
+	Scope  Scope
+	Filter Filter
+	Select Selection
+}
+
+// Search errors, mapped by transports to their result codes.
+var (
+	ErrNoSuchBase  = errors.New("no such object")
+	ErrTimeLimit   = errors.New("the search ran out of its time budget")
+	ErrAdminLimit  = errors.New("the search exceeds an administrative limit")
+	ErrNoSuchAttr  = errors.New("no such attribute")
+	ErrUnavailable = errors.New("the audit trail cannot be written: the operation was not performed")
+)
+
+// Attr is one attribute of an entry.
+type Attr struct {
+	Name   string
+	Values [][]byte
+}
+
+// Match is one object a search matched, as its requester sees it.
+type Match struct {
+	d     *Directory
+	ctx   context.Context
+	req   *Requester
+	o     *Object
+	sel   Selection
+	scope Scope
+}
+
+// DN is the matched object's distinguished name.
+func (m *Match) DN() string { return m.o.DN }
+
+// GUID identifies the matched object, to fetch it again (Lookup) for a later page.
+func (m *Match) GUID() ntsec.GUID { return m.o.GUID }
+
+// Search calls fn for every object in scope that matches the filter as the requester
+// sees it, stopping at fn's first error; fn must not keep the Match past its return. The search runs within ctx's deadline and the
+// directory's budget for heavy searches: over it, it ends with ErrTimeLimit (the
+// matches already handed to fn stand). Equality on sAMAccountName, objectSid,
+// servicePrincipalName, distinguishedName, objectGUID or objectClass/objectCategory
+// is answered from the indexes; other filters scan.
+func (d *Directory) Search(ctx context.Context, req *Requester, q Query, fn func(*Match) error) error {
+	if req == nil || req.Token == nil {
+		return fmt.Errorf("directory: search of %q: %w", q.Base, ErrNeedBind)
+	}
+	if q.Select.wants("msDS-ManagedPassword") && !req.Protection.Encrypted() { // before any ACL, as Windows and Samba do
+		return fmt.Errorf("directory: %w", ErrNeedEncryption)
+	}
+	base := normDN(q.Base)
+	if _, err := d.st.Get(ctx, dnKey(base)); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("directory: search base %q: %w", q.Base, ErrNoSuchBase)
+		}
+		return err
+	}
+	b := d.newBudget(ctx)
+	defer b.release()
+	inScope := func(o *Object) bool {
+		switch q.Scope {
+		case ScopeBase:
+			return normDN(o.DN) == base
+		case ScopeOne:
+			_, parent, ok := strings.Cut(o.DN, ",")
+			return ok && normDN(parent) == base
+		}
+		return under(o.DN, base, true)
+	}
+	m := &Match{d: d, ctx: ctx, req: req, sel: q.Select, scope: q.Scope}
+	v := &View{d: d, ctx: ctx, req: req, b: b}
+	visit := func(o *Object) error {
+		if !b.spend(1) {
+			return b.err
+		}
+		if !inScope(o) {
+			return nil
+		}
+		v.o = o
+		matched := q.Filter == nil || q.Filter.eval(v) == fTrue
+		if b.err != nil {
+			return b.err
+		}
+		if !matched {
+			return nil
+		}
+		m.o = o
+		return fn(m)
+	}
+	if q.Scope == ScopeBase {
+		o, err := d.byIndex(ctx, dnKey(base))
+		if err != nil {
+			return err
+		}
+		return visit(o)
+	}
+	if guids, ok := d.plan(ctx, q.Filter); ok {
+		for _, g := range guids {
+			o, err := d.byGUID(ctx, g)
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if err := visit(o); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	kvs, err := d.st.List(ctx, "obj/")
+	if err != nil {
+		return err
+	}
+	for _, kv := range kvs {
+		o, err := d.decodeCached(kv)
+		if err != nil {
+			return err
+		}
+		if err := visit(o); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Lookup fetches an object a search matched earlier (for a later page), as the
+// requester sees it; ErrNotFound when it has been removed since.
+func (d *Directory) Lookup(ctx context.Context, req *Requester, g ntsec.GUID, sel Selection) (*Match, error) {
+	if req == nil || req.Token == nil {
+		return nil, fmt.Errorf("directory: %w", ErrNeedBind)
+	}
+	o, err := d.byGUID(ctx, g.String())
+	if err != nil {
+		return nil, err
+	}
+	return &Match{d: d, ctx: ctx, req: req, o: o, sel: sel, scope: ScopeSub}, nil
+}
+
+// Attributes appends to dst the selected attributes of the match that its requester may
+// read. Reading msDS-ManagedPassword runs the access check and is audited, granted or
+// denied (denied: the attribute is silently absent, [MS-ADTS] 3.1.1.4.4); reading
+// msKds-RootKeyData is audited.
+func (m *Match) Attributes(dst []Attr) ([]Attr, error) {
+	d, o := m.d, m.o
+	v := &View{d: d, ctx: m.ctx, req: m.req, o: o}
+	names := m.sel.Names
+	if m.sel.All {
+		names = append(v.names(), names...)
+	}
+	start := len(dst)
+	for _, n := range names {
+		a, ok := lookupAttr(n)
+		if !ok || has(dst[start:], a.Name) {
+			continue
+		}
+		var vals [][]byte
+		switch a.lower {
+		case "msds-managedpassword":
+			if o.Class != ClassGMSA {
+				continue
+			}
+			blob, err := d.readPassword(m.ctx, m.req, o)
+			if err != nil {
+				return dst, err
+			}
+			vals = bin(blob)
+		case "tokengroups":
+			if m.scope == ScopeBase && o.IsPrincipal() && o.Class != ClassGroup { // base searches only, as AD
+				vals = d.tokenGroups(m.ctx, o)
+			}
+		case "mskds-rootkeydata":
+			if vals = v.Get(n); len(vals) > 0 {
+				d.audit.Record(d.now(), audit.Warn, "KDS root key read", "principal", m.req.Name(), "remote", m.req.Remote,
+					"root_key", o.GUID.String())
+			}
+		default:
+			vals = v.Get(n)
+		}
+		if len(vals) > 0 {
+			dst = append(dst, Attr{a.Name, vals})
+		}
+	}
+	return dst, nil
+}
+
+func has(attrs []Attr, name string) bool {
+	for _, a := range attrs {
+		if a.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// tokenGroups lists the SIDs of o's token that AD lists: domain and BUILTIN groups.
+func (d *Directory) tokenGroups(ctx context.Context, o *Object) [][]byte {
+	tok, err := d.token(ctx, o)
+	if err != nil {
+		return nil
+	}
+	var sids [][]byte
+	for _, g := range tok.Groups {
+		if g.Authority == 5 && (len(g.Sub) > 1 || g.Sub[0] == 32) {
+			sids = append(sids, g.Bytes())
+		}
+	}
+	return sids
+}
+
+// Compare answers whether an entry holds an attribute value ([RFC 4511] 4.10), with
+// a filter's matching and the requester's view. Secret and constructed attributes
+// cannot be compared, whoever asks.
+func (d *Directory) Compare(ctx context.Context, req *Requester, dn, attr string, value []byte) (bool, error) {
+	a, ok := lookupAttr(attr)
+	switch {
+	case !ok:
+		return false, fmt.Errorf("directory: %s: %w", attr, ErrNoSuchAttr)
+	case a.Operational || a.Access != accessPublic:
+		return false, fmt.Errorf("directory: %s cannot be compared: %w", a.Name, ErrInvalid)
+	}
+	matched := false
+	err := d.Search(ctx, req, Query{Base: dn, Scope: ScopeBase, Filter: Equal{Attr: a.Name, Value: value}},
+		func(*Match) error { matched = true; return nil })
+	return matched, err
+}
+
+// Heavy searches. A search is charged one unit per object visited, filter term
+// evaluated and group expanded; past heavyAfter units it must hold one of the
+// directory's heavy-search slots (fewer than the processors, so cheap requests always
+// find one free) and yields the processor every yieldEvery units.
+const (
+	heavyAfter = 20_000
+	yieldEvery = 2_048
+)
+
+// budget is one search's work account.
+type budget struct {
+	d       *Directory
+	ctx     context.Context
+	work    int
+	holding bool
+	err     error
+
+	targets map[string]*Object                 // in-chain targets by DN
+	closure map[ntsec.GUID]map[ntsec.GUID]bool // transitive groups by object
+}
+
+func (d *Directory) newBudget(ctx context.Context) *budget { return &budget{d: d, ctx: ctx} }
+
+// spend charges n units; false once the search is over its budget (b.err says why).
+func (b *budget) spend(n int) bool {
+	if b == nil {
+		return true
+	}
+	if b.err != nil {
+		return false
+	}
+	before := b.work
+	b.work += n
+	if before/yieldEvery == b.work/yieldEvery {
+		return true
+	}
+	if err := b.ctx.Err(); err != nil {
+		b.err = fmt.Errorf("directory: %w after %d units of work", ErrTimeLimit, b.work)
+		return false
+	}
+	if b.work < heavyAfter {
+		return true
+	}
+	if !b.holding {
+		select {
+		case b.d.heavy <- struct{}{}:
+			b.holding = true
+		case <-b.ctx.Done():
+			b.err = fmt.Errorf("directory: %w waiting for a heavy-search slot", ErrTimeLimit)
+			return false
+		}
+	}
+	runtime.Gosched()
+	return true
+}
+
+func (b *budget) release() {
+	if b.holding {
+		<-b.d.heavy
+		b.holding = false
+	}
+}
+
+// target resolves an in-chain assertion's DN once per search.
+func (b *budget) target(v *View, dn string) (*Object, bool) {
+	if b == nil {
+		o, err := v.d.Resolve(v.ctx, dn)
+		return o, err == nil
+	}
+	if b.targets == nil {
+		b.targets = map[string]*Object{}
+	}
+	o, ok := b.targets[dn]
+	if !ok {
+		o, _ = v.d.Resolve(v.ctx, dn)
+		if len(b.targets) < 4096 {
+			b.targets[dn] = o
+		}
+	}
+	return o, o != nil
+}
+
+// groups returns o's transitive groups, once per search.
+func (b *budget) groups(v *View, o *Object) map[ntsec.GUID]bool {
+	if b == nil {
+		return v.d.transitiveGroups(v.ctx, o, nil)
+	}
+	if g, ok := b.closure[o.GUID]; ok {
+		return g
+	}
+	g := v.d.transitiveGroups(v.ctx, o, b)
+	if b.closure == nil {
+		b.closure = map[ntsec.GUID]map[ntsec.GUID]bool{}
+	}
+	if len(b.closure) < 4096 {
+		b.closure[o.GUID] = g
+	}
+	return g
+}
+
+// readPassword runs the access check for one gMSA's password and reads it when
+// granted, recording the outcome in the audit trail either way. A denial returns nil
+// (the attribute is absent); an unreadable schedule is logged and returns nil too.
+func (d *Directory) readPassword(ctx context.Context, req *Requester, o *Object) ([]byte, error) {
+	mp, _ := d.AuthorizePassword(req.Token, o)
+	if mp == nil {
+		d.audit.Record(d.now(), audit.Warn, "gMSA password read denied", "principal", req.Name(), "remote", req.Remote, "account", o.SAM,
+			"reason", d.decideWhy(req.Token, o, true).Reason)
+		return nil, nil
+	}
+	p, err := mp.Read(ctx)
+	if err != nil {
+		d.log.Error("gMSA password read failed", "account", o.SAM, "err", err)
+		return nil, nil
+	}
+	d.audit.Record(d.now(), audit.Info, "gMSA password read", "principal", req.Name(), "remote", req.Remote, "account", o.SAM,
+		"period", p.Plan.Current.GKID.String(), "root_key", p.Plan.Current.RootKey.ID.String())
+	return p.Blob(), nil
+}
+
+// ReadPassword is a principal's read of a gMSA's msDS-ManagedPassword, as over LDAP:
+// the access check, the read and its audit record. The blob is nil when denied.
+func (d *Directory) ReadPassword(ctx context.Context, req *Requester, ref string) ([]byte, Decision, error) {
+	if req == nil || req.Token == nil {
+		return nil, Decision{}, fmt.Errorf("directory: %w", ErrNeedBind)
+	}
+	if !req.Protection.Encrypted() {
+		return nil, Decision{}, fmt.Errorf("directory: %w", ErrNeedEncryption)
+	}
+	acct, err := d.gmsa(ctx, ref)
+	if err != nil {
+		return nil, Decision{}, err
+	}
+	dec := d.decide(req.Token, acct)
+	blob, err := d.readPassword(ctx, req, acct)
+	return blob, dec, err
+}
