@@ -27,6 +27,7 @@ unit:
 lint:
 	$(GO) vet ./...
 	$(GO) vet -tags interop ./test/interop/
+	$(GO) vet -tags adversarial ./test/adversarial/
 	$(GO) run $(STATICCHECK) ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 

@@ -25,5 +25,8 @@ go test -race -count=1 ./...
 step "fuzzing (10 s per target)"
 bash scripts/fuzz.sh 10s
 
+step "adversarial tests: a real server under hostile clients (docs/security.md)"
+go test -tags adversarial -count=1 -v ./test/adversarial/ 2>&1 | grep -v ' level=WARN msg="\(connection refused\|request refused\)'
+
 step "interop tests against real peers"
 go test -tags interop -count=1 -v ./test/interop/

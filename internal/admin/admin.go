@@ -79,6 +79,8 @@ type Admin interface {
 
 	UserNew(ctx context.Context, opt directory.UserOptions) (Entry, error)
 	UserSetPassword(ctx context.Context, ref, password string) (Entry, error)
+	// Unlock clears an account's lockout (Unlock-ADAccount).
+	Unlock(ctx context.Context, ref string) (Entry, error)
 
 	// Get, List and Remove work on any of the classes above.
 	Get(ctx context.Context, ref string, class directory.Class) (Entry, error)

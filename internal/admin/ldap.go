@@ -617,6 +617,20 @@ func (l *LDAP) UserSetPassword(ctx context.Context, ref, password string) (Entry
 	return l.Get(ctx, e.DN, "")
 }
 
+// Unlock writes lockoutTime 0, which is how AD unlocks an account over LDAP.
+func (l *LDAP) Unlock(ctx context.Context, ref string) (Entry, error) {
+	e, err := l.C.Find(ref, "cn")
+	if err != nil {
+		return Entry{}, ldapErr(err)
+	}
+	mod := ldap.NewModifyRequest(e.DN, nil)
+	mod.Replace("lockoutTime", []string{"0"})
+	if err := l.C.Conn.Modify(mod); err != nil {
+		return Entry{}, ldapErr(err)
+	}
+	return l.Get(ctx, e.DN, "")
+}
+
 var ldapClass = map[directory.Class]string{directory.ClassGMSA: "msDS-GroupManagedServiceAccount", directory.ClassGroup: "group",
 	directory.ClassComputer: "computer", directory.ClassUser: "user", directory.ClassRootKey: "msKds-ProvRootKey"}
 

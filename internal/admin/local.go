@@ -187,6 +187,10 @@ func (l *Local) UserSetPassword(ctx context.Context, ref, password string) (Entr
 	return l.wrap(ctx)(l.Dir.SetPassword(ctx, l.requester(), ref, password))
 }
 
+func (l *Local) Unlock(ctx context.Context, ref string) (Entry, error) {
+	return l.wrap(ctx)(l.Dir.Unlock(ctx, l.requester(), ref))
+}
+
 func (l *Local) Get(ctx context.Context, ref string, class directory.Class) (Entry, error) {
 	o, err := l.Dir.Resolve(ctx, ref)
 	if err != nil {

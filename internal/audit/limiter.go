@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"net"
 	"fmt"
 	"strconv"
 	"sync"
@@ -48,6 +49,9 @@ func newLimiter(l *Log, opt Options) *limiter {
 // allow reports whether a record from source may be written now; suppressed ones are
 // counted for the window's summary.
 func (lim *limiter) allow(source string, at time.Time, msg string) bool {
+	if host, _, err := net.SplitHostPort(source); err == nil {
+		source = host // one client, whatever port it comes from
+	}
 	lim.mu.Lock()
 	defer lim.mu.Unlock()
 	w, ok := lim.sources[source]

@@ -537,12 +537,19 @@ func userCommand(e *env) *cobra.Command {
 		}
 		return e.printEntry(en)
 	})
+	unlock := e.adminCmd("unlock NAME", "Clear an account's lockout after failed passwords (Unlock-ADAccount)", cobra.ExactArgs(1), func(ctx context.Context, a admin.Admin, args []string) error {
+		en, err := a.Unlock(ctx, args[0])
+		if err != nil {
+			return err
+		}
+		return e.printEntry(en)
+	})
 	for _, c := range []*cobra.Command{newCmd, setPw} {
 		c.Flags().StringVar(&pwFile, "new-password-file", "", "read the user's password from FILE")
 		c.Flags().BoolVar(&pwStdin, "password-stdin", false, "read the user's password from standard input")
 	}
 	newCmd.Flags().StringVar(&opt.Description, "description", "", "description")
 	newCmd.Flags().BoolVar(&opt.Disabled, "disabled", false, "create the user disabled")
-	return group("user", "Users (the *-ADUser cmdlets)", newCmd, setPw, e.getCmd(directory.ClassUser),
+	return group("user", "Users (the *-ADUser cmdlets)", newCmd, setPw, unlock, e.getCmd(directory.ClassUser),
 		e.listCmd(directory.ClassUser, "NAME", "SID", "ENABLED"), e.removeCmd(directory.ClassUser))
 }

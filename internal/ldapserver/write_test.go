@@ -1,6 +1,7 @@
 package ldapserver_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -147,5 +148,113 @@ func TestWrites(t *testing.T) {
 	}
 	if !strings.Contains(s.Audit.String(), `"msg":"directory changed","principal":"Administrator"`) {
 		t.Fatal("writes not audited")
+	}
+}
+
+// Writes as AD does them: non-admins are refused, a Modify is all or nothing, adds
+// land at the requested DN or are refused, users change their own password with the
+// old one, and failed binds lock an account (data 775) until it is unlocked.
+func TestWriteRulesAndLockout(t *testing.T) {
+	s := setup(t, servertest.Options{})
+	admin := dialTLS(t, s)
+	must(struct{}{}, admin.Bind("Administrator", s.AdminPassword))
+	user := dialTLS(t, s)
+	must(struct{}{}, user.Bind("websvc", "Web-Pass-123!"))
+
+	// Non-admin writes of every kind are refused, and nothing changes.
+	mod := ldap.NewModifyRequest("CN=Web Hosts,CN=Users,"+base, nil)
+	mod.Add("member", []string{"CN=outsider,CN=Users," + base})
+	if err := user.Modify(mod); code(err) != ldap.LDAPResultInsufficientAccessRights {
+		t.Fatalf("member add by a user: %v", err)
+	}
+	if err := user.Del(ldap.NewDelRequest("CN=outsider,CN=Users,"+base, nil)); code(err) != ldap.LDAPResultInsufficientAccessRights {
+		t.Fatalf("delete by a user: %v", err)
+	}
+	if err := user.ModifyDN(ldap.NewModifyDNRequest("CN=outsider,CN=Users,"+base, "CN=x", true, "")); code(err) != ldap.LDAPResultInsufficientAccessRights {
+		t.Fatalf("rename by a user: %v", err)
+	}
+	reset := ldap.NewModifyRequest("CN=outsider,CN=Users,"+base, nil)
+	reset.Replace("unicodePwd", []string{adclient.UnicodePwd("Taken-Over-1!")})
+	if err := user.Modify(reset); code(err) != ldap.LDAPResultInsufficientAccessRights {
+		t.Fatalf("password reset by a user: %v", err)
+	}
+
+	// A Modify whose second change fails leaves the first undone.
+	mod = ldap.NewModifyRequest("CN=svc,CN=Managed Service Accounts,"+base, nil)
+	mod.Replace("description", []string{"changed"})
+	mod.Replace("msDS-SupportedEncryptionTypes", []string{"not a number"})
+	if err := admin.Modify(mod); code(err) != ldap.LDAPResultInvalidAttributeSyntax {
+		t.Fatalf("bad second change: %v", err)
+	}
+	if svc := must(s.Dir.Resolve(ctx, "svc$")); svc.Description != "" {
+		t.Fatalf("the first change of a failed Modify stuck: %q", svc.Description)
+	}
+
+	// Adds honour the DN: a user with a cn other than its sAMAccountName, in another
+	// container; a missing parent or a non-CN RDN is refused, never created elsewhere.
+	add := ldap.NewAddRequest("CN=Bob Smith,CN=Managed Service Accounts,"+base, nil)
+	add.Attribute("objectClass", []string{"user"})
+	add.Attribute("sAMAccountName", []string{"bsmith"})
+	add.Attribute("unicodePwd", []string{adclient.UnicodePwd("Bob-Pass-123!")})
+	if err := admin.Add(add); err != nil {
+		t.Fatal(err)
+	}
+	if bob := must(s.Dir.Resolve(ctx, "bsmith")); bob.DN != "CN=Bob Smith,CN=Managed Service Accounts,"+base || bob.SAM != "bsmith" {
+		t.Fatalf("created at %s as %s", bob.DN, bob.SAM)
+	}
+	for dn, want := range map[string]uint16{"CN=x,CN=Nowhere," + base: ldap.LDAPResultNoSuchObject, "OU=x,CN=Users," + base: ldap.LDAPResultNamingViolation,
+		"CN=y,CN=bsmith," + base: ldap.LDAPResultNoSuchObject} {
+		a := ldap.NewAddRequest(dn, nil)
+		a.Attribute("objectClass", []string{"group"})
+		if err := admin.Add(a); code(err) != want {
+			t.Errorf("add %s: %v, want %d", dn, err, want)
+		}
+	}
+
+	// Bob changes his own password with the old one; a wrong old one is refused.
+	bob := dialTLS(t, s)
+	must(struct{}{}, bob.Bind("bsmith", "Bob-Pass-123!"))
+	change := func(c *ldap.Conn, old, new string) error {
+		m := ldap.NewModifyRequest("CN=Bob Smith,CN=Managed Service Accounts,"+base, nil)
+		m.Delete("unicodePwd", []string{adclient.UnicodePwd(old)})
+		m.Add("unicodePwd", []string{adclient.UnicodePwd(new)})
+		return c.Modify(m)
+	}
+	if err := change(bob, "wrong", "Bob-New-123!"); code(err) != ldap.LDAPResultConstraintViolation {
+		t.Fatalf("change with a wrong old password: %v", err)
+	}
+	if err := change(bob, "Bob-Pass-123!", "Bob-New-123!"); err != nil {
+		t.Fatalf("own password change: %v", err)
+	}
+	if err := dialTLS(t, s).Bind("bsmith", "Bob-New-123!"); err != nil {
+		t.Fatal(err)
+	}
+
+	// Ten wrong passwords lock the account: then even the right one gets data 775,
+	// until an administrator writes lockoutTime 0.
+	c := dialTLS(t, s)
+	for i := range 10 {
+		if err := c.Bind("bsmith", "wrong"); !strings.Contains(fmt.Sprint(err), "data 52e") {
+			t.Fatalf("attempt %d: %v", i, err)
+		}
+	}
+	if err := c.Bind("bsmith", "Bob-New-123!"); code(err) != ldap.LDAPResultInvalidCredentials || !strings.Contains(err.Error(), "data 775") {
+		t.Fatalf("locked account: %v", err)
+	}
+	r := must(admin.Search(ldap.NewSearchRequest("CN=Bob Smith,CN=Managed Service Accounts,"+base, ldap.ScopeBaseObject, 0, 0, 0, false,
+		"(objectClass=*)", []string{"badPwdCount", "lockoutTime", "msDS-User-Account-Control-Computed"}, nil)))
+	if e := r.Entries[0]; e.GetAttributeValue("badPwdCount") != "10" || e.GetAttributeValue("lockoutTime") == "0" || e.GetAttributeValue("msDS-User-Account-Control-Computed") != "16" {
+		t.Fatalf("lockout attributes: %v", e.Attributes)
+	}
+	unlock := ldap.NewModifyRequest("CN=Bob Smith,CN=Managed Service Accounts,"+base, nil)
+	unlock.Replace("lockoutTime", []string{"0"})
+	if err := admin.Modify(unlock); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Bind("bsmith", "Bob-New-123!"); err != nil {
+		t.Fatalf("after unlock: %v", err)
+	}
+	if !strings.Contains(s.Audit.String(), `"msg":"account locked out","account":"bsmith"`) {
+		t.Fatal("lockout not audited")
 	}
 }
