@@ -1,8 +1,8 @@
 package audit
 
 import (
-	"net"
 	"fmt"
+	"net"
 	"strconv"
 	"sync"
 	"time"
