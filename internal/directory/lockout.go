@@ -49,8 +49,8 @@ func (d *Directory) SetPolicy(ctx context.Context, req *Requester, p DomainPolic
 	if err := d.authorizeChange(req, "change the domain policy"); err != nil {
 		return err
 	}
-	if p.LockoutDuration < 0 || p.ObservationWindow < 0 || (p.LockoutDuration != 0 && p.ObservationWindow > p.LockoutDuration) {
-		return fmt.Errorf("directory: lockout duration and observation window must not be negative, and the window not longer than the duration: %w", ErrInvalid)
+	if p.LockoutDuration != 0 && p.ObservationWindow > p.LockoutDuration {
+		return fmt.Errorf("directory: the observation window must not be longer than the lockout duration: %w", ErrInvalid)
 	}
 	dom, err := d.byIndex(ctx, dnKey(d.domain.BaseDN))
 	if err != nil {

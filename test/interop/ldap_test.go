@@ -148,7 +148,7 @@ func TestOurLDAPServerWithRealClients(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "dn: CN=svc,") || strings.Contains(out, "msDS-ManagedPassword") {
 		t.Fatalf("outsider (exit %d): %s %s", code, out, stderr)
 	}
-	// The audit trail (DATA/audit.log, flushed within 200 ms) names each reader: the
+	// The audit trail (DATA/audit.log, written before each response) names each reader: the
 	// root key read as Administrator, the granted and the refused password reads.
 	auditWant := []string{`"msg":"KDS root key read","principal":"Administrator"`, `"msg":"gMSA password read","principal":"websvc"`,
 		`"msg":"gMSA password read denied","principal":"outsider"`}
