@@ -3,9 +3,11 @@
 // authentication, as JSON lines, whatever the log level. It is the record that reveals
 // a Golden gMSA attack (someone reading root keys, or passwords they should not).
 //
-// Records are group-committed: Record queues one and returns at once; a single writer
-// hands everything queued to the operating system in one write (and fsyncs it, by
-// policy). A transport acknowledges nothing before Barrier returns — Gate wraps its
+// Records are group-committed: Record queues one and returns at once; Barrier hands
+// everything queued to the operating system in one write (and fsyncs it, by policy),
+// in the goroutine that waits — while one write is under way, the records queued
+// meanwhile go out together in the next. A background flush every FlushEvery writes
+// records nobody waits for. A transport acknowledges nothing before Barrier returns — Gate wraps its
 // connection so that no response byte leaves before the records queued ahead of it
 // are written: a killed process loses no record of an operation a client saw succeed.
 // Records are encoded by hand, without reflection, because a busy DC writes one per
@@ -42,7 +44,8 @@ type Log struct {
 	done     chan struct{}
 	closed   bool
 
-	// Owned by the writer goroutine.
+	// Held while writing; guards the fields below.
+	wmu     sync.Mutex
 	w       io.Writer
 	file    *os.File // OpenFile only
 	path    string
@@ -116,12 +119,21 @@ func openFile(path string) (*os.File, error) {
 	return f, nil
 }
 
-// writer hands each batch to the operating system, one write per batch.
+// FlushEvery bounds how long a record nobody waits for stays in memory.
+const FlushEvery = 200 * time.Millisecond
+
+// maxQueued is the batch size past which Record asks for a write at once.
+const maxQueued = 256 << 10
+
+// writer writes what is queued every FlushEvery, when a batch grows large, and at Close.
 func (l *Log) writer() {
 	defer close(l.done)
+	t := time.NewTicker(FlushEvery)
+	defer t.Stop()
 	for {
 		select {
 		case <-l.kick:
+		case <-t.C:
 		case reply := <-l.reopenc:
 			reply <- l.doReopen()
 			continue
@@ -135,6 +147,8 @@ func (l *Log) writer() {
 
 // flush writes the current batch, if it holds anything.
 func (l *Log) flush() {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
 	l.mu.Lock()
 	b := l.cur
 	if b.n == 0 {
@@ -167,6 +181,8 @@ func (l *Log) doReopen() error {
 		return nil
 	}
 	l.flush()
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
 	f, err := openFile(l.path)
 	if err != nil {
 		return err
@@ -200,18 +216,12 @@ func (l *Log) Close() error {
 	l.limiter.close()
 	close(l.stop)
 	<-l.done
-	l.mu.Lock()
-	b := l.cur // queued after the writer stopped: written here
-	l.cur = newBatch()
-	l.mu.Unlock()
+	l.flush() // queued after the writer stopped
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
 	var err error
-	if b.n > 0 {
-		_, err = l.w.Write(b.buf)
-	}
 	if l.file != nil {
-		if serr := l.file.Sync(); err == nil {
-			err = serr
-		}
+		err = l.file.Sync()
 		if cerr := l.file.Close(); err == nil {
 			err = cerr
 		}
@@ -227,10 +237,13 @@ func (l *Log) Record(at time.Time, level, msg string, kv ...string) {
 	b := l.cur
 	b.buf = appendRecord(b.buf, at, level, msg, kv)
 	b.n++
+	large := len(b.buf) > maxQueued
 	l.mu.Unlock()
-	select {
-	case l.kick <- struct{}{}:
-	default:
+	if large {
+		select {
+		case l.kick <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -251,10 +264,7 @@ func (l *Log) Barrier() error {
 	if closed {
 		return fmt.Errorf("audit log: closed")
 	}
-	select {
-	case l.kick <- struct{}{}:
-	default:
-	}
+	l.flush() // writes b, or waits for the write that took it, then writes what came after
 	<-b.done
 	return b.err
 }
