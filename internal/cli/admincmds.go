@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 
@@ -182,7 +183,10 @@ func (e *env) adminKDSCommands() []*cobra.Command {
 			if err != nil {
 				msg = err.Error()
 			}
-			return e.writeJSON(map[string]any{"valid": err == nil, "reason": msg})
+			if jerr := e.writeJSON(map[string]any{"valid": err == nil, "reason": msg}); jerr != nil {
+				return jerr
+			}
+			return err // a missing or unusable key exits non-zero in JSON too
 		}
 		if err != nil {
 			return err
@@ -506,11 +510,16 @@ func userCommand(e *env) *cobra.Command {
 			return "", usagef("give --new-password-file or --password-stdin, not both")
 		case pwFile != "":
 			b, err := readFile(pwFile)
-			return strings.TrimRight(string(b), "\r\n"), err
+			if err != nil {
+				return "", err
+			}
+			return passwordText(b, "--new-password-file "+pwFile)
 		case pwStdin:
-			b := make([]byte, 1024)
-			n, _ := e.stdin.Read(b)
-			return strings.TrimRight(string(b[:n]), "\r\n"), nil
+			b, err := io.ReadAll(io.LimitReader(e.stdin, maxPasswordInput+1))
+			if err != nil {
+				return "", fmt.Errorf("reading the password from standard input: %w", err)
+			}
+			return passwordText(b, "standard input")
 		}
 		return "", usagef("the password comes from --new-password-file FILE or --password-stdin (never from the command line)")
 	}
@@ -552,4 +561,21 @@ func userCommand(e *env) *cobra.Command {
 	newCmd.Flags().BoolVar(&opt.Disabled, "disabled", false, "create the user disabled")
 	return group("user", "Users (the *-ADUser cmdlets)", newCmd, setPw, unlock, e.getCmd(directory.ClassUser),
 		e.listCmd(directory.ClassUser, "NAME", "SID", "ENABLED"), e.removeCmd(directory.ClassUser))
+}
+
+// maxPasswordInput bounds a password read from a file or standard input (AD's limit
+// is 256 characters; this leaves room for any encoding of them).
+const maxPasswordInput = 4096
+
+// passwordText is a password as given in full: one final line ending is dropped,
+// anything else (inner newlines included) is the password; empty is refused.
+func passwordText(b []byte, from string) (string, error) {
+	if len(b) > maxPasswordInput {
+		return "", usagef("the password from %s is longer than %d bytes", from, maxPasswordInput)
+	}
+	s := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+	if s == "" {
+		return "", usagef("the password from %s is empty", from)
+	}
+	return s, nil
 }

@@ -1,8 +1,11 @@
 package cli
 
 import (
+	"bytes"
+
 	"github.com/spf13/cobra"
 
+	"gmsa/internal/ldif"
 	"gmsa/internal/managedpw"
 	"gmsa/internal/ntsec"
 )
@@ -26,7 +29,7 @@ func blobDecodeCommand(e *env) *cobra.Command {
 			if len(args) == 1 {
 				inline = args[0]
 			}
-			raw, err := binaryInput("the blob", inline, file)
+			raw, err := blobInput(inline, file)
 			if err != nil {
 				return err
 			}
@@ -37,7 +40,7 @@ func blobDecodeCommand(e *env) *cobra.Command {
 			return e.printBlob(b, &acct)
 		},
 	}
-	c.Flags().StringVar(&file, "file", "", "read the blob from FILE (raw bytes, hex or base64)")
+	c.Flags().StringVar(&file, "file", "", "read the blob from FILE: raw bytes, hex, base64, or ldapsearch's LDIF output (folded lines included)")
 	acct.register(c)
 	return c
 }
@@ -90,3 +93,29 @@ func (e *env) printBlob(b *managedpw.Blob, acct *accountFlags) error {
 }
 
 func u64(v uint64) string { return itoa(v) }
+
+// blobInput reads the blob inline or from a file; a file holding LDIF (ldapsearch's
+// output of msDS-ManagedPassword) gives the one entry's value.
+func blobInput(inline, file string) ([]byte, error) {
+	if file != "" && inline == "" {
+		b, err := readFile(file)
+		if err != nil {
+			return nil, err
+		}
+		if bytes.Contains(bytes.ToLower(b), []byte("msds-managedpassword:")) {
+			entries, err := ldif.Parse(b)
+			if err != nil {
+				return nil, usagef("%s: %v", file, err)
+			}
+			var blobs [][]byte
+			for _, e := range entries {
+				blobs = append(blobs, e.Get("msDS-ManagedPassword")...)
+			}
+			if len(blobs) != 1 {
+				return nil, usagef("%s holds %d msDS-ManagedPassword values; search for one account (its sAMAccountName) and try again", file, len(blobs))
+			}
+			return blobs[0], nil
+		}
+	}
+	return binaryInput("the blob", inline, file)
+}

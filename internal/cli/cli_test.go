@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	crand "crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -11,7 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"gmsa/internal/directory"
 	"gmsa/internal/krbkey"
+	"gmsa/internal/server"
 	"gmsa/internal/vectors"
 )
 
@@ -156,6 +159,71 @@ func TestBlobDecode(t *testing.T) {
 	out, _, err := runCLI("blob", "decode", raw)
 	if err != nil || !strings.Contains(out, "29d 19h 39m 3.2939433s") || !strings.Contains(out, "previous password") {
 		t.Fatalf("%s %v", out, err)
+	}
+}
+
+// ldapsearch's LDIF output, folded at 76 columns, decodes like the raw blob.
+func TestBlobDecodeFromLDIF(t *testing.T) {
+	v := vectors.Public("managedpassword_blob_parse")[0]
+	b64 := base64.StdEncoding.EncodeToString(vectors.Hex(v.Inputs, "blob"))
+	line := "msDS-ManagedPassword:: " + b64
+	var folded strings.Builder
+	for len(line) > 76 {
+		folded.WriteString(line[:76] + "\n ")
+		line = line[76:]
+	}
+	folded.WriteString(line + "\n")
+	f := filepath.Join(t.TempDir(), "svc.ldif")
+	os.WriteFile(f, []byte("dn: CN=svc,CN=Managed Service Accounts,DC=example,DC=test\n"+folded.String()+"\n"), 0o600)
+	m := runJSON(t, "blob", "decode", "--file", f)
+	if m["current_nt_hash"] != vectors.String(v.Derived, "nt_hash_of_current") {
+		t.Fatalf("%v", m)
+	}
+	two := filepath.Join(t.TempDir(), "two.ldif")
+	os.WriteFile(two, []byte("dn: CN=a\n"+folded.String()+"\ndn: CN=b\n"+folded.String()+"\n"), 0o600)
+	if _, _, err := runCLI("blob", "decode", "--file", two); ExitCode(err) != ExitUsage || !strings.Contains(err.Error(), "2 msDS-ManagedPassword values") {
+		t.Fatalf("two entries: %v", err)
+	}
+}
+
+// Passwords come whole from standard input (inner newlines included); an empty one is
+// refused; a command on a directory with no domain says where it looked and creates
+// nothing; kds test -o json exits non-zero for a missing key.
+func TestNewcomerErrors(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	_, _, err := runCLI("account", "list", "--data", data)
+	if ExitCode(err) != ExitUsage || !strings.Contains(err.Error(), filepath.Join(data, "gmsa.db")) || !strings.Contains(err.Error(), "--server ldaps://") {
+		t.Fatalf("no data directory: %v", err)
+	}
+	if _, err := os.Stat(data); !os.IsNotExist(err) {
+		t.Fatalf("a read created %s", data)
+	}
+	if _, _, err := runCLI("domain", "provision", "--realm", "EXAMPLE.TEST", "--data", data); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := runEnv(&env{now: func() time.Time { return fixedNow }, stdin: strings.NewReader("\n")}, "user", "new", "empty", "--password-stdin", "--data", data); ExitCode(err) != ExitUsage || !strings.Contains(err.Error(), "empty") {
+		t.Fatalf("empty password: %v", err)
+	}
+	long := "Line-One-1!\nline two " + strings.Repeat("x", 2000)
+	if _, _, err := runEnv(&env{now: func() time.Time { return fixedNow }, stdin: strings.NewReader(long + "\n")}, "user", "new", "multi", "--password-stdin", "--data", data); err != nil {
+		t.Fatal(err)
+	}
+	st, err := server.OpenExisting(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := directory.Open(context.Background(), st, directory.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Authenticate(context.Background(), directory.Anonymous(directory.ProtectionTLS, "test"), "multi", long); err != nil {
+		t.Fatalf("the whole password from standard input: %v", err)
+	}
+	st.Close()
+	out, _, err := runCLI("kds", "test", "00000000-0000-0000-0000-000000000001", "--data", data, "-o", "json")
+	if err == nil || !strings.Contains(out, `"valid": false`) {
+		t.Fatalf("kds test -o json of a missing key: %v %s", err, out)
 	}
 }
 

@@ -25,7 +25,7 @@ func (e *env) dataFlag(c *cobra.Command) {
 	if def == "" {
 		def = "/var/lib/gmsa"
 	}
-	c.Flags().StringVar(&e.data, "data", def, "data directory (default $GMSA_DATA or /var/lib/gmsa)")
+	c.Flags().StringVar(&e.data, "data", def, "data directory; $GMSA_DATA sets the default")
 }
 
 // serverFlags adds the flags of the LDAP mode: the same command against any DC.
@@ -33,7 +33,7 @@ func (e *env) serverFlags(c *cobra.Command) {
 	f := c.Flags()
 	f.StringVar(&e.remote.URL, "server", e.getenv("GMSA_SERVER"), "run against this DC instead of --data: ldaps://HOST:PORT (or ldap:// with StartTLS); default $GMSA_SERVER")
 	f.StringVar(&e.remote.User, "user", e.getenv("GMSA_USER"), "bind as DN, user@realm or NETBIOS\\name (default $GMSA_USER)")
-	f.StringVar(&e.passwordFile, "password-file", "", "read the bind password from FILE (default $GMSA_PASSWORD)")
+	f.StringVar(&e.passwordFile, "password-file", "", "read the bind password from FILE (without it: the password itself from $GMSA_PASSWORD)")
 	f.StringVar(&e.remote.CAFile, "ca-file", e.getenv("LDAPTLS_CACERT"), "CA certificate to trust (default $LDAPTLS_CACERT)")
 	f.BoolVar(&e.remote.Insecure, "insecure-skip-verify", false, "do not verify the DC's certificate (labs only)")
 }
@@ -62,7 +62,9 @@ func (e *env) openAdmin(ctx context.Context) (admin.Admin, error) {
 			if err != nil {
 				return nil, err
 			}
-			opt.Password = strings.TrimRight(string(b), "\r\n")
+			if opt.Password, err = passwordText(b, "--password-file "+e.passwordFile); err != nil {
+				return nil, err
+			}
 		default:
 			opt.Password = e.getenv("GMSA_PASSWORD")
 		}
@@ -75,7 +77,10 @@ func (e *env) openAdmin(ctx context.Context) (admin.Admin, error) {
 		}
 		return &admin.LDAP{C: c, Now: e.now, Rand: e.rand, User: opt.User}, nil
 	}
-	st, err := server.OpenStore(e.data)
+	st, err := server.OpenExisting(e.data)
+	if errors.Is(err, server.ErrNoDataDir) {
+		return nil, asUsage(err)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -150,7 +150,7 @@ func TestDirectoryEndToEnd(t *testing.T) {
 		done <- server.Run(ctx, cfg, server.Deps{Now: clk.now, Stdout: os.Stderr, Logger: server.NewLogger(&cfg, os.Stderr)})
 	}()
 	for i := 0; ; i++ {
-		if _, err := os.Stat(filepath.Join(data, server.AdminSocket)); err == nil {
+		if _, err := os.Stat(filepath.Join(data, server.EndpointsFile)); err == nil {
 			break
 		}
 		if i == 500 {
@@ -159,6 +159,7 @@ func TestDirectoryEndToEnd(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	fails(ExitFailure, "held by gmsa server pid", "account", "list")
+	fails(ExitFailure, "--server ldaps://127.0.0.1:", "account", "list") // the form that works while it runs
 	backup := filepath.Join(dir, "backup.bin")
 	ok("backup", "--out", backup)
 	auditedWrite(t, data, clk.now)

@@ -1,10 +1,12 @@
 package server
 
 import (
+	"encoding/json"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -31,13 +33,39 @@ func OpenStore(dir string) (*bolt.Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
+	return openDB(dir)
+}
+
+// ErrNoDataDir is a data directory without a store: nothing was provisioned there.
+var ErrNoDataDir = errors.New("no gmsa data directory")
+
+// OpenExisting opens the store of a data directory that already holds one, creating
+// nothing: commands that read or change a domain use it.
+func OpenExisting(dir string) (*bolt.Store, error) {
+	if _, err := os.Stat(filepath.Join(dir, DBFile)); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w at %s (looked for %s): pass --data DIR (or set GMSA_DATA) where 'gmsa domain provision' or 'gmsa server --dev' made one, or --server ldaps://HOST:PORT --user NAME --password-file FILE to work against a running DC",
+			ErrNoDataDir, dir, filepath.Join(dir, DBFile))
+	}
+	return openDB(dir)
+}
+
+func openDB(dir string) (*bolt.Store, error) {
 	st, err := bolt.Open(filepath.Join(dir, DBFile), bolt.Options{})
 	if errors.Is(err, store.ErrLocked) {
 		pid := "another process"
 		if b, rerr := os.ReadFile(filepath.Join(dir, PIDFile)); rerr == nil {
 			pid = "gmsa server pid " + strings.TrimSpace(string(b))
 		}
-		return nil, fmt.Errorf("data directory %s is held by %s: stop it first, or use 'gmsa backup' which asks the running server: %w", dir, pid, store.ErrLocked)
+		remote := "--server ldaps://HOST:PORT"
+		var ep Endpoints
+		if b, rerr := os.ReadFile(filepath.Join(dir, EndpointsFile)); rerr == nil && json.Unmarshal(b, &ep) == nil && ep.LDAPS != "" {
+			remote = "--server " + ep.LDAPS
+			if ep.CA != "" {
+				remote += " --ca-file " + ep.CA
+			}
+		}
+		return nil, fmt.Errorf("data directory %s is held by %s: while it runs, talk to it over LDAP (%s --user Administrator --password-file FILE), or stop it; 'gmsa backup' works either way: %w",
+			dir, pid, remote, store.ErrLocked)
 	}
 	return st, err
 }
@@ -67,7 +95,7 @@ func serveAdmin(ctx context.Context, l net.Listener, st store.Store, log func(ms
 // Backup writes a consistent snapshot of the data directory to w: straight from the
 // store when no server runs, otherwise through the running server's admin socket.
 func Backup(ctx context.Context, dir string, w io.Writer) (int, error) {
-	st, err := OpenStore(dir)
+	st, err := OpenExisting(dir)
 	if err == nil {
 		defer st.Close()
 		return store.Dump(ctx, st, w)
