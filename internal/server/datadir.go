@@ -1,8 +1,8 @@
 package server
 
 import (
-	"encoding/json"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -111,12 +111,9 @@ func Backup(ctx context.Context, dir string, w io.Writer) (int, error) {
 	if _, err := io.WriteString(c, backupVerb); err != nil {
 		return 0, err
 	}
-	n, err := io.Copy(w, c)
+	n, err := store.Verify(io.TeeReader(c, w)) // what is written is what verified
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("backup from the running server: %w; see its log", err)
 	}
-	if n == 0 {
-		return 0, errors.New("backup: the server sent nothing; see its log")
-	}
-	return -1, nil // the count is in the server's log
+	return n, nil
 }

@@ -54,6 +54,30 @@ func Restore(ctx context.Context, s Store, r io.Reader) (int, error) {
 	if len(existing) > 0 {
 		return 0, fmt.Errorf("store: restore needs an empty store; this one holds %d keys", len(existing))
 	}
+	var ops []Op
+	if _, err := readDump(r, func(key, val []byte) { ops = append(ops, Create(string(key), val)) }); err != nil {
+		return 0, err
+	}
+	total := len(ops)
+	for len(ops) > 0 { // bounded batches
+		n := min(len(ops), 5000)
+		if _, err := s.Apply(ctx, ops[:n]...); err != nil {
+			return 0, err
+		}
+		ops = ops[n:]
+	}
+	return total, nil
+}
+
+// Verify reads a whole Dump stream and checks its checksum, returning the records
+// it holds: a backup that arrived over a socket is only reported written once it
+// verifies.
+func Verify(r io.Reader) (int, error) {
+	return readDump(r, func(key, val []byte) {})
+}
+
+// readDump reads a Dump, calling fn for each record, and checks the trailing checksum.
+func readDump(r io.Reader, fn func(key, val []byte)) (int, error) {
 	h := sha256.New()
 	br := bufio.NewReader(r)
 	tr := io.TeeReader(br, h)
@@ -61,7 +85,7 @@ func Restore(ctx context.Context, s Store, r io.Reader) (int, error) {
 	if _, err := io.ReadFull(tr, magic); err != nil || string(magic) != dumpMagic {
 		return 0, errors.New("store: not a gmsa backup (bad magic)")
 	}
-	var ops []Op
+	n := 0
 	for {
 		key, err := readField(tr)
 		if err != nil {
@@ -74,22 +98,18 @@ func Restore(ctx context.Context, s Store, r io.Reader) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		ops = append(ops, Create(string(key), val))
+		fn(key, val)
+		n++
 	}
 	want := h.Sum(nil)
 	got := make([]byte, sha256.Size)
 	if _, err := io.ReadFull(br, got); err != nil || string(got) != string(want) {
 		return 0, errors.New("store: backup checksum mismatch: the file is truncated or damaged")
 	}
-	total := len(ops)
-	for len(ops) > 0 { // bounded batches
-		n := min(len(ops), 5000)
-		if _, err := s.Apply(ctx, ops[:n]...); err != nil {
-			return 0, err
-		}
-		ops = ops[n:]
+	if _, err := br.ReadByte(); err != io.EOF {
+		return 0, errors.New("store: data after the backup's checksum: the file is damaged")
 	}
-	return total, nil
+	return n, nil
 }
 
 // readField reads a length-prefixed field; a zero-length key marks the end (nil).

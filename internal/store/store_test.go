@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"testing"
@@ -47,5 +48,32 @@ func TestUpdateWaitsForItsTurnOrContext(t *testing.T) {
 		return append(old.Value, '+'), nil, nil
 	}); err != nil {
 		t.Fatalf("after the turn was released: %v", err)
+	}
+}
+
+// Verify accepts a whole backup and nothing else: truncated, extended or altered
+// streams are refused, so a backup is never reported written when it is not whole.
+func TestVerifyBackup(t *testing.T) {
+	ctx := context.Background()
+	s := memory.New()
+	for _, k := range []string{"a", "b", "c"} {
+		if _, err := s.Apply(ctx, store.Put(k, []byte("value of "+k))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var buf bytes.Buffer
+	if _, err := store.Dump(ctx, s, &buf); err != nil {
+		t.Fatal(err)
+	}
+	whole := buf.Bytes()
+	if n, err := store.Verify(bytes.NewReader(whole)); err != nil || n != 3 {
+		t.Fatalf("whole backup: %d %v", n, err)
+	}
+	altered := bytes.Clone(whole)
+	altered[len(altered)/2] ^= 1
+	for name, b := range map[string][]byte{"truncated": whole[:len(whole)-1], "extended": append(bytes.Clone(whole), 0), "altered": altered, "empty": nil} {
+		if _, err := store.Verify(bytes.NewReader(b)); err == nil {
+			t.Errorf("%s backup verified", name)
+		}
 	}
 }
