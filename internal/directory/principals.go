@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"unicode/utf16"
 
@@ -220,7 +221,12 @@ func (d *Directory) newComputer(ctx context.Context, opt ComputerOptions) (*Obje
 		host = strings.ToLower(name) + "." + d.domain.DNSName
 	}
 	short := strings.ToLower(name)
-	spns := append([]string{"HOST/" + short, "HOST/" + host, "RestrictedKrbHost/" + short, "RestrictedKrbHost/" + host}, opt.SPNs...)
+	spns := []string{"HOST/" + short, "HOST/" + host, "RestrictedKrbHost/" + short, "RestrictedKrbHost/" + host}
+	for _, s := range opt.SPNs { // the defaults and the SPNs given, once each (adcli and admin tools send the defaults too)
+		if !slices.ContainsFunc(spns, func(x string) bool { return strings.EqualFold(x, s) }) {
+			spns = append(spns, s)
+		}
+	}
 	if err := checkSPNs(spns); err != nil {
 		return nil, err
 	}
