@@ -22,7 +22,7 @@ SAMBA_PKGS="samba samba-ad-dc samba-ad-provision samba-dsdb-modules samba-vfs-mo
 # libfaketime runs the DC days ahead, so the tests see real password rotations.
 CHROOT_EXTRA="faketime"
 FAKETIME_LIB=/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1
-HOST_PKGS="debootstrap ldap-utils krb5-user python3-ldap3 python3-impacket ca-certificates"
+HOST_PKGS="debootstrap ldap-utils krb5-user python3-ldap3 python3-impacket ca-certificates iproute2"
 
 chroot_apt() {
   mount_proc
@@ -89,19 +89,34 @@ KRB
 # samba-start [OFFSET]: with an offset such as +45d the DC's clock runs that far ahead.
 samba_start() {
   mount_proc
-  local pre=()
+  local pre=() p o
   if [ -n "${1:-}" ]; then pre=(env LD_PRELOAD=$FAKETIME_LIB FAKETIME="$1" FAKETIME_DONT_RESET=1); fi
+  for p in 88 389 636 464; do # a port held by another program would answer for a DC that died
+    o=$(port_owner "$p")
+    if [ -n "$o" ]; then echo "samba-start: port $p is already taken by pid $o ($(cat /proc/"$o"/comm 2>/dev/null)); stop it first" >&2; exit 1; fi
+  done
   rm -f "$HD/run/samba.pid"
   setsid chroot "$ROOT" "${pre[@]}" samba -s $D/etc/smb.conf --foreground --no-process-group \
     > "$HD/log/samba.stdout" 2>&1 < /dev/null &
+  local started=""
   for _ in $(seq 1 120); do
-    if (exec 3<>/dev/tcp/127.0.0.1/636) 2>/dev/null && (exec 3<>/dev/tcp/127.0.0.1/88) 2>/dev/null \
-       && [ -s "$HD/run/samba.pid" ]; then break; fi
+    if ours 636 && ours 88 && [ -s "$HD/run/samba.pid" ] && kill -0 "$(cat "$HD/run/samba.pid")" 2>/dev/null; then started=1; break; fi
+    if ! kill -0 $! 2>/dev/null; then break; fi # it died: no use waiting
     sleep 0.5
   done
-  [ -s "$HD/run/samba.pid" ] || { echo "samba did not start; see $HD/log" >&2; exit 1; }
+  if [ -z "$started" ]; then
+    echo "samba did not start (ports 88 and 636 are not served from the chroot); the end of its log:" >&2
+    tail -n 20 "$HD/log/samba.stdout" >&2 || true
+    exit 1
+  fi
   echo "samba pid $(cat "$HD/run/samba.pid")"
 }
+
+# port_owner PORT: the pid listening on 127.0.0.1:PORT (TCP or UDP), if any.
+port_owner() { ss -Hlntup "sport = :$1" 2>/dev/null | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -n 1; }
+
+# ours PORT: the listener on PORT is a process of our chroot.
+ours() { local o; o=$(port_owner "$1"); [ -n "$o" ] && [ "$(readlink "/proc/$o/root")" = "$(readlink -f "$ROOT")" ]; }
 
 samba_stop() {
   [ -s "$HD/run/samba.pid" ] || return 0
