@@ -85,9 +85,21 @@ func lookupAttr(name string) (*attrDef, bool) {
 	if a, ok := schema[name]; ok {
 		return a, true
 	}
+	if a, ok := schemaByName[name]; ok { // AD's spelling, as clients send it
+		return a, true
+	}
 	a, ok := schema[strings.ToLower(name)]
 	return a, ok
 }
+
+// schemaByName is schema by AD's spelling of each name.
+var schemaByName = func() map[string]*attrDef {
+	m := map[string]*attrDef{}
+	for _, a := range schema {
+		m[a.Name] = a
+	}
+	return m
+}()
 
 // Attribute returns the schema entry of name (case-insensitive).
 func Attribute(name string) (name2 string, syntax Syntax, operational, ok bool) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"time"
 
 	"gmsa/internal/audit"
 	"gmsa/internal/ntsec"
@@ -37,12 +38,14 @@ func (s Selection) wants(attr string) bool {
 	return false
 }
 
-// Query is a search: a base DN, a scope, a filter and the attributes to return.
+// Query is a search: a base DN, a scope, a filter, the attributes to return, and when
+// it must end (zero: when ctx ends).
 type Query struct {
-	Base   string
-	Scope  Scope
-	Filter Filter
-	Select Selection
+	Base     string
+	Scope    Scope
+	Filter   Filter
+	Select   Selection
+	Deadline time.Time
 }
 
 // Search errors, mapped by transports to their result codes.
@@ -96,7 +99,7 @@ func (d *Directory) Search(ctx context.Context, req *Requester, q Query, fn func
 		}
 		return err
 	}
-	b := d.newBudget(ctx)
+	b := &budget{d: d, ctx: ctx, deadline: q.Deadline}
 	defer b.release()
 	inScope := func(o *Object) bool {
 		switch q.Scope {
@@ -278,17 +281,16 @@ const (
 
 // budget is one search's work account.
 type budget struct {
-	d       *Directory
-	ctx     context.Context
-	work    int
+	d        *Directory
+	ctx      context.Context
+	deadline time.Time // zero: none but ctx's
+	work     int
 	holding bool
 	err     error
 
 	targets map[string]*Object                 // in-chain targets by DN
 	closure map[ntsec.GUID]map[ntsec.GUID]bool // transitive groups by object
 }
-
-func (d *Directory) newBudget(ctx context.Context) *budget { return &budget{d: d, ctx: ctx} }
 
 // spend charges n units; false once the search is over its budget (b.err says why).
 func (b *budget) spend(n int) bool {
@@ -303,7 +305,7 @@ func (b *budget) spend(n int) bool {
 	if before/yieldEvery == b.work/yieldEvery {
 		return true
 	}
-	if err := b.ctx.Err(); err != nil {
+	if err := b.ctx.Err(); err != nil || !b.deadline.IsZero() && time.Now().After(b.deadline) {
 		b.err = fmt.Errorf("directory: %w after %d units of work", ErrTimeLimit, b.work)
 		return false
 	}
@@ -311,10 +313,19 @@ func (b *budget) spend(n int) bool {
 		return true
 	}
 	if !b.holding {
+		var expire <-chan time.Time
+		if !b.deadline.IsZero() {
+			t := time.NewTimer(time.Until(b.deadline))
+			defer t.Stop()
+			expire = t.C
+		}
 		select {
 		case b.d.heavy <- struct{}{}:
 			b.holding = true
 		case <-b.ctx.Done():
+			b.err = fmt.Errorf("directory: %w waiting for a heavy-search slot", ErrTimeLimit)
+			return false
+		case <-expire:
 			b.err = fmt.Errorf("directory: %w waiting for a heavy-search slot", ErrTimeLimit)
 			return false
 		}

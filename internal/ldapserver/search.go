@@ -211,8 +211,6 @@ func (c *conn) search(ctx context.Context, id int64, op *ber.Packet, controls []
 		return
 	}
 
-	ctx, cancel := context.WithDeadline(ctx, c.deadline(timeLimit))
-	defer cancel()
 	limit := c.srv.cfg.MaxPageSize // AD caps unpaged searches at MaxPageSize
 	if paged != nil {
 		limit = pageSize
@@ -221,7 +219,7 @@ func (c *conn) search(ctx context.Context, id int64, op *ber.Packet, controls []
 	}
 	sent, total := 0, 0
 	var rest []ntsec.GUID
-	q := directory.Query{Base: base, Scope: directory.Scope(scope), Filter: filter, Select: sel}
+	q := directory.Query{Base: base, Scope: directory.Scope(scope), Filter: filter, Select: sel, Deadline: c.deadline(timeLimit)}
 	err = dir.Search(ctx, c.req, q, func(m *directory.Match) error {
 		total++
 		if sent < limit {

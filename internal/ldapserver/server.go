@@ -368,7 +368,10 @@ func (c *conn) serve() {
 			c.flush()
 			return
 		}
-		if !wasBound && c.bound() && c.w.Buffered() == 0 { // a bound client gets the larger response buffer
+		if !wasBound && c.bound() { // a bound client gets the larger response buffer
+			if c.flush() != nil {
+				return
+			}
 			c.wmu.Lock()
 			c.w = bufio.NewWriterSize(audit.Gate(c.nc, c.srv.cfg.Audit), 32<<10)
 			c.wmu.Unlock()
