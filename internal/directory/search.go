@@ -285,8 +285,8 @@ type budget struct {
 	ctx      context.Context
 	deadline time.Time // zero: none but ctx's
 	work     int
-	holding bool
-	err     error
+	holding  bool
+	err      error
 
 	targets map[string]*Object                 // in-chain targets by DN
 	closure map[ntsec.GUID]map[ntsec.GUID]bool // transitive groups by object
