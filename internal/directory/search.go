@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"strings"
 	"time"
 
@@ -273,7 +272,7 @@ func (d *Directory) Compare(ctx context.Context, req *Requester, dn, attr string
 // Heavy searches. A search is charged one unit per object visited, filter term
 // evaluated and group expanded; past heavyAfter units it must hold one of the
 // directory's heavy-search slots (fewer than the processors, so cheap requests always
-// find one free) and yields the processor every yieldEvery units.
+// find one free) and runs at half duty, resting after every yieldEvery units.
 const (
 	heavyAfter = 20_000
 	yieldEvery = 2_048
@@ -284,6 +283,7 @@ type budget struct {
 	d        *Directory
 	ctx      context.Context
 	deadline time.Time // zero: none but ctx's
+	chunk    time.Time // when the heavy search's current chunk of work began
 	work     int
 	holding  bool
 	err      error
@@ -330,7 +330,13 @@ func (b *budget) spend(n int) bool {
 			return false
 		}
 	}
-	runtime.Gosched()
+	// Past heavyAfter a search runs at half duty: it rests as long as its last chunk of
+	// work took, so the processor it holds is free half the time for everyone else.
+	now := time.Now()
+	if !b.chunk.IsZero() {
+		time.Sleep(now.Sub(b.chunk))
+	}
+	b.chunk = time.Now()
 	return true
 }
 
