@@ -233,8 +233,3 @@ func (m *ManagedPassword) Read(ctx context.Context) (*Passwords, error) {
 	}
 	return p, nil
 }
-
-// InGroup reports whether the token holds the domain-relative group rid (512 Domain Admins…).
-func (d *Directory) InGroup(t *Token, rid uint32) bool {
-	return t.Has(d.sid.Child(rid)) || t.User.Equal(ntsec.SIDSystem)
-}

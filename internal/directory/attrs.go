@@ -110,13 +110,6 @@ func Attribute(name string) (name2 string, syntax Syntax, operational, ok bool) 
 	return a.Name, a.Syntax, a.Operational, true
 }
 
-// Secret reports whether an attribute holds a secret (a password, a key, root key
-// data) that only some requesters, or none, may read.
-func Secret(name string) bool {
-	a, ok := lookupAttr(name)
-	return ok && a.Access != accessPublic
-}
-
 // classChain is each class's objectClass values as AD returns them, most general first,
 // with its objectCategory's CN.
 var classChain = map[Class]struct {

@@ -3,6 +3,7 @@ package directory
 import (
 	"bytes"
 	"context"
+	"crypto/subtle"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -188,7 +189,7 @@ func (d *Directory) changePassword(ctx context.Context, req *Requester, o *Objec
 		return nil, fmt.Errorf("directory: 00000775: %s is locked out: %w", o.SAM, ErrConstraint)
 	}
 	nt := krbkey.NTHash(EncodePassword(old))
-	if len(o.NTHash) == 0 || !bytes.Equal(nt[:], o.NTHash) {
+	if len(o.NTHash) == 0 || subtle.ConstantTimeCompare(nt[:], o.NTHash) != 1 {
 		d.badPassword(ctx, o, pol, now)
 		d.audit.RecordNoisy(req.Remote, d.now(), audit.Warn, "password change refused", "principal", req.Name(), "remote", req.Remote,
 			"account", o.SAM, "reason", "wrong old password")

@@ -106,6 +106,7 @@ func (d *Directory) Authenticate(ctx context.Context, ch *Requester, name, passw
 		d.audit.RecordNoisy(ch.Remote, d.now(), audit.Warn, "authentication failed", "name", name, "remote", ch.Remote, "data", data, "reason", why)
 		return nil, &ErrInvalidCredentials{Data: data}
 	}
+	nt := krbkey.NTHash(EncodePassword(password)) // first, so an unknown name costs what a known one does
 	o, err := d.Resolve(ctx, name)
 	if err != nil || len(o.NTHash) == 0 || o.Class == ClassGroup {
 		return fail("52e", "unknown account")
@@ -115,7 +116,6 @@ func (d *Directory) Authenticate(ctx context.Context, ch *Requester, name, passw
 	if d.lockedOut(o, pol, now) {
 		return fail("775", "account locked out")
 	}
-	nt := krbkey.NTHash(EncodePassword(password))
 	if subtle.ConstantTimeCompare(nt[:], o.NTHash) != 1 {
 		d.badPassword(ctx, o, pol, now)
 		return fail("52e", "wrong password")

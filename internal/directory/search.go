@@ -49,11 +49,10 @@ type Query struct {
 
 // Search errors, mapped by transports to their result codes.
 var (
-	ErrNoSuchBase  = errors.New("no such object")
-	ErrTimeLimit   = errors.New("the search ran out of its time budget")
-	ErrAdminLimit  = errors.New("the search exceeds an administrative limit")
-	ErrNoSuchAttr  = errors.New("no such attribute")
-	ErrUnavailable = errors.New("the audit trail cannot be written: the operation was not performed")
+	ErrNoSuchBase = errors.New("no such object")
+	ErrTimeLimit  = errors.New("the search ran out of its time budget")
+	ErrAdminLimit = errors.New("the search exceeds an administrative limit")
+	ErrNoSuchAttr = errors.New("no such attribute")
 )
 
 // Attr is one attribute of an entry.
@@ -173,6 +172,9 @@ func (d *Directory) Search(ctx context.Context, req *Requester, q Query, fn func
 func (d *Directory) Lookup(ctx context.Context, req *Requester, g ntsec.GUID, sel Selection) (*Match, error) {
 	if req == nil || req.Token == nil {
 		return nil, fmt.Errorf("directory: %w", ErrNeedBind)
+	}
+	if sel.wants("msDS-ManagedPassword") && !req.Protection.Encrypted() {
+		return nil, fmt.Errorf("directory: %w", ErrNeedEncryption)
 	}
 	o, err := d.byGUID(ctx, g.String())
 	if err != nil {

@@ -17,7 +17,6 @@ var errorTable = []struct {
 	{directory.ErrNeedEncryption, resultOperationsError, "0000202D: LdapErr: DSID-0C090D14, comment: %s, data 0, v4563"},
 	{directory.ErrTimeLimit, resultTimeLimitExceeded, "00000DAD: LdapErr: DSID-0C0906C9, comment: Time limit exceeded: %s, data 0, v4563"},
 	{directory.ErrAdminLimit, resultAdminLimitExceeded, "00002024: SvcErr: DSID-02080485, problem 5008 (ADMIN_LIMIT_EXCEEDED), data 0: %s"},
-	{directory.ErrUnavailable, resultUnavailable, "00000DAD: %s"},
 	{directory.ErrValueExists, resultAttributeOrValueExists, "00002083: AtrErr: DSID-03151818, #1: 0: 00002083: DSID-03151818, problem 1006 (ATT_OR_VALUE_EXISTS), data 0: %s"},
 	{directory.ErrNoSuchAttr, resultNoSuchAttribute, "00002080: AtrErr: DSID-03080155, #1: 0: 00002080: DSID-03080155, problem 1001 (NO_ATTRIBUTE_OR_VAL), data 0: %s"},
 	{directory.ErrWrongPassword, resultConstraintViolation, "00000056: AtrErr: DSID-03191083, #1: 0: 00000056: DSID-03191083, problem 1005 (CONSTRAINT_ATT_TYPE), data 0: %s"},
