@@ -340,3 +340,63 @@ func TestInitialAndIdleTimeouts(t *testing.T) {
 		t.Fatal("an idle connection outlived MaxConnIdleTime")
 	}
 }
+
+// Past the per-source limit, plain LDAP gets a Notice of Disconnection and LDAPS is
+// closed without a byte: no clear text where TLS is expected.
+func TestPerSourceLimitOnLDAPSIsSilent(t *testing.T) {
+	s := setup(t, servertest.Options{Limits: ldapserver.Config{MaxConnsPerSource: 1}})
+	held := must(net.Dial("tcp", s.LDAPS))
+	defer held.Close()
+	time.Sleep(50 * time.Millisecond) // accepted and counted
+	for _, addr := range []string{s.LDAPS, s.LDAP} {
+		nc := must(net.Dial("tcp", addr))
+		nc.SetDeadline(time.Now().Add(5 * time.Second))
+		resp, _ := io.ReadAll(nc)
+		nc.Close()
+		switch addr {
+		case s.LDAPS:
+			if len(resp) != 0 {
+				t.Fatalf("LDAPS refusal sent %d clear-text bytes: %q", len(resp), resp)
+			}
+		case s.LDAP:
+			if !bytes.Contains(resp, []byte("limit of 1 connections")) {
+				t.Fatalf("LDAP refusal: %q", resp)
+			}
+		}
+	}
+}
+
+// Paged searches held per connection are bounded: past MaxResultSetsPerConn the oldest
+// cookie is forgotten; past MaxResultSetSize a paged search is refused.
+func TestPagedStateIsBounded(t *testing.T) {
+	s := setup(t, servertest.Options{Limits: ldapserver.Config{MaxResultSetsPerConn: 2}})
+	c := dialTLS(t, s)
+	must(struct{}{}, c.Bind("Administrator", s.AdminPassword))
+	page := func(cookie []byte) ([]byte, error) {
+		ctl := ldap.NewControlPaging(2)
+		ctl.SetCookie(cookie)
+		r, err := c.Search(ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, 0, 0, 0, false, "(objectClass=group)", []string{"cn"}, []ldap.Control{ctl}))
+		if err != nil {
+			return nil, err
+		}
+		return ldap.FindControl(r.Controls, ldap.ControlTypePaging).(*ldap.ControlPaging).Cookie, nil
+	}
+	var cookies [][]byte
+	for range 3 {
+		cookies = append(cookies, must(page(nil)))
+	}
+	if _, err := page(cookies[0]); code(err) != ldap.LDAPResultUnwillingToPerform {
+		t.Fatalf("the oldest of three paged searches is still held: %v", err)
+	}
+	if _, err := page(cookies[2]); err != nil {
+		t.Fatalf("the newest paged search: %v", err)
+	}
+	small := setup(t, servertest.Options{Limits: ldapserver.Config{MaxResultSetSize: 5}})
+	c = dialTLS(t, small)
+	must(struct{}{}, c.Bind("Administrator", small.AdminPassword))
+	ctl := ldap.NewControlPaging(1)
+	_, err := c.Search(ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, 0, 0, 0, false, "(objectClass=*)", []string{"cn"}, []ldap.Control{ctl}))
+	if code(err) != ldap.LDAPResultAdminLimitExceeded {
+		t.Fatalf("a paged search holding more than MaxResultSetSize: %v", err)
+	}
+}
