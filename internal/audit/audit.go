@@ -149,6 +149,11 @@ func (l *Log) writer() {
 func (l *Log) flush() {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
+	l.flushLocked()
+}
+
+// flushLocked is flush with the write lock held.
+func (l *Log) flushLocked() {
 	l.mu.Lock()
 	b := l.cur
 	if b.n == 0 {
@@ -264,7 +269,16 @@ func (l *Log) Barrier() error {
 	if closed {
 		return fmt.Errorf("audit log: closed")
 	}
-	l.flush() // writes b, or waits for the write that took it, then writes what came after
+	l.wmu.Lock()
+	l.mu.Lock()
+	taken := l.cur != b
+	l.mu.Unlock()
+	if taken { // the write before ours took b: it is done, since we hold the write lock
+		l.wmu.Unlock()
+	} else {
+		l.flushLocked() // b, and every record queued while the write before it ran
+		l.wmu.Unlock()
+	}
 	<-b.done
 	return b.err
 }

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"gmsa/internal/audit"
@@ -47,15 +48,16 @@ type Options struct {
 
 // Directory is the domain over a store.
 type Directory struct {
-	st     store.Store
-	now    func() time.Time
-	rand   io.Reader
-	log    *slog.Logger
-	cache  *kds.Cache
-	audit  *audit.Log
-	heavy  chan struct{} // slots of heavy searches
-	domain Domain
-	sid    ntsec.SID // domain.SID, parsed once
+	st        store.Store
+	now       func() time.Time
+	rand      io.Reader
+	log       *slog.Logger
+	cache     *kds.Cache
+	audit     *audit.Log
+	heavy     chan struct{} // slots of heavy searches
+	searching atomic.Int32  // searches under way
+	domain    Domain
+	sid       ntsec.SID // domain.SID, parsed once
 
 	ridMu           sync.Mutex
 	ridNext, ridEnd uint32 // this process's RID pool

@@ -97,6 +97,8 @@ func (d *Directory) Search(ctx context.Context, req *Requester, q Query, fn func
 		}
 		return err
 	}
+	d.searching.Add(1)
+	defer d.searching.Add(-1)
 	b := &budget{d: d, ctx: ctx, deadline: q.Deadline}
 	defer b.release()
 	inScope := func(o *Object) bool {
@@ -274,10 +276,11 @@ func (d *Directory) Compare(ctx context.Context, req *Requester, dn, attr string
 // Heavy searches. A search is charged one unit per object visited, filter term
 // evaluated and group expanded; past heavyAfter units it must hold one of the
 // directory's heavy-search slots (fewer than the processors, so cheap requests always
-// find one free) and runs at half duty, resting after every yieldEvery units.
+// find one free) and, while other searches run, rests after every yieldEvery units.
 const (
 	heavyAfter = 20_000
 	yieldEvery = 2_048
+	heavyRest  = 3
 )
 
 // budget is one search's work account.
@@ -332,11 +335,12 @@ func (b *budget) spend(n int) bool {
 			return false
 		}
 	}
-	// Past heavyAfter a search runs at half duty: it rests as long as its last chunk of
-	// work took, so the processor it holds is free half the time for everyone else.
+	// Past heavyAfter a search that is not alone runs at a quarter duty: it rests three
+	// times as long as its last chunk of work took, so the processor it holds is mostly
+	// free for the others. Alone, it runs at full speed.
 	now := time.Now()
-	if !b.chunk.IsZero() {
-		time.Sleep(now.Sub(b.chunk))
+	if !b.chunk.IsZero() && b.d.searching.Load() > 1 {
+		time.Sleep(heavyRest * now.Sub(b.chunk))
 	}
 	b.chunk = time.Now()
 	return true

@@ -300,9 +300,10 @@ func TestUnboundMemoryIsBounded(t *testing.T) {
 }
 
 // Eight searches with thousands of in-chain terms end at their budget, and password
-// reads beside them keep their latency (p99 within 2× of the idle figure).
+// reads beside them keep their latency (p99 within 2× of the idle figure, with 1 ms
+// for the scheduling noise of a loaded 2-core machine), measured while they run.
 func TestFilterBombsKeepReadsFast(t *testing.T) {
-	s := start(t, "    max_query_duration: 300ms\n")
+	s := start(t, "    max_query_duration: 3s\n")
 	reader := s.setupReader(t)
 	p99 := func(n int) time.Duration {
 		var ds []time.Duration
@@ -336,7 +337,7 @@ func TestFilterBombsKeepReadsFast(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	loaded := p99(1000)
 	t.Logf("password read p99: idle %v, beside 8 filter bombs %v", idle, loaded)
-	if loaded > 2*idle+2*time.Millisecond { // 2 ms: the timer resolution of a loaded 2-core machine
+	if loaded > 2*idle+time.Millisecond {
 		t.Errorf("p99 %v beside filter bombs, idle %v", loaded, idle)
 	}
 	limited := 0
@@ -355,7 +356,7 @@ func TestFilterBombsKeepReadsFast(t *testing.T) {
 			t.Fatal("a filter bomb outlived its budget by far")
 		}
 	}
-	t.Logf("%d of 8 filter bombs ended at the 300 ms budget", limited)
+	t.Logf("%d of 8 filter bombs ended at the 3 s budget", limited)
 	if limited == 0 {
 		t.Fatal("no filter bomb reached its budget")
 	}
