@@ -400,3 +400,52 @@ func TestPagedStateIsBounded(t *testing.T) {
 		t.Fatalf("a paged search holding more than MaxResultSetSize: %v", err)
 	}
 }
+
+// Shutdown while clients keep connecting and sending: no panic, every goroutine ends.
+func TestShutdownDuringConnects(t *testing.T) {
+	for range 5 {
+		s := setup(t, servertest.Options{})
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if nc, err := net.Dial("tcp", s.LDAP); err == nil {
+					nc.Write([]byte{0x30, 0x05, 0x02, 0x01, 0x01, 0x42, 0x00}) // an unbind
+					nc.Close()
+				}
+			}
+		}()
+		time.Sleep(20 * time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := s.Server.Shutdown(ctx); err != nil {
+			t.Fatalf("shutdown: %v", err)
+		}
+		cancel()
+		close(stop)
+		<-done
+	}
+}
+
+// A listener that fails outside Shutdown is an error for the caller, not a silent stop.
+func TestListenerFailureIsReported(t *testing.T) {
+	s := setup(t, servertest.Options{})
+	l := must(net.Listen("tcp", "127.0.0.1:0"))
+	errc := make(chan error, 1)
+	go func() { errc <- s.Server.Serve(l, false) }()
+	time.Sleep(20 * time.Millisecond)
+	l.Close()
+	select {
+	case err := <-errc:
+		if err == nil || errors.Is(err, ldapserver.ErrServerClosed) || !strings.Contains(err.Error(), "stopped accepting") {
+			t.Fatalf("Serve returned %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve went on after its listener failed")
+	}
+}
