@@ -32,7 +32,7 @@ for v in before after; do
 done
 for shape in "1 16" "4 1" "16 16"; do
   set -- $shape
-  for round in 1 2; do
+  for round in $(seq 1 ${ROUNDS:-2}); do
     for v in before after; do
       echo "$v c=$1 depth=$2 round=$round $($L -url "${URL[$v]}" -bind-dn bench0 -password Bench-Pass-123! -base "$BASE" \
         -filter '(sAMAccountName=bench%d$)' -n 20 -attrs msDS-ManagedPassword -c "$1" -depth "$2" -d "${SECS}s")"
