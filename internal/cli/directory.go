@@ -246,7 +246,7 @@ func serverCommand(e *env) *cobra.Command {
 				cfg.Dev, _ = f.GetBool("dev")
 			}
 			for flag, dst := range map[string]*string{"log-level": &cfg.Log.Level, "log-format": &cfg.Log.Format, "realm": &cfg.Realm,
-				"netbios": &cfg.NetBIOS, "ldap-listen": &cfg.LDAP.Listen, "ldaps-listen": &cfg.LDAP.LDAPSListen} {
+				"netbios": &cfg.NetBIOS, "ldap-listen": &cfg.LDAP.Listen, "ldaps-listen": &cfg.LDAP.LDAPSListen, "kdc-listen": &cfg.KDC.Listen} {
 				if f.Changed(flag) {
 					*dst, _ = f.GetString(flag)
 				}
@@ -272,6 +272,7 @@ func serverCommand(e *env) *cobra.Command {
 	f.String("netbios", "EXAMPLE", "NetBIOS name --dev provisions")
 	f.String("ldap-listen", "", "LDAP address (default 127.0.0.1:389; with --dev a free port; off to disable)")
 	f.String("ldaps-listen", "", "LDAPS address (default 127.0.0.1:636; with --dev a free port; off to disable)")
+	f.String("kdc-listen", "", "Kerberos KDC address, UDP and TCP (default 127.0.0.1:88; with --dev a free port; off to disable)")
 	e.dataFlag(c)
 	return c
 }

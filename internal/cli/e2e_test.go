@@ -144,7 +144,7 @@ func TestDirectoryEndToEnd(t *testing.T) {
 	ctx, stop := context.WithCancel(context.Background())
 	cfg := server.DefaultConfig()
 	cfg.Data = data
-	cfg.LDAP.Listen, cfg.LDAP.LDAPSListen = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.LDAP.Listen, cfg.LDAP.LDAPSListen, cfg.KDC.Listen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	done := make(chan error, 1)
 	go func() {
 		done <- server.Run(ctx, cfg, server.Deps{Now: clk.now, Stdout: os.Stderr, Logger: server.NewLogger(&cfg, os.Stderr)})

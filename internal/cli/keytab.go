@@ -51,7 +51,7 @@ func keytabCreateCommand(e *env) *cobra.Command {
 				}
 				etypes = append(etypes, et)
 			}
-			raw, err := binaryInput("--blob", blobFlag, blobFile)
+			raw, err := blobInput(blobFlag, blobFile)
 			if err != nil {
 				return err
 			}
@@ -109,7 +109,7 @@ func keytabCreateCommand(e *env) *cobra.Command {
 	}
 	f := c.Flags()
 	f.StringVar(&blobFlag, "blob", "", "msDS-ManagedPassword as hex or base64")
-	f.StringVar(&blobFile, "blob-file", "", "read the blob from FILE (raw bytes, hex or base64)")
+	f.StringVar(&blobFile, "blob-file", "", "read the blob from FILE: raw bytes, hex, base64 or ldapsearch LDIF")
 	f.StringVar(&out, "out", "", "keytab file to write (mode 0600, replaced atomically)")
 	f.Uint32Var(&kvno, "kvno", 0, "key version number of the current password (msDS-KeyVersionNumber)")
 	f.StringArrayVar(&spns, "spn", nil, "service principal name to add (repeatable), e.g. http/web.example.test")

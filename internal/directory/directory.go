@@ -62,8 +62,9 @@ type Directory struct {
 	ridMu           sync.Mutex
 	ridNext, ridEnd uint32 // this process's RID pool
 
-	pwMu    sync.Mutex
-	pwCache map[pwKey]kds.Password // see password
+	pwMu     sync.Mutex
+	pwCache  map[pwKey]kds.Password    // see password
+	keyCache map[keysKey][]KerberosKey // see derivedKeys
 
 	objMu    sync.RWMutex
 	objCache map[string]cachedObject // obj/<guid> → decoded record

@@ -38,6 +38,14 @@ type Config struct {
 		TLSNames             []string `yaml:"tls_names"`               // names in the server certificate
 		Limits               Limits   `yaml:"limits"`
 	} `yaml:"ldap"`
+	KDC struct {
+		Listen           string        `yaml:"listen"`             // UDP and TCP; default 127.0.0.1:88, with --dev a free port; "off" turns it off
+		MaxTicketAge     time.Duration `yaml:"max_ticket_age"`     // AD's MaxTicketAge, default 10 h
+		MaxRenewAge      time.Duration `yaml:"max_renew_age"`      // AD's MaxRenewAge, default 7 days
+		MaxServiceAge    time.Duration `yaml:"max_service_age"`    // AD's MaxServiceAge, default 600 min
+		MaxClockSkew     time.Duration `yaml:"max_clock_skew"`     // AD's MaxClockSkew, default 5 min
+		NoImplicitDollar bool          `yaml:"no_implicit_dollar"` // "web01" no longer finds "web01$" (Samba's kdc name match implicit dollar)
+	} `yaml:"kdc"`
 }
 
 // Limits are the LDAP server's bounds, named after AD's lDAPAdminLimits where AD has
@@ -80,11 +88,11 @@ func (c *Config) LoadFile(path string) error {
 
 // LoadEnv merges GMSA_DATA, GMSA_DEV, GMSA_REALM, GMSA_NETBIOS, GMSA_LOG_LEVEL,
 // GMSA_LOG_FORMAT, GMSA_AUDIT_PATH, GMSA_AUDIT_FSYNC, GMSA_LDAP_LISTEN and
-// GMSA_LDAPS_LISTEN, reporting every bad value.
+// GMSA_LDAPS_LISTEN and GMSA_KDC_LISTEN, reporting every bad value.
 func (c *Config) LoadEnv(getenv func(string) string) error {
 	set := map[string]*string{"GMSA_DATA": &c.Data, "GMSA_REALM": &c.Realm, "GMSA_NETBIOS": &c.NetBIOS,
 		"GMSA_LOG_LEVEL": &c.Log.Level, "GMSA_LOG_FORMAT": &c.Log.Format,
-		"GMSA_AUDIT_PATH": &c.Audit.Path, "GMSA_LDAP_LISTEN": &c.LDAP.Listen, "GMSA_LDAPS_LISTEN": &c.LDAP.LDAPSListen}
+		"GMSA_AUDIT_PATH": &c.Audit.Path, "GMSA_LDAP_LISTEN": &c.LDAP.Listen, "GMSA_LDAPS_LISTEN": &c.LDAP.LDAPSListen, "GMSA_KDC_LISTEN": &c.KDC.Listen}
 	for k, dst := range set {
 		if v := getenv(k); v != "" {
 			*dst = v
@@ -122,7 +130,7 @@ func (c *Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("log.format: %q: want text or json", c.Log.Format))
 	}
-	for name, addr := range map[string]string{"ldap.listen": c.LDAP.Listen, "ldap.ldaps_listen": c.LDAP.LDAPSListen} {
+	for name, addr := range map[string]string{"ldap.listen": c.LDAP.Listen, "ldap.ldaps_listen": c.LDAP.LDAPSListen, "kdc.listen": c.KDC.Listen} {
 		if addr == "" || addr == "off" {
 			continue
 		}
@@ -136,9 +144,14 @@ func (c *Config) Validate() error {
 	for name, v := range map[string]int64{"max_connections": int64(l.MaxConnections), "max_connections_per_source": int64(l.MaxConnectionsPerSource),
 		"max_receive_buffer": int64(l.MaxReceiveBuffer), "max_unbound_request": int64(l.MaxUnboundRequest), "unbound_memory": l.UnboundMemory,
 		"max_page_size": int64(l.MaxPageSize), "max_result_sets_per_conn": int64(l.MaxResultSetsPerConn), "max_result_set_size": l.MaxResultSetSize,
-		"init_recv_timeout": int64(l.InitRecvTimeout), "max_conn_idle_time": int64(l.MaxConnIdleTime), "max_query_duration": int64(l.MaxQueryDuration)} {
+		"init_recv_timeout": int64(l.InitRecvTimeout), "max_conn_idle_time": int64(l.MaxConnIdleTime), "max_query_duration": int64(l.MaxQueryDuration),
+		"kdc.max_ticket_age": int64(c.KDC.MaxTicketAge), "kdc.max_renew_age": int64(c.KDC.MaxRenewAge), "kdc.max_service_age": int64(c.KDC.MaxServiceAge),
+		"kdc.max_clock_skew": int64(c.KDC.MaxClockSkew)} {
 		if v < 0 {
-			errs = append(errs, fmt.Errorf("ldap.limits.%s: %d is negative; leave it out for the default", name, v))
+			if !strings.HasPrefix(name, "kdc.") {
+				name = "ldap.limits." + name
+			}
+			errs = append(errs, fmt.Errorf("%s: %d is negative; leave it out for the default", name, v))
 		}
 	}
 	if c.Dev {
@@ -154,8 +167,8 @@ func (c *Config) Validate() error {
 
 func isDir(p string) bool { st, err := os.Stat(p); return err == nil && st.IsDir() }
 
-// listenAddrs returns the LDAP and LDAPS addresses in force ("" when off).
-func (c *Config) listenAddrs() (ldap, ldaps string) {
+// listenAddrs returns the LDAP, LDAPS and KDC addresses in force ("" when off).
+func (c *Config) listenAddrs() (ldap, ldaps, kdc string) {
 	pick := func(v, def string) string {
 		switch {
 		case v == "off":
@@ -167,5 +180,5 @@ func (c *Config) listenAddrs() (ldap, ldaps string) {
 		}
 		return def
 	}
-	return pick(c.LDAP.Listen, "127.0.0.1:389"), pick(c.LDAP.LDAPSListen, "127.0.0.1:636")
+	return pick(c.LDAP.Listen, "127.0.0.1:389"), pick(c.LDAP.LDAPSListen, "127.0.0.1:636"), pick(c.KDC.Listen, "127.0.0.1:88")
 }

@@ -20,6 +20,7 @@ import (
 	"gmsa/internal/atomicfile"
 	"gmsa/internal/audit"
 	"gmsa/internal/directory"
+	"gmsa/internal/kdc"
 	"gmsa/internal/kds"
 	"gmsa/internal/ldapserver"
 	"gmsa/internal/ntsec"
@@ -110,20 +111,37 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	go func() { serveAdmin(ctx, l, st, log.Info); close(done) }()
 
 	dom := dir.Domain()
-	ep, failed, stopLDAP, err := startLDAP(cfg, deps, dir, trail)
+	failed := make(chan error, 4) // a listener that fails for good
+	ep, stopLDAP, err := startLDAP(cfg, deps, dir, trail, failed)
 	if err != nil {
 		l.Close()
 		<-done
 		return err
+	}
+	stopKDC, err := startKDC(cfg, deps, dir, trail, failed, &ep)
+	if err != nil {
+		stopLDAP()
+		l.Close()
+		<-done
+		return err
+	}
+	if ep.KDC != "" {
+		krb5 := filepath.Join(cfg.Data, Krb5ConfFile)
+		if err := atomicfile.Write(krb5, krb5Conf(dom, ep.KDC), 0o644); err != nil {
+			log.Warn("krb5.conf not written", "path", krb5, "err", err)
+		}
+		defer os.Remove(krb5)
 	}
 	epPath := filepath.Join(cfg.Data, EndpointsFile)
 	if b, err := json.MarshalIndent(ep, "", "  "); err == nil {
 		atomicfile.Write(epPath, append(b, '\n'), 0o644)
 	}
 	defer os.Remove(epPath)
-	log.Info("gmsa server running", "realm", dom.Realm, "data", cfg.Data, "pid", os.Getpid(), "ldap", ep.LDAP, "ldaps", ep.LDAPS, "ca", ep.CA, "audit", auditPath)
+	log.Info("gmsa server running", "realm", dom.Realm, "data", cfg.Data, "pid", os.Getpid(), "ldap", ep.LDAP, "ldaps", ep.LDAPS, "kdc", ep.KDC,
+		"ca", ep.CA, "audit", auditPath)
 	if cfg.Dev {
-		fmt.Fprintf(deps.Stdout, "LDAP %s, LDAPS %s; clients trust %s\n", ep.LDAP, ep.LDAPS, ep.CA)
+		fmt.Fprintf(deps.Stdout, "LDAP %s, LDAPS %s, KDC %s; clients trust %s; KRB5_CONFIG=%s\n", ep.LDAP, ep.LDAPS, ep.KDC, ep.CA,
+			filepath.Join(cfg.Data, Krb5ConfFile))
 	}
 	var runErr error
 	for running := true; running; {
@@ -142,6 +160,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 			runErr, running = err, false
 		}
 	}
+	stopKDC()
 	stopLDAP()
 	l.Close()
 	<-done
@@ -155,6 +174,7 @@ const AuditFile = "audit.log"
 type Endpoints struct {
 	LDAP  string `json:"ldap,omitempty"`  // ldap://host:port
 	LDAPS string `json:"ldaps,omitempty"` // ldaps://host:port
+	KDC   string `json:"kdc,omitempty"`   // host:port, UDP and TCP
 	CA    string `json:"ca,omitempty"`    // the CA certificate clients trust
 }
 
@@ -162,15 +182,15 @@ type Endpoints struct {
 const EndpointsFile = "endpoints.json"
 
 // startLDAP opens the LDAP and LDAPS listeners; a listener that fails for good is sent
-// on the returned channel; the returned function shuts them down.
-func startLDAP(cfg Config, deps Deps, dir *directory.Directory, trail *audit.Log) (Endpoints, <-chan error, func(), error) {
+// on failed; the returned function shuts them down.
+func startLDAP(cfg Config, deps Deps, dir *directory.Directory, trail *audit.Log, failed chan<- error) (Endpoints, func(), error) {
 	var ep Endpoints
 	dom := dir.Domain()
 	host := strings.ToLower(dom.DCName) + "." + dom.DNSName
 	names := append([]string{host, "localhost", "127.0.0.1"}, cfg.LDAP.TLSNames...)
 	tlsCfg, err := pki.Ensure(filepath.Join(cfg.Data, "tls"), names, deps.Now(), deps.Rand)
 	if err != nil {
-		return ep, nil, nil, fmt.Errorf("TLS: %w", err)
+		return ep, nil, fmt.Errorf("TLS: %w", err)
 	}
 	ep.CA = filepath.Join(cfg.Data, "tls", pki.CAFile)
 	lim := cfg.LDAP.Limits
@@ -180,8 +200,7 @@ func startLDAP(cfg Config, deps Deps, dir *directory.Directory, trail *audit.Log
 		MaxConns: lim.MaxConnections, MaxConnsPerSource: lim.MaxConnectionsPerSource, InitRecvTimeout: lim.InitRecvTimeout,
 		IdleTimeout: lim.MaxConnIdleTime, MaxQueryDuration: lim.MaxQueryDuration, MaxPageSize: lim.MaxPageSize,
 		MaxResultSetsPerConn: lim.MaxResultSetsPerConn, MaxResultSetSize: lim.MaxResultSetSize})
-	failed := make(chan error, 2)
-	ldapAddr, ldapsAddr := cfg.listenAddrs()
+	ldapAddr, ldapsAddr, _ := cfg.listenAddrs()
 	var ls []net.Listener
 	closeAll := func() {
 		for _, l := range ls {
@@ -199,7 +218,7 @@ func startLDAP(cfg Config, deps Deps, dir *directory.Directory, trail *audit.Log
 		l, err := net.Listen("tcp", x.addr)
 		if err != nil {
 			closeAll()
-			return ep, nil, nil, fmt.Errorf("LDAP listener %s: %w", x.addr, err)
+			return ep, nil, fmt.Errorf("LDAP listener %s: %w", x.addr, err)
 		}
 		ls = append(ls, l)
 		*x.dst = map[bool]string{false: "ldap://", true: "ldaps://"}[x.ldaps] + l.Addr().String()
@@ -209,11 +228,84 @@ func startLDAP(cfg Config, deps Deps, dir *directory.Directory, trail *audit.Log
 			}
 		}(l, x.ldaps)
 	}
-	return ep, failed, func() {
+	return ep, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		srv.Shutdown(ctx)
 	}, nil
+}
+
+// Krb5ConfFile is the krb5.conf written in the data directory while the KDC runs.
+const Krb5ConfFile = "krb5.conf"
+
+// startKDC opens the KDC's UDP and TCP listeners on one port; a listener that fails for
+// good is sent on failed; the returned function shuts them down.
+func startKDC(cfg Config, deps Deps, dir *directory.Directory, trail *audit.Log, failed chan<- error, ep *Endpoints) (func(), error) {
+	_, _, addr := cfg.listenAddrs()
+	if addr == "" {
+		return func() {}, nil
+	}
+	pol := kdc.DefaultPolicy()
+	for dst, v := range map[*time.Duration]time.Duration{&pol.MaxTicketAge: cfg.KDC.MaxTicketAge, &pol.MaxRenewAge: cfg.KDC.MaxRenewAge,
+		&pol.MaxServiceAge: cfg.KDC.MaxServiceAge, &pol.MaxClockSkew: cfg.KDC.MaxClockSkew} {
+		if v > 0 {
+			*dst = v
+		}
+	}
+	pol.ImplicitDollar = !cfg.KDC.NoImplicitDollar
+	x := &kdc.Exchange{Dir: dir, Realm: dir.Domain().Realm, Policy: pol, Now: deps.Now, Rand: deps.Rand}
+	srv := kdc.New(kdc.Config{Exchange: x, Audit: trail, Logger: deps.Logger})
+	var l net.Listener
+	var pc net.PacketConn
+	var err error
+	for try := 0; try < 10; try++ { // a free TCP port whose UDP twin is free too
+		if l, err = net.Listen("tcp", addr); err != nil {
+			return nil, fmt.Errorf("KDC listener %s: %w", addr, err)
+		}
+		if pc, err = net.ListenPacket("udp", l.Addr().String()); err == nil {
+			break
+		}
+		l.Close()
+		if _, port, _ := net.SplitHostPort(addr); port != "0" {
+			return nil, fmt.Errorf("KDC listener %s (UDP): %w", addr, err)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("KDC listener %s (UDP): %w", addr, err)
+	}
+	ep.KDC = l.Addr().String()
+	serve := func(f func() error) {
+		if err := f(); !errors.Is(err, kdc.ErrServerClosed) {
+			failed <- err
+		}
+	}
+	go serve(func() error { return srv.ServeTCP(l) })
+	go serve(func() error { return srv.ServeUDP(pc) })
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	}, nil
+}
+
+// krb5Conf is a krb5.conf pointing MIT and Heimdal clients at the KDC.
+func krb5Conf(dom directory.Domain, kdcAddr string) []byte {
+	return []byte(fmt.Sprintf(`# written by gmsa server while it runs: KRB5_CONFIG=<this file> kinit …
+[libdefaults]
+	default_realm = %[1]s
+	dns_lookup_kdc = false
+	dns_lookup_realm = false
+	rdns = false
+
+[realms]
+	%[1]s = {
+		kdc = %[2]s
+	}
+
+[domain_realm]
+	.%[3]s = %[1]s
+	%[3]s = %[1]s
+`, dom.Realm, kdcAddr, dom.DNSName))
 }
 
 // provisionDev creates EXAMPLE.TEST with a root key back-dated past the 10-hour wait,

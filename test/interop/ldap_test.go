@@ -40,7 +40,7 @@ func ourServer(t *testing.T) (data string, ep map[string]string) {
 	g("", "group", "add-member", "Web Hosts", "websvc")
 	g("", "account", "new", "svc", "--dns-host-name", "svc.example.test", "--principals-allowed", "Web Hosts", "--interval-days", "30")
 	cfg := filepath.Join(dir, "gmsa.yaml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf("data: %s\nldap:\n  listen: 127.0.0.1:0\n  ldaps_listen: 127.0.0.1:0\n  allow_plain_simple_bind: true\n", data)), 0o600)
+	os.WriteFile(cfg, []byte(fmt.Sprintf("data: %s\nldap:\n  listen: 127.0.0.1:0\n  ldaps_listen: 127.0.0.1:0\n  allow_plain_simple_bind: true\nkdc:\n  listen: 127.0.0.1:0\n", data)), 0o600)
 	srv := exec.Command(gmsaBin, "server", "--config", cfg)
 	srv.Stdout, srv.Stderr = os.Stderr, os.Stderr
 	if err := srv.Start(); err != nil {

@@ -1,0 +1,284 @@
+package directory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"gmsa/internal/audit"
+	"gmsa/internal/kds"
+	"gmsa/internal/krbkey"
+	"gmsa/internal/ntsec"
+	"gmsa/internal/store"
+)
+
+// KerberosKey is a long-term key of a principal at a key version.
+type KerberosKey struct {
+	Etype int32
+	Value []byte
+	KVNO  uint32
+	Salt  string // the AES salt (ETYPE-INFO2); empty for RC4
+}
+
+func (k KerberosKey) String() string {
+	return fmt.Sprintf("directory.KerberosKey{%s kvno %d, [REDACTED]}", krbkey.EtypeName(k.Etype), k.KVNO)
+}
+
+// KerberosPrincipal is what the KDC needs of an account: its names, its keys (current,
+// and the previous ones still accepted), and whether it may get tickets.
+type KerberosPrincipal struct {
+	GUID        ntsec.GUID
+	SAM, UPN    string
+	SID         string
+	Class       Class
+	Enctypes    uint32        // msDS-SupportedEncryptionTypes (0: unset)
+	Keys        []KerberosKey // current keys, AES256 first
+	OldKeys     []KerberosKey // previous keys still accepted for pre-authentication
+	Disabled    bool
+	LockedOut   bool
+	ServerTrust bool // a domain controller
+}
+
+// Key returns the current key of an encryption type.
+func (p *KerberosPrincipal) Key(etype int32) (KerberosKey, bool) {
+	for _, k := range p.Keys {
+		if k.Etype == etype {
+			return k, true
+		}
+	}
+	return KerberosKey{}, false
+}
+
+// ErrNoKeys is an account the KDC cannot issue tickets for: it has no password yet.
+var ErrNoKeys = errors.New("the account has no keys")
+
+// kerberosEtypes are the key types the directory derives, strongest first.
+var kerberosEtypes = []int32{krbkey.EtypeAES256CTSHMACSHA, krbkey.EtypeAES128CTSHMACSHA, krbkey.EtypeRC4HMAC}
+
+// previousKeyWindow is how long after a gMSA's rollover its previous keys are still
+// accepted for pre-authentication, as Windows and Samba do ([MS-ADTS] 3.1.1.4.5.39
+// MaxClockSkew: 5 minutes).
+const previousKeyWindow = 5 * ntsec.TicksPerMinute
+
+// KerberosClient finds the account a client principal names, as AD's KDC does:
+// sAMAccountName case-insensitively, with an implicit trailing $ for computers and
+// gMSAs when implicitDollar is set, or, for an enterprise name (NT-ENTERPRISE), a
+// userPrincipalName or sam@domain. A gMSA's keys are derived from the schedule now,
+// persisting a rotation as an LDAP read would.
+func (d *Directory) KerberosClient(ctx context.Context, name string, enterprise, implicitDollar bool) (*KerberosPrincipal, error) {
+	var o *Object
+	var err error
+	switch {
+	case enterprise:
+		o, err = d.byUPN(ctx, name)
+	default:
+		if strings.ContainsAny(name, "\\@=,") || strings.HasPrefix(strings.ToUpper(name), "S-1-") {
+			return nil, fmt.Errorf("directory: %q is not an account name: %w", name, ErrNotFound)
+		}
+		o, err = d.byIndex(ctx, samKey(name))
+		if errors.Is(err, store.ErrNotFound) && implicitDollar && !strings.HasSuffix(name, "$") {
+			o, err = d.byIndex(ctx, samKey(name+"$"))
+		}
+	}
+	if errors.Is(err, store.ErrNotFound) || err == nil && (o.Class == ClassGroup || !o.IsPrincipal()) {
+		return nil, fmt.Errorf("directory: Kerberos principal %q: %w", name, ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return d.kerberosPrincipal(ctx, o)
+}
+
+// byUPN finds an account by userPrincipalName, or by the implicit UPN sam@dnsdomain.
+func (d *Directory) byUPN(ctx context.Context, upn string) (*Object, error) {
+	sam, domain, ok := strings.Cut(upn, "@")
+	if !ok {
+		return nil, store.ErrNotFound
+	}
+	if strings.EqualFold(domain, d.domain.DNSName) || strings.EqualFold(domain, d.domain.Realm) {
+		if o, err := d.byIndex(ctx, samKey(sam)); err == nil {
+			return o, nil
+		}
+	}
+	var found *Object
+	for _, c := range []Class{ClassUser, ClassComputer, ClassGMSA} {
+		objs, err := d.List(ctx, c)
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range objs {
+			if strings.EqualFold(o.UPN, upn) {
+				found = o
+			}
+		}
+	}
+	if found == nil {
+		return nil, store.ErrNotFound
+	}
+	return found, nil
+}
+
+// KerberosService finds the account a service principal names: krbtgt/REALM, or an
+// account by servicePrincipalName (case-insensitive; host/ also answers for the
+// aliases AD maps to it), or by sAMAccountName for a single-component name.
+func (d *Directory) KerberosService(ctx context.Context, components []string) (*KerberosPrincipal, error) {
+	spn := strings.Join(components, "/")
+	var o *Object
+	var err error
+	switch {
+	case len(components) == 2 && strings.EqualFold(components[0], "krbtgt") && strings.EqualFold(components[1], d.domain.Realm):
+		o, err = d.byIndex(ctx, samKey("krbtgt"))
+	case len(components) == 1:
+		return d.KerberosClient(ctx, components[0], false, true)
+	default:
+		o, err = d.byIndex(ctx, spnKey(spn))
+		if errors.Is(err, store.ErrNotFound) && len(components) >= 2 && isHostAlias(components[0]) {
+			o, err = d.byIndex(ctx, spnKey("host/"+strings.Join(components[1:], "/")))
+		}
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("directory: service principal %q: %w", spn, ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return d.kerberosPrincipal(ctx, o)
+}
+
+// isHostAlias reports whether a service class is one AD's sPNMappings maps to host.
+func isHostAlias(class string) bool {
+	switch strings.ToLower(class) {
+	case "alerter", "http", "policyagent", "scm", "rpcss", "cifs", "schedule", "wins", "browser", "dhcp", "dnscache",
+		"replicator", "eventlog", "eventsystem", "iisad", "messenger", "netlogon", "netman", "netdde", "netddedsm",
+		"nmagent", "plugplay", "protectedstorage", "rasman", "remoteaccess", "rpc", "rpclocator", "seclogon",
+		"snmp", "spooler", "tapisrv", "time", "trksvr", "trkwks", "ups", "w3svc", "wmi", "restrictedkrbhost":
+		return true
+	}
+	return false
+}
+
+// kerberosPrincipal builds the KDC's view of an account, deriving a gMSA's keys.
+func (d *Directory) kerberosPrincipal(ctx context.Context, o *Object) (*KerberosPrincipal, error) {
+	p := &KerberosPrincipal{GUID: o.GUID, SAM: o.SAM, UPN: o.UPN, SID: o.SID, Class: o.Class, Enctypes: o.SupportedEnctypes,
+		Disabled: !o.Enabled(), LockedOut: d.lockedOut(o, d.domainPolicy(ctx), d.nowFT()), ServerTrust: o.UAC&UACServerTrust != 0}
+	if o.Class == ClassGMSA {
+		return p, d.gmsaKeys(ctx, o, p)
+	}
+	if len(o.Keys) == 0 {
+		return nil, fmt.Errorf("directory: %s: %w", o.SAM, ErrNoKeys)
+	}
+	salt := d.salt(o)
+	for _, k := range o.Keys {
+		p.Keys = append(p.Keys, KerberosKey{Etype: k.Etype, Value: k.Value, KVNO: o.KVNO, Salt: saltFor(k.Etype, salt)})
+	}
+	return p, nil
+}
+
+func (d *Directory) salt(o *Object) string {
+	if o.Class == ClassComputer || o.Class == ClassGMSA {
+		return krbkey.ComputerSalt(d.domain.Realm, o.SAM, d.domain.DNSName)
+	}
+	return krbkey.UserSalt(d.domain.Realm, o.SAM)
+}
+
+func saltFor(etype int32, salt string) string {
+	if etype == krbkey.EtypeRC4HMAC {
+		return ""
+	}
+	return salt
+}
+
+// gmsaKeys derives a gMSA's current keys (and, within five minutes of a rollover, the
+// previous ones) from the password schedule, persisting a rotation as the LDAP path
+// does; derived keys are kept per key period, so a period already seen costs no
+// derivation.
+func (d *Directory) gmsaKeys(ctx context.Context, o *Object, p *KerberosPrincipal) error {
+	now := d.nowFT()
+	pw, err := d.passwords(ctx, o, now)
+	if err != nil {
+		return err
+	}
+	kvno := o.KVNO
+	if pw.Plan.Rotated {
+		if err := d.persistRotation(ctx, o, pw.Plan); err != nil {
+			return err
+		}
+		if n, err := d.byGUID(ctx, o.GUID.String()); err == nil {
+			kvno = n.KVNO
+		}
+	}
+	salt := d.salt(o)
+	if p.Keys, err = d.derivedKeys(o, pw.Plan.Current, pw.Current, salt, kvno); err != nil {
+		return err
+	}
+	if pw.Previous != nil && pw.Plan.Previous != nil && now < pw.Plan.Current.GKID.Start()+previousKeyWindow && kvno > 1 {
+		if p.OldKeys, err = d.derivedKeys(o, *pw.Plan.Previous, *pw.Previous, salt, kvno-1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// keysKey names a gMSA's derived keys: its SID, and the password they came from.
+type keysKey struct {
+	pw  pwKey
+	kvn uint32
+}
+
+// derivedKeys turns a gMSA password into its Kerberos keys, through a cache.
+func (d *Directory) derivedKeys(o *Object, ref kds.KeyRef, pw kds.Password, salt string, kvno uint32) ([]KerberosKey, error) {
+	k := keysKey{pwKey{o.SID, ref.RootKey, ref.GKID}, kvno}
+	d.pwMu.Lock()
+	keys, ok := d.keyCache[k]
+	d.pwMu.Unlock()
+	if ok {
+		return keys, nil
+	}
+	raw, err := krbkey.AccountKeys(pw[:], salt, kerberosEtypes)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range raw {
+		keys = append(keys, KerberosKey{Etype: r.Etype, Value: r.Value, KVNO: kvno, Salt: saltFor(r.Etype, salt)})
+	}
+	d.pwMu.Lock()
+	if d.keyCache == nil || len(d.keyCache) >= pwCacheSize {
+		d.keyCache = map[keysKey][]KerberosKey{}
+	}
+	d.keyCache[k] = keys
+	d.pwMu.Unlock()
+	return keys, nil
+}
+
+// KerberosPreauthFailed counts a failed pre-authentication towards the account's
+// lockout, as AD does for Kerberos, and audits it (event 4771), aggregated per source.
+func (d *Directory) KerberosPreauthFailed(ctx context.Context, p *KerberosPrincipal, remote, why string) {
+	if o, err := d.byGUID(ctx, p.GUID.String()); err == nil && o.Class != ClassGMSA {
+		d.badPassword(ctx, o, d.domainPolicy(ctx), d.nowFT())
+	}
+	d.audit.RecordNoisy(remote, d.now(), audit.Warn, "Kerberos pre-authentication failed", "account", p.SAM, "remote", remote, "reason", why)
+}
+
+// KerberosPreauthSucceeded starts a user's or computer's bad-password count again.
+func (d *Directory) KerberosPreauthSucceeded(ctx context.Context, p *KerberosPrincipal) {
+	o, err := d.byGUID(ctx, p.GUID.String())
+	if err != nil || o.BadPwdCount == 0 && o.LockoutTime == 0 {
+		return
+	}
+	d.modify(ctx, o.GUID, func(n *Object) ([]store.Op, error) {
+		n.BadPwdCount, n.LockoutTime = 0, 0
+		return nil, nil
+	})
+}
+
+// KerberosTicketIssued audits a ticket, as AD's events 4768 (a TGT) and 4769 (a
+// service ticket) do; TGTs of users and computers are frequent and not recorded.
+func (d *Directory) KerberosTicketIssued(client, service *KerberosPrincipal, tgt bool, remote string) {
+	switch {
+	case tgt && client.Class == ClassGMSA:
+		d.audit.Record(d.now(), audit.Info, "Kerberos TGT issued", "account", client.SAM, "remote", remote)
+	case !tgt && service.Class == ClassGMSA:
+		d.audit.Record(d.now(), audit.Info, "Kerberos service ticket issued", "account", client.SAM, "service", service.SAM, "remote", remote)
+	}
+}

@@ -1,0 +1,214 @@
+package kdc_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jcmturner/gokrb5/v8/client"
+	"github.com/jcmturner/gokrb5/v8/config"
+	"github.com/jcmturner/gokrb5/v8/iana/errorcode"
+	"github.com/jcmturner/gokrb5/v8/messages"
+	"github.com/jcmturner/gokrb5/v8/types"
+
+	"gmsa/internal/audit"
+	"gmsa/internal/directory"
+	"gmsa/internal/kdc"
+	"gmsa/internal/krbkey"
+	"gmsa/internal/managedpw"
+	"gmsa/internal/ntsec"
+	"gmsa/internal/store/memory"
+)
+
+var ctx = context.Background()
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+type lab struct {
+	dir   *directory.Directory
+	trail *bytes.Buffer
+	addr  string // host:port of both UDP and TCP
+}
+
+// start provisions EXAMPLE.TEST with a user, a computer and a gMSA the computer may
+// read, and serves its KDC on 127.0.0.1.
+func start(t *testing.T) *lab {
+	t.Helper()
+	back := ntsec.FileTimeFromTime(time.Now()) - 2*ntsec.TicksPerDay
+	buf := &bytes.Buffer{}
+	trail := audit.New(buf, audit.Options{})
+	p := must(directory.Provision(ctx, memory.New(), directory.ProvisionOptions{Realm: "EXAMPLE.TEST", RootKey: &back},
+		directory.Options{Audit: trail}))
+	d, sys := p.Directory, directory.LocalSystem()
+	must(d.NewUser(ctx, sys, directory.UserOptions{Name: "alice", Password: "Alice-Pass-1!"}))
+	must(d.NewComputer(ctx, sys, directory.ComputerOptions{Name: "WEB01"}))
+	must(d.NewGMSA(ctx, sys, directory.GMSAOptions{Name: "svc", DNSHostName: "svc.example.test", PrincipalsAllowed: []string{"WEB01$"},
+		SPNs: []string{"HTTP/svc.example.test"}, Enctypes: directory.EnctypeAES256 | directory.EnctypeAES128}))
+	x := &kdc.Exchange{Dir: d, Realm: "EXAMPLE.TEST", Policy: kdc.DefaultPolicy(), Now: time.Now, Rand: rand.Reader}
+	srv := kdc.New(kdc.Config{Exchange: x, Audit: trail})
+	l := must(net.Listen("tcp", "127.0.0.1:0"))
+	pc := must(net.ListenPacket("udp", l.Addr().String()))
+	go srv.ServeTCP(l)
+	go srv.ServeUDP(pc)
+	t.Cleanup(func() { srv.Shutdown(ctx); trail.Close() })
+	return &lab{dir: d, trail: buf, addr: l.Addr().String()}
+}
+
+func (l *lab) client(t *testing.T, user, password string) *client.Client {
+	cfg := must(config.NewFromString(fmt.Sprintf(`[libdefaults]
+ default_realm = EXAMPLE.TEST
+ dns_lookup_kdc = false
+ default_tkt_enctypes = aes256-cts-hmac-sha1-96 aes128-cts-hmac-sha1-96
+ default_tgs_enctypes = aes256-cts-hmac-sha1-96 aes128-cts-hmac-sha1-96
+[realms]
+ EXAMPLE.TEST = {
+  kdc = %s
+ }
+`, l.addr)))
+	return client.NewWithPassword(user, "EXAMPLE.TEST", password, cfg, client.DisablePAFXFAST(true))
+}
+
+// gmsaPassword reads svc's current password as WEB01$ would, as UTF-8 (what kinit takes).
+func (l *lab) gmsaPassword(t *testing.T) string {
+	web := &directory.Requester{Token: must(l.dir.TokenFor(ctx, "WEB01$")), Protection: directory.ProtectionTLS}
+	blob, dec, err := l.dir.ReadPassword(ctx, web, "svc")
+	if err != nil || !dec.Granted {
+		t.Fatalf("password read: %v %v", dec, err)
+	}
+	b := must(managedpw.Decode(blob))
+	return string(krbkey.UTF16ToUTF8(b.Current))
+}
+
+func TestASAndTGS(t *testing.T) {
+	l := start(t)
+	alice := l.client(t, "alice", "Alice-Pass-1!")
+	if err := alice.Login(); err != nil {
+		t.Fatalf("alice's AS exchange: %v", err)
+	}
+	tkt, key, err := alice.GetServiceTicket("HTTP/svc.example.test")
+	if err != nil {
+		t.Fatalf("service ticket for the gMSA's SPN: %v", err)
+	}
+	svc := must(l.dir.KerberosService(ctx, []string{"HTTP", "svc.example.test"}))
+	if tkt.EncPart.KVNO != int(svc.Keys[0].KVNO) || key.KeyType != 18 {
+		t.Fatalf("ticket kvno %d (want %d), session key type %d", tkt.EncPart.KVNO, svc.Keys[0].KVNO, key.KeyType)
+	}
+	// The gMSA's own derived key decrypts the ticket: the directory and the KDC agree.
+	if err := tkt.Decrypt(typesKey(svc.Keys[0])); err != nil || tkt.DecryptedEncPart.CName.NameString[0] != "alice" {
+		t.Fatalf("the ticket does not decrypt with svc$'s key: %v", err)
+	}
+
+	// The gMSA itself logs on with the password a permitted host reads, as
+	// credentials-fetcher's kinit does.
+	if err := l.client(t, "svc$", l.gmsaPassword(t)).Login(); err != nil {
+		t.Fatalf("gMSA AS exchange: %v", err)
+	}
+	if !strings.Contains(l.trail.String(), `"msg":"Kerberos TGT issued","account":"svc$"`) ||
+		!strings.Contains(l.trail.String(), `"msg":"Kerberos service ticket issued","account":"alice","service":"svc$"`) {
+		t.Fatalf("ticket events not audited:\n%s", l.trail.String())
+	}
+}
+
+func TestASErrors(t *testing.T) {
+	l := start(t)
+	code := func(err error) int32 {
+		var ke messages.KRBError
+		if errors.As(err, &ke) {
+			return ke.ErrorCode
+		}
+		if s := err.Error(); strings.Contains(s, "KDC_ERR_PREAUTH_FAILED") {
+			return errorcode.KDC_ERR_PREAUTH_FAILED
+		} else if strings.Contains(s, "KDC_ERR_C_PRINCIPAL_UNKNOWN") {
+			return errorcode.KDC_ERR_C_PRINCIPAL_UNKNOWN
+		} else if strings.Contains(s, "KDC_ERR_CLIENT_REVOKED") {
+			return errorcode.KDC_ERR_CLIENT_REVOKED
+		}
+		return -1
+	}
+	if err := l.client(t, "alice", "wrong").Login(); err == nil || code(err) != errorcode.KDC_ERR_PREAUTH_FAILED {
+		t.Fatalf("wrong password: %v", err)
+	}
+	if err := l.client(t, "nobody", "x").Login(); err == nil || code(err) != errorcode.KDC_ERR_C_PRINCIPAL_UNKNOWN {
+		t.Fatalf("unknown client: %v", err)
+	}
+	// Ten failures lock alice out; then even her password gets CLIENT_REVOKED.
+	for range 9 {
+		l.client(t, "alice", "wrong").Login()
+	}
+	if err := l.client(t, "alice", "Alice-Pass-1!").Login(); err == nil || code(err) != errorcode.KDC_ERR_CLIENT_REVOKED {
+		t.Fatalf("locked-out client: %v", err)
+	}
+	if !strings.Contains(l.trail.String(), `"msg":"account locked out","account":"alice"`) {
+		t.Fatal("Kerberos failures do not count towards lockout")
+	}
+}
+
+func typesKey(k directory.KerberosKey) types.EncryptionKey {
+	return types.EncryptionKey{KeyType: k.Etype, KeyValue: k.Value}
+}
+
+// Any bytes get an answer (a reply or a KRB-ERROR), never a panic; seeds are real
+// requests from the gokrb5 client and their truncations.
+func FuzzHandle(f *testing.F) {
+	back := ntsec.FileTimeFromTime(time.Now()) - 2*ntsec.TicksPerDay
+	p := must(directory.Provision(ctx, memory.New(), directory.ProvisionOptions{Realm: "EXAMPLE.TEST", RootKey: &back}, directory.Options{}))
+	must(p.Directory.NewUser(ctx, directory.LocalSystem(), directory.UserOptions{Name: "alice", Password: "Alice-Pass-1!"}))
+	x := &kdc.Exchange{Dir: p.Directory, Realm: "EXAMPLE.TEST", Policy: kdc.DefaultPolicy(), Now: time.Now, Rand: rand.Reader}
+	cfg := must(config.NewFromString("[libdefaults]\n default_realm = EXAMPLE.TEST\n"))
+	req := must(messages.NewASReqForTGT("EXAMPLE.TEST", cfg, types.PrincipalName{NameType: 1, NameString: []string{"alice"}}))
+	as := must(req.Marshal())
+	f.Add(as)
+	f.Add(as[:len(as)/2])
+	f.Add([]byte{0x6c, 0x03, 0x30, 0x01, 0x00})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(x.Handle(ctx, b, "fuzz")) == 0 {
+			t.Fatalf("no answer to %x", b)
+		}
+	})
+}
+
+// Over UDP a reply too large becomes KRB_ERR_RESPONSE_TOO_BIG; over TCP a request
+// announcing more than MaxRequest is dropped before it is read.
+func TestTransportBounds(t *testing.T) {
+	back := ntsec.FileTimeFromTime(time.Now()) - 2*ntsec.TicksPerDay
+	p := must(directory.Provision(ctx, memory.New(), directory.ProvisionOptions{Realm: "EXAMPLE.TEST", RootKey: &back}, directory.Options{}))
+	x := &kdc.Exchange{Dir: p.Directory, Realm: "EXAMPLE.TEST", Policy: kdc.DefaultPolicy(), Now: time.Now, Rand: rand.Reader}
+	srv := kdc.New(kdc.Config{Exchange: x, MaxUDPReply: 100, MaxRequest: 4096})
+	l := must(net.Listen("tcp", "127.0.0.1:0"))
+	pc := must(net.ListenPacket("udp", l.Addr().String()))
+	go srv.ServeTCP(l)
+	go srv.ServeUDP(pc)
+	t.Cleanup(func() { srv.Shutdown(ctx) })
+
+	cfg := must(config.NewFromString("[libdefaults]\n default_realm = EXAMPLE.TEST\n"))
+	req := must(messages.NewASReqForTGT("EXAMPLE.TEST", cfg, types.PrincipalName{NameType: 1, NameString: []string{"Administrator"}}))
+	as := must(req.Marshal())
+	u := must(net.Dial("udp", l.Addr().String()))
+	defer u.Close()
+	u.SetDeadline(time.Now().Add(5 * time.Second))
+	must(u.Write(as))
+	buf := make([]byte, 65536)
+	n := must(u.Read(buf))
+	var ke messages.KRBError
+	if err := ke.Unmarshal(buf[:n]); err != nil || ke.ErrorCode != errorcode.KRB_ERR_RESPONSE_TOO_BIG {
+		t.Fatalf("large UDP reply: %v %+v", err, ke)
+	}
+	c := must(net.Dial("tcp", l.Addr().String()))
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	must(c.Write([]byte{0x00, 0x10, 0x00, 0x00})) // 1 MiB announced
+	if n, err := c.Read(buf); err == nil || n != 0 {
+		t.Fatalf("an oversized TCP request got %d bytes back (%v)", n, err)
+	}
+}

@@ -1,0 +1,189 @@
+package kdc
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/jcmturner/gofork/encoding/asn1"
+	"github.com/jcmturner/gokrb5/v8/asn1tools"
+	"github.com/jcmturner/gokrb5/v8/crypto"
+	"github.com/jcmturner/gokrb5/v8/iana"
+	"github.com/jcmturner/gokrb5/v8/iana/asnAppTag"
+	"github.com/jcmturner/gokrb5/v8/iana/errorcode"
+	"github.com/jcmturner/gokrb5/v8/iana/flags"
+	"github.com/jcmturner/gokrb5/v8/iana/keyusage"
+	"github.com/jcmturner/gokrb5/v8/iana/msgtype"
+	"github.com/jcmturner/gokrb5/v8/iana/patype"
+	"github.com/jcmturner/gokrb5/v8/messages"
+	"github.com/jcmturner/gokrb5/v8/types"
+
+	"gmsa/internal/directory"
+)
+
+// rawKDCReq keeps the req-body as sent: the authenticator's checksum covers those
+// bytes ([RFC 4120] 7.2.2 key usage 6), and gokrb5 discards them.
+type rawKDCReq struct {
+	PVNO    int                  `asn1:"explicit,tag:1"`
+	MsgType int                  `asn1:"explicit,tag:2"`
+	PAData  types.PADataSequence `asn1:"explicit,optional,tag:3"`
+	ReqBody asn1.RawValue        `asn1:"explicit,tag:4"`
+}
+
+// tgs answers a TGS-REQ ([RFC 4120] 3.3): the TGT in PA-TGS-REQ is decrypted with the
+// krbtgt key of its kvno, the authenticator checked (its checksum over the raw
+// req-body when there is one: AD accepts requests without, as impacket sends them),
+// and a ticket issued for the service, or the TGT renewed.
+func (x *Exchange) tgs(ctx context.Context, raw []byte, remote string, now time.Time) ([]byte, error) {
+	var req messages.TGSReq
+	if err := req.Unmarshal(raw); err != nil {
+		return nil, kerr(errorcode.KDC_ERR_BADOPTION, "malformed TGS-REQ")
+	}
+	var outer rawKDCReq
+	if _, err := asn1.UnmarshalWithParams(raw, &outer, "application,explicit,tag:12"); err != nil {
+		return nil, kerr(errorcode.KDC_ERR_BADOPTION, "malformed TGS-REQ")
+	}
+	body := req.ReqBody
+	var ap *messages.APReq
+	for _, pa := range req.PAData {
+		if pa.PADataType == patype.PA_TGS_REQ {
+			ap = &messages.APReq{}
+			if err := ap.Unmarshal(pa.PADataValue); err != nil {
+				return nil, kerr(errorcode.KRB_AP_ERR_MSG_TYPE, "malformed PA-TGS-REQ")
+			}
+		}
+	}
+	if ap == nil {
+		return nil, kerr(errorcode.KDC_ERR_PADATA_TYPE_NOSUPP, "a TGS-REQ needs PA-TGS-REQ")
+	}
+	tgt := ap.Ticket
+	if !strings.EqualFold(tgt.Realm, x.Realm) || len(tgt.SName.NameString) != 2 || !strings.EqualFold(tgt.SName.NameString[0], "krbtgt") {
+		return nil, kerr(errorcode.KRB_AP_ERR_NOT_US, "the ticket in PA-TGS-REQ is not a TGT of %s", x.Realm)
+	}
+	krbtgt, err := x.Dir.KerberosService(ctx, []string{"krbtgt", x.Realm})
+	if err != nil {
+		return nil, err
+	}
+	var key *directory.KerberosKey
+	for _, k := range append(append([]directory.KerberosKey{}, krbtgt.Keys...), krbtgt.OldKeys...) {
+		if k.Etype == tgt.EncPart.EType && int(k.KVNO) == tgt.EncPart.KVNO {
+			key = &k
+			break
+		}
+	}
+	if key == nil {
+		return nil, kerr(errorcode.KRB_AP_ERR_BADKEYVER, "no krbtgt key of version %d and type %d", tgt.EncPart.KVNO, tgt.EncPart.EType)
+	}
+	if err := tgt.Decrypt(types.EncryptionKey{KeyType: key.Etype, KeyValue: key.Value}); err != nil {
+		return nil, kerr(errorcode.KRB_AP_ERR_BAD_INTEGRITY, "the TGT does not decrypt")
+	}
+	etp := tgt.DecryptedEncPart
+	tgt.DecryptedEncPart = messages.EncTicketPart{} // never re-marshalled with its clear part (gokrb5 trap)
+	if err := ap.DecryptAuthenticator(etp.Key); err != nil {
+		return nil, kerr(errorcode.KRB_AP_ERR_BAD_INTEGRITY, "the authenticator does not decrypt")
+	}
+	auth := ap.Authenticator
+	if !strings.EqualFold(auth.CRealm, etp.CRealm) || !auth.CName.Equal(etp.CName) {
+		return nil, kerr(errorcode.KRB_AP_ERR_BADMATCH, "the authenticator's client is not the ticket's")
+	}
+	if d := now.Sub(auth.CTime); d > x.Policy.MaxClockSkew || d < -x.Policy.MaxClockSkew {
+		return nil, kerr(errorcode.KRB_AP_ERR_SKEW, "clock skew too great (%s)", d.Round(time.Second))
+	}
+	if auth.Cksum.CksumType != 0 {
+		et, err := crypto.GetChksumEtype(auth.Cksum.CksumType)
+		if err != nil {
+			return nil, kerr(errorcode.KDC_ERR_SUMTYPE_NOSUPP, "checksum type %d", auth.Cksum.CksumType)
+		}
+		if !et.VerifyChecksum(etp.Key.KeyValue, outer.ReqBody.Bytes, auth.Cksum.Checksum, keyusage.TGS_REQ_PA_TGS_REQ_AP_REQ_AUTHENTICATOR_CHKSUM) {
+			return nil, kerr(errorcode.KRB_AP_ERR_MODIFIED, "the authenticator's checksum does not cover this request")
+		}
+	}
+	opts := &body.KDCOptions
+	renew := types.IsFlagSet(opts, optRenew)
+	if !renew && now.After(etp.EndTime) {
+		return nil, kerr(errorcode.KRB_AP_ERR_TKT_EXPIRED, "the TGT expired at %s", etp.EndTime.UTC().Format(time.RFC3339))
+	}
+	clientName, _, err := principalName(etp.CName)
+	if err != nil {
+		return nil, err
+	}
+	client, err := x.Dir.KerberosClient(ctx, clientName, false, false)
+	if errors.Is(err, directory.ErrNotFound) || err == nil && (client.Disabled || client.LockedOut) {
+		return nil, kerr(errorcode.KDC_ERR_CLIENT_REVOKED, "%s is gone, disabled or locked out", clientName)
+	}
+	if err != nil {
+		return nil, err
+	}
+
+	sname := body.SName
+	tflags := types.NewKrbFlags()
+	if types.IsFlagSet(&etp.Flags, flags.PreAuthent) {
+		types.SetFlag(&tflags, flags.PreAuthent)
+	}
+	if types.IsFlagSet(opts, flags.Forwardable) && types.IsFlagSet(&etp.Flags, flags.Forwardable) {
+		types.SetFlag(&tflags, flags.Forwardable)
+	}
+	var service *directory.KerberosPrincipal
+	var start, end, renewTill time.Time
+	if renew {
+		// RENEW ([RFC 4120] 3.3.3): the ticket in PA-TGS-REQ is renewed, for its own
+		// service, up to its renew-till.
+		if !types.IsFlagSet(&etp.Flags, flags.Renewable) || now.After(etp.RenewTill) {
+			return nil, kerr(errorcode.KRB_AP_ERR_TKT_EXPIRED, "the ticket is not renewable, or past its renew-till")
+		}
+		sname = tgt.SName
+		service = krbtgt
+		start, end = now, now.Add(etp.EndTime.Sub(etp.StartTime))
+		if end.After(etp.RenewTill) {
+			end = etp.RenewTill
+		}
+		renewTill = etp.RenewTill
+		types.SetFlag(&tflags, flags.Renewable)
+	} else {
+		if service, err = x.Dir.KerberosService(ctx, sname.NameString); err != nil {
+			return nil, kerr(errorcode.KDC_ERR_S_PRINCIPAL_UNKNOWN, "service %s not found", strings.Join(sname.NameString, "/"))
+		}
+		if service.Disabled {
+			return nil, kerr(errorcode.KDC_ERR_S_PRINCIPAL_UNKNOWN, "service %s is disabled", strings.Join(sname.NameString, "/"))
+		}
+		maxAge := x.Policy.MaxServiceAge
+		if service.SAM == "krbtgt" {
+			maxAge = x.Policy.MaxTicketAge
+		}
+		start = now
+		end, renewTill = x.lifetimes(opts, body.Till, body.RTime, now, maxAge, etp.EndTime)
+		if !renewTill.IsZero() {
+			if !types.IsFlagSet(&etp.Flags, flags.Renewable) {
+				renewTill = time.Time{}
+			} else {
+				if renewTill.After(etp.RenewTill) {
+					renewTill = etp.RenewTill
+				}
+				types.SetFlag(&tflags, flags.Renewable)
+			}
+		}
+	}
+	t, session, err := x.issue(service, sname, etp.CName, body.EType, tflags, etp.AuthTime, start, end, renewTill)
+	if err != nil {
+		return nil, err
+	}
+	enc := messages.EncKDCRepPart{Key: session, LastReqs: []messages.LastReq{{LRType: 0, LRValue: now}}, Nonce: body.Nonce,
+		Flags: tflags, AuthTime: etp.AuthTime, StartTime: start, EndTime: end, RenewTill: renewTill, SRealm: x.Realm, SName: sname}
+	encBytes, err := asn1.Marshal(enc)
+	if err != nil {
+		return nil, err
+	}
+	replyKey, usage := etp.Key, uint32(keyusage.TGS_REP_ENCPART_SESSION_KEY)
+	if auth.SubKey.KeyType != 0 {
+		replyKey, usage = auth.SubKey, keyusage.TGS_REP_ENCPART_AUTHENTICATOR_SUB_KEY
+	}
+	encPart, err := crypto.GetEncryptedData(asn1tools.AddASNAppTag(encBytes, asnAppTag.EncTGSRepPart), replyKey, usage, 0)
+	if err != nil {
+		return nil, err
+	}
+	rep := messages.TGSRep{KDCRepFields: messages.KDCRepFields{PVNO: iana.PVNO, MsgType: msgtype.KRB_TGS_REP, CRealm: x.Realm,
+		CName: etp.CName, Ticket: t, EncPart: encPart}}
+	x.Dir.KerberosTicketIssued(client, service, false, remote)
+	return rep.Marshal()
+}

@@ -1,0 +1,109 @@
+//go:build interop
+
+package interop
+
+import (
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"gmsa/internal/krbkey"
+)
+
+// MIT Kerberos against our KDC: kinit with a password (a user, and a gMSA with the
+// password a permitted reader gets over LDAPS, as credentials-fetcher does), kinit -k
+// with the keytab of 'computer new --keytab' and of 'keytab create', kvno of the gMSA's
+// SPN with the kvno the directory reports, renewal, canonicalization, enterprise names,
+// and the refusals (wrong password, unknown principal).
+func TestOurKDCWithMIT(t *testing.T) {
+	data, ep := ourServer(t)
+	dir := filepath.Dir(data)
+	krb5 := filepath.Join(data, "krb5.conf")
+	if ep["kdc"] == "" {
+		t.Fatalf("endpoints.json lists no KDC: %v", ep)
+	}
+	admin := []string{"--server", ep["ldaps"], "--ca-file", ep["ca"], "--user", "Administrator@example.test",
+		"--password-file", filepath.Join(data, "admin-password")}
+	gm := func(args ...string) string {
+		t.Helper()
+		out, errOut, code := run(nil, "", gmsaBin, append(args, admin...)...)
+		if code != 0 {
+			t.Fatalf("gmsa %v: exit %d\n%s%s", args, code, out, errOut)
+		}
+		return out
+	}
+	krb := func(cc, stdin string, name string, args ...string) (string, string, int) {
+		return run([]string{"KRB5_CONFIG=" + krb5, "KRB5CCNAME=FILE:" + filepath.Join(dir, cc)}, stdin, name, args...)
+	}
+	ok := func(cc, stdin string, name string, args ...string) string {
+		t.Helper()
+		out, errOut, code := krb(cc, stdin, name, args...)
+		if code != 0 {
+			t.Fatalf("%s %v: exit %d\n%s%s", name, args, code, out, errOut)
+		}
+		return out
+	}
+
+	// A user with a password; renewal; an enterprise name; canonicalization.
+	ok("user", "Web-Pass-123!\n", "kinit", "websvc")
+	if out := ok("user", "", "klist", "-e"); !strings.Contains(out, "krbtgt/EXAMPLE.TEST@EXAMPLE.TEST") || !strings.Contains(out, "aes256-cts-hmac-sha1-96, aes256-cts-hmac-sha1-96") {
+		t.Fatalf("klist after kinit:\n%s", out)
+	}
+	ok("user", "", "kinit", "-R")
+	ok("ent", "Web-Pass-123!\n", "kinit", "-E", "websvc@example.test")
+	if out := ok("ent", "", "klist"); !strings.Contains(out, "Default principal: websvc@EXAMPLE.TEST") {
+		t.Fatalf("enterprise kinit:\n%s", out)
+	}
+	ok("canon", "Web-Pass-123!\n", "kinit", "-C", "WEBSVC")
+	if _, errOut, code := krb("bad", "wrong\n", "kinit", "websvc"); code == 0 || !strings.Contains(errOut, "Password incorrect") && !strings.Contains(errOut, "Preauthentication failed") {
+		t.Fatalf("wrong password: exit %d %s", code, errOut)
+	}
+	if _, errOut, code := krb("bad", "x\n", "kinit", "nobody"); code == 0 || !strings.Contains(errOut, "not found in Kerberos database") {
+		t.Fatalf("unknown principal: exit %d %s", code, errOut)
+	}
+
+	// A computer's keytab from 'computer new --keytab'; the gMSA's SPN from it.
+	keytab := filepath.Join(dir, "web01.keytab")
+	gm("computer", "new", "WEB01", "--keytab", keytab)
+	gm("group", "add-member", "Web Hosts", "WEB01$")
+	gm("account", "set", "svc", "--add-spn", "HTTP/svc.example.test", "--enctypes", "aes128,aes256")
+	ok("host", "", "kinit", "-k", "-t", keytab, "WEB01$")
+	kvnoOut := ok("host", "", "kvno", "HTTP/svc.example.test")
+	svc := gmsaJSON(t, append([]string{"account", "get", "svc"}, admin...)...)
+	if want := fmt.Sprintf("kvno = %s", jsonNum(svc["key_version_number"])); !strings.Contains(kvnoOut, want) {
+		t.Fatalf("kvno of the gMSA's SPN: %q, want %q", kvnoOut, want)
+	}
+
+	// The gMSA itself: its password read over LDAPS by a permitted reader, then kinit
+	// with it on standard input (when it holds no line break, which kinit cannot take),
+	// and kinit -k with the keytab 'keytab create' makes from the same blob.
+	out, errOut, code := run([]string{"LDAPTLS_CACERT=" + ep["ca"]}, "", "ldapsearch", "-LLL", "-o", "ldif-wrap=no", "-x", "-H", ep["ldaps"],
+		"-D", "websvc@example.test", "-w", "Web-Pass-123!", "-b", msaBase, "(sAMAccountName=svc$)", "msDS-ManagedPassword")
+	if code != 0 || !strings.Contains(out, "msDS-ManagedPassword::") {
+		t.Fatalf("reading the blob: %d %s %s", code, out, errOut)
+	}
+	blobFile := filepath.Join(dir, "svc.ldif")
+	os.WriteFile(blobFile, []byte(out), 0o600)
+	dec := gmsaJSON(t, "blob", "decode", "--file", blobFile)
+	pw, _ := hex.DecodeString(dec["current_password_hex"].(string))
+	utf8pw := string(krbkey.UTF16ToUTF8(pw))
+	if !strings.ContainsAny(utf8pw, "\n\r") {
+		ok("gmsa", utf8pw+"\n", "kinit", "svc$")
+		if out := ok("gmsa", "", "klist"); !strings.Contains(out, "Default principal: svc$@EXAMPLE.TEST") {
+			t.Fatalf("gMSA kinit with its password:\n%s", out)
+		}
+	} else {
+		t.Logf("this password holds a line break, which kinit cannot read from standard input: kinit -k only")
+	}
+	gmsaKeytab := filepath.Join(dir, "svc.keytab")
+	if out, errOut, code := run(nil, "", gmsaBin, "keytab", "create", "--blob-file", blobFile, "--account", "svc$", "--domain", "example.test",
+		"--kvno", jsonNum(svc["key_version_number"]), "--spn", "HTTP/svc.example.test", "--out", gmsaKeytab); code != 0 {
+		t.Fatalf("keytab create: %s %s", out, errOut)
+	}
+	ok("gmsakt", "", "kinit", "-k", "-t", gmsaKeytab, "svc$")
+	// The service ticket a host gets for HTTP/svc decrypts with the gMSA's keytab.
+	ok("host", "", "kvno", "-k", gmsaKeytab, "HTTP/svc.example.test")
+}
