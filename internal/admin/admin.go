@@ -81,6 +81,9 @@ type Admin interface {
 	UserSetPassword(ctx context.Context, ref, password string) (Entry, error)
 	// Unlock clears an account's lockout (Unlock-ADAccount).
 	Unlock(ctx context.Context, ref string) (Entry, error)
+	// KrbtgtReset gives krbtgt a new random password; the previous keys stay valid for
+	// the TGTs issued under them (New-KrbtgtKeys.ps1).
+	KrbtgtReset(ctx context.Context) (Entry, error)
 
 	// Get, List and Remove work on any of the classes above.
 	Get(ctx context.Context, ref string, class directory.Class) (Entry, error)

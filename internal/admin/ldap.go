@@ -617,6 +617,15 @@ func (l *LDAP) UserSetPassword(ctx context.Context, ref, password string) (Entry
 	return l.Get(ctx, e.DN, "")
 }
 
+// KrbtgtReset sets a new random password on krbtgt over LDAP, as New-KrbtgtKeys.ps1 does.
+func (l *LDAP) KrbtgtReset(ctx context.Context) (Entry, error) {
+	pw, err := l.randomPassword()
+	if err != nil {
+		return Entry{}, err
+	}
+	return l.UserSetPassword(ctx, "krbtgt", pw)
+}
+
 // Unlock writes lockoutTime 0, which is how AD unlocks an account over LDAP.
 func (l *LDAP) Unlock(ctx context.Context, ref string) (Entry, error) {
 	e, err := l.C.Find(ref, "cn")

@@ -187,6 +187,10 @@ func (l *Local) UserSetPassword(ctx context.Context, ref, password string) (Entr
 	return l.wrap(ctx)(l.Dir.SetPassword(ctx, l.requester(), ref, password))
 }
 
+func (l *Local) KrbtgtReset(ctx context.Context) (Entry, error) {
+	return l.wrap(ctx)(l.Dir.RotateKrbtgt(ctx, l.requester()))
+}
+
 func (l *Local) Unlock(ctx context.Context, ref string) (Entry, error) {
 	return l.wrap(ctx)(l.Dir.Unlock(ctx, l.requester(), ref))
 }

@@ -146,7 +146,19 @@ func domainCommand(e *env) *cobra.Command {
 	c.Flags().StringVar(&netbios, "netbios", "", "NetBIOS domain name (default: the realm's first label)")
 	c.Flags().StringVar(&rootKeyAt, "root-key-effective-time", "", "also add a KDS root key effective at TIME (a past time back-dates it for a lab)")
 	e.dataFlag(c)
-	return group("domain", "The domain held in a data directory", c)
+	reset := e.adminCmd("reset-krbtgt", "Give krbtgt a new password; TGTs under the previous one stay valid until the next reset (New-KrbtgtKeys.ps1)", cobra.NoArgs,
+		func(ctx context.Context, a admin.Admin, _ []string) error {
+			en, err := a.KrbtgtReset(ctx)
+			if err != nil {
+				return err
+			}
+			if e.output == "json" {
+				return e.writeJSON(en)
+			}
+			fmt.Fprintf(e.stdout, "krbtgt reset: key version %d; TGTs under version %d stay valid until the next reset\n", en.KVNO, en.KVNO-1)
+			return nil
+		})
+	return group("domain", "The domain held in a data directory", c, reset)
 }
 
 func backupCommand(e *env) *cobra.Command {

@@ -172,7 +172,33 @@ func (d *Directory) kerberosPrincipal(ctx context.Context, o *Object) (*Kerberos
 	for _, k := range o.Keys {
 		p.Keys = append(p.Keys, KerberosKey{Etype: k.Etype, Value: k.Value, KVNO: o.KVNO, Salt: saltFor(k.Etype, salt)})
 	}
+	for _, k := range o.PreviousKeys {
+		p.OldKeys = append(p.OldKeys, KerberosKey{Etype: k.Etype, Value: k.Value, KVNO: o.KVNO - 1, Salt: saltFor(k.Etype, salt)})
+	}
 	return p, nil
+}
+
+// RotateKrbtgt resets krbtgt's keys to a new random password, keeping the previous
+// ones, so TGTs issued before stay valid until they expire; a second rotation (after
+// the longest ticket lifetime, as AD administrators do after an incident) retires them.
+func (d *Directory) RotateKrbtgt(ctx context.Context, req *Requester) (*Object, error) {
+	if err := d.authorizeChange(req, "reset krbtgt"); err != nil {
+		return nil, err
+	}
+	o, err := d.byIndex(ctx, samKey("krbtgt"))
+	if err != nil {
+		return nil, err
+	}
+	pw, err := randomMachinePassword(d.rand)
+	if err != nil {
+		return nil, err
+	}
+	n, err := d.modify(ctx, o.GUID, func(n *Object) ([]store.Op, error) { return nil, d.setKeys(n, pw) })
+	if err != nil {
+		return nil, err
+	}
+	d.changed(req, "reset krbtgt", n.DN)
+	return n, nil
 }
 
 func (d *Directory) salt(o *Object) string {

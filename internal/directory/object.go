@@ -82,6 +82,7 @@ type Object struct {
 	PrimaryGroupRID uint32         `json:"primary_group_rid,omitempty"`
 	NTHash          []byte         `json:"nt_hash,omitempty"`
 	Keys            []StoredKey    `json:"keys,omitempty"`
+	PreviousKeys    []StoredKey    `json:"previous_keys,omitempty"` // krbtgt: the keys before the last reset, at KVNO-1
 	KVNO            uint32         `json:"kvno,omitempty"`
 	PwdLastSet      ntsec.FileTime `json:"pwd_last_set,omitempty"`
 

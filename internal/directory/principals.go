@@ -27,7 +27,10 @@ func (d *Directory) setKeys(o *Object, utf16pw []byte) error {
 	if err != nil {
 		return err
 	}
-	o.Keys = o.Keys[:0]
+	if o.SAM == "krbtgt" && len(o.Keys) > 0 { // TGTs under the old key stay valid until the next reset
+		o.PreviousKeys = append([]StoredKey(nil), o.Keys...)
+	}
+	o.Keys = nil
 	for _, k := range keys {
 		o.Keys = append(o.Keys, StoredKey{Etype: k.Etype, Value: k.Value})
 	}

@@ -11,9 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jcmturner/gofork/encoding/asn1"
 	"github.com/jcmturner/gokrb5/v8/client"
 	"github.com/jcmturner/gokrb5/v8/config"
+	"github.com/jcmturner/gokrb5/v8/crypto"
 	"github.com/jcmturner/gokrb5/v8/iana/errorcode"
+	"github.com/jcmturner/gokrb5/v8/iana/keyusage"
+	"github.com/jcmturner/gokrb5/v8/iana/patype"
 	"github.com/jcmturner/gokrb5/v8/messages"
 	"github.com/jcmturner/gokrb5/v8/types"
 
@@ -210,5 +214,77 @@ func TestTransportBounds(t *testing.T) {
 	must(c.Write([]byte{0x00, 0x10, 0x00, 0x00})) // 1 MiB announced
 	if n, err := c.Read(buf); err == nil || n != 0 {
 		t.Fatalf("an oversized TCP request got %d bytes back (%v)", n, err)
+	}
+}
+
+// A TGT issued before a krbtgt reset still gets service tickets; after a second reset
+// it is refused (the previous key version is gone).
+func TestKrbtgtReset(t *testing.T) {
+	l := start(t)
+	alice := l.client(t, "alice", "Alice-Pass-1!")
+	if err := alice.Login(); err != nil {
+		t.Fatal(err)
+	}
+	must(l.dir.RotateKrbtgt(ctx, directory.LocalSystem()))
+	if _, _, err := alice.GetServiceTicket("HOST/web01.example.test"); err != nil {
+		t.Fatalf("a TGT from before one reset: %v", err)
+	}
+	must(l.dir.RotateKrbtgt(ctx, directory.LocalSystem()))
+	if _, _, err := alice.GetServiceTicket("RestrictedKrbHost/web01.example.test"); err == nil || !strings.Contains(err.Error(), "KRB_AP_ERR_BADKEYVER") {
+		t.Fatalf("a TGT from before two resets: %v", err)
+	}
+}
+
+// After a gMSA's rollover its previous password still pre-authenticates for five
+// minutes, as on Windows and Samba, and not after; the reply is under the key used.
+func TestGMSAPreviousKeyWindow(t *testing.T) {
+	created := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	clock := created
+	now := func() time.Time { return clock }
+	back := ntsec.FileTimeFromTime(created) - 2*ntsec.TicksPerDay
+	p := must(directory.Provision(ctx, memory.New(), directory.ProvisionOptions{Realm: "EXAMPLE.TEST", RootKey: &back}, directory.Options{Now: now}))
+	d := p.Directory
+	must(d.NewGMSA(ctx, directory.LocalSystem(), directory.GMSAOptions{Name: "svc", DNSHostName: "svc.example.test", IntervalDays: 1}))
+	x := &kdc.Exchange{Dir: d, Realm: "EXAMPLE.TEST", Policy: kdc.DefaultPolicy(), Now: now, Rand: rand.Reader}
+	old := must(d.KerberosClient(ctx, "svc$", false, false)).Keys[0]
+
+	login := func(key directory.KerberosKey) []byte {
+		cfg := must(config.NewFromString("[libdefaults]\n default_realm = EXAMPLE.TEST\n"))
+		req := must(messages.NewASReqForTGT("EXAMPLE.TEST", cfg, types.PrincipalName{NameType: 1, NameString: []string{"svc$"}}))
+		req.ReqBody.EType = []int32{key.Etype}
+		ts := must(asn1.Marshal(types.PAEncTSEnc{PATimestamp: clock, PAUSec: 0}))
+		ed := must(crypto.GetEncryptedData(ts, types.EncryptionKey{KeyType: key.Etype, KeyValue: key.Value}, keyusage.AS_REQ_PA_ENC_TIMESTAMP, int(key.KVNO)))
+		req.PAData = types.PADataSequence{{PADataType: patype.PA_ENC_TIMESTAMP, PADataValue: must(ed.Marshal())}}
+		return x.Handle(ctx, must(req.Marshal()), "test")
+	}
+	if rep := login(old); rep[0] != 0x6b {
+		t.Fatalf("the current password: not an AS-REP (%x)", rep[:4])
+	}
+	// The blob says when the password changes next (QueryPasswordInterval): go one
+	// minute past it.
+	sys := &directory.Requester{Token: directory.System(), Protection: directory.ProtectionLocal}
+	blob, _, err := d.ReadPassword(ctx, sys, "svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := must(managedpw.Decode(blob))
+	clock = clock.Add(time.Duration(b.QueryInterval)*100 + time.Minute)
+	rolled := must(d.KerberosClient(ctx, "svc$", false, false))
+	if rolled.Keys[0].KVNO != old.KVNO+1 || len(rolled.OldKeys) == 0 {
+		t.Fatalf("a minute after the rollover: kvno %d (was %d), %d previous keys", rolled.Keys[0].KVNO, old.KVNO, len(rolled.OldKeys))
+	}
+	if rep := login(old); rep[0] != 0x6b {
+		t.Fatalf("the previous password a minute after the rollover: %x", rep[:8])
+	}
+	if rep := login(rolled.Keys[0]); rep[0] != 0x6b {
+		t.Fatalf("the new password: %x", rep[:8])
+	}
+	clock = clock.Add(6 * time.Minute)
+	if k := must(d.KerberosClient(ctx, "svc$", false, false)); len(k.OldKeys) != 0 {
+		t.Fatalf("previous keys still offered %v after the rollover", clock)
+	}
+	var ke messages.KRBError
+	if err := ke.Unmarshal(login(old)); err != nil || ke.ErrorCode != errorcode.KDC_ERR_PREAUTH_FAILED {
+		t.Fatalf("the previous password more than five minutes after the rollover: %v %d", err, ke.ErrorCode)
 	}
 }
