@@ -10,6 +10,7 @@ import (
 	"gmsa/internal/kds"
 	"gmsa/internal/krbkey"
 	"gmsa/internal/ntsec"
+	"gmsa/internal/pac"
 	"gmsa/internal/store"
 )
 
@@ -308,3 +309,38 @@ func (d *Directory) KerberosTicketIssued(client, service *KerberosPrincipal, tgt
 		d.audit.Record(d.now(), audit.Info, "Kerberos service ticket issued", "account", client.SAM, "service", service.SAM, "remote", remote)
 	}
 }
+
+// LogonInfo is what the PAC says of an account ([MS-PAC] 2.5, 2.10): its validation
+// info (RIDs of its domain groups, primary group included) and its UPN, constructed
+// from sam@domain when it has none.
+func (d *Directory) LogonInfo(ctx context.Context, g ntsec.GUID, authTime ntsec.FileTime) (*pac.LogonInfo, string, bool, error) {
+	o, err := d.byGUID(ctx, g.String())
+	if err != nil {
+		return nil, "", false, err
+	}
+	tok, err := d.token(ctx, o)
+	if err != nil {
+		return nil, "", false, err
+	}
+	sid := o.ObjectSID()
+	li := &pac.LogonInfo{LogonTime: authTime, PasswordLastSet: o.PwdLastSet, EffectiveName: o.SAM, BadPasswordCount: uint16(o.BadPwdCount),
+		UserID: sid.RID(), PrimaryGroupID: o.PrimaryGroupRID, LogonServer: d.domain.DCName, LogonDomainName: d.domain.NetBIOS,
+		LogonDomainID: d.sid, UserAccountControl: pac.ACB(o.UAC), ExtraSIDs: []ntsec.SID{sidAuthorityAsserted}}
+	if o.Class == ClassUser {
+		li.PasswordMustChange = 0 // never: password expiry is not modelled
+	}
+	for _, g := range tok.Groups {
+		if g.Authority == d.sid.Authority && len(g.Sub) == len(d.sid.Sub)+1 && d.sid.Equal(ntsec.SID{Authority: g.Authority, Sub: g.Sub[:len(g.Sub)-1]}) {
+			li.GroupIDs = append(li.GroupIDs, g.RID())
+		}
+	}
+	upn, constructed := o.UPN, false
+	if upn == "" {
+		upn, constructed = o.SAM+"@"+d.domain.DNSName, true
+	}
+	return li, upn, constructed, nil
+}
+
+// sidAuthorityAsserted is "Authentication authority asserted identity" ([MS-DTYP]
+// 2.4.2.4), which AD adds to a PAC for an AS logon.
+var sidAuthorityAsserted = ntsec.MustParseSID("S-1-18-1")

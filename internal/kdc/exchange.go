@@ -28,6 +28,7 @@ import (
 
 	"gmsa/internal/directory"
 	"gmsa/internal/krbkey"
+	"gmsa/internal/pac"
 )
 
 // Policy is the domain's Kerberos policy (AD's Default Domain Policy defaults).
@@ -170,7 +171,24 @@ func (x *Exchange) as(ctx context.Context, raw []byte, remote string, now time.T
 	if enterprise || types.IsFlagSet(opts, optCanonicalize) {
 		cname = types.PrincipalName{NameType: nametype.KRB_NT_PRINCIPAL, NameString: []string{client.SAM}}
 	}
-	t, session, err := x.issue(service, body.SName, cname, body.EType, tflags, now, now, end, renewTill)
+	krbtgt, err := x.Dir.KerberosService(ctx, []string{"krbtgt", x.Realm})
+	if err != nil {
+		return nil, err
+	}
+	kdcKey, err := ticketKey(krbtgt)
+	if err != nil {
+		return nil, err
+	}
+	var bufs []pac.Buffer
+	if want, asked := wantsPAC(req.PAData); want {
+		if bufs, err = x.tgtBuffers(ctx, client, cname, now, asked); err != nil {
+			return nil, err
+		}
+		if service.SAM != "krbtgt" { // a service ticket straight from AS: no TGT-only buffers
+			bufs = bufs[:3]
+		}
+	}
+	t, session, err := x.issue(service, body.SName, cname, body.EType, tflags, now, now, end, renewTill, bufs, kdcKey)
 	if err != nil {
 		return nil, err
 	}
@@ -292,8 +310,10 @@ func (x *Exchange) lifetimes(opts *asn1.BitString, till, rtime, now time.Time, m
 
 // issue makes a ticket for service, encrypted in its strongest allowed key, with a new
 // session key of the first type the client asked for that the service allows.
+// With PAC buffers, the ticket carries them signed: as a TGT's when the service is
+// krbtgt, else as a service ticket's (signed with kdcKey, krbtgt's key).
 func (x *Exchange) issue(service *directory.KerberosPrincipal, sname, cname types.PrincipalName, clientEtypes []int32, tflags asn1.BitString,
-	auth, start, end, renewTill time.Time) (messages.Ticket, types.EncryptionKey, error) {
+	auth, start, end, renewTill time.Time, bufs []pac.Buffer, kdcKey directory.KerberosKey) (messages.Ticket, types.EncryptionKey, error) {
 	skey, err := ticketKey(service)
 	if err != nil {
 		return messages.Ticket{}, types.EncryptionKey{}, err
@@ -304,6 +324,11 @@ func (x *Exchange) issue(service *directory.KerberosPrincipal, sname, cname type
 	}
 	etp := messages.EncTicketPart{Flags: tflags, Key: session, CRealm: x.Realm, CName: cname,
 		Transited: messages.TransitedEncoding{TRType: 1, Contents: []byte{}}, AuthTime: auth, StartTime: start, EndTime: end, RenewTill: renewTill}
+	if bufs != nil {
+		if err := x.signPAC(&etp, bufs, skey, kdcKey, service.SAM == "krbtgt"); err != nil {
+			return messages.Ticket{}, types.EncryptionKey{}, err
+		}
+	}
 	b, err := asn1.Marshal(etp)
 	if err != nil {
 		return messages.Ticket{}, types.EncryptionKey{}, err

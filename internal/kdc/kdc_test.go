@@ -6,6 +6,8 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"net"
 	"strings"
 	"testing"
@@ -19,6 +21,7 @@ import (
 	"github.com/jcmturner/gokrb5/v8/iana/keyusage"
 	"github.com/jcmturner/gokrb5/v8/iana/patype"
 	"github.com/jcmturner/gokrb5/v8/messages"
+	gopac "github.com/jcmturner/gokrb5/v8/pac"
 	"github.com/jcmturner/gokrb5/v8/types"
 
 	"gmsa/internal/audit"
@@ -112,6 +115,9 @@ func TestASAndTGS(t *testing.T) {
 	if err := tkt.Decrypt(typesKey(svc.Keys[0])); err != nil || tkt.DecryptedEncPart.CName.NameString[0] != "alice" {
 		t.Fatalf("the ticket does not decrypt with svc$'s key: %v", err)
 	}
+
+	// The PAC, read by gokrb5's decoder, which checks its server signature with svc$'s key.
+	checkPAC(t, tkt.DecryptedEncPart.AuthorizationData, typesKey(svc.Keys[0]), "alice", l.dir)
 
 	// The gMSA itself logs on with the password a permitted host reads, as
 	// credentials-fetcher's kinit does.
@@ -286,5 +292,71 @@ func TestGMSAPreviousKeyWindow(t *testing.T) {
 	var ke messages.KRBError
 	if err := ke.Unmarshal(login(old)); err != nil || ke.ErrorCode != errorcode.KDC_ERR_PREAUTH_FAILED {
 		t.Fatalf("the previous password more than five minutes after the rollover: %v %d", err, ke.ErrorCode)
+	}
+}
+
+// checkPAC decodes a ticket's PAC with gokrb5 (an implementation that is not ours),
+// verifying its server signature, and checks what it says of client.
+func checkPAC(t *testing.T, ad types.AuthorizationData, key types.EncryptionKey, client string, d *directory.Directory) {
+	t.Helper()
+	var raw []byte
+	for _, e := range ad {
+		if e.ADType == 1 {
+			var inner types.AuthorizationData
+			must(asn1.Unmarshal(e.ADData, &inner))
+			for _, i := range inner {
+				if i.ADType == 128 {
+					raw = i.ADData
+				}
+			}
+		}
+	}
+	if raw == nil {
+		t.Fatal("the ticket carries no PAC")
+	}
+	var p gopac.PACType
+	if err := p.Unmarshal(raw); err != nil {
+		t.Fatalf("gokrb5 cannot read the PAC: %v", err)
+	}
+	if err := p.ProcessPACInfoBuffers(key, log.New(io.Discard, "", 0)); err != nil {
+		t.Fatalf("gokrb5 rejects the PAC: %v", err)
+	}
+	o := must(d.Resolve(ctx, client))
+	v := p.KerbValidationInfo
+	if v.EffectiveName.Value != o.SAM || v.LogonDomainName.Value != "EXAMPLE" || v.UserID != o.ObjectSID().RID() ||
+		v.PrimaryGroupID != 513 || v.LogonDomainID.String() != d.Domain().SID {
+		t.Fatalf("validation info: name %q domain %q rid %d primary %d domain SID %s", v.EffectiveName.Value, v.LogonDomainName.Value, v.UserID, v.PrimaryGroupID, v.LogonDomainID.String())
+	}
+	groups := strings.Join(v.GetGroupMembershipSIDs(), ",")
+	if !strings.Contains(groups, d.Domain().SID+"-513") || !strings.Contains(groups, "S-1-18-1") {
+		t.Fatalf("groups %s", groups)
+	}
+	if p.ClientInfo == nil || p.ClientInfo.Name != client || p.UPNDNSInfo == nil || !strings.EqualFold(p.UPNDNSInfo.UPN, client+"@example.test") {
+		t.Fatalf("client info %+v, UPN/DNS info %+v", p.ClientInfo, p.UPNDNSInfo)
+	}
+	if p.KDCChecksum == nil || p.ServerChecksum == nil {
+		t.Fatal("signatures missing")
+	}
+	// The oracle does check: a PAC altered by one bit is rejected.
+	bad := append([]byte(nil), raw...)
+	bad[len(bad)/3] ^= 1
+	var q gopac.PACType
+	if q.Unmarshal(bad) == nil && q.ProcessPACInfoBuffers(key, log.New(io.Discard, "", 0)) == nil {
+		t.Fatal("gokrb5 accepted an altered PAC")
+	}
+}
+
+// CVE-2021-42287: a TGT names its account by SID (PAC_REQUESTOR); when the name now
+// belongs to another account, the TGT gets no service ticket.
+func TestRequestorMustStillMatch(t *testing.T) {
+	l := start(t)
+	alice := l.client(t, "alice", "Alice-Pass-1!")
+	if err := alice.Login(); err != nil {
+		t.Fatal(err)
+	}
+	must(struct{}{}, l.dir.Remove(ctx, directory.LocalSystem(), "alice", directory.ClassUser))
+	must(l.dir.NewUser(ctx, directory.LocalSystem(), directory.UserOptions{Name: "alice", Password: "Other-Pass-1!"}))
+	if _, _, err := alice.GetServiceTicket("HTTP/svc.example.test"); err == nil || !strings.Contains(err.Error(), "KDC_ERR_TGT_REVOKED") {
+		t.Fatalf("a TGT of a removed account whose name was reused: %v", err)
 	}
 }

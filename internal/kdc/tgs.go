@@ -20,6 +20,7 @@ import (
 	"github.com/jcmturner/gokrb5/v8/types"
 
 	"gmsa/internal/directory"
+	"gmsa/internal/pac"
 )
 
 // rawKDCReq keeps the req-body as sent: the authenticator's checksum covers those
@@ -115,6 +116,17 @@ func (x *Exchange) tgs(ctx context.Context, raw []byte, remote string, now time.
 	if err != nil {
 		return nil, err
 	}
+	keep, tgtOnly, requestor, err := ticketPAC(&etp, *key)
+	if err != nil {
+		return nil, kerr(errorcode.KDC_ERR_TGT_REVOKED, "%v", err)
+	}
+	if err := checkRequestor(client, requestor); err != nil {
+		return nil, err
+	}
+	kdcKey, err := ticketKey(krbtgt)
+	if err != nil {
+		return nil, err
+	}
 
 	sname := body.SName
 	tflags := types.NewKrbFlags()
@@ -164,7 +176,11 @@ func (x *Exchange) tgs(ctx context.Context, raw []byte, remote string, now time.
 			}
 		}
 	}
-	t, session, err := x.issue(service, sname, etp.CName, body.EType, tflags, etp.AuthTime, start, end, renewTill)
+	bufs := keep
+	if service.SAM == "krbtgt" { // a TGT again (renewed, or asked for): its PAC keeps its TGT-only buffers
+		bufs = append(append([]pac.Buffer(nil), keep...), tgtOnly...)
+	}
+	t, session, err := x.issue(service, sname, etp.CName, body.EType, tflags, etp.AuthTime, start, end, renewTill, bufs, kdcKey)
 	if err != nil {
 		return nil, err
 	}
