@@ -18,7 +18,7 @@ import (
 // with the keytab of 'computer new --keytab' and of 'keytab create', kvno of the gMSA's
 // SPN with the kvno the directory reports, renewal, canonicalization, enterprise names,
 // and the refusals (wrong password, unknown principal).
-func TestOurKDCWithMIT(t *testing.T) {
+func TestOurKDCWithMITAndHeimdal(t *testing.T) {
 	data, ep := ourServer(t)
 	dir := filepath.Dir(data)
 	krb5 := filepath.Join(data, "krb5.conf")
@@ -106,4 +106,35 @@ func TestOurKDCWithMIT(t *testing.T) {
 	ok("gmsakt", "", "kinit", "-k", "-t", gmsaKeytab, "svc$")
 	// The service ticket a host gets for HTTP/svc decrypts with the gMSA's keytab.
 	ok("host", "", "kvno", "-k", gmsaKeytab, "HTTP/svc.example.test")
+
+	// Heimdal, the second client stack (from the Samba chroot, which shares the network):
+	// kinit with a password and kgetcred for the gMSA's SPN.
+	heim, err := os.MkdirTemp(filepath.Join(peerRoot(t), "tmp"), "gmsa-heimdal-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(heim)
+	inside := "/tmp/" + filepath.Base(heim)
+	conf, _ := os.ReadFile(krb5)
+	os.WriteFile(filepath.Join(heim, "krb5.conf"), conf, 0o644)
+	os.WriteFile(filepath.Join(heim, "pw"), []byte("Web-Pass-123!\n"), 0o600)
+	henv := []string{"KRB5_CONFIG=" + inside + "/krb5.conf", "KRB5CCNAME=FILE:" + inside + "/cc"}
+	heimdal := func(args ...string) string {
+		t.Helper()
+		out, errOut, code := run(nil, "", "bash", append([]string{"peers.sh", "chroot", "env"}, append(henv, args...)...)...)
+		if code != 0 {
+			t.Fatalf("Heimdal %v: exit %d\n%s%s", args, code, out, errOut)
+		}
+		return out + errOut
+	}
+	heimdal("kinit.heimdal", "--password-file="+inside+"/pw", "websvc@EXAMPLE.TEST")
+	heimdal("kgetcred", "HTTP/svc.example.test@EXAMPLE.TEST")
+	if out := heimdal("heimtools", "klist"); !strings.Contains(out, "HTTP/svc.example.test@EXAMPLE.TEST") || !strings.Contains(out, "krbtgt/EXAMPLE.TEST@EXAMPLE.TEST") {
+		t.Fatalf("Heimdal's cache:\n%s", out)
+	}
+}
+
+// peerRoot is the Samba chroot's root, where Heimdal's clients live.
+func peerRoot(t *testing.T) string {
+	return filepath.Dir(filepath.Dir(dcDir)) // dcDir is ROOT/srv/dc
 }

@@ -19,8 +19,9 @@ D=/srv/dc                 # the DC's directory inside the chroot
 HD=$ROOT$D                # the same directory seen from the host
 ADMINPASS=${SAMBA_ADMINPASS:-'Passw0rd!Adm1n'}
 SAMBA_PKGS="samba samba-ad-dc samba-ad-provision samba-dsdb-modules samba-vfs-modules python3-samba winbind ldb-tools"
-# libfaketime runs the DC days ahead, so the tests see real password rotations.
-CHROOT_EXTRA="faketime"
+# libfaketime runs the DC days ahead, so the tests see real password rotations; Heimdal's
+# clients (they conflict with MIT's krb5-user on the host) are a second Kerberos stack.
+CHROOT_EXTRA="faketime heimdal-clients"
 FAKETIME_LIB=/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1
 HOST_PKGS="debootstrap ldap-utils krb5-user python3-ldap3 python3-impacket ca-certificates iproute2"
 
@@ -42,7 +43,7 @@ install_host() {
 
 install_samba() {
   if [ -x "$ROOT/usr/sbin/samba" ] && [ -e "$ROOT/.gmsa-ready" ]; then
-    [ -e "$ROOT$FAKETIME_LIB" ] || chroot_apt "$CHROOT_EXTRA"
+    { [ -e "$ROOT$FAKETIME_LIB" ] && [ -x "$ROOT/usr/bin/kgetcred" ]; } || chroot_apt "$CHROOT_EXTRA"
     return
   fi
   rm -rf "$ROOT"; mkdir -p "$PEERS"
