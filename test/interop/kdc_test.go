@@ -107,6 +107,17 @@ func TestOurKDCWithMITAndHeimdal(t *testing.T) {
 	// The service ticket a host gets for HTTP/svc decrypts with the gMSA's keytab.
 	ok("host", "", "kvno", "-k", gmsaKeytab, "HTTP/svc.example.test")
 
+	// An MIT GSS-API acceptor (python3-gssapi) with the gMSA's keytab accepts websvc's
+	// service ticket, and reports its PAC authenticated, which MIT does only when the
+	// PAC's server signature verifies with the service key.
+	acceptor := filepath.Join(dir, "acceptor.py")
+	os.WriteFile(acceptor, []byte(gssAcceptor), 0o644)
+	accEnv := []string{"KRB5_CONFIG=" + krb5, "KRB5CCNAME=FILE:" + filepath.Join(dir, "user"), "KRB5_KTNAME=FILE:" + gmsaKeytab}
+	if out, errOut, code := run(accEnv, "", "/usr/bin/python3", acceptor, "HTTP@svc.example.test"); code != 0 ||
+		!strings.Contains(out, "initiator websvc@EXAMPLE.TEST") || !strings.Contains(out, "urn:mspac:logon-info authenticated=True") {
+		t.Fatalf("GSS-API acceptor: exit %d\n%s%s", code, out, errOut)
+	}
+
 	// Heimdal, the second client stack (from the Samba chroot, which shares the network):
 	// kinit with a password and kgetcred for the gMSA's SPN.
 	heim, err := os.MkdirTemp(filepath.Join(peerRoot(t), "tmp"), "gmsa-heimdal-")
@@ -138,3 +149,21 @@ func TestOurKDCWithMITAndHeimdal(t *testing.T) {
 func peerRoot(t *testing.T) string {
 	return filepath.Dir(filepath.Dir(dcDir)) // dcDir is ROOT/srv/dc
 }
+
+// gssAcceptor establishes a GSS-API context from the credential cache to the keytab's
+// service in one process, then prints the initiator and the PAC's name attributes with
+// MIT's verdict on them (RFC 6680).
+const gssAcceptor = `import sys, gssapi, gssapi.raw
+target = gssapi.Name(sys.argv[1], gssapi.NameType.hostbased_service)
+ini = gssapi.SecurityContext(name=target, usage="initiate")
+acc = gssapi.SecurityContext(creds=gssapi.Credentials(usage="accept"), usage="accept")
+tok = ini.step()
+while not (ini.complete and acc.complete):
+    tok = acc.step(tok)
+    if tok and not ini.complete:
+        tok = ini.step(tok)
+print("initiator", acc.initiator_name)
+for attr in (b"urn:mspac:logon-info", b"urn:mspac:client-info", b"urn:mspac:upn-dns-info"):
+    r = gssapi.raw.get_name_attribute(acc.initiator_name, attr)
+    print(attr.decode(), "authenticated=%s" % r.authenticated, "values=%d" % len(r.values))
+`
