@@ -27,6 +27,9 @@ type Entry struct {
 	DNSHostName       string   `json:"dns_host_name,omitempty"`
 	SPNs              []string `json:"service_principal_names,omitempty"`
 	SupportedEnctypes uint32   `json:"supported_encryption_types,omitempty"`
+	// Delegation: msDS-AllowedToDelegateTo and TRUSTED_TO_AUTH_FOR_DELEGATION.
+	AllowedToDelegateTo []string `json:"allowed_to_delegate_to,omitempty"`
+	TrustedToAuth       bool     `json:"trusted_to_auth_for_delegation,omitempty"`
 	GroupScope        string   `json:"group_scope,omitempty"`
 	Members           []string `json:"members,omitempty"`
 	MemberOf          []string `json:"member_of,omitempty"`

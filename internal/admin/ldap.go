@@ -65,7 +65,7 @@ func (l *LDAP) rootKeysDN() string {
 
 var entryAttrs = []string{"objectClass", "cn", "name", "sAMAccountName", "objectSid", "objectGUID", "userAccountControl", "description",
 	"dNSHostName", "servicePrincipalName", "msDS-SupportedEncryptionTypes", "groupType", "member", "memberOf", "msDS-KeyVersionNumber",
-	"pwdLastSet", "whenCreated", "whenChanged", "uSNCreated", "uSNChanged", "msDS-ManagedPasswordInterval", "msDS-GroupMSAMembership",
+	"pwdLastSet", "whenCreated", "whenChanged", "uSNCreated", "uSNChanged", "msDS-ManagedPasswordInterval", "msDS-GroupMSAMembership", "msDS-AllowedToDelegateTo",
 	"msDS-ManagedPasswordId", "msKds-KDFParam", "msKds-CreateTime", "msKds-UseStartTime"}
 
 func rdnValue(dn string) string {
@@ -116,6 +116,8 @@ func (l *LDAP) entry(e *ldap.Entry) Entry {
 		en.Enabled = &enabled
 	}
 	en.SupportedEnctypes = uint32(num("msDS-SupportedEncryptionTypes"))
+	en.AllowedToDelegateTo = e.GetAttributeValues("msDS-AllowedToDelegateTo")
+	en.TrustedToAuth = uint32(num("userAccountControl"))&directory.UACTrustedToAuthForDelegation != 0
 	en.KVNO = uint32(num("msDS-KeyVersionNumber"))
 	en.USNCreated, en.USNChanged = num("uSNCreated"), num("uSNChanged")
 	en.PasswordIntervalDays = num("msDS-ManagedPasswordInterval")
@@ -381,13 +383,24 @@ func (l *LDAP) AccountSet(ctx context.Context, ref string, ch directory.GMSAChan
 	if ch.Enctypes != nil {
 		mod.Replace("msDS-SupportedEncryptionTypes", []string{strconv.FormatUint(uint64(*ch.Enctypes), 10)})
 	}
-	if ch.Enabled != nil {
+	if ch.Enabled != nil || ch.TrustedToAuth != nil {
 		uac, _ := strconv.ParseUint(e.GetAttributeValue("userAccountControl"), 10, 32)
-		uac &^= directory.UACAccountDisable
-		if !*ch.Enabled {
-			uac |= directory.UACAccountDisable
+		if ch.Enabled != nil {
+			uac &^= directory.UACAccountDisable
+			if !*ch.Enabled {
+				uac |= directory.UACAccountDisable
+			}
+		}
+		if ch.TrustedToAuth != nil {
+			uac &^= directory.UACTrustedToAuthForDelegation
+			if *ch.TrustedToAuth {
+				uac |= directory.UACTrustedToAuthForDelegation
+			}
 		}
 		mod.Replace("userAccountControl", []string{strconv.FormatUint(uac, 10)})
+	}
+	if ch.AllowedToDelegateTo != nil {
+		mod.Replace("msDS-AllowedToDelegateTo", *ch.AllowedToDelegateTo)
 	}
 	if ch.PrincipalsAllowed != nil {
 		sd, err := l.membership(*ch.PrincipalsAllowed)

@@ -30,6 +30,7 @@ func (l *Local) Domain(context.Context) (directory.Domain, error) { return l.Dir
 func (l *Local) entry(ctx context.Context, o *directory.Object) Entry {
 	e := Entry{DN: o.DN, Class: string(o.Class), Name: o.Name, SAMAccountName: o.SAM, SID: o.SID, GUID: o.GUID.String(),
 		Description: o.Description, DNSHostName: o.DNSHostName, SPNs: o.SPNs, SupportedEnctypes: o.SupportedEnctypes,
+		AllowedToDelegateTo: o.AllowedToDelegateTo, TrustedToAuth: o.UAC&directory.UACTrustedToAuthForDelegation != 0,
 		KVNO: o.KVNO, PwdLastSet: fmtTime(o.PwdLastSet), Created: fmtTime(o.Created), Changed: fmtTime(o.Changed),
 		USNCreated: o.USNCreated, USNChanged: o.USNChanged, UAC: o.UAC, PasswordIntervalDays: o.PasswordInterval}
 	switch o.Class {

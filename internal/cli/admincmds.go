@@ -262,8 +262,8 @@ func accountCommand(e *env) *cobra.Command {
 	f.StringVar(&opt.Description, "description", "", "description")
 
 	var setHost, setDesc, setEnctypes string
-	var setSPNs, addSPNs, removeSPNs, setPrincipals []string
-	var enable, disable bool
+	var setSPNs, addSPNs, removeSPNs, setPrincipals, setDelegate []string
+	var enable, disable, trustedToAuth bool
 	var setInterval int64
 	var setCmd *cobra.Command
 	setCmd = e.adminCmd("set NAME", "Change a gMSA (Set-ADServiceAccount)", cobra.ExactArgs(1), func(ctx context.Context, a admin.Admin, args []string) error {
@@ -300,6 +300,13 @@ func accountCommand(e *env) *cobra.Command {
 		if enable || disable {
 			ch.Enabled = &enable
 		}
+		if cmdFlags("allowed-to-delegate-to") {
+			l := splitList(setDelegate)
+			ch.AllowedToDelegateTo = &l
+		}
+		if cmdFlags("trusted-to-auth-for-delegation") {
+			ch.TrustedToAuth = &trustedToAuth
+		}
 		en, err := a.AccountSet(ctx, args[0], ch)
 		if err != nil {
 			return err
@@ -317,6 +324,8 @@ func accountCommand(e *env) *cobra.Command {
 	sf.BoolVar(&enable, "enable", false, "enable the account")
 	sf.BoolVar(&disable, "disable", false, "disable the account")
 	sf.Int64Var(&setInterval, "interval-days", 0, "refused: the interval is fixed at creation")
+	sf.StringArrayVar(&setDelegate, "allowed-to-delegate-to", nil, "replace msDS-AllowedToDelegateTo: the SPNs the gMSA may get tickets to on a user's behalf (S4U2Proxy); \"\" clears")
+	sf.BoolVar(&trustedToAuth, "trusted-to-auth-for-delegation", false, "protocol transition: the gMSA's S4U2Self tickets are forwardable (=false to clear)")
 
 	var as string
 	testCmd := e.adminCmd("test NAME --as PRINCIPAL", "May PRINCIPAL retrieve the gMSA's password, and why (Test-ADServiceAccount); exit 1 when not", cobra.ExactArgs(1),

@@ -52,7 +52,7 @@ var schema = func() map[string]*attrDef {
 		pub("whenCreated", SyntaxTime), pub("whenChanged", SyntaxTime), pub("uSNCreated", SyntaxInteger),
 		pub("uSNChanged", SyntaxInteger), pub("instanceType", SyntaxInteger), pub("primaryGroupID", SyntaxInteger),
 		pub("pwdLastSet", SyntaxInteger), pub("msDS-KeyVersionNumber", SyntaxInteger),
-		pub("dNSHostName", SyntaxString), pub("servicePrincipalName", SyntaxString),
+		pub("dNSHostName", SyntaxString), pub("servicePrincipalName", SyntaxString), pub("msDS-AllowedToDelegateTo", SyntaxString),
 		pub("msDS-SupportedEncryptionTypes", SyntaxInteger), pub("groupType", SyntaxInteger),
 		pub("member", SyntaxDN), pub("memberOf", SyntaxDN), pub("ou", SyntaxString), pub("dc", SyntaxString),
 		pub("msDS-ManagedPasswordInterval", SyntaxInteger), pub("msDS-ManagedPasswordId", SyntaxBinary),
@@ -161,7 +161,7 @@ var userAttributes = []string{"objectClass", "cn", "name", "distinguishedName", 
 	"instanceType", "whenCreated", "whenChanged", "uSNCreated", "uSNChanged", "description", "sAMAccountName", "sAMAccountType",
 	"userPrincipalName", "userAccountControl", "primaryGroupID", "pwdLastSet", "badPwdCount", "badPasswordTime", "lockoutTime",
 	"msDS-KeyVersionNumber", "dNSHostName",
-	"servicePrincipalName", "msDS-SupportedEncryptionTypes", "groupType", "member", "memberOf", "ou", "dc",
+	"servicePrincipalName", "msDS-AllowedToDelegateTo", "msDS-SupportedEncryptionTypes", "groupType", "member", "memberOf", "ou", "dc",
 	"lockoutThreshold", "lockoutDuration", "lockOutObservationWindow",
 	"msDS-ManagedPasswordInterval", "msDS-ManagedPasswordId", "msDS-ManagedPasswordPreviousId", "msDS-GroupMSAMembership",
 	"msKds-Version", "msKds-KDFAlgorithmID", "msKds-KDFParam", "msKds-CreateTime", "msKds-UseStartTime", "msKds-DomainID",
@@ -292,6 +292,12 @@ func (v *View) value(lower string) [][]byte {
 		return out
 	case "msds-supportedencryptiontypes":
 		return num(o.SupportedEnctypes, false)
+	case "msds-allowedtodelegateto":
+		var out [][]byte
+		for _, s := range o.AllowedToDelegateTo {
+			out = append(out, []byte(s))
+		}
+		return out
 	case "grouptype":
 		if o.Class == ClassGroup {
 			return num(int64(int32(o.GroupType)), true)

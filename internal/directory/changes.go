@@ -281,6 +281,27 @@ func (d *Directory) apply(n *Object, ch Change, members map[string]*Object) ([]s
 			}
 		}
 		return nil, checkSPNs(n.SPNs)
+	case "msds-allowedtodelegateto":
+		if !isAccount {
+			return nil, notFor()
+		}
+		switch ch.Op {
+		case ChangeReplace:
+			n.AllowedToDelegateTo = strs()
+		case ChangeAdd:
+			n.AllowedToDelegateTo = append(n.AllowedToDelegateTo, strs()...)
+		default:
+			if len(ch.Values) == 0 {
+				n.AllowedToDelegateTo = nil
+			}
+			for _, s := range strs() {
+				before := len(n.AllowedToDelegateTo)
+				if n.AllowedToDelegateTo = without(n.AllowedToDelegateTo, s); len(n.AllowedToDelegateTo) == before {
+					return nil, fmt.Errorf("directory: %s may not delegate to %q: %w", n.SAM, s, errNoSuchValue)
+				}
+			}
+		}
+		return nil, checkSPNs(n.AllowedToDelegateTo)
 	case "msds-groupmsamembership":
 		if n.Class != ClassGMSA {
 			return nil, notFor()
@@ -323,8 +344,9 @@ func (d *Directory) apply(n *Object, ch Change, members map[string]*Object) ([]s
 		if err != nil {
 			return nil, err
 		}
-		if (uint32(x) &^ UACAccountDisable) != (n.UAC &^ UACAccountDisable) {
-			return nil, fmt.Errorf("directory: only the ACCOUNTDISABLE bit (0x2) of userAccountControl can be changed here: %w", ErrInvalid)
+		const settable = UACAccountDisable | UACTrustedToAuthForDelegation
+		if (uint32(x) &^ settable) != (n.UAC &^ settable) {
+			return nil, fmt.Errorf("directory: only the ACCOUNTDISABLE (0x2) and TRUSTED_TO_AUTH_FOR_DELEGATION (0x1000000) bits of userAccountControl can be changed here: %w", ErrInvalid)
 		}
 		n.UAC = uint32(x)
 	case "lockouttime":

@@ -191,6 +191,9 @@ type GMSAChanges struct {
 	Description       *string
 	IntervalDays      *int64  // refused: system-only after creation
 	Membership        *[]byte // msDS-GroupMSAMembership as a binary SD
+	// Delegation (Set-ADServiceAccount -TrustedForDelegation…, msDS-AllowedToDelegateTo).
+	AllowedToDelegateTo *[]string // replace the list of SPNs
+	TrustedToAuth       *bool     // TRUSTED_TO_AUTH_FOR_DELEGATION: protocol transition
 }
 
 // SetGMSA changes a gMSA.
@@ -259,12 +262,24 @@ func (d *Directory) SetAccount(ctx context.Context, req *Requester, ref string, 
 	if ch.Enctypes != nil {
 		set(ChangeReplace, "msDS-SupportedEncryptionTypes", []byte(strconv.FormatUint(uint64(*ch.Enctypes), 10)))
 	}
-	if ch.Enabled != nil {
-		uac := o.UAC &^ UACAccountDisable
-		if !*ch.Enabled {
-			uac |= UACAccountDisable
+	if ch.Enabled != nil || ch.TrustedToAuth != nil {
+		uac := o.UAC
+		if ch.Enabled != nil {
+			uac &^= UACAccountDisable
+			if !*ch.Enabled {
+				uac |= UACAccountDisable
+			}
+		}
+		if ch.TrustedToAuth != nil {
+			uac &^= UACTrustedToAuthForDelegation
+			if *ch.TrustedToAuth {
+				uac |= UACTrustedToAuthForDelegation
+			}
 		}
 		set(ChangeReplace, "userAccountControl", []byte(strconv.FormatUint(uint64(uac), 10)))
+	}
+	if ch.AllowedToDelegateTo != nil {
+		set(ChangeReplace, "msDS-AllowedToDelegateTo", spns(*ch.AllowedToDelegateTo)...)
 	}
 	if ch.Description != nil {
 		set(ChangeReplace, "description", []byte(*ch.Description))

@@ -39,6 +39,10 @@ type KerberosPrincipal struct {
 	Disabled    bool
 	LockedOut   bool
 	ServerTrust bool // a domain controller
+	// Delegation: protocol transition (S4U2Self tickets forwardable) and the SPNs
+	// the account may get tickets to on a user's behalf (S4U2Proxy).
+	TrustedToAuth       bool
+	AllowedToDelegateTo []string
 }
 
 // Key returns the current key of an encryption type.
@@ -71,7 +75,7 @@ func (d *Directory) KerberosClient(ctx context.Context, name string, enterprise,
 	var o *Object
 	var err error
 	switch {
-	case enterprise:
+	case enterprise && strings.Contains(name, "@"):
 		o, err = d.byUPN(ctx, name)
 	default:
 		if strings.ContainsAny(name, "\\@=,") || strings.HasPrefix(strings.ToUpper(name), "S-1-") {
@@ -162,7 +166,8 @@ func isHostAlias(class string) bool {
 // kerberosPrincipal builds the KDC's view of an account, deriving a gMSA's keys.
 func (d *Directory) kerberosPrincipal(ctx context.Context, o *Object) (*KerberosPrincipal, error) {
 	p := &KerberosPrincipal{GUID: o.GUID, SAM: o.SAM, UPN: o.UPN, SID: o.SID, Class: o.Class, Enctypes: o.SupportedEnctypes,
-		Disabled: !o.Enabled(), LockedOut: d.lockedOut(o, d.domainPolicy(ctx), d.nowFT()), ServerTrust: o.UAC&UACServerTrust != 0}
+		Disabled: !o.Enabled(), LockedOut: d.lockedOut(o, d.domainPolicy(ctx), d.nowFT()), ServerTrust: o.UAC&UACServerTrust != 0,
+		TrustedToAuth: o.UAC&UACTrustedToAuthForDelegation != 0, AllowedToDelegateTo: o.AllowedToDelegateTo}
 	if o.Class == ClassGMSA {
 		return p, d.gmsaKeys(ctx, o, p)
 	}
@@ -313,7 +318,9 @@ func (d *Directory) KerberosTicketIssued(client, service *KerberosPrincipal, tgt
 // LogonInfo is what the PAC says of an account ([MS-PAC] 2.5, 2.10): its validation
 // info (RIDs of its domain groups, primary group included) and its UPN, constructed
 // from sam@domain when it has none.
-func (d *Directory) LogonInfo(ctx context.Context, g ntsec.GUID, authTime ntsec.FileTime) (*pac.LogonInfo, string, bool, error) {
+// With serviceAsserted (an S4U2Self ticket) the PAC carries "Service asserted identity"
+// instead of "Authentication authority asserted identity".
+func (d *Directory) LogonInfo(ctx context.Context, g ntsec.GUID, authTime ntsec.FileTime, serviceAsserted bool) (*pac.LogonInfo, string, bool, error) {
 	o, err := d.byGUID(ctx, g.String())
 	if err != nil {
 		return nil, "", false, err
@@ -326,6 +333,9 @@ func (d *Directory) LogonInfo(ctx context.Context, g ntsec.GUID, authTime ntsec.
 	li := &pac.LogonInfo{LogonTime: authTime, PasswordLastSet: o.PwdLastSet, EffectiveName: o.SAM, BadPasswordCount: uint16(o.BadPwdCount),
 		UserID: sid.RID(), PrimaryGroupID: o.PrimaryGroupRID, LogonServer: d.domain.DCName, LogonDomainName: d.domain.NetBIOS,
 		LogonDomainID: d.sid, UserAccountControl: pac.ACB(o.UAC), ExtraSIDs: []ntsec.SID{sidAuthorityAsserted}}
+	if serviceAsserted {
+		li.ExtraSIDs = []ntsec.SID{sidServiceAsserted}
+	}
 	if o.Class == ClassUser {
 		li.PasswordMustChange = 0 // never: password expiry is not modelled
 	}
@@ -344,3 +354,6 @@ func (d *Directory) LogonInfo(ctx context.Context, g ntsec.GUID, authTime ntsec.
 // sidAuthorityAsserted is "Authentication authority asserted identity" ([MS-DTYP]
 // 2.4.2.4), which AD adds to a PAC for an AS logon.
 var sidAuthorityAsserted = ntsec.MustParseSID("S-1-18-1")
+
+// sidServiceAsserted is "Service asserted identity", for S4U2Self.
+var sidServiceAsserted = ntsec.MustParseSID("S-1-18-2")

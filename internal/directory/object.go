@@ -30,13 +30,15 @@ const (
 
 // userAccountControl flags ([MS-ADTS] 2.2.16).
 const (
-	UACAccountDisable     = 0x0002
-	UACLockout            = 0x0010 // in msDS-User-Account-Control-Computed only
-	UACPasswdNotReqd      = 0x0020
-	UACNormalAccount      = 0x0200
-	UACWorkstationTrust   = 0x1000
-	UACServerTrust        = 0x2000
-	UACDontExpirePassword = 0x10000
+	UACAccountDisable             = 0x0002
+	UACLockout                    = 0x0010 // in msDS-User-Account-Control-Computed only
+	UACPasswdNotReqd              = 0x0020
+	UACNormalAccount              = 0x0200
+	UACWorkstationTrust           = 0x1000
+	UACServerTrust                = 0x2000
+	UACDontExpirePassword         = 0x10000
+	UACTrustedForDelegation       = 0x80000   // unconstrained delegation
+	UACTrustedToAuthForDelegation = 0x1000000 // protocol transition: S4U2Self tickets are forwardable
 )
 
 // groupType flags ([MS-ADTS] 2.2.12).
@@ -98,6 +100,9 @@ type Object struct {
 	DNSHostName       string   `json:"dns_host_name,omitempty"`
 	SPNs              []string `json:"spns,omitempty"`
 	SupportedEnctypes uint32   `json:"supported_enctypes,omitempty"`
+	// msDS-AllowedToDelegateTo: the SPNs this account may get tickets to on a user's
+	// behalf (classic constrained delegation, S4U2Proxy).
+	AllowedToDelegateTo []string `json:"allowed_to_delegate_to,omitempty"`
 
 	// Groups: members by GUID.
 	GroupType uint32   `json:"group_type,omitempty"`

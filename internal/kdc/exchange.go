@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -60,6 +61,7 @@ type Exchange struct {
 	Policy Policy
 	Now    func() time.Time
 	Rand   io.Reader
+	Log    *slog.Logger // refusals at debug level; nil: none
 }
 
 // krbError is an error a client is told: a KRB-ERROR code, text, and optional e-data.
@@ -96,6 +98,9 @@ func (x *Exchange) Handle(ctx context.Context, req []byte, remote string) []byte
 	var ke *krbError
 	if !errors.As(err, &ke) {
 		ke = kerr(errorcode.KRB_ERR_GENERIC, "%v", err)
+	}
+	if x.Log != nil {
+		x.Log.Debug("Kerberos request refused", "remote", remote, "code", errorcode.Lookup(ke.code), "reason", ke.text)
 	}
 	m := messages.KRBError{PVNO: iana.PVNO, MsgType: msgtype.KRB_ERROR, STime: now.Truncate(time.Second), Susec: now.Nanosecond() / 1000,
 		ErrorCode: ke.code, Realm: x.Realm, SName: sname, EText: ke.text, EData: ke.edata}
@@ -181,7 +186,7 @@ func (x *Exchange) as(ctx context.Context, raw []byte, remote string, now time.T
 	}
 	var bufs []pac.Buffer
 	if want, asked := wantsPAC(req.PAData); want {
-		if bufs, err = x.tgtBuffers(ctx, client, cname, now, asked); err != nil {
+		if bufs, err = x.tgtBuffers(ctx, client, cname, now, asked, false); err != nil {
 			return nil, err
 		}
 		if service.SAM != "krbtgt" { // a service ticket straight from AS: no TGT-only buffers

@@ -70,9 +70,9 @@ func wantsPAC(pas types.PADataSequence) (want, asked bool) {
 
 // tgtBuffers are the PAC buffers of a TGT for client ([MS-PAC] 2.4): validation info,
 // client info, UPN and DNS info, attributes and requestor.
-func (x *Exchange) tgtBuffers(ctx context.Context, client *directory.KerberosPrincipal, cname types.PrincipalName, authTime time.Time, asked bool) ([]pac.Buffer, error) {
+func (x *Exchange) tgtBuffers(ctx context.Context, client *directory.KerberosPrincipal, cname types.PrincipalName, authTime time.Time, asked, s4u bool) ([]pac.Buffer, error) {
 	at := ntsec.FileTimeFromTime(authTime.Truncate(time.Second))
-	li, upn, constructed, err := x.Dir.LogonInfo(ctx, client.GUID, at)
+	li, upn, constructed, err := x.Dir.LogonInfo(ctx, client.GUID, at, s4u)
 	if err != nil {
 		return nil, err
 	}
@@ -134,26 +134,9 @@ func (x *Exchange) signPAC(etp *messages.EncTicketPart, bufs []pac.Buffer, servi
 // ticketPAC finds and verifies the PAC of a TGT with krbtgt's key, and returns its
 // buffers without signatures, attributes or requestor, and the requestor's SID.
 func ticketPAC(etp *messages.EncTicketPart, krbtgtKey directory.KerberosKey) ([]pac.Buffer, []pac.Buffer, ntsec.SID, error) {
-	var raw []byte
-	for _, ad := range etp.AuthorizationData {
-		if ad.ADType != adIfRelevant {
-			continue
-		}
-		var inner types.AuthorizationData
-		if _, err := asn1.Unmarshal(ad.ADData, &inner); err != nil {
-			continue
-		}
-		for _, e := range inner {
-			if e.ADType == adWin2KPAC {
-				if raw != nil {
-					return nil, nil, ntsec.SID{}, errors.New("two PACs")
-				}
-				raw = e.ADData
-			}
-		}
-	}
-	if raw == nil {
-		return nil, nil, ntsec.SID{}, errors.New("the TGT carries no PAC")
+	raw, err := findPAC(etp)
+	if err != nil {
+		return nil, nil, ntsec.SID{}, err
 	}
 	s, err := signer(krbtgtKey)
 	if err != nil {
@@ -186,6 +169,32 @@ func ticketPAC(etp *messages.EncTicketPart, krbtgtKey directory.KerberosKey) ([]
 		return nil, nil, ntsec.SID{}, errors.New("the TGT's PAC names no requestor")
 	}
 	return keep, tgtOnly, requestor, nil
+}
+
+// findPAC returns the PAC a ticket carries in AD-IF-RELEVANT { AD-WIN2K-PAC }.
+func findPAC(etp *messages.EncTicketPart) ([]byte, error) {
+	var raw []byte
+	for _, ad := range etp.AuthorizationData {
+		if ad.ADType != adIfRelevant {
+			continue
+		}
+		var inner types.AuthorizationData
+		if _, err := asn1.Unmarshal(ad.ADData, &inner); err != nil {
+			continue
+		}
+		for _, e := range inner {
+			if e.ADType == adWin2KPAC {
+				if raw != nil {
+					return nil, errors.New("two PACs")
+				}
+				raw = e.ADData
+			}
+		}
+	}
+	if raw == nil {
+		return nil, errors.New("the ticket carries no PAC")
+	}
+	return raw, nil
 }
 
 // checkRequestor applies the CVE-2021-42287 hardening: the account the TGT's client

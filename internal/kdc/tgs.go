@@ -128,7 +128,11 @@ func (x *Exchange) tgs(ctx context.Context, raw []byte, remote string, now time.
 		return nil, err
 	}
 
-	sname := body.SName
+	sname, cname, authTime := body.SName, etp.CName, etp.AuthTime
+	replyKey, usage := etp.Key, uint32(keyusage.TGS_REP_ENCPART_SESSION_KEY)
+	if auth.SubKey.KeyType != 0 {
+		replyKey, usage = auth.SubKey, keyusage.TGS_REP_ENCPART_AUTHENTICATOR_SUB_KEY
+	}
 	tflags := types.NewKrbFlags()
 	if types.IsFlagSet(&etp.Flags, flags.PreAuthent) {
 		types.SetFlag(&tflags, flags.PreAuthent)
@@ -138,7 +142,15 @@ func (x *Exchange) tgs(ctx context.Context, raw []byte, remote string, now time.
 	}
 	var service *directory.KerberosPrincipal
 	var start, end, renewTill time.Time
-	if renew {
+	var bufs []pac.Buffer
+	var padata types.PADataSequence
+	issuedTo := client
+	s4u, err := findS4USelf(req.PAData, etp.Key, replyKey)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case renew:
 		// RENEW ([RFC 4120] 3.3.3): the ticket in PA-TGS-REQ is renewed, for its own
 		// service, up to its renew-till.
 		if !types.IsFlagSet(&etp.Flags, flags.Renewable) || now.After(etp.RenewTill) {
@@ -152,7 +164,34 @@ func (x *Exchange) tgs(ctx context.Context, raw []byte, remote string, now time.
 		}
 		renewTill = etp.RenewTill
 		types.SetFlag(&tflags, flags.Renewable)
-	} else {
+		bufs = append(append([]pac.Buffer(nil), keep...), tgtOnly...)
+	case types.IsFlagSet(opts, optCnameInAddlTkt): // S4U2Proxy
+		evidence, evBufs, err := x.s4u2proxy(ctx, &req, client, kdcKey)
+		if err != nil {
+			return nil, err
+		}
+		if service, err = x.Dir.KerberosService(ctx, sname.NameString); err != nil {
+			return nil, kerr(errorcode.KDC_ERR_S_PRINCIPAL_UNKNOWN, "service %s not found", strings.Join(sname.NameString, "/"))
+		}
+		cname, authTime, bufs = evidence.CName, evidence.AuthTime, evBufs
+		start = now
+		end, _ = x.lifetimes(opts, body.Till, time.Time{}, now, x.Policy.MaxServiceAge, evidence.EndTime)
+		tflags = types.NewKrbFlags()
+		types.SetFlag(&tflags, flags.Forwardable)
+		if name, _, err := principalName(cname); err == nil {
+			if u, err := x.Dir.KerberosClient(ctx, name, false, false); err == nil {
+				issuedTo = u
+			}
+		}
+	case s4u != nil: // S4U2Self
+		var user *directory.KerberosPrincipal
+		if user, cname, bufs, tflags, padata, err = x.s4u2self(ctx, &req, s4u, client, replyKey, now); err != nil {
+			return nil, err
+		}
+		service, authTime, start = client, now, now
+		end, _ = x.lifetimes(opts, body.Till, time.Time{}, now, x.Policy.MaxServiceAge, etp.EndTime)
+		issuedTo = user
+	default:
 		if service, err = x.Dir.KerberosService(ctx, sname.NameString); err != nil {
 			return nil, kerr(errorcode.KDC_ERR_S_PRINCIPAL_UNKNOWN, "service %s not found", strings.Join(sname.NameString, "/"))
 		}
@@ -175,31 +214,27 @@ func (x *Exchange) tgs(ctx context.Context, raw []byte, remote string, now time.
 				types.SetFlag(&tflags, flags.Renewable)
 			}
 		}
+		bufs = keep
+		if service.SAM == "krbtgt" { // a TGT again: its PAC keeps its TGT-only buffers
+			bufs = append(append([]pac.Buffer(nil), keep...), tgtOnly...)
+		}
 	}
-	bufs := keep
-	if service.SAM == "krbtgt" { // a TGT again (renewed, or asked for): its PAC keeps its TGT-only buffers
-		bufs = append(append([]pac.Buffer(nil), keep...), tgtOnly...)
-	}
-	t, session, err := x.issue(service, sname, etp.CName, body.EType, tflags, etp.AuthTime, start, end, renewTill, bufs, kdcKey)
+	t, session, err := x.issue(service, sname, cname, body.EType, tflags, authTime, start, end, renewTill, bufs, kdcKey)
 	if err != nil {
 		return nil, err
 	}
 	enc := messages.EncKDCRepPart{Key: session, LastReqs: []messages.LastReq{{LRType: 0, LRValue: now}}, Nonce: body.Nonce,
-		Flags: tflags, AuthTime: etp.AuthTime, StartTime: start, EndTime: end, RenewTill: renewTill, SRealm: x.Realm, SName: sname}
+		Flags: tflags, AuthTime: authTime, StartTime: start, EndTime: end, RenewTill: renewTill, SRealm: x.Realm, SName: sname}
 	encBytes, err := asn1.Marshal(enc)
 	if err != nil {
 		return nil, err
-	}
-	replyKey, usage := etp.Key, uint32(keyusage.TGS_REP_ENCPART_SESSION_KEY)
-	if auth.SubKey.KeyType != 0 {
-		replyKey, usage = auth.SubKey, keyusage.TGS_REP_ENCPART_AUTHENTICATOR_SUB_KEY
 	}
 	encPart, err := crypto.GetEncryptedData(asn1tools.AddASNAppTag(encBytes, asnAppTag.EncTGSRepPart), replyKey, usage, 0)
 	if err != nil {
 		return nil, err
 	}
-	rep := messages.TGSRep{KDCRepFields: messages.KDCRepFields{PVNO: iana.PVNO, MsgType: msgtype.KRB_TGS_REP, CRealm: x.Realm,
-		CName: etp.CName, Ticket: t, EncPart: encPart}}
-	x.Dir.KerberosTicketIssued(client, service, false, remote)
+	rep := messages.TGSRep{KDCRepFields: messages.KDCRepFields{PVNO: iana.PVNO, MsgType: msgtype.KRB_TGS_REP, PAData: padata, CRealm: x.Realm,
+		CName: cname, Ticket: t, EncPart: encPart}}
+	x.Dir.KerberosTicketIssued(issuedTo, service, false, remote)
 	return rep.Marshal()
 }

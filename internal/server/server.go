@@ -253,7 +253,7 @@ func startKDC(cfg Config, deps Deps, dir *directory.Directory, trail *audit.Log,
 		}
 	}
 	pol.ImplicitDollar = !cfg.KDC.NoImplicitDollar
-	x := &kdc.Exchange{Dir: dir, Realm: dir.Domain().Realm, Policy: pol, Now: deps.Now, Rand: deps.Rand}
+	x := &kdc.Exchange{Dir: dir, Realm: dir.Domain().Realm, Policy: pol, Now: deps.Now, Rand: deps.Rand, Log: deps.Logger}
 	srv := kdc.New(kdc.Config{Exchange: x, Audit: trail, Logger: deps.Logger})
 	var l net.Listener
 	var pc net.PacketConn
@@ -296,6 +296,8 @@ func krb5Conf(dom directory.Domain, kdcAddr string) []byte {
 	dns_lookup_kdc = false
 	dns_lookup_realm = false
 	rdns = false
+	dns_canonicalize_hostname = false
+	forwardable = true
 
 [realms]
 	%[1]s = {

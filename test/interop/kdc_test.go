@@ -107,6 +107,20 @@ func TestOurKDCWithMITAndHeimdal(t *testing.T) {
 	// The service ticket a host gets for HTTP/svc decrypts with the gMSA's keytab.
 	ok("host", "", "kvno", "-k", gmsaKeytab, "HTTP/svc.example.test")
 
+	// Constrained delegation, as IIS and SQL Server running as gMSAs use it: svc$ may
+	// get tickets to HOST/web01 for users (S4U2Self with protocol transition, then
+	// S4U2Proxy), and to nothing else.
+	gm("account", "set", "svc", "--trusted-to-auth-for-delegation", "--allowed-to-delegate-to", "HOST/web01.example.test")
+	ok("svc", "", "kinit", "-k", "-t", gmsaKeytab, "svc$")
+	ok("svc", "", "kvno", "-U", "websvc", "svc$")
+	ok("svc", "", "kvno", "-U", "websvc", "-P", "HOST/web01.example.test")
+	if out := ok("svc", "", "klist", "-f"); !strings.Contains(out, "HOST/web01.example.test@EXAMPLE.TEST\n\tfor client websvc@EXAMPLE.TEST, Flags: F") {
+		t.Fatalf("S4U2Proxy ticket:\n%s", out)
+	}
+	if _, errOut, code := krb("svc", "", "kvno", "-U", "websvc", "-P", "HTTP/svc.example.test"); code == 0 || !strings.Contains(errOut, "constrained delegation failed") {
+		t.Fatalf("delegation outside msDS-AllowedToDelegateTo: exit %d %s", code, errOut)
+	}
+
 	// An MIT GSS-API acceptor (python3-gssapi) with the gMSA's keytab accepts websvc's
 	// service ticket, and reports its PAC authenticated, which MIT does only when the
 	// PAC's server signature verifies with the service key.
