@@ -30,15 +30,15 @@ type Entry struct {
 	// Delegation: msDS-AllowedToDelegateTo and TRUSTED_TO_AUTH_FOR_DELEGATION.
 	AllowedToDelegateTo []string `json:"allowed_to_delegate_to,omitempty"`
 	TrustedToAuth       bool     `json:"trusted_to_auth_for_delegation,omitempty"`
-	GroupScope        string   `json:"group_scope,omitempty"`
-	Members           []string `json:"members,omitempty"`
-	MemberOf          []string `json:"member_of,omitempty"`
-	KVNO              uint32   `json:"key_version_number,omitempty"`
-	PwdLastSet        string   `json:"pwd_last_set,omitempty"`
-	Created           string   `json:"when_created"`
-	Changed           string   `json:"when_changed"`
-	USNCreated        int64    `json:"usn_created"`
-	USNChanged        int64    `json:"usn_changed"`
+	GroupScope          string   `json:"group_scope,omitempty"`
+	Members             []string `json:"members,omitempty"`
+	MemberOf            []string `json:"member_of,omitempty"`
+	KVNO                uint32   `json:"key_version_number,omitempty"`
+	PwdLastSet          string   `json:"pwd_last_set,omitempty"`
+	Created             string   `json:"when_created"`
+	Changed             string   `json:"when_changed"`
+	USNCreated          int64    `json:"usn_created"`
+	USNChanged          int64    `json:"usn_changed"`
 
 	// gMSAs.
 	PasswordIntervalDays int64    `json:"managed_password_interval_days,omitempty"`
