@@ -195,7 +195,7 @@ func (x *Exchange) tgs(ctx context.Context, raw []byte, remote string, now time.
 		if service, err = x.Dir.KerberosService(ctx, sname.NameString); err != nil {
 			return nil, kerr(errorcode.KDC_ERR_S_PRINCIPAL_UNKNOWN, "service %s not found", strings.Join(sname.NameString, "/"))
 		}
-		if service.Disabled {
+		if service.Disabled && service.SAM != "krbtgt" { // krbtgt is disabled as an account, as in AD
 			return nil, kerr(errorcode.KDC_ERR_S_PRINCIPAL_UNKNOWN, "service %s is disabled", strings.Join(sname.NameString, "/"))
 		}
 		maxAge := x.Policy.MaxServiceAge

@@ -1,0 +1,83 @@
+#!/bin/bash
+# Side-by-side KDC benchmark on one machine, same load tool (cmd/krbload), bounded runs:
+#   our KDC (gmsa server --dev), MIT krb5kdc 1.20 (-w = cores) and Samba 4.22's KDC (chroot).
+# AS exchanges with PA-ENC-TIMESTAMP and TGS exchanges for a service, over UDP, at 1, 4
+# and 16 concurrent clients, with the server's CPU per request. Ours and Samba put a PAC
+# in every ticket; MIT 1.20 a minimal one.
+# Needs root (apt, Samba chroot). Usage: scripts/bench-kdc.sh [seconds per run, default 5]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH=$PATH:/usr/local/go/bin
+D=${1:-5}s
+W=$(mktemp -d /tmp/gmsa-bench-kdc.XXXXXX)
+PEERS=test/interop/peers.sh
+go build -o "$W/gmsa" ./cmd/gmsa
+go build -o "$W/krbload" ./cmd/krbload
+L="$W/krbload"
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; bash $PEERS samba-stop >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+# cpu_ticks PGID: user+system clock ticks of every process in a process group.
+cpu_ticks() { local t=0; for st in /proc/[0-9]*/stat; do read -r -a f < "$st" 2>/dev/null || continue
+  [ "${f[4]}" = "$1" ] && t=$((t + f[13] + f[14])); done; echo $t; }
+# run NAME PGID krbload-args…: one bounded run, with the server's CPU µs per request.
+run() { local name=$1 pg=$2; shift 2; local before after out ops
+  before=$(cpu_ticks "$pg"); out=$($L "$@"); after=$(cpu_ticks "$pg")
+  ops=$(sed -n 's/.* ops=\([0-9]*\).*/\1/p' <<<"$out")
+  echo "$name $out server_cpu_us_per_op=$(( ops > 0 ? (after - before) * 1000000 / $(getconf CLK_TCK) / ops : 0 ))"; }
+
+echo "== setting up"
+# Ours.
+setsid "$W/gmsa" server --dev --data "$W/ours" --log-level error >/dev/null 2>&1 &
+PIDS+=($!)
+for _ in $(seq 100); do [ -s "$W/ours/endpoints.json" ] && break; sleep 0.1; done
+OURS=$(sed -n 's/.*"kdc": "\(.*\)".*/\1/p' "$W/ours/endpoints.json")
+OURS_PW=$(cat "$W/ours/admin-password")
+OURS_PG=$(ps -o pgid= -p "${PIDS[0]}" | tr -d ' ')
+
+# MIT krb5kdc with a user and a service, on 127.0.0.1:8888.
+if ! command -v krb5kdc >/dev/null; then DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends krb5-kdc >/dev/null; fi
+M="$W/mit"; mkdir -p "$M"
+cat > "$M/kdc.conf" <<CONF
+[kdcdefaults]
+	kdc_listen = 127.0.0.1:8888
+	kdc_tcp_listen = 127.0.0.1:8888
+[realms]
+	MIT.TEST = {
+		database_name = $M/principal
+		key_stash_file = $M/stash
+		supported_enctypes = aes256-cts-hmac-sha1-96:normal aes128-cts-hmac-sha1-96:normal
+		max_life = 10h
+		max_renewable_life = 7d
+	}
+CONF
+printf '[libdefaults]\n\tdefault_realm = MIT.TEST\n[realms]\n\tMIT.TEST = {\n\t\tkdc = 127.0.0.1:8888\n\t}\n' > "$M/krb5.conf"
+export KRB5_CONFIG="$M/krb5.conf" KRB5_KDC_PROFILE="$M/kdc.conf"
+kdb5_util create -s -P "bench-master-$RANDOM" -r MIT.TEST >/dev/null 2>&1
+kadmin.local -r MIT.TEST -q "addprinc -pw Bench-Pass-123! alice" >/dev/null 2>&1
+kadmin.local -r MIT.TEST -q "addprinc -randkey HTTP/svc.mit.test" >/dev/null 2>&1
+setsid krb5kdc -n -w "$(nproc)" -r MIT.TEST >/dev/null 2>&1 &
+PIDS+=($!)
+MIT_PG=$(ps -o pgid= -p "${PIDS[1]}" | tr -d ' ')
+unset KRB5_CONFIG KRB5_KDC_PROFILE
+
+# Samba 4.22.
+bash $PEERS install >/dev/null
+bash $PEERS samba-provision
+bash $PEERS samba-start >/dev/null
+SD=$(bash $PEERS dir)
+SAMBA_PG=$(ps -o pgid= -p "$(cat "$SD/run/samba.pid")" | tr -d ' ')
+SAMBA_PW='Passw0rd!Adm1n'
+sleep 1
+
+echo "== AS and TGS exchanges, $D per run"
+for c in 1 4 16; do
+  run ours "$OURS_PG" -kdc "$OURS" -realm EXAMPLE.TEST -user Administrator -password "$OURS_PW" -mode as -c $c -d $D
+  run mit "$MIT_PG" -kdc 127.0.0.1:8888 -realm MIT.TEST -user alice -password Bench-Pass-123! -mode as -c $c -d $D
+  run samba "$SAMBA_PG" -kdc 127.0.0.1:88 -realm EXAMPLE.TEST -user Administrator -password "$SAMBA_PW" -mode as -c $c -d $D
+done
+for c in 1 4 16; do
+  run ours "$OURS_PG" -kdc "$OURS" -realm EXAMPLE.TEST -user Administrator -password "$OURS_PW" -mode tgs -service host/dc1.example.test -c $c -d $D
+  run mit "$MIT_PG" -kdc 127.0.0.1:8888 -realm MIT.TEST -user alice -password Bench-Pass-123! -mode tgs -service HTTP/svc.mit.test -c $c -d $D
+  run samba "$SAMBA_PG" -kdc 127.0.0.1:88 -realm EXAMPLE.TEST -user Administrator -password "$SAMBA_PW" -mode tgs -service host/dc1.example.test -c $c -d $D
+done
