@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/jcmturner/gofork/encoding/asn1"
-	"github.com/jcmturner/gokrb5/v8/asn1tools"
 	"github.com/jcmturner/gokrb5/v8/crypto"
 	"github.com/jcmturner/gokrb5/v8/iana"
 	"github.com/jcmturner/gokrb5/v8/iana/asnAppTag"
@@ -62,6 +61,8 @@ type Exchange struct {
 	Now    func() time.Time
 	Rand   io.Reader
 	Log    *slog.Logger // refusals at debug level; nil: none
+
+	keys keyCache // usage keys of long-term keys
 }
 
 // krbError is an error a client is told: a KRB-ERROR code, text, and optional e-data.
@@ -199,11 +200,7 @@ func (x *Exchange) as(ctx context.Context, raw []byte, remote string, now time.T
 	}
 	enc := messages.EncKDCRepPart{Key: session, LastReqs: []messages.LastReq{{LRType: 0, LRValue: now}}, Nonce: body.Nonce,
 		Flags: tflags, AuthTime: now, StartTime: now, EndTime: end, RenewTill: renewTill, SRealm: x.Realm, SName: body.SName}
-	encBytes, err := asn1.Marshal(enc)
-	if err != nil {
-		return nil, err
-	}
-	encPart, err := crypto.GetEncryptedData(asn1tools.AddASNAppTag(encBytes, asnAppTag.EncASRepPart), replyKey.key, keyusage.AS_REP_ENCPART, int(replyKey.kvno))
+	encPart, err := x.seal(replyKey.key, keyusage.AS_REP_ENCPART, encKDCRepPart(&enc, asnAppTag.EncASRepPart), replyKey.kvno, true)
 	if err != nil {
 		return nil, err
 	}
@@ -211,7 +208,7 @@ func (x *Exchange) as(ctx context.Context, raw []byte, remote string, now time.T
 	rep := messages.ASRep{KDCRepFields: messages.KDCRepFields{PVNO: iana.PVNO, MsgType: msgtype.KRB_AS_REP,
 		PAData: []types.PAData{{PADataType: patype.PA_ETYPE_INFO2, PADataValue: info}}, CRealm: x.Realm, CName: cname, Ticket: t, EncPart: encPart}}
 	x.Dir.KerberosTicketIssued(client, service, true, remote)
-	return rep.Marshal()
+	return kdcRep(&rep.KDCRepFields, asnAppTag.ASREP), nil
 }
 
 // replyKey is the client key an AS-REP is encrypted in: the one pre-authentication used.
@@ -257,7 +254,7 @@ func (x *Exchange) preauth(ctx context.Context, req *messages.ASReq, client *dir
 				continue
 			}
 			ek := types.EncryptionKey{KeyType: k.Etype, KeyValue: k.Value}
-			plain, err := crypto.DecryptEncPart(ed, ek, keyusage.AS_REQ_PA_ENC_TIMESTAMP)
+			plain, err := x.open(ek, keyusage.AS_REQ_PA_ENC_TIMESTAMP, ed)
 			if err != nil {
 				continue
 			}
@@ -334,12 +331,7 @@ func (x *Exchange) issue(service *directory.KerberosPrincipal, sname, cname type
 			return messages.Ticket{}, types.EncryptionKey{}, err
 		}
 	}
-	b, err := asn1.Marshal(etp)
-	if err != nil {
-		return messages.Ticket{}, types.EncryptionKey{}, err
-	}
-	ed, err := crypto.GetEncryptedData(asn1tools.AddASNAppTag(b, asnAppTag.EncTicketPart),
-		types.EncryptionKey{KeyType: skey.Etype, KeyValue: skey.Value}, keyusage.KDC_REP_TICKET, int(skey.KVNO))
+	ed, err := x.seal(types.EncryptionKey{KeyType: skey.Etype, KeyValue: skey.Value}, keyusage.KDC_REP_TICKET, encTicketPart(&etp), skey.KVNO, true)
 	if err != nil {
 		return messages.Ticket{}, types.EncryptionKey{}, err
 	}

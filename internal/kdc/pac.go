@@ -8,9 +8,7 @@ import (
 	"time"
 
 	"github.com/jcmturner/gofork/encoding/asn1"
-	"github.com/jcmturner/gokrb5/v8/asn1tools"
 	"github.com/jcmturner/gokrb5/v8/crypto"
-	"github.com/jcmturner/gokrb5/v8/iana/asnAppTag"
 	"github.com/jcmturner/gokrb5/v8/iana/errorcode"
 	"github.com/jcmturner/gokrb5/v8/iana/patype"
 	"github.com/jcmturner/gokrb5/v8/messages"
@@ -32,9 +30,9 @@ const (
 
 // signer returns the PAC checksum of a key's type: HMAC-SHA1-96 with the AES key (15,
 // 16), HMAC-MD5 (-138) with the RC4 key ([MS-PAC] 2.8.1).
-func signer(k directory.KerberosKey) (pac.Signer, error) {
-	types := map[int32]int32{krbkey.EtypeAES256CTSHMACSHA: 16, krbkey.EtypeAES128CTSHMACSHA: 15, krbkey.EtypeRC4HMAC: -138}
-	typ, ok := types[k.Etype]
+func (x *Exchange) signer(k directory.KerberosKey) (pac.Signer, error) {
+	sums := map[int32]int32{krbkey.EtypeAES256CTSHMACSHA: 16, krbkey.EtypeAES128CTSHMACSHA: 15, krbkey.EtypeRC4HMAC: -138}
+	typ, ok := sums[k.Etype]
 	if !ok {
 		return pac.Signer{}, fmt.Errorf("kdc: no PAC checksum for key type %d", k.Etype)
 	}
@@ -43,6 +41,10 @@ func signer(k directory.KerberosKey) (pac.Signer, error) {
 		return pac.Signer{}, err
 	}
 	size := et.GetHMACBitLength() / 8
+	if isAES(k.Etype) {
+		key := types.EncryptionKey{KeyType: k.Etype, KeyValue: k.Value}
+		return pac.Signer{Type: typ, Size: size, Sum: func(data []byte) ([]byte, error) { return x.checksum(key, keyUsagePAC, data) }}, nil
+	}
 	return pac.Signer{Type: typ, Size: size, Sum: func(data []byte) ([]byte, error) {
 		sum, err := et.GetChecksumHash(k.Value, data, keyUsagePAC)
 		if err != nil {
@@ -102,11 +104,11 @@ func authData(p []byte) (types.AuthorizationData, error) {
 // server and KDC key; for a service ticket also with the ticket signature (over the
 // ticket with a one-byte placeholder PAC) and the full signature.
 func (x *Exchange) signPAC(etp *messages.EncTicketPart, bufs []pac.Buffer, serviceKey, kdcKey directory.KerberosKey, tgt bool) error {
-	srv, err := signer(serviceKey)
+	srv, err := x.signer(serviceKey)
 	if err != nil {
 		return err
 	}
-	kdc, err := signer(kdcKey)
+	kdc, err := x.signer(kdcKey)
 	if err != nil {
 		return err
 	}
@@ -115,11 +117,7 @@ func (x *Exchange) signPAC(etp *messages.EncTicketPart, bufs []pac.Buffer, servi
 		if etp.AuthorizationData, err = authData([]byte{0}); err != nil {
 			return err
 		}
-		b, err := asn1.Marshal(*etp)
-		if err != nil {
-			return err
-		}
-		if ticketSig, err = kdc.Sum(asn1tools.AddASNAppTag(b, asnAppTag.EncTicketPart)); err != nil {
+		if ticketSig, err = kdc.Sum(encTicketPart(etp)); err != nil {
 			return err
 		}
 	}
@@ -133,12 +131,12 @@ func (x *Exchange) signPAC(etp *messages.EncTicketPart, bufs []pac.Buffer, servi
 
 // ticketPAC finds and verifies the PAC of a TGT with krbtgt's key, and returns its
 // buffers without signatures, attributes or requestor, and the requestor's SID.
-func ticketPAC(etp *messages.EncTicketPart, krbtgtKey directory.KerberosKey) ([]pac.Buffer, []pac.Buffer, ntsec.SID, error) {
+func (x *Exchange) ticketPAC(etp *messages.EncTicketPart, krbtgtKey directory.KerberosKey) ([]pac.Buffer, []pac.Buffer, ntsec.SID, error) {
 	raw, err := findPAC(etp)
 	if err != nil {
 		return nil, nil, ntsec.SID{}, err
 	}
-	s, err := signer(krbtgtKey)
+	s, err := x.signer(krbtgtKey)
 	if err != nil {
 		return nil, nil, ntsec.SID{}, err
 	}

@@ -213,14 +213,14 @@ func (x *Exchange) s4u2proxy(ctx context.Context, req *messages.TGSReq, requeste
 	if key == nil {
 		return nil, nil, kerr(errorcode.KRB_AP_ERR_BADKEYVER, "the evidence ticket is not under a key of %s", requester.SAM)
 	}
-	if err := ev.Decrypt(types.EncryptionKey{KeyType: key.Etype, KeyValue: key.Value}); err != nil {
+	etp, err := x.decryptTicket(&ev, *key)
+	if err != nil {
 		return nil, nil, kerr(errorcode.KRB_AP_ERR_BAD_INTEGRITY, "the evidence ticket does not decrypt with %s's key", requester.SAM)
 	}
-	etp := ev.DecryptedEncPart
 	if !types.IsFlagSet(&etp.Flags, flags.Forwardable) {
 		return nil, nil, kerr(errorcode.KDC_ERR_BADOPTION, "the evidence ticket is not forwardable")
 	}
-	bufs, err := evidencePAC(&etp, *key, krbtgtKey)
+	bufs, err := x.evidencePAC(&etp, *key, krbtgtKey)
 	if err != nil {
 		return nil, nil, kerr(errorcode.KDC_ERR_BADOPTION, "evidence PAC: %v", err)
 	}
@@ -229,16 +229,16 @@ func (x *Exchange) s4u2proxy(ctx context.Context, req *messages.TGSReq, requeste
 
 // evidencePAC verifies a service ticket's PAC (server signature with the service's key,
 // KDC signature with krbtgt's) and returns its buffers without signatures.
-func evidencePAC(etp *messages.EncTicketPart, serviceKey, krbtgtKey directory.KerberosKey) ([]pac.Buffer, error) {
+func (x *Exchange) evidencePAC(etp *messages.EncTicketPart, serviceKey, krbtgtKey directory.KerberosKey) ([]pac.Buffer, error) {
 	raw, err := findPAC(etp)
 	if err != nil {
 		return nil, err
 	}
-	srv, err := signer(serviceKey)
+	srv, err := x.signer(serviceKey)
 	if err != nil {
 		return nil, err
 	}
-	kdc, err := signer(krbtgtKey)
+	kdc, err := x.signer(krbtgtKey)
 	if err != nil {
 		return nil, err
 	}

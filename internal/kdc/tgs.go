@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/jcmturner/gofork/encoding/asn1"
-	"github.com/jcmturner/gokrb5/v8/asn1tools"
 	"github.com/jcmturner/gokrb5/v8/crypto"
 	"github.com/jcmturner/gokrb5/v8/iana"
 	"github.com/jcmturner/gokrb5/v8/iana/asnAppTag"
@@ -30,6 +29,17 @@ type rawKDCReq struct {
 	MsgType int                  `asn1:"explicit,tag:2"`
 	PAData  types.PADataSequence `asn1:"explicit,optional,tag:3"`
 	ReqBody asn1.RawValue        `asn1:"explicit,tag:4"`
+}
+
+// decryptTicket decrypts a ticket's part under a long-term key, into a value apart
+// from the ticket (gokrb5's Ticket would re-marshal its clear part).
+func (x *Exchange) decryptTicket(t *messages.Ticket, k directory.KerberosKey) (messages.EncTicketPart, error) {
+	var etp messages.EncTicketPart
+	b, err := x.open(types.EncryptionKey{KeyType: k.Etype, KeyValue: k.Value}, keyusage.KDC_REP_TICKET, t.EncPart)
+	if err != nil {
+		return etp, err
+	}
+	return etp, etp.Unmarshal(b)
 }
 
 // tgs answers a TGS-REQ ([RFC 4120] 3.3): the TGT in PA-TGS-REQ is decrypted with the
@@ -76,11 +86,10 @@ func (x *Exchange) tgs(ctx context.Context, raw []byte, remote string, now time.
 	if key == nil {
 		return nil, kerr(errorcode.KRB_AP_ERR_BADKEYVER, "no krbtgt key of version %d and type %d", tgt.EncPart.KVNO, tgt.EncPart.EType)
 	}
-	if err := tgt.Decrypt(types.EncryptionKey{KeyType: key.Etype, KeyValue: key.Value}); err != nil {
+	etp, err := x.decryptTicket(&tgt, *key)
+	if err != nil {
 		return nil, kerr(errorcode.KRB_AP_ERR_BAD_INTEGRITY, "the TGT does not decrypt")
 	}
-	etp := tgt.DecryptedEncPart
-	tgt.DecryptedEncPart = messages.EncTicketPart{} // never re-marshalled with its clear part (gokrb5 trap)
 	if err := ap.DecryptAuthenticator(etp.Key); err != nil {
 		return nil, kerr(errorcode.KRB_AP_ERR_BAD_INTEGRITY, "the authenticator does not decrypt")
 	}
@@ -116,7 +125,7 @@ func (x *Exchange) tgs(ctx context.Context, raw []byte, remote string, now time.
 	if err != nil {
 		return nil, err
 	}
-	keep, tgtOnly, requestor, err := ticketPAC(&etp, *key)
+	keep, tgtOnly, requestor, err := x.ticketPAC(&etp, *key)
 	if err != nil {
 		return nil, kerr(errorcode.KDC_ERR_TGT_REVOKED, "%v", err)
 	}
@@ -225,16 +234,12 @@ func (x *Exchange) tgs(ctx context.Context, raw []byte, remote string, now time.
 	}
 	enc := messages.EncKDCRepPart{Key: session, LastReqs: []messages.LastReq{{LRType: 0, LRValue: now}}, Nonce: body.Nonce,
 		Flags: tflags, AuthTime: authTime, StartTime: start, EndTime: end, RenewTill: renewTill, SRealm: x.Realm, SName: sname}
-	encBytes, err := asn1.Marshal(enc)
-	if err != nil {
-		return nil, err
-	}
-	encPart, err := crypto.GetEncryptedData(asn1tools.AddASNAppTag(encBytes, asnAppTag.EncTGSRepPart), replyKey, usage, 0)
+	encPart, err := x.seal(replyKey, usage, encKDCRepPart(&enc, asnAppTag.EncTGSRepPart), 0, false)
 	if err != nil {
 		return nil, err
 	}
 	rep := messages.TGSRep{KDCRepFields: messages.KDCRepFields{PVNO: iana.PVNO, MsgType: msgtype.KRB_TGS_REP, PAData: padata, CRealm: x.Realm,
 		CName: cname, Ticket: t, EncPart: encPart}}
 	x.Dir.KerberosTicketIssued(issuedTo, service, false, remote)
-	return rep.Marshal()
+	return kdcRep(&rep.KDCRepFields, asnAppTag.TGSREP), nil
 }

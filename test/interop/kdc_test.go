@@ -71,6 +71,13 @@ func TestOurKDCWithMITAndHeimdal(t *testing.T) {
 	gm("group", "add-member", "Web Hosts", "WEB01$")
 	gm("account", "set", "svc", "--add-spn", "HTTP/svc.example.test", "--enctypes", "aes128,aes256")
 	ok("host", "", "kinit", "-k", "-t", keytab, "WEB01$")
+	// A computer with a password, as credentials-fetcher's domainless mode sends it: HOST$
+	// upper-cased, the password on standard input.
+	pwFile := filepath.Join(dir, "app01.pw")
+	os.WriteFile(pwFile, []byte("App01-Machine-Pass-1!\n"), 0o600)
+	gm("computer", "new", "APP01")
+	gm("user", "set-password", "APP01$", "--new-password-file", pwFile)
+	ok("app01", "App01-Machine-Pass-1!\n", "kinit", "APP01$")
 	kvnoOut := ok("host", "", "kvno", "HTTP/svc.example.test")
 	svc := gmsaJSON(t, append([]string{"account", "get", "svc"}, admin...)...)
 	if want := fmt.Sprintf("kvno = %s", jsonNum(svc["key_version_number"])); !strings.Contains(kvnoOut, want) {
