@@ -9,7 +9,6 @@ import (
 
 	"github.com/jcmturner/aescts/v2"
 	"github.com/jcmturner/gokrb5/v8/crypto"
-	"github.com/jcmturner/gokrb5/v8/crypto/common"
 	"github.com/jcmturner/gokrb5/v8/types"
 
 	"gmsa/internal/krbkey"
@@ -21,10 +20,12 @@ type usageKeys struct{ ke, ki, kc []byte }
 
 // keyCache keeps the usage keys of long-term keys (krbtgt, services, clients): a busy
 // KDC uses the same few many times a second, and deriving them costs as much as the
-// encryption itself. Session keys are used once and are not kept.
+// encryption itself. Session keys are used once and are not kept. The usage constants
+// are n-folded once each.
 type keyCache struct {
-	mu sync.Mutex
-	m  map[keyCacheKey]*usageKeys
+	mu    sync.Mutex
+	m     map[keyCacheKey]*usageKeys
+	folds map[uint32][]byte // n-fold(usage ‖ kind) by usage<<8 | kind
 }
 
 type keyCacheKey struct {
@@ -35,7 +36,32 @@ type keyCacheKey struct {
 
 const keyCacheSize = 1 << 14
 
-func (c *keyCache) get(k types.EncryptionKey, usage uint32, keep bool) (*usageKeys, error) {
+// Which usage keys a caller needs.
+const (
+	needSeal     = 1 // Ke and Ki
+	needChecksum = 2 // Kc
+)
+
+// fold returns n-fold(usage ‖ kind) to one AES block, computed once per constant.
+func (c *keyCache) fold(usage uint32, kind byte) []byte {
+	id := usage<<8 | uint32(kind)
+	c.mu.Lock()
+	f, ok := c.folds[id]
+	c.mu.Unlock()
+	if ok {
+		return f
+	}
+	f = krbkey.NFold([]byte{byte(usage >> 24), byte(usage >> 16), byte(usage >> 8), byte(usage), kind}, 16)
+	c.mu.Lock()
+	if c.folds == nil {
+		c.folds = map[uint32][]byte{}
+	}
+	c.folds[id] = f
+	c.mu.Unlock()
+	return f
+}
+
+func (c *keyCache) get(k types.EncryptionKey, usage uint32, keep bool, need int) (*usageKeys, error) {
 	id := keyCacheKey{k.KeyType, string(k.KeyValue), usage}
 	if keep {
 		c.mu.Lock()
@@ -44,20 +70,17 @@ func (c *keyCache) get(k types.EncryptionKey, usage uint32, keep bool) (*usageKe
 		if ok {
 			return u, nil
 		}
+		need = needSeal | needChecksum // a kept entry serves every later use
 	}
-	et, err := crypto.GetEtype(k.KeyType)
-	if err != nil {
-		return nil, err
+	if len(k.KeyValue) != 16 && len(k.KeyValue) != 32 {
+		return nil, errors.New("kdc: not an AES key")
 	}
 	u := &usageKeys{}
-	if u.ke, err = et.DeriveKey(k.KeyValue, common.GetUsageKe(usage)); err != nil {
-		return nil, err
+	if need&needSeal != 0 {
+		u.ke, u.ki = krbkey.DeriveFolded(k.KeyValue, c.fold(usage, 0xaa)), krbkey.DeriveFolded(k.KeyValue, c.fold(usage, 0x55))
 	}
-	if u.ki, err = et.DeriveKey(k.KeyValue, common.GetUsageKi(usage)); err != nil {
-		return nil, err
-	}
-	if u.kc, err = et.DeriveKey(k.KeyValue, common.GetUsageKc(usage)); err != nil {
-		return nil, err
+	if need&needChecksum != 0 {
+		u.kc = krbkey.DeriveFolded(k.KeyValue, c.fold(usage, 0x99))
 	}
 	if keep {
 		c.mu.Lock()
@@ -81,7 +104,7 @@ func (x *Exchange) seal(key types.EncryptionKey, usage uint32, plain []byte, kvn
 	if !isAES(key.KeyType) {
 		return crypto.GetEncryptedData(plain, key, usage, int(kvno))
 	}
-	u, err := x.keys.get(key, usage, longTerm)
+	u, err := x.keys.get(key, usage, longTerm, needSeal)
 	if err != nil {
 		return types.EncryptedData{}, err
 	}
@@ -103,13 +126,18 @@ var errIntegrity = errors.New("integrity check failed")
 
 // open decrypts ed under a long-term key for usage, checking its HMAC first.
 func (x *Exchange) open(key types.EncryptionKey, usage uint32, ed types.EncryptedData) ([]byte, error) {
+	return x.openKey(key, usage, ed, true)
+}
+
+// openKey is open; with longTerm false the usage keys are not kept (a session key).
+func (x *Exchange) openKey(key types.EncryptionKey, usage uint32, ed types.EncryptedData, longTerm bool) ([]byte, error) {
 	if !isAES(key.KeyType) {
 		return crypto.DecryptEncPart(ed, key, usage)
 	}
 	if len(ed.Cipher) < 16+12 {
 		return nil, errIntegrity
 	}
-	u, err := x.keys.get(key, usage, true)
+	u, err := x.keys.get(key, usage, longTerm, needSeal)
 	if err != nil {
 		return nil, err
 	}
@@ -129,7 +157,11 @@ func (x *Exchange) open(key types.EncryptionKey, usage uint32, ed types.Encrypte
 // checksum is the keyed checksum of an AES key for usage ([RFC 3962]: HMAC-SHA1-96
 // under Kc), keeping the usage keys of long-term keys.
 func (x *Exchange) checksum(key types.EncryptionKey, usage uint32, data []byte) ([]byte, error) {
-	u, err := x.keys.get(key, usage, true)
+	return x.checksumKey(key, usage, data, true)
+}
+
+func (x *Exchange) checksumKey(key types.EncryptionKey, usage uint32, data []byte, longTerm bool) ([]byte, error) {
+	u, err := x.keys.get(key, usage, longTerm, needChecksum)
 	if err != nil {
 		return nil, err
 	}

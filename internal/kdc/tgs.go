@@ -2,6 +2,7 @@ package kdc
 
 import (
 	"context"
+	"crypto/hmac"
 	"errors"
 	"strings"
 	"time"
@@ -29,6 +30,19 @@ type rawKDCReq struct {
 	MsgType int                  `asn1:"explicit,tag:2"`
 	PAData  types.PADataSequence `asn1:"explicit,optional,tag:3"`
 	ReqBody asn1.RawValue        `asn1:"explicit,tag:4"`
+}
+
+// verifyBodyChecksum checks the authenticator's checksum over the raw req-body with the
+// TGT's session key ([RFC 4120] 7.2.2 key usage 6): HMAC-SHA1-96 for AES keys, gokrb5
+// for the rest.
+func (x *Exchange) verifyBodyChecksum(key types.EncryptionKey, c types.Checksum, body []byte) bool {
+	const usage = keyusage.TGS_REQ_PA_TGS_REQ_AP_REQ_AUTHENTICATOR_CHKSUM
+	if isAES(key.KeyType) && c.CksumType == checksumType(key.KeyType) {
+		sum, err := x.checksumKey(key, usage, body, false)
+		return err == nil && hmac.Equal(sum, c.Checksum)
+	}
+	et, err := crypto.GetChksumEtype(c.CksumType)
+	return err == nil && et.VerifyChecksum(key.KeyValue, body, c.Checksum, usage)
 }
 
 // decryptTicket decrypts a ticket's part under a long-term key, into a value apart
@@ -90,24 +104,18 @@ func (x *Exchange) tgs(ctx context.Context, raw []byte, remote string, now time.
 	if err != nil {
 		return nil, kerr(errorcode.KRB_AP_ERR_BAD_INTEGRITY, "the TGT does not decrypt")
 	}
-	if err := ap.DecryptAuthenticator(etp.Key); err != nil {
+	var auth types.Authenticator
+	if b, err := x.openKey(etp.Key, keyusage.TGS_REQ_PA_TGS_REQ_AP_REQ_AUTHENTICATOR, ap.EncryptedAuthenticator, false); err != nil || auth.Unmarshal(b) != nil {
 		return nil, kerr(errorcode.KRB_AP_ERR_BAD_INTEGRITY, "the authenticator does not decrypt")
 	}
-	auth := ap.Authenticator
 	if !strings.EqualFold(auth.CRealm, etp.CRealm) || !auth.CName.Equal(etp.CName) {
 		return nil, kerr(errorcode.KRB_AP_ERR_BADMATCH, "the authenticator's client is not the ticket's")
 	}
 	if d := now.Sub(auth.CTime); d > x.Policy.MaxClockSkew || d < -x.Policy.MaxClockSkew {
 		return nil, kerr(errorcode.KRB_AP_ERR_SKEW, "clock skew too great (%s)", d.Round(time.Second))
 	}
-	if auth.Cksum.CksumType != 0 {
-		et, err := crypto.GetChksumEtype(auth.Cksum.CksumType)
-		if err != nil {
-			return nil, kerr(errorcode.KDC_ERR_SUMTYPE_NOSUPP, "checksum type %d", auth.Cksum.CksumType)
-		}
-		if !et.VerifyChecksum(etp.Key.KeyValue, outer.ReqBody.Bytes, auth.Cksum.Checksum, keyusage.TGS_REQ_PA_TGS_REQ_AP_REQ_AUTHENTICATOR_CHKSUM) {
-			return nil, kerr(errorcode.KRB_AP_ERR_MODIFIED, "the authenticator's checksum does not cover this request")
-		}
+	if auth.Cksum.CksumType != 0 && !x.verifyBodyChecksum(etp.Key, auth.Cksum, outer.ReqBody.Bytes) {
+		return nil, kerr(errorcode.KRB_AP_ERR_MODIFIED, "the authenticator's checksum does not cover this request")
 	}
 	opts := &body.KDCOptions
 	renew := types.IsFlagSet(opts, optRenew)

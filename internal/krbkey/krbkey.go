@@ -123,9 +123,16 @@ func AESKey(etype int32, password []byte, salt string, iterations int) (Key, err
 
 // derive is DK(key, constant) of [RFC 3961] 5.1 for AES: encrypt n-fold(constant) and
 // chain encryptions until enough bytes are produced.
-func derive(key, constant []byte) []byte {
-	c, _ := aes.NewCipher(key)
-	block := NFold(constant, aes.BlockSize)
+func derive(key, constant []byte) []byte { return DeriveFolded(key, NFold(constant, aes.BlockSize)) }
+
+// DeriveFolded is DK for an AES key and a constant already n-folded to one block, so
+// that callers deriving usage keys ([RFC 3961] 5.3) fold each usage constant once.
+func DeriveFolded(key, folded []byte) []byte {
+	c, err := aes.NewCipher(key)
+	if err != nil {
+		return nil
+	}
+	block := append(make([]byte, 0, aes.BlockSize), folded...)
 	out := make([]byte, 0, len(key)+aes.BlockSize)
 	for len(out) < len(key) {
 		c.Encrypt(block, block)
