@@ -124,6 +124,10 @@ func TestOurKDCWithMITAndHeimdal(t *testing.T) {
 	if out := ok("svc", "", "klist", "-f"); !strings.Contains(out, "HOST/web01.example.test@EXAMPLE.TEST\n\tfor client websvc@EXAMPLE.TEST, Flags: F") {
 		t.Fatalf("S4U2Proxy ticket:\n%s", out)
 	}
+	// MIT checks the delegated credentials with the delegating service's keytab.
+	if out := ok("svc", "", "kvno", "-U", "websvc", "-P", "-k", gmsaKeytab, "HOST/web01.example.test"); !strings.Contains(out, "keytab entry valid") {
+		t.Fatalf("kvno -P -k: %s", out)
+	}
 	if _, errOut, code := krb("svc", "", "kvno", "-U", "websvc", "-P", "HTTP/svc.example.test"); code == 0 || !strings.Contains(errOut, "constrained delegation failed") {
 		t.Fatalf("delegation outside msDS-AllowedToDelegateTo: exit %d %s", code, errOut)
 	}
