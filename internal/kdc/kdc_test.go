@@ -30,6 +30,7 @@ import (
 	"gmsa/internal/krbkey"
 	"gmsa/internal/managedpw"
 	"gmsa/internal/ntsec"
+	"gmsa/internal/pac"
 	"gmsa/internal/store/memory"
 )
 
@@ -358,5 +359,17 @@ func TestRequestorMustStillMatch(t *testing.T) {
 	must(l.dir.NewUser(ctx, directory.LocalSystem(), directory.UserOptions{Name: "alice", Password: "Other-Pass-1!"}))
 	if _, _, err := alice.GetServiceTicket("HTTP/svc.example.test"); err == nil || !strings.Contains(err.Error(), "KDC_ERR_TGT_REVOKED") {
 		t.Fatalf("a TGT of a removed account whose name was reused: %v", err)
+	}
+}
+
+// S4U_DELEGATION_INFO as gokrb5's NDR decoder reads it.
+func TestDelegationInfoDecodes(t *testing.T) {
+	var d gopac.S4UDelegationInfo
+	if err := d.Unmarshal(pac.DelegationInfo("HOST/web01.example.test", []string{"svc$@EXAMPLE.TEST", "other$@EXAMPLE.TEST"})); err != nil {
+		t.Fatal(err)
+	}
+	if d.S4U2proxyTarget.Value != "HOST/web01.example.test" || d.TransitedListSize != 2 || len(d.S4UTransitedServices) != 2 ||
+		d.S4UTransitedServices[0].Value != "svc$@EXAMPLE.TEST" || d.S4UTransitedServices[1].Value != "other$@EXAMPLE.TEST" {
+		t.Fatalf("%+v", d)
 	}
 }

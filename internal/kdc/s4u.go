@@ -224,6 +224,9 @@ func (x *Exchange) s4u2proxy(ctx context.Context, req *messages.TGSReq, requeste
 	if err != nil {
 		return nil, nil, kerr(errorcode.KDC_ERR_BADOPTION, "evidence PAC: %v", err)
 	}
+	// The delegation is recorded in the PAC ([MS-PAC] 2.9): the target and the service
+	// that delegated.
+	bufs = append(bufs, pac.Buffer{Type: pac.TypeDelegationInfo, Data: pac.DelegationInfo(target, []string{requester.SAM + "@" + x.Realm})})
 	return &etp, bufs, nil
 }
 
@@ -252,7 +255,8 @@ func (x *Exchange) evidencePAC(etp *messages.EncTicketPart, serviceKey, krbtgtKe
 	var keep []pac.Buffer
 	for _, b := range bufs {
 		switch b.Type {
-		case pac.TypeServerChecksum, pac.TypeKDCChecksum, pac.TypeTicketChecksum, pac.TypeFullChecksum, pac.TypeAttributes, pac.TypeRequestor:
+		case pac.TypeServerChecksum, pac.TypeKDCChecksum, pac.TypeTicketChecksum, pac.TypeFullChecksum, pac.TypeAttributes, pac.TypeRequestor,
+			pac.TypeDelegationInfo:
 		default:
 			keep = append(keep, b)
 		}

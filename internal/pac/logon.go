@@ -96,6 +96,34 @@ func (w *ndr) sid(s ntsec.SID) {
 	w.b = append(w.b, b...)
 }
 
+// serialized wraps an NDR body in the type serialization v1 headers ([MS-RPCE]
+// 2.2.6.1, 2.2.6.2): the common header, then the private header with the body's length.
+func (w *ndr) serialized() []byte {
+	w.flush()
+	w.align(8)
+	hdr := []byte{0x01, 0x10, 0x08, 0x00, 0xcc, 0xcc, 0xcc, 0xcc}
+	hdr = binary.LittleEndian.AppendUint32(hdr, uint32(len(w.b)))
+	hdr = binary.LittleEndian.AppendUint32(hdr, 0)
+	return append(hdr, w.b...)
+}
+
+// DelegationInfo is S4U_DELEGATION_INFO ([MS-PAC] 2.9): the S4U2Proxy target and the
+// services the user's identity was delegated through.
+func DelegationInfo(target string, transited []string) []byte {
+	w := &ndr{}
+	w.ptr(true, nil) // the top-level pointer to the structure
+	w.deferred = nil
+	w.unicodeString(target)
+	w.u32(uint32(len(transited)))
+	w.ptr(len(transited) > 0, func() {
+		w.u32(uint32(len(transited)))
+		for _, s := range transited {
+			w.unicodeString(s)
+		}
+	})
+	return w.serialized()
+}
+
 // Bytes encodes the KERB_VALIDATION_INFO with its type serialization v1 headers
 // ([MS-RPCE] 2.2.6.1, 2.2.6.2).
 func (l *LogonInfo) Bytes() []byte {
@@ -161,12 +189,7 @@ func (l *LogonInfo) Bytes() []byte {
 	w.ptr(false, nil) // ResourceGroupDomainSid
 	w.u32(0)          // ResourceGroupCount
 	w.ptr(false, nil) // ResourceGroupIds
-	w.flush()
-	w.align(8)
-	hdr := []byte{0x01, 0x10, 0x08, 0x00, 0xcc, 0xcc, 0xcc, 0xcc}
-	hdr = binary.LittleEndian.AppendUint32(hdr, uint32(len(w.b)))
-	hdr = binary.LittleEndian.AppendUint32(hdr, 0)
-	return append(hdr, w.b...)
+	return w.serialized()
 }
 
 // ACB flags ([MS-SAMR] 2.2.1.12) for AD's userAccountControl.

@@ -20,6 +20,7 @@ const (
 	TypeServerChecksum = 6
 	TypeKDCChecksum    = 7
 	TypeClientInfo     = 10
+	TypeDelegationInfo = 11
 	TypeUPNDNSInfo     = 12
 	TypeTicketChecksum = 16
 	TypeAttributes     = 17
