@@ -15,7 +15,7 @@ go build -o "$W/gmsa" ./cmd/gmsa
 go build -o "$W/krbload" ./cmd/krbload
 L="$W/krbload"
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; bash $PEERS samba-stop >/dev/null 2>&1 || true; }
+source scripts/bench-lib.sh
 trap cleanup EXIT
 # cpu_ticks PGID: user+system clock ticks of every process in a process group.
 cpu_ticks() { local t=0; for st in /proc/[0-9]*/stat; do read -r -a f < "$st" 2>/dev/null || continue
