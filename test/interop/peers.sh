@@ -18,7 +18,7 @@ ROOT=$PEERS/chroot
 D=/srv/dc                 # the DC's directory inside the chroot
 HD=$ROOT$D                # the same directory seen from the host
 ADMINPASS=${SAMBA_ADMINPASS:-'Passw0rd!Adm1n'}
-SAMBA_PKGS="samba samba-ad-dc samba-ad-provision samba-dsdb-modules samba-vfs-modules python3-samba winbind ldb-tools"
+SAMBA_PKGS="samba samba-ad-dc samba-ad-provision samba-dsdb-modules samba-vfs-modules python3-samba winbind ldb-tools samba-testsuite"
 # libfaketime runs the DC days ahead, so the tests see real password rotations; Heimdal's
 # clients (they conflict with MIT's krb5-user on the host) are a second Kerberos stack.
 CHROOT_EXTRA="faketime heimdal-clients"
@@ -44,6 +44,8 @@ install_host() {
 install_samba() {
   if [ -x "$ROOT/usr/sbin/samba" ] && [ -e "$ROOT/.gmsa-ready" ]; then
     { [ -e "$ROOT$FAKETIME_LIB" ] && [ -x "$ROOT/usr/bin/kgetcred" ]; } || chroot_apt "$CHROOT_EXTRA"
+    [ -x "$ROOT/usr/bin/ndrdump" ] || chroot "$ROOT" env DEBIAN_FRONTEND=noninteractive sh -c \
+      "apt-get install -y -qq --no-install-recommends -t bookworm-backports samba-testsuite || (apt-get update -qq && apt-get install -y -qq --no-install-recommends -t bookworm-backports samba-testsuite)"
     return
   fi
   rm -rf "$ROOT"; mkdir -p "$PEERS"
