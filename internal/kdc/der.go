@@ -37,14 +37,6 @@ func (d der) bits(n int, b asn1.BitString) der {
 
 func seq(content []byte) []byte        { return tlv.Append(nil, 0x30, content) }
 func app(n int, content []byte) []byte { return tlv.Append(nil, byte(0x60+n), content) }
-func seqOf(items ...[]byte) []byte     { return seq(concat(items...)) }
-func concat(items ...[]byte) (out []byte) {
-	for _, i := range items {
-		out = append(out, i...)
-	}
-	return out
-}
-
 func principal(p types.PrincipalName) []byte {
 	var names []byte
 	for _, s := range p.NameString {

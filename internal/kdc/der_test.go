@@ -55,7 +55,7 @@ func TestDERMatchesGokrb5(t *testing.T) {
 		if got := kdcRep(&rep.KDCRepFields, 11); !bytes.Equal(got, want) {
 			t.Fatalf("AS-REP:\n got %x\nwant %x", got, want)
 		}
-		tgs := messages.TGSRep{KDCRepFields: rep.KDCRepFields}
+		tgs := messages.TGSRep(rep)
 		tgs.MsgType = 13
 		tgs.EncPart.KVNO = 0
 		if want, _ := tgs.Marshal(); !bytes.Equal(kdcRep(&tgs.KDCRepFields, 13), want) {
