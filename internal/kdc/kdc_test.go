@@ -1,7 +1,6 @@
 package kdc_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -31,6 +30,7 @@ import (
 	"gmsa/internal/managedpw"
 	"gmsa/internal/ntsec"
 	"gmsa/internal/pac"
+	"gmsa/internal/servertest"
 	"gmsa/internal/store/memory"
 )
 
@@ -45,7 +45,7 @@ func must[T any](v T, err error) T {
 
 type lab struct {
 	dir   *directory.Directory
-	trail *bytes.Buffer
+	trail *servertest.SyncBuffer
 	addr  string // host:port of both UDP and TCP
 }
 
@@ -54,7 +54,7 @@ type lab struct {
 func start(t *testing.T) *lab {
 	t.Helper()
 	back := ntsec.FileTimeFromTime(time.Now()) - 2*ntsec.TicksPerDay
-	buf := &bytes.Buffer{}
+	buf := &servertest.SyncBuffer{}
 	trail := audit.New(buf, audit.Options{})
 	p := must(directory.Provision(ctx, memory.New(), directory.ProvisionOptions{Realm: "EXAMPLE.TEST", RootKey: &back},
 		directory.Options{Audit: trail}))
