@@ -104,6 +104,7 @@ type pageState struct {
 	guids     []ntsec.GUID
 	sel       directory.Selection
 	typesOnly bool
+	seq       uint64 // when it was kept: the oldest goes first
 }
 
 // selectAttrs turns a request's attribute list into the directory's selection.
@@ -270,15 +271,19 @@ func (c *conn) keepPage(guids []ntsec.GUID, sel directory.Selection, typesOnly b
 		return ""
 	}
 	for len(c.pages) >= c.srv.cfg.MaxResultSetsPerConn {
-		for k := range c.pages {
-			c.takePage(k)
-			break
+		oldest := ""
+		for k, st := range c.pages {
+			if oldest == "" || st.seq < c.pages[oldest].seq {
+				oldest = k
+			}
 		}
+		c.takePage(oldest)
 	}
 	b := make([]byte, 16)
 	rand.Read(b)
 	cookie := hex.EncodeToString(b)
-	c.pages[cookie] = &pageState{guids: guids, sel: sel, typesOnly: typesOnly}
+	c.pageSeq++
+	c.pages[cookie] = &pageState{guids: guids, sel: sel, typesOnly: typesOnly, seq: c.pageSeq}
 	c.srv.paged.Add(int64(len(guids)))
 	return cookie
 }

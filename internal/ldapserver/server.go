@@ -299,6 +299,7 @@ type conn struct {
 	req      *directory.Requester // who is bound, and the channel's protection
 	reserved int64                // unbound bytes held by the request being served
 	pages    map[string]*pageState
+	pageSeq  uint64
 	once     sync.Once
 }
 
