@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -257,6 +258,9 @@ func serverCommand(e *env) *cobra.Command {
 			if f.Changed("dev") {
 				cfg.Dev, _ = f.GetBool("dev")
 			}
+			if f.Changed("dev-clock-offset") {
+				cfg.DevClockOffset, _ = f.GetDuration("dev-clock-offset")
+			}
 			for flag, dst := range map[string]*string{"log-level": &cfg.Log.Level, "log-format": &cfg.Log.Format, "realm": &cfg.Realm,
 				"netbios": &cfg.NetBIOS, "ldap-listen": &cfg.LDAP.Listen, "ldaps-listen": &cfg.LDAP.LDAPSListen, "kdc-listen": &cfg.KDC.Listen} {
 				if f.Changed(flag) {
@@ -271,13 +275,18 @@ func serverCommand(e *env) *cobra.Command {
 				fmt.Fprintln(e.stdout, "configuration is valid")
 				return nil
 			}
-			return server.Run(cmd.Context(), cfg, server.Deps{Now: e.now, Rand: e.rand, Stdout: e.stdout, Logger: server.NewLogger(&cfg, e.stderr)})
+			now := e.now
+			if off := cfg.DevClockOffset; off != 0 {
+				now = func() time.Time { return e.now().Add(off) }
+			}
+			return server.Run(cmd.Context(), cfg, server.Deps{Now: now, Rand: e.rand, Stdout: e.stdout, Logger: server.NewLogger(&cfg, e.stderr)})
 		},
 	}
 	f := c.Flags()
 	f.StringVar(&cfgFile, "config", "", "YAML configuration file")
 	f.BoolVar(&check, "check-config", false, "validate the configuration and exit")
 	f.Bool("dev", false, "provision EXAMPLE.TEST with a usable KDS root key on first start")
+	f.Duration("dev-clock-offset", 0, "with --dev: run the server's clock this far ahead (e.g. 25h) to watch gMSA rotations")
 	f.String("log-level", "info", "debug, info, warn or error")
 	f.String("log-format", "text", "text or json")
 	f.String("realm", "EXAMPLE.TEST", "realm --dev provisions")

@@ -61,9 +61,10 @@ var ErrNoKeys = errors.New("the account has no keys")
 // kerberosEtypes are the key types the directory derives, strongest first.
 var kerberosEtypes = []int32{krbkey.EtypeAES256CTSHMACSHA, krbkey.EtypeAES128CTSHMACSHA, krbkey.EtypeRC4HMAC}
 
-// previousKeyWindow is how long after a gMSA's rollover its previous keys are still
-// accepted for pre-authentication, as Windows and Samba do ([MS-ADTS] 3.1.1.4.5.39
-// MaxClockSkew: 5 minutes).
+// previousKeyWindow is how long a gMSA's previous keys are still accepted for
+// pre-authentication, counted as Samba counts it (samdb_gmsa_key_is_recent) from the
+// start of the current password's key period ([MS-ADTS] 3.1.1.4.5.39 MaxClockSkew:
+// 5 minutes).
 const previousKeyWindow = 5 * ntsec.TicksPerMinute
 
 // KerberosClient finds the account a client principal names, as AD's KDC does:

@@ -242,8 +242,8 @@ func TestKrbtgtReset(t *testing.T) {
 	}
 }
 
-// After a gMSA's rollover its previous password still pre-authenticates for five
-// minutes, as on Windows and Samba, and not after; the reply is under the key used.
+// After a gMSA's rollover its previous password still pre-authenticates within five
+// minutes of the current key period's start, as on Samba, and not after.
 func TestGMSAPreviousKeyWindow(t *testing.T) {
 	created := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	clock := created

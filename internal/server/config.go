@@ -23,7 +23,10 @@ type Config struct {
 	Dev     bool   `yaml:"dev"`     // provision EXAMPLE.TEST on first start
 	Realm   string `yaml:"realm"`   // realm --dev provisions
 	NetBIOS string `yaml:"netbios"` // NetBIOS name --dev provisions
-	Log     struct {
+	// DevClockOffset runs a --dev server's clock ahead (or behind), to watch gMSA
+	// rotations in a lab as Samba under faketime would; refused without --dev.
+	DevClockOffset time.Duration `yaml:"dev_clock_offset"`
+	Log            struct {
 		Level  string `yaml:"level"`  // debug, info, warn, error
 		Format string `yaml:"format"` // text or json
 	} `yaml:"log"`
@@ -153,6 +156,9 @@ func (c *Config) Validate() error {
 			}
 			errs = append(errs, fmt.Errorf("%s: %d is negative; leave it out for the default", name, v))
 		}
+	}
+	if c.DevClockOffset != 0 && !c.Dev {
+		errs = append(errs, fmt.Errorf("dev_clock_offset: %s: a clock offset is for --dev labs only", c.DevClockOffset))
 	}
 	if c.Dev {
 		if !strings.Contains(c.Realm, ".") {
