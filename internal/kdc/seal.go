@@ -1,22 +1,15 @@
 package kdc
 
 import (
-	"crypto/hmac"
-	"crypto/sha1"
 	"errors"
 	"io"
 	"sync"
 
-	"github.com/jcmturner/aescts/v2"
 	"github.com/jcmturner/gokrb5/v8/crypto"
 	"github.com/jcmturner/gokrb5/v8/types"
 
 	"gmsa/internal/krbkey"
 )
-
-// usageKeys are the keys RFC 3961 5.3 derives from a base key for one usage:
-// Ke (encryption, usage|0xAA), Ki (integrity, usage|0x55), Kc (checksum, usage|0x99).
-type usageKeys struct{ ke, ki, kc []byte }
 
 // keyCache keeps the usage keys of long-term keys (krbtgt, services, clients): a busy
 // KDC uses the same few many times a second, and deriving them costs as much as the
@@ -24,7 +17,7 @@ type usageKeys struct{ ke, ki, kc []byte }
 // are n-folded once each.
 type keyCache struct {
 	mu    sync.Mutex
-	m     map[keyCacheKey]*usageKeys
+	m     map[keyCacheKey]*krbkey.UsageKey
 	folds map[uint32][]byte // n-fold(usage ‖ kind) by usage<<8 | kind
 }
 
@@ -61,7 +54,7 @@ func (c *keyCache) fold(usage uint32, kind byte) []byte {
 	return f
 }
 
-func (c *keyCache) get(k types.EncryptionKey, usage uint32, keep bool, need int) (*usageKeys, error) {
+func (c *keyCache) get(k types.EncryptionKey, usage uint32, keep bool, need int) (*krbkey.UsageKey, error) {
 	id := keyCacheKey{k.KeyType, string(k.KeyValue), usage}
 	if keep {
 		c.mu.Lock()
@@ -75,17 +68,21 @@ func (c *keyCache) get(k types.EncryptionKey, usage uint32, keep bool, need int)
 	if len(k.KeyValue) != 16 && len(k.KeyValue) != 32 {
 		return nil, errors.New("kdc: not an AES key")
 	}
-	u := &usageKeys{}
+	var ke, ki, kc []byte
 	if need&needSeal != 0 {
-		u.ke, u.ki = krbkey.DeriveFolded(k.KeyValue, c.fold(usage, 0xaa)), krbkey.DeriveFolded(k.KeyValue, c.fold(usage, 0x55))
+		ke, ki = krbkey.DeriveFolded(k.KeyValue, c.fold(usage, 0xaa)), krbkey.DeriveFolded(k.KeyValue, c.fold(usage, 0x55))
 	}
 	if need&needChecksum != 0 {
-		u.kc = krbkey.DeriveFolded(k.KeyValue, c.fold(usage, 0x99))
+		kc = krbkey.DeriveFolded(k.KeyValue, c.fold(usage, 0x99))
+	}
+	u, err := krbkey.UsageKeyFromDerived(ke, ki, kc)
+	if err != nil {
+		return nil, err
 	}
 	if keep {
 		c.mu.Lock()
 		if c.m == nil || len(c.m) >= keyCacheSize {
-			c.m = map[keyCacheKey]*usageKeys{}
+			c.m = map[keyCacheKey]*krbkey.UsageKey{}
 		}
 		c.m[id] = u
 		c.mu.Unlock()
@@ -108,18 +105,11 @@ func (x *Exchange) seal(key types.EncryptionKey, usage uint32, plain []byte, kvn
 	if err != nil {
 		return types.EncryptedData{}, err
 	}
-	msg := make([]byte, 16, 16+len(plain))
-	if _, err := io.ReadFull(x.Rand, msg); err != nil {
+	var conf [krbkey.ConfounderSize]byte
+	if _, err := io.ReadFull(x.Rand, conf[:]); err != nil {
 		return types.EncryptedData{}, err
 	}
-	msg = append(msg, plain...)
-	_, ct, err := aescts.Encrypt(u.ke, make([]byte, 16), msg)
-	if err != nil {
-		return types.EncryptedData{}, err
-	}
-	m := hmac.New(sha1.New, u.ki)
-	m.Write(msg)
-	return types.EncryptedData{EType: key.KeyType, KVNO: int(kvno), Cipher: append(ct, m.Sum(nil)[:12]...)}, nil
+	return types.EncryptedData{EType: key.KeyType, KVNO: int(kvno), Cipher: u.Encrypt(nil, conf[:], plain)}, nil
 }
 
 var errIntegrity = errors.New("integrity check failed")
@@ -134,24 +124,15 @@ func (x *Exchange) openKey(key types.EncryptionKey, usage uint32, ed types.Encry
 	if !isAES(key.KeyType) {
 		return crypto.DecryptEncPart(ed, key, usage)
 	}
-	if len(ed.Cipher) < 16+12 {
-		return nil, errIntegrity
-	}
 	u, err := x.keys.get(key, usage, longTerm, needSeal)
 	if err != nil {
 		return nil, err
 	}
-	ct, mac := ed.Cipher[:len(ed.Cipher)-12], ed.Cipher[len(ed.Cipher)-12:]
-	msg, err := aescts.Decrypt(u.ke, make([]byte, 16), ct)
+	msg, err := u.Decrypt(ed.Cipher)
 	if err != nil {
-		return nil, err
-	}
-	m := hmac.New(sha1.New, u.ki)
-	m.Write(msg)
-	if !hmac.Equal(m.Sum(nil)[:12], mac) {
 		return nil, errIntegrity
 	}
-	return msg[16:], nil
+	return msg, nil
 }
 
 // checksum is the keyed checksum of an AES key for usage ([RFC 3962]: HMAC-SHA1-96
@@ -165,7 +146,5 @@ func (x *Exchange) checksumKey(key types.EncryptionKey, usage uint32, data []byt
 	if err != nil {
 		return nil, err
 	}
-	m := hmac.New(sha1.New, u.kc)
-	m.Write(data)
-	return m.Sum(nil)[:12], nil
+	return u.Checksum(data), nil
 }

@@ -1,0 +1,158 @@
+package krbkey
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hmac"
+	"crypto/sha1"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+)
+
+// UsageKey is an aes*-cts-hmac-sha1-96 key prepared for one key usage ([RFC 3961] 5.3):
+// Ke (encryption, usage‖0xAA) as a ready block cipher, Ki (integrity, usage‖0x55) and
+// Kc (checksum, usage‖0x99). A Kerberos peer that uses one key for one purpose many
+// times (a KDC's long-term keys, a GSS context's wrap tokens) derives them once.
+// Safe for concurrent use.
+type UsageKey struct {
+	ke     cipher.Block
+	ki, kc []byte
+}
+
+// ChecksumSize is the length of an HMAC-SHA1-96 checksum ([RFC 3962] 6).
+const ChecksumSize = 12
+
+// ConfounderSize is the length of the random confounder an encryption begins with.
+const ConfounderSize = aes.BlockSize
+
+// ErrIntegrity is ciphertext or a checksum that does not verify under the key.
+var ErrIntegrity = errors.New("krbkey: integrity check failed")
+
+// NewUsageKey derives the usage keys of an AES base key (16 or 32 bytes) for usage.
+func NewUsageKey(key []byte, usage uint32) (*UsageKey, error) {
+	if len(key) != 16 && len(key) != 32 {
+		return nil, fmt.Errorf("krbkey: a %d-byte key is not an AES key", len(key))
+	}
+	c := func(kind byte) []byte {
+		return NFold([]byte{byte(usage >> 24), byte(usage >> 16), byte(usage >> 8), byte(usage), kind}, aes.BlockSize)
+	}
+	return UsageKeyFromDerived(DeriveFolded(key, c(0xaa)), DeriveFolded(key, c(0x55)), DeriveFolded(key, c(0x99)))
+}
+
+// UsageKeyFromDerived prepares usage keys already derived (by a caller that caches
+// the n-folded constants); ke may be nil when only checksums are needed.
+func UsageKeyFromDerived(ke, ki, kc []byte) (*UsageKey, error) {
+	u := &UsageKey{ki: ki, kc: kc}
+	if ke != nil {
+		b, err := aes.NewCipher(ke)
+		if err != nil {
+			return nil, fmt.Errorf("krbkey: %w", err)
+		}
+		u.ke = b
+	}
+	return u, nil
+}
+
+// Encrypt is the RFC 3961 encryption of plain: AES-CTS (CBC with the last two blocks
+// swapped, IV zero, [RFC 3962] 5) of confounder ‖ plain, followed by HMAC-SHA1-96
+// under Ki of the same. The result is appended to dst.
+func (u *UsageKey) Encrypt(dst, confounder, plain []byte) []byte {
+	n := ConfounderSize + len(plain)
+	msg := make([]byte, n, n+aes.BlockSize)
+	copy(msg, confounder)
+	copy(msg[ConfounderSize:], plain)
+	m := hmac.New(sha1.New, u.ki)
+	m.Write(msg)
+	sum := m.Sum(nil)
+	start := len(dst)
+	dst = append(dst, msg...)
+	u.ctsEncrypt(dst[start:])
+	return append(dst, sum[:ChecksumSize]...)
+}
+
+// Decrypt reverses Encrypt, checking the HMAC, and returns the plaintext without its
+// confounder.
+func (u *UsageKey) Decrypt(ciphertext []byte) ([]byte, error) {
+	if len(ciphertext) < ConfounderSize+ChecksumSize {
+		return nil, ErrIntegrity
+	}
+	ct, mac := ciphertext[:len(ciphertext)-ChecksumSize], ciphertext[len(ciphertext)-ChecksumSize:]
+	msg := append([]byte(nil), ct...)
+	u.ctsDecrypt(msg)
+	m := hmac.New(sha1.New, u.ki)
+	m.Write(msg)
+	if subtle.ConstantTimeCompare(m.Sum(nil)[:ChecksumSize], mac) != 1 {
+		return nil, ErrIntegrity
+	}
+	return msg[ConfounderSize:], nil
+}
+
+// Checksum is the keyed checksum HMAC-SHA1-96 under Kc of the concatenated parts
+// ([RFC 3962] 6).
+func (u *UsageKey) Checksum(parts ...[]byte) []byte {
+	m := hmac.New(sha1.New, u.kc)
+	for _, p := range parts {
+		m.Write(p)
+	}
+	return m.Sum(nil)[:ChecksumSize]
+}
+
+// ctsEncrypt encrypts b (at least one block) in place with AES-CBC-CS3, IV zero.
+func (u *UsageKey) ctsEncrypt(b []byte) {
+	const bs = aes.BlockSize
+	n := len(b)
+	if n == bs {
+		u.ke.Encrypt(b, b)
+		return
+	}
+	m := (n + bs - 1) / bs // blocks, the last possibly partial
+	var prev [bs]byte
+	for i := 0; i < m-2; i++ { // plain CBC up to the last two blocks
+		blk := b[i*bs : (i+1)*bs]
+		subtle.XORBytes(blk, blk, prev[:])
+		u.ke.Encrypt(blk, blk)
+		copy(prev[:], blk)
+	}
+	var pen, last [bs]byte
+	copy(pen[:], b[(m-2)*bs:(m-1)*bs])
+	copy(last[:], b[(m-1)*bs:]) // zero-padded
+	subtle.XORBytes(pen[:], pen[:], prev[:])
+	u.ke.Encrypt(pen[:], pen[:])
+	subtle.XORBytes(last[:], last[:], pen[:])
+	u.ke.Encrypt(last[:], last[:])
+	tail := n - (m-1)*bs
+	copy(b[(m-2)*bs:], last[:])
+	copy(b[(m-1)*bs:], pen[:tail])
+}
+
+// ctsDecrypt decrypts b (at least one block) in place.
+func (u *UsageKey) ctsDecrypt(b []byte) {
+	const bs = aes.BlockSize
+	n := len(b)
+	if n == bs {
+		u.ke.Decrypt(b, b)
+		return
+	}
+	m := (n + bs - 1) / bs
+	var prev, cur [bs]byte
+	for i := 0; i < m-2; i++ {
+		blk := b[i*bs : (i+1)*bs]
+		copy(cur[:], blk)
+		u.ke.Decrypt(blk, blk)
+		subtle.XORBytes(blk, blk, prev[:])
+		prev = cur
+	}
+	tail := n - (m-1)*bs
+	var x, d, pen [bs]byte
+	copy(x[:], b[(m-2)*bs:(m-1)*bs]) // the last CBC block, sent first
+	u.ke.Decrypt(d[:], x[:])         // = penultimate CBC block XOR (last plain ‖ zeros)
+	copy(pen[:], b[(m-1)*bs:])       // the penultimate CBC block's first tail bytes …
+	copy(pen[tail:], d[tail:])       // … and the rest recovered from d
+	var lastPlain [bs]byte
+	subtle.XORBytes(lastPlain[:tail], d[:tail], pen[:tail])
+	u.ke.Decrypt(pen[:], pen[:])
+	subtle.XORBytes(pen[:], pen[:], prev[:])
+	copy(b[(m-2)*bs:], pen[:])
+	copy(b[(m-1)*bs:], lastPlain[:tail])
+}
