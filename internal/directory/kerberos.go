@@ -358,3 +358,52 @@ var sidAuthorityAsserted = ntsec.MustParseSID("S-1-18-1")
 
 // sidServiceAsserted is "Service asserted identity", for S4U2Self.
 var sidServiceAsserted = ntsec.MustParseSID("S-1-18-2")
+
+// KerberosLogon authenticates, over channel ch, the client of a Kerberos ticket this
+// domain's KDC issued (a SASL GSSAPI or GSS-SPNEGO bind): the account the ticket names
+// by sAMAccountName, which must still be enabled and not locked out, and its token
+// built from the directory as the PAC was. Failures carry AD's bind data codes.
+func (d *Directory) KerberosLogon(ctx context.Context, ch *Requester, sam string) (*Requester, error) {
+	fail := func(data, why string) (*Requester, error) {
+		d.audit.RecordNoisy(ch.Remote, d.now(), audit.Warn, "authentication failed", "name", sam, "remote", ch.Remote, "data", data, "reason", why, "method", "kerberos")
+		return nil, &ErrInvalidCredentials{Data: data}
+	}
+	if strings.ContainsAny(sam, "\\@=,/") {
+		return fail("525", "not an account name")
+	}
+	o, err := d.byIndex(ctx, samKey(sam))
+	switch {
+	case errors.Is(err, store.ErrNotFound) || err == nil && (o.Class == ClassGroup || !o.IsPrincipal()):
+		return fail("525", "unknown account")
+	case err != nil:
+		return nil, err
+	case !o.Enabled():
+		return fail("533", "account disabled")
+	case d.lockedOut(o, d.domainPolicy(ctx), d.nowFT()):
+		return fail("775", "account locked out")
+	}
+	tok, err := d.token(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	return &Requester{Token: tok, Auth: AuthKerberos, Protection: ch.Protection, Remote: ch.Remote}, nil
+}
+
+// LDAPServiceKey returns the key of this domain controller's account that a ticket for
+// one of its SPNs (ldap/…, host/…) was encrypted with, for the LDAP server's SASL
+// acceptor: tickets for any other account are refused.
+func (d *Directory) LDAPServiceKey(ctx context.Context, components []string, etype int32, kvno int) ([]byte, error) {
+	p, err := d.KerberosService(ctx, components)
+	if err != nil {
+		return nil, err
+	}
+	if !strings.EqualFold(p.SAM, d.domain.DCName+"$") {
+		return nil, fmt.Errorf("directory: the ticket is for %s, not for this domain controller (%s$)", strings.Join(components, "/"), d.domain.DCName)
+	}
+	for _, k := range append(append([]KerberosKey{}, p.Keys...), p.OldKeys...) {
+		if k.Etype == etype && (kvno == 0 || uint32(kvno) == k.KVNO) {
+			return k.Value, nil
+		}
+	}
+	return nil, fmt.Errorf("directory: %s has no %s key of version %d", p.SAM, krbkey.EtypeName(etype), kvno)
+}

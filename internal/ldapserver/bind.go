@@ -41,8 +41,9 @@ func (c *conn) bind(ctx context.Context, id int64, op *ber.Packet) {
 	}
 	switch auth.Tag {
 	case 0: // simple
+		c.saslState = nil
 	case 3:
-		reply(resultAuthMethodNotSupported, "00002027: LdapErr: DSID-0C090A0A, comment: SASL binds are not available yet on this server; use a simple bind over ldaps:// or StartTLS, data 0, v4563")
+		c.sasl(ctx, id, auth)
 		return
 	default:
 		reply(resultAuthMethodNotSupported, "unknown authentication method")
@@ -92,6 +93,10 @@ func (c *conn) extended(ctx context.Context, id int64, op *ber.Packet) bool {
 	case oidStartTLS:
 		if c.req.Protection == directory.ProtectionTLS {
 			reply(resultOperationsError, "TLS is already active on this connection", nil)
+			return true
+		}
+		if c.layer {
+			reply(resultOperationsError, "a SASL security layer is installed on this connection ([RFC 4513] 3.1.1)", nil)
 			return true
 		}
 		if c.srv.cfg.TLS == nil {

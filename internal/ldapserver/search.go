@@ -355,6 +355,7 @@ func (c *conn) rootDSE(id int64, all bool, names []string) {
 		{"supportedControl", []string{oidPagedResults}},
 		{"supportedExtension", []string{oidStartTLS, oidWhoAmI}},
 		{"supportedLDAPVersion", []string{"3", "2"}},
+		{"supportedSASLMechanisms", saslMechanisms},
 		{"supportedLDAPPolicies", []string{"MaxPageSize", "MaxConnIdleTime", "MaxReceiveBuffer"}},
 		{"supportedCapabilities", []string{"1.2.840.113556.1.4.800", "1.2.840.113556.1.4.1670", "1.2.840.113556.1.4.1791",
 			"1.2.840.113556.1.4.1935", "1.2.840.113556.1.4.2080", "1.2.840.113556.1.4.2237"}},

@@ -8,6 +8,7 @@ package ldapserver
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -24,6 +25,7 @@ import (
 
 	"gmsa/internal/audit"
 	"gmsa/internal/directory"
+	"gmsa/internal/gss"
 	"gmsa/internal/tlv"
 )
 
@@ -52,7 +54,16 @@ type Config struct {
 	MaxResultSetsPerConn int           // MaxResultSetsPerConn: paged searches held per connection, default 10
 	MaxResultSetSize     int64         // entries all paged searches may hold between pages, default 1 000 000
 	DNSHostName          string        // the DC's name for the RootDSE
+
+	// ChannelBinding is AD's LdapEnforceChannelBinding for Kerberos binds over TLS
+	// ([MS-ADTS] 5.1.2.2): never checked (the zero value), checked when sent, or required.
+	ChannelBinding gss.ChannelBindingPolicy
+	Rand           io.Reader // confounders and sequence numbers of SASL layers
 }
+
+// maxClockSkew bounds the difference between a Kerberos authenticator's time and ours
+// (AD's MaxClockSkew, 5 minutes).
+const maxClockSkew = 5 * time.Minute
 
 func (c *Config) defaults() {
 	if c.Logger == nil {
@@ -63,6 +74,9 @@ func (c *Config) defaults() {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.Rand == nil {
+		c.Rand = rand.Reader
 	}
 	def := func(v *int, d int) {
 		if *v <= 0 {
@@ -107,13 +121,20 @@ type Server struct {
 	perSource map[string]int
 	closed    bool
 	wg        sync.WaitGroup
+
+	replay   *gss.ReplayCache // Kerberos authenticators seen within the clock skew
+	endpoint []byte           // tls-server-end-point channel binding data of our certificate
 }
 
 // New returns a server; Serve starts it on a listener.
 func New(cfg Config) *Server {
 	cfg.defaults()
-	return &Server{cfg: cfg, slots: make(chan struct{}, cfg.MaxConns), listeners: map[net.Listener]struct{}{},
-		conns: map[*conn]struct{}{}, perSource: map[string]int{}}
+	s := &Server{cfg: cfg, slots: make(chan struct{}, cfg.MaxConns), listeners: map[net.Listener]struct{}{},
+		conns: map[*conn]struct{}{}, perSource: map[string]int{}, replay: &gss.ReplayCache{Skew: maxClockSkew, Max: 1 << 17}}
+	if cfg.TLS != nil && len(cfg.TLS.Certificates) > 0 && len(cfg.TLS.Certificates[0].Certificate) > 0 {
+		s.endpoint = tlsServerEndPoint(cfg.TLS.Certificates[0].Certificate[0])
+	}
+	return s
 }
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -301,6 +322,9 @@ type conn struct {
 	pages    map[string]*pageState
 	pageSeq  uint64
 	once     sync.Once
+
+	saslState *saslBind // a multi-step SASL bind in progress
+	layer     bool      // a SASL security layer is installed
 }
 
 func (c *conn) bound() bool { return c.req.Token != nil }

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"gmsa/internal/gss"
 )
 
 // Config is the server's configuration: defaults, then the YAML file, then GMSA_*
@@ -39,7 +41,10 @@ type Config struct {
 		LDAPSListen          string   `yaml:"ldaps_listen"`            // LDAPS; default 127.0.0.1:636, with --dev a free port; "off" turns it off
 		AllowPlainSimpleBind bool     `yaml:"allow_plain_simple_bind"` // simple binds without TLS
 		TLSNames             []string `yaml:"tls_names"`               // names in the server certificate
-		Limits               Limits   `yaml:"limits"`
+		// ChannelBinding is AD's LdapEnforceChannelBinding for Kerberos binds over TLS:
+		// never, when-supported (default: checked when the client sends bindings) or always.
+		ChannelBinding string `yaml:"channel_binding"`
+		Limits         Limits `yaml:"limits"`
 	} `yaml:"ldap"`
 	KDC struct {
 		Listen           string        `yaml:"listen"`             // UDP and TCP; default 127.0.0.1:88, with --dev a free port; "off" turns it off
@@ -143,6 +148,9 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s: %q: port must be 0 (any free port) to 65535", name, addr))
 		}
 	}
+	if _, err := c.channelBinding(); err != nil {
+		errs = append(errs, err)
+	}
 	l := c.LDAP.Limits
 	for name, v := range map[string]int64{"max_connections": int64(l.MaxConnections), "max_connections_per_source": int64(l.MaxConnectionsPerSource),
 		"max_receive_buffer": int64(l.MaxReceiveBuffer), "max_unbound_request": int64(l.MaxUnboundRequest), "unbound_memory": l.UnboundMemory,
@@ -169,6 +177,19 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// channelBinding reads ldap.channel_binding.
+func (c *Config) channelBinding() (gss.ChannelBindingPolicy, error) {
+	switch strings.ToLower(c.LDAP.ChannelBinding) {
+	case "never":
+		return gss.BindingsNever, nil
+	case "", "when-supported":
+		return gss.BindingsWhenSupported, nil
+	case "always":
+		return gss.BindingsAlways, nil
+	}
+	return 0, fmt.Errorf("ldap.channel_binding: %q: want never, when-supported or always", c.LDAP.ChannelBinding)
 }
 
 func isDir(p string) bool { st, err := os.Stat(p); return err == nil && st.IsDir() }

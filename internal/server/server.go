@@ -194,8 +194,9 @@ func startLDAP(cfg Config, deps Deps, dir *directory.Directory, trail *audit.Log
 	}
 	ep.CA = filepath.Join(cfg.Data, "tls", pki.CAFile)
 	lim := cfg.LDAP.Limits
-	srv := ldapserver.New(ldapserver.Config{Dir: dir, TLS: tlsCfg, Logger: deps.Logger, Audit: trail, Now: deps.Now,
-		AllowPlainSimpleBind: cfg.LDAP.AllowPlainSimpleBind, DNSHostName: host,
+	binding, _ := cfg.channelBinding() // checked by Validate
+	srv := ldapserver.New(ldapserver.Config{Dir: dir, TLS: tlsCfg, Logger: deps.Logger, Audit: trail, Now: deps.Now, Rand: deps.Rand,
+		AllowPlainSimpleBind: cfg.LDAP.AllowPlainSimpleBind, DNSHostName: host, ChannelBinding: binding,
 		MaxPDU: lim.MaxReceiveBuffer, MaxUnboundPDU: lim.MaxUnboundRequest, UnboundMemory: lim.UnboundMemory,
 		MaxConns: lim.MaxConnections, MaxConnsPerSource: lim.MaxConnectionsPerSource, InitRecvTimeout: lim.InitRecvTimeout,
 		IdleTimeout: lim.MaxConnIdleTime, MaxQueryDuration: lim.MaxQueryDuration, MaxPageSize: lim.MaxPageSize,
