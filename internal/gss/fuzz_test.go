@@ -52,7 +52,7 @@ func FuzzSASLRead(f *testing.F) {
 	f.Add(append([]byte{0, 0, 0, byte(len(tok))}, tok...))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_, acc := fuzzContext()
-		c := &Conn{r: bytes.NewReader(b), ctx: acc, seal: true, sendMax: 1 << 16, recvMax: 1 << 16}
+		c := &Layer{r: bytes.NewReader(b), ctx: acc, seal: true, sendMax: 1 << 16, recvMax: 1 << 16}
 		buf := make([]byte, 64)
 		for i := 0; i < 100; i++ {
 			if _, err := c.Read(buf); err != nil {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -279,28 +280,28 @@ func TestSASLConn(t *testing.T) {
 	a, b := net.Pipe()
 	defer a.Close()
 	defer b.Close()
-	ca, err := NewConn(a, a, client, true, 200, 1<<20)
+	ca, err := NewLayer(a, a, client, true, 200, 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cb, _ := NewConn(b, b, server, true, 1<<20, 1<<20)
+	cb, _ := NewLayer(b, b, server, true, 1<<20, 1<<20)
 	msg := randBytes(5000)
 	go ca.Write(msg)
 	got := make([]byte, len(msg))
 	if _, err := ioReadFull(cb, got); err != nil || !bytes.Equal(got, msg) {
 		t.Fatalf("read %v", err)
 	}
-	small, _ := NewConn(b, b, server, true, 1<<20, 100)
+	small, _ := NewLayer(b, b, server, true, 1<<20, 100)
 	go ca.Write([]byte(strings.Repeat("z", 100)))
 	if _, err := small.Read(make([]byte, 10)); !errors.Is(err, ErrFrameTooLarge) {
 		t.Fatalf("oversized buffer: %v", err)
 	}
-	if _, err := NewConn(a, a, client, true, 40, 100); err == nil {
+	if _, err := NewLayer(a, a, client, true, 40, 100); err == nil {
 		t.Fatal("a maximum below the wrap overhead was taken")
 	}
 }
 
-func ioReadFull(c net.Conn, b []byte) (int, error) {
+func ioReadFull(c io.Reader, b []byte) (int, error) {
 	n := 0
 	for n < len(b) {
 		m, err := c.Read(b[n:])

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 )
 
 // Security layers of the SASL GSSAPI mechanism ([RFC 4752] 3.3).
@@ -46,13 +45,13 @@ func ParseLayerChoice(b []byte) (layer byte, maxBuf uint32, authzid string, err 
 	return b[0], uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]), string(b[4:]), nil
 }
 
-// Conn is a connection with a SASL security layer installed ([RFC 4422] 3.7): every
-// buffer each way is a 4-byte big-endian length and a wrap token. Reads reassemble
-// what the peer split; writes split to the peer's maximum. Reads and writes may run
-// concurrently with each other.
-type Conn struct {
-	net.Conn
+// Layer is a SASL security layer over a connection ([RFC 4422] 3.7): every buffer each
+// way is a 4-byte big-endian length and a wrap token. Reads reassemble what the peer
+// split; writes split to the peer's maximum. Reads and writes may run concurrently
+// with each other.
+type Layer struct {
 	r       io.Reader // the connection's reader (it may hold bytes read ahead)
+	w       io.Writer
 	ctx     *Context
 	seal    bool
 	sendMax int // the peer's max buffer: largest wrap token we send
@@ -65,20 +64,20 @@ type Conn struct {
 // ErrFrameTooLarge is a peer's buffer over the size we announced.
 var ErrFrameTooLarge = errors.New("gss: SASL buffer larger than the negotiated maximum")
 
-// NewConn installs the layer on nc; r reads nc (a buffered reader may hold the first
-// bytes of the first buffer already).
-func NewConn(nc net.Conn, r io.Reader, ctx *Context, seal bool, sendMax, recvMax int) (*Conn, error) {
+// NewLayer installs the layer on a connection read through r (a buffered reader may
+// hold the first bytes of the first buffer already) and written through w.
+func NewLayer(r io.Reader, w io.Writer, ctx *Context, seal bool, sendMax, recvMax int) (*Layer, error) {
 	if sendMax > 1<<20 {
 		sendMax = 1 << 20 // larger tokens only cost memory
 	}
 	if sendMax <= WrapOverhead(seal) {
 		return nil, fmt.Errorf("gss: the peer's maximum buffer (%d bytes) cannot carry a wrap token", sendMax)
 	}
-	return &Conn{Conn: nc, r: r, ctx: ctx, seal: seal, sendMax: sendMax, recvMax: recvMax}, nil
+	return &Layer{r: r, w: w, ctx: ctx, seal: seal, sendMax: sendMax, recvMax: recvMax}, nil
 }
 
 // Read returns unwrapped bytes, reading and checking the next buffer when none are left.
-func (c *Conn) Read(p []byte) (int, error) {
+func (c *Layer) Read(p []byte) (int, error) {
 	for len(c.plain) == 0 {
 		var hdr [4]byte
 		if _, err := io.ReadFull(c.r, hdr[:]); err != nil {
@@ -117,7 +116,7 @@ func noEOF(err error) error {
 }
 
 // Write wraps p in as many buffers as the peer's maximum needs, written at once.
-func (c *Conn) Write(p []byte) (int, error) {
+func (c *Layer) Write(p []byte) (int, error) {
 	chunk := c.sendMax - WrapOverhead(c.seal)
 	c.out = c.out[:0]
 	for rest := p; len(rest) > 0; {
@@ -131,7 +130,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 		binary.BigEndian.PutUint32(c.out[at:], uint32(len(c.out)-at-4))
 		rest = rest[n:]
 	}
-	if _, err := c.Conn.Write(c.out); err != nil {
+	if _, err := c.w.Write(c.out); err != nil {
 		return 0, err
 	}
 	if cap(c.out) > 256<<10 {

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 
 	ber "github.com/go-asn1-ber/asn1-ber"
@@ -241,7 +242,7 @@ func (c *conn) complete(reply func(int, string, []byte), req *directory.Requeste
 		return
 	}
 	seal := layer == gss.LayerConfidentiality
-	lc, err := gss.NewConn(c.nc, c.r, g, seal, peerMax, c.layerMaxBuffer())
+	sl, err := gss.NewLayer(c.r, c.nc, g, seal, peerMax, c.layerMaxBuffer())
 	if err != nil {
 		reply(resultProtocolError, err.Error(), nil)
 		return
@@ -253,6 +254,7 @@ func (c *conn) complete(reply func(int, string, []byte), req *directory.Requeste
 	if c.flush() != nil {
 		return
 	}
+	lc := &layeredConn{Conn: c.nc, layer: sl}
 	c.wmu.Lock()
 	c.nc = lc
 	c.r = bufio.NewReaderSize(lc, 4<<10)
@@ -260,6 +262,15 @@ func (c *conn) complete(reply func(int, string, []byte), req *directory.Requeste
 	c.wmu.Unlock()
 	c.layer = true
 }
+
+// layeredConn is a connection whose reads and writes go through a SASL layer.
+type layeredConn struct {
+	net.Conn
+	layer *gss.Layer
+}
+
+func (c *layeredConn) Read(p []byte) (int, error)  { return c.layer.Read(p) }
+func (c *layeredConn) Write(p []byte) (int, error) { return c.layer.Write(p) }
 
 // tlsServerEndPoint is the channel binding data of a certificate ([RFC 5929] 4.1):
 // its hash with the signature's hash function, SHA-256 for MD5 and SHA-1.
