@@ -5,32 +5,54 @@
 package adclient
 
 import (
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/url"
 	"os"
 	"strings"
 	"unicode/utf16"
 
 	"github.com/go-ldap/ldap/v3"
 
+	"gmsa/internal/krbclient"
 	"gmsa/internal/ntsec"
 )
 
 // Options say how to reach and authenticate to a DC.
 type Options struct {
-	URL      string // ldaps://host:port or ldap://host:port (StartTLS is then required)
-	User     string // DN, user@realm or NETBIOS\name
+	URL      string // ldaps://host:port or ldap://host:port; several, comma-separated, are tried in turn
+	Domain   string // with no URL: find the domain's DCs by DNS SRV (_ldap._tcp.dc._msdcs.DOMAIN)
+	User     string // DN, user@realm or NETBIOS\name (simple bind); with Kerberos, the identity's name
 	Password string
 	CAFile   string // PEM CA to trust; default the system pool
 	Insecure bool   // skip certificate verification (labs only)
+
+	// Kerberos binds with this identity over SASL instead of a simple bind: sealed on
+	// ldap://, without a layer on ldaps://.
+	Kerberos  *krbclient.Client
+	Mechanism string    // MechGSSAPI (default) or MechSPNEGO
+	Rand      io.Reader // default crypto/rand
+	// LookupSRV finds DCs (default net.LookupSRV).
+	LookupSRV func(service, proto, name string) (string, []*net.SRV, error)
+}
+
+func (o *Options) rand() io.Reader {
+	if o.Rand == nil {
+		return rand.Reader
+	}
+	return o.Rand
 }
 
 // Client is a bound LDAP connection with the domain's naming facts.
 type Client struct {
 	Conn       *ldap.Conn
+	URL        string // the DC it is connected to
 	BaseDN     string // defaultNamingContext
 	ConfigDN   string
 	DNSName    string // example.test
@@ -39,8 +61,8 @@ type Client struct {
 	DCHostName string
 }
 
-// Dial connects with TLS (LDAPS, or StartTLS on ldap://), binds and reads the RootDSE
-// and the domain object.
+// Dial connects to the first DC that answers, binds (Kerberos, or simple over LDAPS or
+// StartTLS) and reads the RootDSE and the domain object.
 func Dial(opt Options) (*Client, error) {
 	tc := &tls.Config{InsecureSkipVerify: opt.Insecure} //nolint:gosec // only when asked, for labs
 	if opt.CAFile != "" {
@@ -53,21 +75,87 @@ func Dial(opt Options) (*Client, error) {
 			return nil, fmt.Errorf("adclient: %s holds no PEM certificate", opt.CAFile)
 		}
 	}
-	conn, err := ldap.DialURL(opt.URL, ldap.DialWithTLSConfig(tc))
+	urls, err := opt.servers()
 	if err != nil {
-		return nil, fmt.Errorf("adclient: connecting to %s: %w", opt.URL, err)
+		return nil, err
 	}
-	if strings.HasPrefix(strings.ToLower(opt.URL), "ldap://") {
-		if err := conn.StartTLS(tc); err != nil {
-			conn.Close()
-			return nil, fmt.Errorf("adclient: StartTLS with %s: %w (passwords and keys only travel encrypted)", opt.URL, err)
+	var errs []error
+	for _, u := range urls {
+		c, err := dialOne(u, opt, tc)
+		if err == nil {
+			return c, nil
+		}
+		errs = append(errs, err)
+		var le *ldap.Error
+		if errors.As(err, &le) && (le.ResultCode == ldap.LDAPResultInvalidCredentials || le.ResultCode == ldap.LDAPResultInsufficientAccessRights) {
+			break // the next DC would refuse the same credentials
 		}
 	}
-	if err := conn.Bind(opt.User, opt.Password); err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("adclient: bind as %s: %w", opt.User, err)
+	return nil, errors.Join(errs...)
+}
+
+// servers lists the URLs to try: those given, or the domain's DCs by DNS SRV in
+// priority and weight order ([RFC 2782]; the DC locator's _ldap._tcp.dc._msdcs).
+func (o *Options) servers() ([]string, error) {
+	if o.URL != "" {
+		var out []string
+		for _, u := range strings.Split(o.URL, ",") {
+			if u = strings.TrimSpace(u); u != "" {
+				out = append(out, u)
+			}
+		}
+		return out, nil
 	}
-	c := &Client{Conn: conn}
+	if o.Domain == "" {
+		return nil, errors.New("adclient: no DC: give its URL, or the domain to find its DCs by DNS")
+	}
+	lookup := o.LookupSRV
+	if lookup == nil {
+		lookup = net.LookupSRV
+	}
+	_, srvs, err := lookup("ldap", "tcp", "dc._msdcs."+o.Domain)
+	if err != nil || len(srvs) == 0 {
+		return nil, fmt.Errorf("adclient: finding the DCs of %s (DNS SRV _ldap._tcp.dc._msdcs.%s): %v", o.Domain, o.Domain, err)
+	}
+	var out []string
+	for _, s := range srvs {
+		host := strings.TrimSuffix(s.Target, ".")
+		if o.Kerberos != nil {
+			out = append(out, fmt.Sprintf("ldap://%s:%d", host, s.Port))
+		} else {
+			out = append(out, fmt.Sprintf("ldaps://%s:636", host))
+		}
+	}
+	return out, nil
+}
+
+func dialOne(raw string, opt Options, tc *tls.Config) (*Client, error) {
+	var conn *ldap.Conn
+	if opt.Kerberos != nil {
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "ldap" && u.Scheme != "ldaps") {
+			return nil, fmt.Errorf("adclient: %q: want ldap://HOST[:PORT] or ldaps://HOST[:PORT]", raw)
+		}
+		if conn, err = kerberosBind(u, opt, tc); err != nil {
+			return nil, err
+		}
+	} else {
+		var err error
+		if conn, err = ldap.DialURL(raw, ldap.DialWithTLSConfig(tc)); err != nil {
+			return nil, fmt.Errorf("adclient: connecting to %s: %w", raw, err)
+		}
+		if strings.HasPrefix(strings.ToLower(raw), "ldap://") {
+			if err := conn.StartTLS(tc); err != nil {
+				conn.Close()
+				return nil, fmt.Errorf("adclient: StartTLS with %s: %w (passwords and keys only travel encrypted; or bind with Kerberos)", raw, err)
+			}
+		}
+		if err := conn.Bind(opt.User, opt.Password); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("adclient: bind as %s: %w", opt.User, err)
+		}
+	}
+	c := &Client{Conn: conn, URL: raw}
 	if err := c.naming(); err != nil {
 		conn.Close()
 		return nil, err

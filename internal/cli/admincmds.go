@@ -355,6 +355,9 @@ func accountCommand(e *env) *cobra.Command {
 	var pwAcct accountFlags
 	pwCmd := e.adminCmd("password NAME --as PRINCIPAL", "Read msDS-ManagedPassword as PRINCIPAL would, as a DC serves it (rotating when due)", cobra.ExactArgs(1),
 		func(ctx context.Context, a admin.Admin, args []string) error {
+			if pwAs == "" && (e.remote.URL != "" || e.remote.Domain != "") {
+				pwAs = e.remote.User // over LDAP: the bound identity, as a host reads its own
+			}
 			if pwAs == "" {
 				return usagef("--as PRINCIPAL is required: the password is read with that principal's rights")
 			}
@@ -380,7 +383,7 @@ func accountCommand(e *env) *cobra.Command {
 			}
 			return e.printBlob(b, &pwAcct)
 		})
-	pwCmd.Flags().StringVar(&pwAs, "as", "", "the principal whose rights the read uses (name$, user, SID, DN or SYSTEM)")
+	pwCmd.Flags().StringVar(&pwAs, "as", "", "the principal whose rights the read uses (name$, user, SID, DN or SYSTEM); over LDAP, the bound identity by default")
 
 	return group("account", "Group Managed Service Accounts (the *-ADServiceAccount cmdlets)",
 		newCmd, e.getCmd(directory.ClassGMSA), e.listCmd(directory.ClassGMSA, "NAME", "SID", "DNS HOST NAME", "INTERVAL", "ENABLED"),
@@ -503,7 +506,7 @@ func computerCommand(e *env) *cobra.Command {
 		})
 	newCmd.Flags().StringVar(&opt.DNSHostName, "dns-host-name", "", "DNS host name (default HOST.domain)")
 	newCmd.Flags().StringArrayVar(&spns, "spn", nil, "extra service principal names")
-	newCmd.Flags().StringVar(&keytab, "keytab", "", "write the account's keys to this keytab (mode 0600)")
+	newCmd.Flags().StringVar(&keytab, "write-keytab", "", "write the account's keys to this keytab (mode 0600), as adcli join does")
 	newCmd.Flags().StringVar(&etypes, "enctypes", "aes256,aes128", "keytab encryption types: aes256, aes128, rc4")
 	return group("computer", "Computer accounts (hosts that retrieve gMSA passwords)", newCmd, e.getCmd(directory.ClassComputer),
 		e.listCmd(directory.ClassComputer, "NAME", "SID", "DNS HOST NAME", "ENABLED"), e.removeCmd(directory.ClassComputer))

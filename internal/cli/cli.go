@@ -17,6 +17,7 @@ import (
 
 	"gmsa/internal/adclient"
 	"gmsa/internal/admin"
+	"gmsa/internal/krbclient"
 )
 
 // Exit codes.
@@ -67,10 +68,12 @@ type env struct {
 	now            func() time.Time
 	rand           io.Reader
 	getenv         func(string) string
-	output         string           // "table" or "json"
-	data           string           // --data
-	remote         adclient.Options // --server, --user, --ca-file …
-	passwordFile   string           // --password-file: the bind password
+	output         string            // "table" or "json"
+	data           string            // --data
+	remote         adclient.Options  // --server, --user, --ca-file …
+	passwordFile   string            // --password-file: the bind password
+	krb            krbclient.Options // --kerberos, --keytab, --principal, --ccache
+	useKerberos    bool
 
 	openAdminHook func(context.Context) (admin.Admin, error) // tests: another Admin
 }

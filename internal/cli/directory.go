@@ -15,6 +15,7 @@ import (
 	"gmsa/internal/admin"
 	"gmsa/internal/atomicfile"
 	"gmsa/internal/directory"
+	"gmsa/internal/krbclient"
 	"gmsa/internal/ntsec"
 	"gmsa/internal/server"
 	"gmsa/internal/store"
@@ -32,8 +33,14 @@ func (e *env) dataFlag(c *cobra.Command) {
 // serverFlags adds the flags of the LDAP mode: the same command against any DC.
 func (e *env) serverFlags(c *cobra.Command) {
 	f := c.Flags()
-	f.StringVar(&e.remote.URL, "server", e.getenv("GMSA_SERVER"), "run against this DC instead of --data: ldaps://HOST:PORT (or ldap:// with StartTLS); default $GMSA_SERVER")
+	f.StringVar(&e.remote.URL, "server", e.getenv("GMSA_SERVER"), "run against this DC instead of --data: ldaps://HOST:PORT (or ldap:// with StartTLS or Kerberos); several comma-separated are tried in turn; default $GMSA_SERVER")
+	f.StringVar(&e.remote.Domain, "domain-dcs", "", "run against a DC of this domain, found by DNS SRV (_ldap._tcp.dc._msdcs.DOMAIN)")
 	f.StringVar(&e.remote.User, "user", e.getenv("GMSA_USER"), "bind as DN, user@realm or NETBIOS\\name (default $GMSA_USER)")
+	f.BoolVar(&e.useKerberos, "kerberos", false, "bind with Kerberos (SASL, sealed on ldap://): from --keytab, --ccache ($KRB5CCNAME by default) or --principal with a password")
+	f.StringVar(&e.krb.Keytab, "keytab", "", "bind with Kerberos as a keytab's principal (the host's /etc/krb5.keytab: its NAME$ by default)")
+	f.StringVar(&e.krb.Principal, "principal", "", "the Kerberos principal (NAME$, user or name@REALM)")
+	f.StringVar(&e.krb.CCache, "ccache", "", "bind with Kerberos from this ticket cache (after kinit)")
+	f.StringVar(&e.remote.Mechanism, "sasl-mech", adclient.MechGSSAPI, "SASL mechanism of a Kerberos bind: GSSAPI or GSS-SPNEGO")
 	f.StringVar(&e.passwordFile, "password-file", "", "read the bind password from FILE (without it: the password itself from $GMSA_PASSWORD)")
 	f.StringVar(&e.remote.CAFile, "ca-file", e.getenv("LDAPTLS_CACERT"), "CA certificate to trust (default $LDAPTLS_CACERT)")
 	f.BoolVar(&e.remote.Insecure, "insecure-skip-verify", false, "do not verify the DC's certificate (labs only)")
@@ -55,22 +62,30 @@ func (e *env) openAdmin(ctx context.Context) (admin.Admin, error) {
 	if e.openAdminHook != nil {
 		return e.openAdminHook(ctx)
 	}
-	if e.remote.URL != "" {
+	if e.remote.URL != "" || e.remote.Domain != "" {
 		opt := e.remote
-		switch {
-		case e.passwordFile != "":
-			b, err := readFile(e.passwordFile)
+		var err error
+		if opt.Password, err = e.bindPassword(); err != nil {
+			return nil, err
+		}
+		if e.useKerberos || e.krb.Keytab != "" || e.krb.CCache != "" {
+			ko := e.krb
+			if ko.Keytab == "" && ko.CCache == "" && opt.Password != "" {
+				ko.Password = opt.Password
+				if ko.Principal == "" {
+					ko.Principal = opt.User
+				}
+			}
+			kc, err := krbclient.New(ko, e.getenv)
 			if err != nil {
 				return nil, err
 			}
-			if opt.Password, err = passwordText(b, "--password-file "+e.passwordFile); err != nil {
-				return nil, err
-			}
-		default:
-			opt.Password = e.getenv("GMSA_PASSWORD")
-		}
-		if opt.User == "" || opt.Password == "" {
-			return nil, usagef("--server needs --user and a password (--password-file or $GMSA_PASSWORD)")
+			defer kc.Close()
+			opt.Kerberos, opt.Rand = kc, e.rand
+			opt.User = kc.Name()
+			e.remote.User = opt.User
+		} else if opt.User == "" || opt.Password == "" {
+			return nil, usagef("--server needs --user and a password (--password-file or $GMSA_PASSWORD), or Kerberos (--kerberos, --keytab, --ccache)")
 		}
 		c, err := adclient.Dial(opt)
 		if err != nil {
@@ -91,6 +106,18 @@ func (e *env) openAdmin(ctx context.Context) (admin.Admin, error) {
 		return nil, dirError(err)
 	}
 	return &admin.Local{Dir: d, Store: st}, nil
+}
+
+// bindPassword is the password of --password-file, else $GMSA_PASSWORD.
+func (e *env) bindPassword() (string, error) {
+	if e.passwordFile == "" {
+		return e.getenv("GMSA_PASSWORD"), nil
+	}
+	b, err := readFile(e.passwordFile)
+	if err != nil {
+		return "", err
+	}
+	return passwordText(b, "--password-file "+e.passwordFile)
 }
 
 // withAdmin runs fn with an open Admin and closes it.

@@ -83,7 +83,7 @@ func TestDirectoryEndToEnd(t *testing.T) {
 
 	// Hosts and a group.
 	kt := filepath.Join(dir, "web01.keytab")
-	ok("computer", "new", "WEB01", "--keytab", kt)
+	ok("computer", "new", "WEB01", "--write-keytab", kt)
 	raw, _ := os.ReadFile(kt)
 	ktab, err := krbkey.ParseKeytab(raw)
 	if err != nil || len(ktab.Entries) != 2*5 || ktab.Entries[0].Principal.String() != "WEB01$@EXAMPLE.TEST" {

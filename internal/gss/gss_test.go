@@ -261,7 +261,7 @@ func TestSPNEGOAgainstGokrb5(t *testing.T) {
 	if back, err := ParseNegTokenInit(init.Marshal()); err != nil || len(back.MechTypes) != 2 {
 		t.Fatalf("round trip: %v", err)
 	}
-	resp := (&NegTokenResp{State: AcceptCompleted, SupportedMech: OIDKerberos, ResponseToken: inner, MechListMIC: []byte{9}}).Marshal()
+	resp := (&NegTokenResp{State: AcceptCompleted, HasState: true, SupportedMech: OIDKerberos, ResponseToken: inner, MechListMIC: []byte{9}}).Marshal()
 	var r spnego.NegTokenResp
 	if err := r.Unmarshal(resp); err != nil || r.State() != spnego.NegStateAcceptCompleted || !bytes.Equal(r.ResponseToken, inner) || !bytes.Equal(r.MechListMIC, []byte{9}) {
 		t.Fatalf("gokrb5 reads our NegTokenResp as %+v: %v", r, err)

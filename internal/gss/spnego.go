@@ -53,6 +53,13 @@ type negTokenRespOut struct {
 	MechListMIC   []byte                `asn1:"explicit,optional,tag:3"`
 }
 
+// negTokenRespNoState is a later initiator token, which carries no state (Samba's and
+// Windows' clients send their mechListMIC so).
+type negTokenRespNoState struct {
+	ResponseToken []byte `asn1:"explicit,optional,tag:2"`
+	MechListMIC   []byte `asn1:"explicit,optional,tag:3"`
+}
+
 // MechListBytes is the DER of a MechTypeList, what mechListMIC covers ([RFC 4178] 5).
 func MechListBytes(mechs []asn1.ObjectIdentifier) []byte {
 	b, _ := asn1.Marshal(mechs)
@@ -113,9 +120,14 @@ func ParseNegTokenResp(b []byte) (*NegTokenResp, error) {
 	return r, nil
 }
 
-// Marshal encodes the token with its state.
+// Marshal encodes the token, with its state and mechanism when HasState is set.
 func (r *NegTokenResp) Marshal() []byte {
-	b, _ := asn1.Marshal(negTokenRespOut{NegState: asn1.Enumerated(r.State), SupportedMech: r.SupportedMech, ResponseToken: r.ResponseToken, MechListMIC: r.MechListMIC})
+	var b []byte
+	if r.HasState {
+		b, _ = asn1.Marshal(negTokenRespOut{NegState: asn1.Enumerated(r.State), SupportedMech: r.SupportedMech, ResponseToken: r.ResponseToken, MechListMIC: r.MechListMIC})
+	} else {
+		b, _ = asn1.Marshal(negTokenRespNoState{ResponseToken: r.ResponseToken, MechListMIC: r.MechListMIC})
+	}
 	c, _ := asn1.Marshal(asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 1, IsCompound: true, Bytes: b})
 	return c
 }

@@ -3,8 +3,6 @@ package ldapserver
 import (
 	"bufio"
 	"context"
-	"crypto/sha256"
-	"crypto/sha512"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -204,7 +202,7 @@ func (c *conn) spnego(ctx context.Context, reply func(int, string, []byte), fail
 	if !first.Equal(gss.OIDKerberos) && !first.Equal(gss.OIDMSKerberos) || len(init.MechToken) == 0 {
 		c.saslState = nil
 		reply(resultInvalidCredentials, fmt.Sprintf("80090308: LdapErr: DSID-0C090569, comment: AcceptSecurityContext error, data 0, v4563 (this server accepts Kerberos only; the client offered %s first)", first),
-			(&gss.NegTokenResp{State: gss.Reject}).Marshal())
+			(&gss.NegTokenResp{State: gss.Reject, HasState: true}).Marshal())
 		return
 	}
 	acc, req, lerr := c.accept(ctx, init.MechToken)
@@ -220,7 +218,7 @@ func (c *conn) spnego(ctx context.Context, reply func(int, string, []byte), fail
 			return
 		}
 	}
-	resp := &gss.NegTokenResp{State: gss.AcceptCompleted, SupportedMech: first, ResponseToken: acc.Reply, MechListMIC: g.MIC(mechList)}
+	resp := &gss.NegTokenResp{State: gss.AcceptCompleted, HasState: true, SupportedMech: first, ResponseToken: acc.Reply, MechListMIC: g.MIC(mechList)}
 	layer := byte(gss.LayerNone)
 	switch f := g.Flags(); {
 	case c.req.Protection == directory.ProtectionTLS:
@@ -272,24 +270,11 @@ type layeredConn struct {
 func (c *layeredConn) Read(p []byte) (int, error)  { return c.layer.Read(p) }
 func (c *layeredConn) Write(p []byte) (int, error) { return c.layer.Write(p) }
 
-// tlsServerEndPoint is the channel binding data of a certificate ([RFC 5929] 4.1):
-// its hash with the signature's hash function, SHA-256 for MD5 and SHA-1.
+// tlsServerEndPoint is the channel binding data of our certificate.
 func tlsServerEndPoint(der []byte) []byte {
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
 		return nil
 	}
-	var sum []byte
-	switch cert.SignatureAlgorithm {
-	case x509.SHA384WithRSA, x509.ECDSAWithSHA384, x509.SHA384WithRSAPSS:
-		s := sha512.Sum384(der)
-		sum = s[:]
-	case x509.SHA512WithRSA, x509.ECDSAWithSHA512, x509.SHA512WithRSAPSS:
-		s := sha512.Sum512(der)
-		sum = s[:]
-	default:
-		s := sha256.Sum256(der)
-		sum = s[:]
-	}
-	return append([]byte("tls-server-end-point:"), sum...)
+	return gss.TLSServerEndPoint(cert)
 }

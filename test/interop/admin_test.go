@@ -130,6 +130,7 @@ func TestAdminCommandsOverLDAP(t *testing.T) {
 		t.Fatalf("ours: blob %q kvno %q", blob, kvno)
 	}
 	ourKerberos := kerberosScenario(t, "ours", filepath.Join(data, "krb5.conf"), blob, kvno)
+	ourHost := hostScenario(t, ours, dcURL(ep["ldap"]), filepath.Join(data, "krb5.conf"))
 
 	// Samba 4.22.
 	peers(t, "samba-provision")
@@ -144,5 +145,9 @@ func TestAdminCommandsOverLDAP(t *testing.T) {
 	if ourKerberos != sambaKerberos {
 		t.Fatalf("the Kerberos scenario differs:\n ours:  %s\n samba: %s", ourKerberos, sambaKerberos)
 	}
-	t.Logf("the same admin and Kerberos scenario passed against our server and Samba 4.22: %s", ourKerberos)
+	sambaHost := hostScenario(t, samba, "ldap://dc1.example.test", filepath.Join(dcDir, "krb5.conf"))
+	if ourHost != sambaHost {
+		t.Fatalf("the host scenario differs:\n ours:  %s\n samba: %s", ourHost, sambaHost)
+	}
+	t.Logf("the same admin, Kerberos and host scenario passed against our server and Samba 4.22: %s; %s", ourKerberos, ourHost)
 }

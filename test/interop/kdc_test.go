@@ -15,7 +15,7 @@ import (
 
 // MIT Kerberos against our KDC: kinit with a password (a user, and a gMSA with the
 // password a permitted reader gets over LDAPS, as credentials-fetcher does), kinit -k
-// with the keytab of 'computer new --keytab' and of 'keytab create', kvno of the gMSA's
+// with the keytab of 'computer new --write-keytab' and of 'keytab create', kvno of the gMSA's
 // SPN with the kvno the directory reports, renewal, canonicalization, enterprise names,
 // and the refusals (wrong password, unknown principal).
 func TestOurKDCWithMITAndHeimdal(t *testing.T) {
@@ -65,9 +65,9 @@ func TestOurKDCWithMITAndHeimdal(t *testing.T) {
 		t.Fatalf("unknown principal: exit %d %s", code, errOut)
 	}
 
-	// A computer's keytab from 'computer new --keytab'; the gMSA's SPN from it.
+	// A computer's keytab from 'computer new --write-keytab'; the gMSA's SPN from it.
 	keytab := filepath.Join(dir, "web01.keytab")
-	gm("computer", "new", "WEB01", "--keytab", keytab)
+	gm("computer", "new", "WEB01", "--write-keytab", keytab)
 	gm("group", "add-member", "Web Hosts", "WEB01$")
 	gm("account", "set", "svc", "--add-spn", "HTTP/svc.example.test", "--enctypes", "aes128,aes256")
 	ok("host", "", "kinit", "-k", "-t", keytab, "WEB01$")

@@ -23,7 +23,7 @@ func TestPACWithImpacketAndNdrdump(t *testing.T) {
 	data, ep := ourServer(t)
 	dir := filepath.Dir(data)
 	keytab := filepath.Join(dir, "pac01.keytab")
-	if out, errOut, code := run(nil, "", gmsaBin, "computer", "new", "PAC01", "--keytab", keytab, "--server", ep["ldaps"], "--ca-file", ep["ca"],
+	if out, errOut, code := run(nil, "", gmsaBin, "computer", "new", "PAC01", "--write-keytab", keytab, "--server", ep["ldaps"], "--ca-file", ep["ca"],
 		"--user", "Administrator@example.test", "--password-file", filepath.Join(data, "admin-password")); code != 0 {
 		t.Fatalf("computer new: %s %s", out, errOut)
 	}

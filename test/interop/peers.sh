@@ -9,6 +9,10 @@
 #   peers.sh samba-stop       stop it by PID
 #   peers.sh samba-tool ARGS  run samba-tool inside the chroot against the local sam.ldb
 #   peers.sh chroot CMD ARGS  run a program of the chroot (e.g. samba-tool -H ldap://… against our server)
+#   peers.sh heimdal-sasl     the SASL_PATH of Cyrus SASL's Heimdal GSSAPI plugin
+#
+# install also maps dc1.example.test to 127.0.0.1 in /etc/hosts (the host's and the
+# chroot's): a Kerberos bind asks for ldap/<the host name of the URL>.
 #
 # State lives under $GMSA_PEERS (default /var/tmp/gmsa-peers) so a machine that already
 # built the chroot reuses it. Ports on 127.0.0.1: 88, 389, 636, 3268/3269, 445, 135, 464.
@@ -23,7 +27,12 @@ SAMBA_PKGS="samba samba-ad-dc samba-ad-provision samba-dsdb-modules samba-vfs-mo
 # clients (they conflict with MIT's krb5-user on the host) are a second Kerberos stack.
 CHROOT_EXTRA="faketime heimdal-clients"
 FAKETIME_LIB=/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1
-HOST_PKGS="debootstrap ldap-utils krb5-user python3-ldap3 python3-impacket python3-gssapi ca-certificates iproute2 faketime"
+HOST_PKGS="debootstrap ldap-utils krb5-user python3-ldap3 python3-impacket python3-gssapi ca-certificates iproute2 faketime libsasl2-modules-gssapi-mit libgssapi3-heimdal"
+# Cyrus SASL's Heimdal GSSAPI plugin conflicts with the MIT one: it is unpacked here and
+# chosen with SASL_PATH.
+HEIMDAL_SASL=$PEERS/heimdal-sasl
+# The DC's name: Kerberos binds ask for a ticket to ldap/<name in the URL>.
+DC_HOSTS_LINE="127.0.0.1 dc1.example.test dc1"
 
 chroot_apt() {
   mount_proc
@@ -39,11 +48,19 @@ install_host() {
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
   fi
+  if [ ! -e "$HEIMDAL_SASL/usr/lib/x86_64-linux-gnu/sasl2/libgssapiv2.so" ]; then
+    local tmp; tmp=$(mktemp -d)
+    (cd "$tmp" && { apt-get download libsasl2-modules-gssapi-heimdal || { apt-get update -qq && apt-get download libsasl2-modules-gssapi-heimdal; }; })
+    mkdir -p "$HEIMDAL_SASL" && dpkg -x "$tmp"/libsasl2-modules-gssapi-heimdal_*.deb "$HEIMDAL_SASL"
+    rm -rf "$tmp"
+  fi
+  grep -q 'dc1\.example\.test' /etc/hosts || echo "$DC_HOSTS_LINE" >> /etc/hosts
 }
 
 install_samba() {
   if [ -x "$ROOT/usr/sbin/samba" ] && [ -e "$ROOT/.gmsa-ready" ]; then
     { [ -e "$ROOT$FAKETIME_LIB" ] && [ -x "$ROOT/usr/bin/kgetcred" ]; } || chroot_apt "$CHROOT_EXTRA"
+    grep -q 'dc1\.example\.test' "$ROOT/etc/hosts" || echo "$DC_HOSTS_LINE" >> "$ROOT/etc/hosts"
     [ -x "$ROOT/usr/bin/ndrdump" ] || chroot "$ROOT" env DEBIAN_FRONTEND=noninteractive sh -c \
       "apt-get install -y -qq --no-install-recommends -t bookworm-backports samba-testsuite || (apt-get update -qq && apt-get install -y -qq --no-install-recommends -t bookworm-backports samba-testsuite)"
     return
@@ -58,6 +75,7 @@ install_samba() {
     "apt-get update -qq && apt-get install -y -qq --no-install-recommends -t bookworm-backports $SAMBA_PKGS"
   chroot_apt "$CHROOT_EXTRA"
   chroot "$ROOT" samba --version
+  echo "$DC_HOSTS_LINE" >> "$ROOT/etc/hosts"
   touch "$ROOT/.gmsa-ready"
 }
 
@@ -87,6 +105,12 @@ samba_provision() {
 [domain_realm]
 	.example.test = EXAMPLE.TEST
 KRB
+  # The DC's ldap/ SPNs, which samba_spnupdate (run by the dnsupdate service, not
+  # started here) would register, as on a DC with DNS.
+  local spn
+  for spn in ldap/dc1.example.test ldap/DC1 ldap/dc1.example.test/example.test ldap/dc1.example.test/EXAMPLE; do
+    chroot "$ROOT" samba-tool spn add "$spn" 'DC1$' -H $D/private/sam.ldb -s $D/etc/smb.conf >> "$HD.provision.log" 2>&1
+  done
 }
 
 # samba-start [OFFSET]: with an offset such as +45d the DC's clock runs that far ahead.
@@ -137,5 +161,6 @@ case ${1:-} in
   samba-tool) shift; chroot "$ROOT" samba-tool "$@" -H $D/private/sam.ldb -s $D/etc/smb.conf ;;
   chroot) shift; mount_proc; chroot "$ROOT" "$@" ;;   # a tool of the chroot (samba-tool -H ldap://…) against any server
   dir) echo "$HD" ;;
+  heimdal-sasl) echo "$HEIMDAL_SASL/usr/lib/x86_64-linux-gnu/sasl2" ;;
   *) echo "usage: $0 install|samba-provision|samba-start|samba-stop|samba-tool ARGS|chroot CMD|dir" >&2; exit 2 ;;
 esac
