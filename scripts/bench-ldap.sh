@@ -45,8 +45,7 @@ $L -url ldaps://127.0.0.1:636 -bind-dn Administrator@example.test -password "$SA
 # gMSAs readable by bench0 on both.
 for target in "ours $OURS_LDAPS $OURS_PW" "samba ldaps://127.0.0.1:636 $SAMBA_PW"; do
   set -- $target
-  sid=$(LDAPTLS_REQCERT=never ldapsearch -LLL -o ldif-wrap=no -x -H "$2" -D Administrator@example.test -w "$3" -b "CN=Users,$BASE" '(sAMAccountName=bench0)' objectSid \
-        | sed -n 's/^objectSid:: //p' | python3 -c 'import sys,base64,struct;b=base64.b64decode(sys.stdin.read());print("S-1-%d-"%int.from_bytes(b[2:8],"big")+"-".join(str(x) for x in struct.unpack("<%dI"%b[1],b[8:])))')
+  sid=$(sid_of "$2" "$3" bench0)
   $L -url "$2" -bind-dn Administrator@example.test -password "$3" -populate gmsas -n 20 -base "CN=Managed Service Accounts,$BASE" -allow "$sid"
 done
 

@@ -13,3 +13,7 @@ run() { local name=$1 pg=$2; shift 2; local before after out ops
 
 # cleanup stops the servers and Samba.
 cleanup() { for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; bash $PEERS samba-stop >/dev/null 2>&1 || true; }
+
+# sid_of URL PASSWORD NAME: the objectSid (S-1-…) of NAME, read over LDAPS as Administrator.
+sid_of() { LDAPTLS_REQCERT=never ldapsearch -LLL -o ldif-wrap=no -x -H "$1" -D Administrator@example.test -w "$2" -b DC=example,DC=test "(sAMAccountName=$3)" objectSid \
+  | sed -n 's/^objectSid:: //p' | python3 -c 'import sys,base64,struct;b=base64.b64decode(sys.stdin.read());print("S-1-%d-"%int.from_bytes(b[2:8],"big")+"-".join(str(x) for x in struct.unpack("<%dI"%b[1],b[8:])))'; }

@@ -9,11 +9,16 @@
 // client to pipeline); the load loop encodes requests once and reads responses in
 // place, so its own cost stays small next to the server's.
 //
+// With -krb5-ccache each connection binds with Kerberos instead (SASL GSSAPI, sealed on
+// ldap://) with the cache's identity and the KDCs of $KRB5_CONFIG; the URL names the
+// DC by host name (ldap/<host> is the ticket's service).
+//
 // Populating: -populate users|gmsas creates -n objects named bench0… (users with
 // password -user-password; gMSAs allowing -allow SID) over LDAP, against any AD-like DC.
 package main
 
 import (
+	crand "crypto/rand"
 	"crypto/tls"
 	"flag"
 	"fmt"
@@ -29,6 +34,8 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"gmsa/internal/adclient"
+	"gmsa/internal/gss"
+	"gmsa/internal/krbclient"
 	"gmsa/internal/ntsec"
 )
 
@@ -46,6 +53,7 @@ func main() {
 	populate := flag.String("populate", "", "users or gmsas: create -n objects named bench0… under -base")
 	userPW := flag.String("user-password", "Bench-Pass-123!", "password of populated users")
 	allow := flag.String("allow", "", "SID allowed to read populated gMSAs' passwords")
+	ccache := flag.String("krb5-ccache", "", "bind with Kerberos (SASL GSSAPI, sealed on ldap://) from this ticket cache")
 	flag.Parse()
 
 	if *conns < 1 || *conns > 256 || *depth < 1 || *depth > 64 || *dur <= 0 || *dur > 10*time.Minute {
@@ -77,11 +85,19 @@ func main() {
 		return
 	}
 	var want []string
+	var err error
 	if *attrs != "" {
 		want = strings.Split(*attrs, ",")
 	}
+	var sasl saslBinder
+	if *ccache != "" {
+		if sasl, err = kerberos(*u, *ccache); err != nil {
+			fmt.Fprintln(os.Stderr, "ldapload:", err)
+			os.Exit(2)
+		}
+	}
 	r, err := load(loadConfig{url: *u, bindDN: *bindDN, password: *password, base: *base, filter: *filter,
-		attrs: want, n: *n, conns: *conns, depth: *depth, dur: *dur})
+		attrs: want, n: *n, conns: *conns, depth: *depth, dur: *dur, sasl: sasl})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ldapload:", err)
 		os.Exit(2)
@@ -101,6 +117,7 @@ type loadConfig struct {
 	attrs                               []string
 	n, conns, depth                     int
 	dur                                 time.Duration
+	sasl                                saslBinder
 }
 
 type loadResult struct {
@@ -145,7 +162,7 @@ func load(cfg loadConfig) (loadResult, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c, err := dialWire(cfg.url, cfg.bindDN, cfg.password)
+			c, err := dialWire(cfg.url, cfg.bindDN, cfg.password, cfg.sasl)
 			if err != nil {
 				fail(err)
 				return
@@ -194,6 +211,28 @@ func load(cfg loadConfig) (loadResult, error) {
 	return r, nil
 }
 
+// kerberos gets one service ticket for the URL's host from the cache; every connection
+// then binds with its own authenticator.
+func kerberos(rawURL, ccache string) (saslBinder, error) {
+	pu, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	kc, err := krbclient.New(krbclient.Options{CCache: ccache}, os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	tkt, key, err := kc.ServiceTicket("ldap/" + strings.ToLower(pu.Hostname()))
+	if err != nil {
+		return nil, err
+	}
+	return func(nc net.Conn, isTLS bool) (net.Conn, error) {
+		in := &gss.Initiator{Ticket: tkt, SessionKey: key, Client: kc.Principal, Realm: kc.Realm,
+			Flags: gss.FlagInteg | gss.FlagConf | gss.FlagSequence, Now: time.Now, Rand: crand.Reader}
+		return adclient.SASLBind(nc, isTLS, in, adclient.MechGSSAPI)
+	}, nil
+}
+
 // loopbackOnly refuses any target outside 127.0.0.0/8 and ::1.
 func loopbackOnly(raw string) error {
 	pu, err := url.Parse(raw)
@@ -201,12 +240,16 @@ func loopbackOnly(raw string) error {
 		return err
 	}
 	host := pu.Hostname()
-	if host == "localhost" {
-		return nil
+	addrs := []string{host}
+	if net.ParseIP(host) == nil { // a name (Kerberos needs one): every address it has must be loopback
+		if addrs, err = net.LookupHost(host); err != nil {
+			return err
+		}
 	}
-	ip := net.ParseIP(host)
-	if ip == nil || !ip.IsLoopback() {
-		return fmt.Errorf("target %q is not a loopback address; this tool only loads local test servers", host)
+	for _, a := range addrs {
+		if ip := net.ParseIP(a); ip == nil || !ip.IsLoopback() {
+			return fmt.Errorf("target %q is not a loopback address; this tool only loads local test servers", host)
+		}
 	}
 	return nil
 }

@@ -137,26 +137,41 @@ type wireConn struct {
 	id  int64
 }
 
-func dialWire(rawURL, name, password string) (*wireConn, error) {
+// saslBinder binds a fresh connection with Kerberos and returns it with its layer.
+type saslBinder func(nc net.Conn, isTLS bool) (net.Conn, error)
+
+func dialWire(rawURL, name, password string, sasl saslBinder) (*wireConn, error) {
 	pu, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, err
 	}
 	var nc net.Conn
 	d := net.Dialer{Timeout: 5 * time.Second}
+	addr := pu.Host
+	if pu.Port() == "" {
+		addr = net.JoinHostPort(pu.Hostname(), map[string]string{"ldap": "389", "ldaps": "636"}[pu.Scheme])
+	}
 	switch pu.Scheme {
 	case "ldap":
-		nc, err = d.Dial("tcp", pu.Host)
+		nc, err = d.Dial("tcp", addr)
 	case "ldaps":
-		nc, err = tls.DialWithDialer(&d, "tcp", pu.Host, &tls.Config{InsecureSkipVerify: true}) // benchmark peers use self-signed certificates
+		nc, err = tls.DialWithDialer(&d, "tcp", addr, &tls.Config{InsecureSkipVerify: true}) // benchmark peers use self-signed certificates
 	default:
 		return nil, fmt.Errorf("scheme %q: want ldap or ldaps", pu.Scheme)
 	}
 	if err != nil {
 		return nil, err
 	}
+	if sasl != nil {
+		bound, err := sasl(nc, pu.Scheme == "ldaps")
+		if err != nil {
+			nc.Close()
+			return nil, err
+		}
+		nc = bound
+	}
 	c := &wireConn{nc: nc, r: bufio.NewReaderSize(nc, 64<<10), w: bufio.NewWriterSize(nc, 64<<10)}
-	if name != "" {
+	if name != "" && sasl == nil {
 		c.send(simpleBind(name, password))
 		if err := c.w.Flush(); err != nil {
 			nc.Close()

@@ -67,31 +67,35 @@ func kerberosBind(u *url.URL, opt Options, tc *tls.Config) (*ldap.Conn, error) {
 	} else if nc, err = d.Dial("tcp", net.JoinHostPort(host, port)); err != nil {
 		return nil, fmt.Errorf("adclient: connecting to %s: %w", u, err)
 	}
-	nc.SetDeadline(time.Now().Add(30 * time.Second))
-	mech := opt.Mechanism
-	if mech == "" {
-		mech = MechGSSAPI
-	}
-	b := &binder{nc: nc, r: bufio.NewReader(nc), mech: mech}
 	in := &gss.Initiator{Ticket: tkt, SessionKey: key, Client: opt.Kerberos.Principal, Realm: opt.Kerberos.Realm,
 		Flags: gss.FlagInteg | gss.FlagConf | gss.FlagSequence, AppData: appData, Now: time.Now, Rand: opt.rand()}
-	var conn net.Conn
-	switch mech {
-	case MechGSSAPI:
-		conn, err = b.gssapi(in, isTLS)
-	case MechSPNEGO:
-		conn, err = b.spnego(in, isTLS)
-	default:
-		err = fmt.Errorf("adclient: unknown SASL mechanism %q: want %s or %s", mech, MechGSSAPI, MechSPNEGO)
-	}
+	conn, err := SASLBind(nc, isTLS, in, opt.Mechanism)
 	if err != nil {
 		nc.Close()
 		return nil, err
 	}
-	nc.SetDeadline(time.Time{})
 	l := ldap.NewConn(conn, isTLS)
 	l.Start()
 	return l, nil
+}
+
+// SASLBind runs a Kerberos SASL bind (GSSAPI by default, or GSS-SPNEGO) on a fresh
+// connection with the initiator's service ticket, and returns the connection with the
+// security layer installed: confidentiality without TLS, none over TLS.
+func SASLBind(nc net.Conn, isTLS bool, in *gss.Initiator, mech string) (net.Conn, error) {
+	if mech == "" {
+		mech = MechGSSAPI
+	}
+	nc.SetDeadline(time.Now().Add(30 * time.Second))
+	defer nc.SetDeadline(time.Time{})
+	b := &binder{nc: nc, r: bufio.NewReader(nc), mech: mech}
+	switch mech {
+	case MechGSSAPI:
+		return b.gssapi(in, isTLS)
+	case MechSPNEGO:
+		return b.spnego(in, isTLS)
+	}
+	return nil, fmt.Errorf("adclient: unknown SASL mechanism %q: want %s or %s", mech, MechGSSAPI, MechSPNEGO)
 }
 
 // binder runs the SASL bind exchange on the raw connection.
