@@ -286,11 +286,13 @@ func TestSASLConn(t *testing.T) {
 	}
 	cb, _ := NewLayer(b, b, server, true, 1<<20, 1<<20)
 	msg := randBytes(5000)
-	go ca.Write(msg)
+	wrote := make(chan struct{})
+	go func() { ca.Write(msg); close(wrote) }()
 	got := make([]byte, len(msg))
 	if _, err := ioReadFull(cb, got); err != nil || !bytes.Equal(got, msg) {
 		t.Fatalf("read %v", err)
 	}
+	<-wrote
 	small, _ := NewLayer(b, b, server, true, 1<<20, 100)
 	go ca.Write([]byte(strings.Repeat("z", 100)))
 	if _, err := small.Read(make([]byte, 10)); !errors.Is(err, ErrFrameTooLarge) {

@@ -19,7 +19,10 @@ import (
 
 // ourServer provisions a domain with the admin commands, then runs 'gmsa server' on
 // free loopback ports. It returns the data directory and the endpoints.
-func ourServer(t *testing.T) (data string, ep map[string]string) {
+func ourServer(t *testing.T) (data string, ep map[string]string) { return ourServerWith(t, "") }
+
+// ourServerWith is ourServer with more settings under ldap: in its configuration.
+func ourServerWith(t *testing.T, ldapSettings string) (data string, ep map[string]string) {
 	dir := t.TempDir()
 	data = filepath.Join(dir, "data")
 	g := func(stdin string, args ...string) string {
@@ -40,7 +43,7 @@ func ourServer(t *testing.T) (data string, ep map[string]string) {
 	g("", "group", "add-member", "Web Hosts", "websvc")
 	g("", "account", "new", "svc", "--dns-host-name", "svc.example.test", "--principals-allowed", "Web Hosts", "--interval-days", "30")
 	cfg := filepath.Join(dir, "gmsa.yaml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf("data: %s\nldap:\n  listen: 127.0.0.1:0\n  ldaps_listen: 127.0.0.1:0\n  allow_plain_simple_bind: true\nkdc:\n  listen: 127.0.0.1:0\n", data)), 0o600)
+	os.WriteFile(cfg, []byte(fmt.Sprintf("data: %s\nldap:\n  listen: 127.0.0.1:0\n  ldaps_listen: 127.0.0.1:0\n  allow_plain_simple_bind: true\n%skdc:\n  listen: 127.0.0.1:0\n", data, ldapSettings)), 0o600)
 	srv := exec.Command(gmsaBin, "server", "--config", cfg)
 	srv.Stdout, srv.Stderr = os.Stderr, os.Stderr
 	if err := srv.Start(); err != nil {

@@ -27,7 +27,8 @@ var blobLine = regexp.MustCompile(`(?m)^msDS-ManagedPassword:: (\S+)$`)
 // samba-tool over GSS-SPNEGO with sealing, and our own client from a ticket cache, a
 // password and a keytab, over both mechanisms.
 func TestSASLBindsWithRealClients(t *testing.T) {
-	data, ep := ourServer(t)
+	// Channel bindings required over LDAPS (AD's LdapEnforceChannelBinding 2).
+	data, ep := ourServerWith(t, "  channel_binding: always\n")
 	dir := filepath.Dir(data)
 	krb5 := filepath.Join(data, "krb5.conf")
 	url := dcURL(ep["ldap"])
@@ -59,9 +60,16 @@ func TestSASLBindsWithRealClients(t *testing.T) {
 				t.Fatalf("%s plugin, %s: the password crossed an unsealed connection\n%s%s", plugin.name, weak, out, errOut)
 			}
 		}
-		out, errOut = search(append([]string{"LDAPTLS_CACERT=" + ep["ca"]}, plugin.env...), "-H", dcURL(ep["ldaps"]))
+		// Over LDAPS: no layer, as AD requires, and OpenLDAP's tls-server-end-point
+		// bindings in the GSS checksum, without which this server refuses the bind.
+		tlsEnv := append([]string{"LDAPTLS_CACERT=" + ep["ca"], "LDAPSASL_CBINDING=tls-endpoint"}, plugin.env...)
+		out, errOut = search(tlsEnv, "-H", dcURL(ep["ldaps"]))
 		if !strings.Contains(errOut, "SASL SSF: 0") || !blobLine.MatchString(out) {
-			t.Fatalf("%s plugin over LDAPS (no layer, as AD requires): %s%s", plugin.name, out, errOut)
+			t.Fatalf("%s plugin over LDAPS with channel bindings: %s%s", plugin.name, out, errOut)
+		}
+		tlsEnv[1] = "LDAPSASL_CBINDING=none"
+		if out, errOut = search(tlsEnv, "-H", dcURL(ep["ldaps"])); !strings.Contains(errOut, "channel binding is required") {
+			t.Fatalf("%s plugin over LDAPS without channel bindings: %s%s", plugin.name, out, errOut)
 		}
 	}
 
@@ -102,8 +110,14 @@ func TestSASLBindsWithRealClients(t *testing.T) {
 		{"password", []string{"--kerberos", "--principal", "websvc", "--password-file", pwFile}},
 		{"machine keytab", []string{"--keytab", kt}},
 		{"machine keytab, GSS-SPNEGO", []string{"--keytab", kt, "--sasl-mech", "GSS-SPNEGO"}},
+		{"over LDAPS with channel bindings", []string{"--keytab", kt, "--server", dcURL(ep["ldaps"]), "--ca-file", ep["ca"]}},
+		{"a dead DC first, then ours", []string{"--keytab", kt, "--server", "ldap://dc1.example.test:1," + url}},
 	} {
-		out, errOut, code := run(env, "", gmsaBin, append([]string{"account", "password", "svc", "--server", url, "-o", "json"}, c.args...)...)
+		server := []string{"--server", url}
+		if strings.Contains(strings.Join(c.args, " "), "--server") {
+			server = nil
+		}
+		out, errOut, code := run(env, "", gmsaBin, append(append([]string{"account", "password", "svc", "-o", "json"}, server...), c.args...)...)
 		var pw map[string]any
 		if code != 0 || json.Unmarshal([]byte(out), &pw) != nil || len(str(pw, "current_password_hex")) != 512 {
 			t.Fatalf("our client, %s: exit %d\n%s%s", c.name, code, out, errOut)
