@@ -145,15 +145,7 @@ func TestOurKDCWithMITAndHeimdal(t *testing.T) {
 
 	// Heimdal, the second client stack (from the Samba chroot, which shares the network):
 	// kinit with a password and kgetcred for the gMSA's SPN.
-	heim, err := os.MkdirTemp(filepath.Join(peerRoot(t), "tmp"), "gmsa-heimdal-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(heim)
-	inside := "/tmp/" + filepath.Base(heim)
-	conf, _ := os.ReadFile(krb5)
-	os.WriteFile(filepath.Join(heim, "krb5.conf"), conf, 0o644)
-	os.WriteFile(filepath.Join(heim, "pw"), []byte("Web-Pass-123!\n"), 0o600)
+	inside := chrootFiles(t, map[string]string{"krb5.conf": krb5}, map[string]string{"pw": "Web-Pass-123!\n"})
 	henv := []string{"KRB5_CONFIG=" + inside + "/krb5.conf", "KRB5CCNAME=FILE:" + inside + "/cc"}
 	heimdal := func(args ...string) string {
 		t.Helper()
@@ -168,6 +160,31 @@ func TestOurKDCWithMITAndHeimdal(t *testing.T) {
 	if out := heimdal("heimtools", "klist"); !strings.Contains(out, "HTTP/svc.example.test@EXAMPLE.TEST") || !strings.Contains(out, "krbtgt/EXAMPLE.TEST@EXAMPLE.TEST") {
 		t.Fatalf("Heimdal's cache:\n%s", out)
 	}
+}
+
+// chrootFiles copies files (by name: host path) and writes texts (by name: content)
+// into a fresh directory of the Samba chroot, for its programs; it returns the
+// directory as they see it.
+func chrootFiles(t *testing.T, files, texts map[string]string) string {
+	t.Helper()
+	host, err := os.MkdirTemp(filepath.Join(peerRoot(t), "tmp"), "gmsa-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(host) })
+	for name, src := range files {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		texts[name] = string(b)
+	}
+	for name, text := range texts {
+		if err := os.WriteFile(filepath.Join(host, name), []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return "/tmp/" + filepath.Base(host)
 }
 
 // peerRoot is the Samba chroot's root, where Heimdal's clients live.

@@ -74,16 +74,7 @@ func TestSASLBindsWithRealClients(t *testing.T) {
 	}
 
 	// Samba's client: GSS-SPNEGO, sealed by default.
-	tmp, err := os.MkdirTemp(filepath.Join(peerRoot(t), "tmp"), "gmsa-spnego-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(tmp)
-	inside := "/tmp/" + filepath.Base(tmp)
-	conf, _ := os.ReadFile(krb5)
-	ccb, _ := os.ReadFile(cc)
-	os.WriteFile(filepath.Join(tmp, "krb5.conf"), conf, 0o644)
-	os.WriteFile(filepath.Join(tmp, "cc"), ccb, 0o600)
+	inside := chrootFiles(t, map[string]string{"krb5.conf": krb5, "cc": cc}, map[string]string{})
 	out, errOut, code := run(nil, "", "bash", "peers.sh", "chroot", "env", "KRB5_CONFIG="+inside+"/krb5.conf", "KRB5CCNAME=FILE:"+inside+"/cc",
 		"samba-tool", "user", "list", "-H", url, "--use-kerberos=required")
 	if code != 0 || !strings.Contains(out, "websvc") || !strings.Contains(out, "Administrator") {
