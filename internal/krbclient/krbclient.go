@@ -44,7 +44,7 @@ var ErrNoCredentials = errors.New("krbclient: no Kerberos credentials: give a ke
 // New logs the identity on (an AS exchange, or the TGT of the cache). getenv reads
 // KRB5_CONFIG and KRB5CCNAME.
 func New(opt Options, getenv func(string) string) (*Client, error) {
-	cfg, err := loadConfig(opt, getenv)
+	cfg, err := loadConfig(opt, getenv, "/etc/krb5.conf")
 	if err != nil {
 		return nil, err
 	}
@@ -123,16 +123,17 @@ func splitPrincipal(p string) (name, realm string) {
 	return p, ""
 }
 
-// loadConfig reads the krb5.conf in use, or builds one from the realm and KDCs given
-// (DNS SRV lookup when none are).
-func loadConfig(opt Options, getenv func(string) string) (*config.Config, error) {
+// loadConfig reads the krb5.conf in use (opt.Config, $KRB5_CONFIG, else the system's
+// when no KDCs are given), or builds one from the realm and KDCs given (DNS SRV lookup
+// when none are).
+func loadConfig(opt Options, getenv func(string) string, system string) (*config.Config, error) {
 	path := opt.Config
 	if path == "" {
 		path = getenv("KRB5_CONFIG")
 	}
-	if path == "" {
-		if _, err := os.Stat("/etc/krb5.conf"); err == nil && len(opt.KDCs) == 0 {
-			path = "/etc/krb5.conf"
+	if path == "" && system != "" && len(opt.KDCs) == 0 {
+		if _, err := os.Stat(system); err == nil {
+			path = system
 		}
 	}
 	if path != "" {
