@@ -93,14 +93,73 @@ func New(w io.Writer, opt Options) *Log {
 func Discard() *Log { return New(io.Discard, Options{}) }
 
 // OpenFile appends to path (created 0600; an existing regular file is set to 0600).
+//
+// A record torn by a crash (a write the kernel cut short when the process was killed:
+// its operation was never acknowledged) is cut off, and the cut is itself recorded, so
+// every line of the trail stays a whole JSON record.
 func OpenFile(path string, opt Options) (*Log, error) {
+	torn, err := cutTornTail(path)
+	if err != nil {
+		return nil, err
+	}
 	f, err := openFile(path)
 	if err != nil {
 		return nil, err
 	}
 	l := New(f, opt)
 	l.file, l.path = f, path
+	if torn > 0 {
+		now := time.Now
+		if opt.Now != nil {
+			now = opt.Now
+		}
+		l.Record(now(), Warn, "audit log: a record torn by a crash was cut off", "bytes", fmt.Sprint(torn))
+	}
 	return l, nil
+}
+
+// cutTornTail truncates a regular file after its last newline and returns how many
+// bytes it cut.
+func cutTornTail(path string) (int64, error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if os.IsNotExist(err) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("audit log: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() || st.Size() == 0 {
+		return 0, nil
+	}
+	size := st.Size()
+	buf := make([]byte, 64<<10)
+	for end := size; end > 0; {
+		start := max(end-int64(len(buf)), 0)
+		n, err := f.ReadAt(buf[:end-start], start)
+		if err != nil && n < int(end-start) {
+			return 0, fmt.Errorf("audit log: %w", err)
+		}
+		for i := n - 1; i >= 0; i-- {
+			if buf[i] == '\n' {
+				keep := start + int64(i) + 1
+				if keep == size {
+					return 0, nil
+				}
+				return size - keep, truncate(f, keep)
+			}
+		}
+		end = start
+	}
+	return size, truncate(f, 0)
+}
+
+func truncate(f *os.File, n int64) error {
+	if err := f.Truncate(n); err != nil {
+		return fmt.Errorf("audit log: cutting a torn record: %w", err)
+	}
+	return f.Sync()
 }
 
 func openFile(path string) (*os.File, error) {

@@ -130,6 +130,43 @@ func TestOpenFileAppendsAndReopens(t *testing.T) {
 	}
 }
 
+// A record a crash tore is cut off when the log is opened again, and the cut recorded:
+// every line stays whole JSON. Whole files are left as they are.
+func TestOpenFileCutsATornRecord(t *testing.T) {
+	dir := t.TempDir()
+	whole := "{\"a\":1}\n{\"b\":2}\n"
+	for name, c := range map[string]struct{ before, kept string }{
+		"torn":       {whole + `{"msg":"gMSA password re`, whole},
+		"whole":      {whole, whole},
+		"only torn":  {`{"msg":"x`, ""},
+		"long torn":  {whole + strings.Repeat("x", 200<<10), whole},
+		"empty file": {"", ""},
+	} {
+		path := filepath.Join(dir, strings.ReplaceAll(name, " ", "-"))
+		os.WriteFile(path, []byte(c.before), 0o600)
+		l, err := OpenFile(path, Options{Now: func() time.Time { return at }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.Record(at, Info, "after")
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := os.ReadFile(path)
+		rest, ok := strings.CutPrefix(string(b), c.kept)
+		cut := strings.Contains(rest, "torn by a crash")
+		if !ok || cut != (c.before != c.kept) || !strings.HasSuffix(rest, "\n") {
+			t.Fatalf("%s: %q", name, b)
+		}
+		for _, line := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+			var m map[string]any
+			if json.Unmarshal([]byte(line), &m) != nil {
+				t.Fatalf("%s: line %q", name, line)
+			}
+		}
+	}
+}
+
 // Any strings make a line encoding/json accepts and decodes to the same text (invalid
 // UTF-8 turns into U+FFFD, as encoding/json itself does; long values are cut).
 func FuzzRecord(f *testing.F) {
