@@ -462,7 +462,7 @@ func computerCommand(e *env) *cobra.Command {
 	var opt directory.ComputerOptions
 	var keytab, etypes string
 	var spns []string
-	newCmd := e.adminCmd("new HOST", "Create a computer account with a random password, as 'adcli join' does; --keytab writes its keys", cobra.ExactArgs(1),
+	newCmd := e.adminCmd("new HOST", "Create a computer account with a random password, as 'adcli join' does; --write-keytab writes its keys", cobra.ExactArgs(1),
 		func(ctx context.Context, a admin.Admin, args []string) error {
 			opt.Name, opt.SPNs = args[0], splitList(spns)
 			want := map[int32]bool{}

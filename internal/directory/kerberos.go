@@ -364,29 +364,50 @@ var sidServiceAsserted = ntsec.MustParseSID("S-1-18-2")
 // by sAMAccountName, which must still be enabled and not locked out, and its token
 // built from the directory as the PAC was. Failures carry AD's bind data codes.
 func (d *Directory) KerberosLogon(ctx context.Context, ch *Requester, sam string) (*Requester, error) {
-	fail := func(data, why string) (*Requester, error) {
-		d.audit.RecordNoisy(ch.Remote, d.now(), audit.Warn, "authentication failed", "name", sam, "remote", ch.Remote, "data", data, "reason", why, "method", "kerberos")
-		return nil, &ErrInvalidCredentials{Data: data}
-	}
 	if strings.ContainsAny(sam, "\\@=,/") {
-		return fail("525", "not an account name")
+		return d.logonFailed(ch, sam, "525", "not an account name", "kerberos")
 	}
 	o, err := d.byIndex(ctx, samKey(sam))
+	return d.logon(ctx, ch, sam, o, err, AuthKerberos, "kerberos")
+}
+
+// CertificateLogon authenticates, over a TLS channel ch, the holder of a client
+// certificate the caller verified against the domain's CA, by the account SID AD's
+// strong mapping puts in it (a SASL EXTERNAL bind).
+func (d *Directory) CertificateLogon(ctx context.Context, ch *Requester, sid string) (*Requester, error) {
+	if !strings.HasPrefix(strings.ToUpper(sid), "S-1-") {
+		return d.logonFailed(ch, sid, "525", "the certificate maps to no SID", "certificate")
+	}
+	o, err := d.Resolve(ctx, sid)
+	if errors.Is(err, ErrNotFound) {
+		err = store.ErrNotFound
+	}
+	return d.logon(ctx, ch, sid, o, err, AuthCertificate, "certificate")
+}
+
+// logon ends a logon by a credential the transport verified: the account must exist,
+// be a principal, enabled and not locked out.
+func (d *Directory) logon(ctx context.Context, ch *Requester, name string, o *Object, err error, method AuthMethod, how string) (*Requester, error) {
 	switch {
 	case errors.Is(err, store.ErrNotFound) || err == nil && (o.Class == ClassGroup || !o.IsPrincipal()):
-		return fail("525", "unknown account")
+		return d.logonFailed(ch, name, "525", "unknown account", how)
 	case err != nil:
 		return nil, err
 	case !o.Enabled():
-		return fail("533", "account disabled")
+		return d.logonFailed(ch, name, "533", "account disabled", how)
 	case d.lockedOut(o, d.domainPolicy(ctx), d.nowFT()):
-		return fail("775", "account locked out")
+		return d.logonFailed(ch, name, "775", "account locked out", how)
 	}
 	tok, err := d.token(ctx, o)
 	if err != nil {
 		return nil, err
 	}
-	return &Requester{Token: tok, Auth: AuthKerberos, Protection: ch.Protection, Remote: ch.Remote}, nil
+	return &Requester{Token: tok, Auth: method, Protection: ch.Protection, Remote: ch.Remote}, nil
+}
+
+func (d *Directory) logonFailed(ch *Requester, name, data, why, how string) (*Requester, error) {
+	d.audit.RecordNoisy(ch.Remote, d.now(), audit.Warn, "authentication failed", "name", name, "remote", ch.Remote, "data", data, "reason", why, "method", how)
+	return nil, &ErrInvalidCredentials{Data: data}
 }
 
 // LDAPServiceKey returns the key of this domain controller's account that a ticket for

@@ -31,10 +31,11 @@ type AuthMethod uint8
 
 // Authentication methods.
 const (
-	AuthAnonymous AuthMethod = iota
-	AuthSimple               // an LDAP simple bind (password)
-	AuthKerberos             // a Kerberos ticket (SASL GSSAPI / GSS-SPNEGO)
-	AuthLocal                // a command on the data directory, as SYSTEM
+	AuthAnonymous   AuthMethod = iota
+	AuthSimple                 // an LDAP simple bind (password)
+	AuthKerberos               // a Kerberos ticket (SASL GSSAPI / GSS-SPNEGO)
+	AuthCertificate            // a TLS client certificate (SASL EXTERNAL)
+	AuthLocal                  // a command on the data directory, as SYSTEM
 )
 
 // Requester is who asks, how it authenticated and over what channel. Every read and

@@ -62,17 +62,25 @@ func (c *conn) bind(ctx context.Context, id int64, op *ber.Packet) {
 		return
 	}
 	req, err := c.srv.cfg.Dir.Authenticate(ctx, c.req, name, password)
-	var ic *directory.ErrInvalidCredentials
-	if errors.As(err, &ic) {
-		reply(resultInvalidCredentials, fmt.Sprintf(diagInvalidCreds, ic.Data))
-		return
-	}
-	if err != nil {
-		reply(resultOther, err.Error())
+	if lerr := logonError(err); lerr != nil {
+		reply(lerr.code, lerr.diag)
 		return
 	}
 	c.req = req
 	reply(resultSuccess, "")
+}
+
+// logonError is a failed logon's result: invalidCredentials with AD's data code for
+// the directory's refusals, other for the rest; nil for no error.
+func logonError(err error) *ldapError {
+	var ic *directory.ErrInvalidCredentials
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ic):
+		return &ldapError{code: resultInvalidCredentials, diag: fmt.Sprintf(diagInvalidCreds, ic.Data)}
+	}
+	return &ldapError{code: resultOther, diag: err.Error()}
 }
 
 // extended serves StartTLS and Who am I? ([RFC 4511] 4.12, [RFC 4513] 3, [RFC 4532]).

@@ -3,6 +3,7 @@ package ldapserver
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -15,10 +16,11 @@ import (
 	"gmsa/internal/audit"
 	"gmsa/internal/directory"
 	"gmsa/internal/gss"
+	"gmsa/internal/pki"
 )
 
 // SASL mechanisms this server offers ([MS-ADTS] 3.1.1.3.4.5.1 lists AD's).
-var saslMechanisms = []string{"GSSAPI", "GSS-SPNEGO"}
+var saslMechanisms = []string{"GSSAPI", "GSS-SPNEGO", "EXTERNAL"}
 
 const (
 	resultSaslBindInProgress = 14
@@ -75,6 +77,8 @@ func (c *conn) sasl(ctx context.Context, id int64, auth *ber.Packet) {
 		c.spnego(ctx, reply, fail, creds)
 	case st != nil && mech == "GSSAPI":
 		c.gssapiStep(reply, fail, st, creds)
+	case mech == "EXTERNAL":
+		c.external(ctx, reply, fail, creds)
 	default:
 		fail(resultAuthMethodNotSupported, fmt.Sprintf("00002027: LdapErr: DSID-0C090A0A, comment: SASL mechanism %q is not supported; this server offers %s, data 0, v4563", mech, strings.Join(saslMechanisms, ", ")))
 	}
@@ -104,12 +108,8 @@ func (c *conn) accept(ctx context.Context, token []byte) (*gss.Accepted, *direct
 		return nil, nil, &ldapError{code: resultInvalidCredentials, diag: fmt.Sprintf(diagInvalidCreds, "52e")}
 	}
 	req, err := dir.KerberosLogon(ctx, c.req, acc.Client.NameString[0])
-	var ic *directory.ErrInvalidCredentials
-	if errors.As(err, &ic) {
-		return nil, nil, &ldapError{code: resultInvalidCredentials, diag: fmt.Sprintf(diagInvalidCreds, ic.Data)}
-	}
-	if err != nil {
-		return nil, nil, &ldapError{code: resultOther, diag: err.Error()}
+	if lerr := logonError(err); lerr != nil {
+		return nil, nil, lerr
 	}
 	return acc, req, nil
 }
@@ -259,6 +259,53 @@ func (c *conn) complete(reply func(int, string, []byte), req *directory.Requeste
 	c.w.Reset(audit.Gate(lc, c.srv.cfg.Audit))
 	c.wmu.Unlock()
 	c.layer = true
+}
+
+// external serves SASL EXTERNAL ([RFC 4422] appendix A) over TLS: the client
+// certificate must chain to the domain's CA for client authentication, and names its
+// account by the SID of AD's strong mapping (KB5014754); an authorization identity, if
+// any, must be that account.
+func (c *conn) external(ctx context.Context, reply func(int, string, []byte), fail func(int, string), authzid []byte) {
+	c.saslState = nil
+	tc, ok := c.nc.(*tls.Conn)
+	if !ok || c.req.Protection != directory.ProtectionTLS {
+		fail(resultInappropriateAuth, "00002F8F: SASL EXTERNAL needs a TLS connection (ldaps:// or StartTLS) with a client certificate")
+		return
+	}
+	certs := tc.ConnectionState().PeerCertificates
+	if len(certs) == 0 {
+		fail(resultInappropriateAuth, "00002F8F: SASL EXTERNAL: the client presented no certificate")
+		return
+	}
+	if c.srv.cfg.ClientCAs == nil {
+		fail(resultAuthMethodNotSupported, "SASL EXTERNAL: no client certificate authority is configured on this server")
+		return
+	}
+	inter := x509.NewCertPool()
+	for _, ic := range certs[1:] {
+		inter.AddCert(ic)
+	}
+	if _, err := certs[0].Verify(x509.VerifyOptions{Roots: c.srv.cfg.ClientCAs, Intermediates: inter, CurrentTime: c.srv.cfg.Now(),
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		fail(resultInvalidCredentials, fmt.Sprintf("80090308: LdapErr: DSID-0C090569, comment: the client certificate is not trusted for this domain (%v), data 0, v4563", err))
+		return
+	}
+	sid, ok := pki.CertificateSID(certs[0])
+	if !ok {
+		fail(resultInvalidCredentials, fmt.Sprintf(diagInvalidCreds, "525")+" (the certificate carries no account SID)")
+		return
+	}
+	req, err := c.srv.cfg.Dir.CertificateLogon(ctx, c.req, sid)
+	if lerr := logonError(err); lerr != nil {
+		fail(lerr.code, lerr.diag)
+		return
+	}
+	if len(authzid) > 0 && !c.authzidIsSelf(string(authzid), req) {
+		fail(resultInappropriateAuth, "00002F8F: an authorization identity other than the certificate's account is not supported")
+		return
+	}
+	c.req = req
+	reply(resultSuccess, "", nil)
 }
 
 // layeredConn is a connection whose reads and writes go through a SASL layer.

@@ -3,7 +3,9 @@ package ldapserver_test
 import (
 	"bufio"
 	"crypto/rand"
+	"crypto/tls"
 	"net"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +21,7 @@ import (
 	"gmsa/internal/directory"
 	"gmsa/internal/gss"
 	"gmsa/internal/krbkey"
+	"gmsa/internal/pki"
 	"gmsa/internal/servertest"
 	"gmsa/internal/tlv"
 )
@@ -191,5 +194,63 @@ func TestKerberosBindRefusals(t *testing.T) {
 	l.Start()
 	if who, err := l.WhoAmI(nil); err != nil || who.AuthzID != "" {
 		t.Fatalf("after refused binds: %+v %v", who, err)
+	}
+}
+
+// SASL EXTERNAL: a certificate from the domain's CA binds as the account whose SID it
+// carries, over LDAPS and after StartTLS; a certificate from elsewhere, none, or a
+// plain connection does not.
+func TestExternalBind(t *testing.T) {
+	s := setup(t, servertest.Options{})
+	web := must(s.Dir.NewComputer(ctx, directory.LocalSystem(), directory.ComputerOptions{Name: "WEB01"}))
+	must(s.Dir.AddMember(ctx, directory.LocalSystem(), "Web Hosts", "WEB01$"))
+	certPEM, keyPEM, err := pki.IssueClient(filepath.Dir(s.CAFile), "WEB01$", web.SID, 24*time.Hour, time.Now(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := must(tls.X509KeyPair(certPEM, keyPEM))
+	tc := &tls.Config{RootCAs: s.CAPool, ServerName: "localhost", Certificates: []tls.Certificate{cert}}
+	c := must(ldap.DialURL("ldaps://"+s.LDAPS, ldap.DialWithTLSConfig(tc)))
+	defer c.Close()
+	if err := c.ExternalBind(); err != nil {
+		t.Fatal(err)
+	}
+	if who, err := c.WhoAmI(nil); err != nil || who.AuthzID != "u:EXAMPLE\\WEB01$" {
+		t.Fatalf("who am I: %+v %v", who, err)
+	}
+	if r, err := passwordSearch(c); err != nil || len(r.Entries[0].GetRawAttributeValue("msDS-ManagedPassword")) != 290 {
+		t.Fatalf("password over EXTERNAL: %v", err)
+	}
+	st := dialPlain(t, s)
+	if err := st.StartTLS(tc); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.ExternalBind(); err != nil {
+		t.Fatalf("after StartTLS: %v", err)
+	}
+	// Refusals: no TLS; no certificate; a certificate of another CA for the same SID.
+	if err := dialPlain(t, s).ExternalBind(); code(err) != ldap.LDAPResultInappropriateAuthentication {
+		t.Fatalf("plain: %v", err)
+	}
+	if err := dialTLS(t, s).ExternalBind(); code(err) != ldap.LDAPResultInappropriateAuthentication {
+		t.Fatalf("no certificate: %v", err)
+	}
+	other := t.TempDir()
+	if _, err := pki.Ensure(other, []string{"localhost"}, time.Now(), rand.Reader); err != nil {
+		t.Fatal(err)
+	}
+	fcert, fkey, _ := pki.IssueClient(other, "WEB01$", web.SID, time.Hour, time.Now(), rand.Reader)
+	forged := must(tls.X509KeyPair(fcert, fkey))
+	fc := must(ldap.DialURL("ldaps://"+s.LDAPS, ldap.DialWithTLSConfig(&tls.Config{RootCAs: s.CAPool, ServerName: "localhost", Certificates: []tls.Certificate{forged}})))
+	defer fc.Close()
+	if err := fc.ExternalBind(); code(err) != ldap.LDAPResultInvalidCredentials || !strings.Contains(err.Error(), "not trusted") {
+		t.Fatalf("another CA's certificate: %v", err)
+	}
+	// A disabled account's certificate no longer binds.
+	must(s.Dir.SetAccount(ctx, directory.LocalSystem(), "WEB01$", directory.GMSAChanges{Enabled: new(false)}))
+	c2 := must(ldap.DialURL("ldaps://"+s.LDAPS, ldap.DialWithTLSConfig(tc)))
+	defer c2.Close()
+	if err := c2.ExternalBind(); code(err) != ldap.LDAPResultInvalidCredentials || !strings.Contains(err.Error(), "data 533") {
+		t.Fatalf("disabled: %v", err)
 	}
 }

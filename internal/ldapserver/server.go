@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -59,6 +60,9 @@ type Config struct {
 	// ([MS-ADTS] 5.1.2.2): never checked (the zero value), checked when sent, or required.
 	ChannelBinding gss.ChannelBindingPolicy
 	Rand           io.Reader // confounders and sequence numbers of SASL layers
+	// ClientCAs verify client certificates for SASL EXTERNAL (the domain's CA); nil
+	// refuses EXTERNAL.
+	ClientCAs *x509.CertPool
 }
 
 // maxClockSkew bounds the difference between a Kerberos authenticator's time and ours

@@ -48,7 +48,19 @@ func Ensure(dir string, names []string, now time.Time, rand io.Reader) (*tls.Con
 			return nil, err
 		}
 	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+	// Client certificates are asked for, not required: the LDAP server checks one
+	// against the CA for a SASL EXTERNAL bind, and ignores it otherwise.
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, ClientAuth: tls.RequestClientCert}, nil
+}
+
+// newKey makes a certificate's P-256 key and serial number.
+func newKey(rand io.Reader) (*ecdsa.PrivateKey, *big.Int, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand)
+	if err != nil {
+		return nil, nil, err
+	}
+	sn, err := serial(rand)
+	return key, sn, err
 }
 
 // serial is 1 + 127 random bits: always positive, as Go's x509 and RFC 5280 require
@@ -75,11 +87,7 @@ func loadOrCreateCA(dir string, now time.Time, rand io.Reader) (*x509.Certificat
 			}
 		}
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand)
-	if err != nil {
-		return nil, nil, err
-	}
-	sn, err := serial(rand)
+	key, sn, err := newKey(rand)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -123,11 +131,7 @@ func issue(dir string, ca *x509.Certificate, caKey *ecdsa.PrivateKey, names []st
 	if len(names) == 0 {
 		return tls.Certificate{}, errors.New("pki: a server certificate needs at least one name")
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	sn, err := serial(rand)
+	key, sn, err := newKey(rand)
 	if err != nil {
 		return tls.Certificate{}, err
 	}

@@ -195,8 +195,12 @@ func startLDAP(cfg Config, deps Deps, dir *directory.Directory, trail *audit.Log
 	ep.CA = filepath.Join(cfg.Data, "tls", pki.CAFile)
 	lim := cfg.LDAP.Limits
 	binding, _ := cfg.channelBinding() // checked by Validate
+	clientCAs, err := pki.ClientPool(filepath.Join(cfg.Data, "tls"))
+	if err != nil {
+		return ep, nil, fmt.Errorf("TLS: %w", err)
+	}
 	srv := ldapserver.New(ldapserver.Config{Dir: dir, TLS: tlsCfg, Logger: deps.Logger, Audit: trail, Now: deps.Now, Rand: deps.Rand,
-		AllowPlainSimpleBind: cfg.LDAP.AllowPlainSimpleBind, DNSHostName: host, ChannelBinding: binding,
+		AllowPlainSimpleBind: cfg.LDAP.AllowPlainSimpleBind, DNSHostName: host, ChannelBinding: binding, ClientCAs: clientCAs,
 		MaxPDU: lim.MaxReceiveBuffer, MaxUnboundPDU: lim.MaxUnboundRequest, UnboundMemory: lim.UnboundMemory,
 		MaxConns: lim.MaxConnections, MaxConnsPerSource: lim.MaxConnectionsPerSource, InitRecvTimeout: lim.InitRecvTimeout,
 		IdleTimeout: lim.MaxConnIdleTime, MaxQueryDuration: lim.MaxQueryDuration, MaxPageSize: lim.MaxPageSize,

@@ -79,7 +79,7 @@ func Start(t testing.TB, opt Options) *Stack {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(pem)
 	cfg := opt.Limits
-	cfg.Dir, cfg.TLS, cfg.Now, cfg.Audit = p.Directory, tlsCfg, opt.Now, trail
+	cfg.Dir, cfg.TLS, cfg.Now, cfg.Audit, cfg.ClientCAs = p.Directory, tlsCfg, opt.Now, trail, pool
 	srv := ldapserver.New(cfg)
 	s := &Stack{Dir: p.Directory, CAFile: caFile, CAPool: pool, AdminPassword: p.AdminPassword, Audit: auditBuf, Server: srv}
 	for _, x := range []struct {

@@ -119,6 +119,22 @@ func TestSASLBindsWithRealClients(t *testing.T) {
 			t.Fatalf("our client, %s: another password", c.name)
 		}
 	}
+	// SASL EXTERNAL: a client certificate 'cert issue' signs with the server's CA (the
+	// SID from the running server over LDAPS, the CA from the data directory) binds
+	// ldapsearch as WEB01$ over LDAPS.
+	certFile, keyFile := filepath.Join(dir, "web01.pem"), filepath.Join(dir, "web01.key")
+	if out, errOut, code := run(nil, "", gmsaBin, append([]string{"cert", "issue", "WEB01$", "--data", data, "--cert-out", certFile, "--key-out", keyFile}, admin...)...); code != 0 {
+		t.Fatalf("cert issue: %s%s", out, errOut)
+	}
+	certEnv := []string{"LDAPTLS_CACERT=" + ep["ca"], "LDAPTLS_CERT=" + certFile, "LDAPTLS_KEY=" + keyFile}
+	out, errOut, code = run(certEnv, "", "ldapsearch", "-LLL", "-o", "ldif-wrap=no", "-Y", "EXTERNAL", "-H", ep["ldaps"], "-b", msaBase, "(sAMAccountName=svc$)", "msDS-ManagedPassword")
+	if code != 0 || !blobLine.MatchString(out) {
+		t.Fatalf("ldapsearch -Y EXTERNAL: exit %d\n%s%s", code, out, errOut)
+	}
+	if out, errOut, code := run(certEnv, "", "ldapwhoami", "-Y", "EXTERNAL", "-H", ep["ldaps"]); code != 0 || !strings.Contains(out, "u:EXAMPLE\\WEB01$") {
+		t.Fatalf("ldapwhoami -Y EXTERNAL: exit %d\n%s%s", code, out, errOut)
+	}
+
 	// A principal outside PrincipalsAllowedToRetrieveManagedPassword gets none.
 	os.WriteFile(pwFile, []byte("Out-Pass-123!\n"), 0o600)
 	if out, errOut, code := run(env, "", gmsaBin, "account", "password", "svc", "--server", url, "--kerberos", "--principal", "outsider", "--password-file", pwFile); code != 2 || !strings.Contains(errOut, "may not retrieve") {
