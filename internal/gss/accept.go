@@ -78,7 +78,8 @@ type Accepted struct {
 // under the service key, times within MaxSkew, the authenticator under the ticket's
 // session key, its GSS checksum and channel bindings. appData is the channel's
 // application data for bindings (tls-server-end-point), nil without TLS.
-func (a *Acceptor) Accept(token, appData []byte) (*Accepted, error) {
+func (a *Acceptor) Accept(token, appData []byte) (acc *Accepted, err error) {
+	defer decoderPanic(&err)
 	oid, id, msg, err := parseKrb5Token(token)
 	if err != nil {
 		return nil, err
@@ -275,6 +276,15 @@ func encrypt(etype int32, key []byte, usage uint32, plain []byte, rand io.Reader
 		return nil, err
 	}
 	return u.Encrypt(nil, conf[:], plain), nil
+}
+
+// decoderPanic turns a panic of gokrb5's decoders (they index past the end of some
+// malformed input) into ErrMalformed for the one token: a peer's bytes never end the
+// process. Deferred by the functions that decode a peer's Kerberos messages.
+func decoderPanic(err *error) {
+	if r := recover(); r != nil {
+		*err = fmt.Errorf("%w: the Kerberos decoder failed (%v)", ErrMalformed, r)
+	}
 }
 
 func hmacEqual(a, b []byte) bool { return subtle.ConstantTimeCompare(a, b) == 1 }

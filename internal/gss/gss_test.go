@@ -364,3 +364,16 @@ func BenchmarkWrapUnwrapSealed(b *testing.B) {
 		}
 	}
 }
+
+// A decoder's panic becomes ErrMalformed for the token.
+func TestDecoderPanicIsAnError(t *testing.T) {
+	f := func() (err error) {
+		defer decoderPanic(&err)
+		var b []byte
+		_ = b[1]
+		return nil
+	}
+	if err := f(); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("%v", err)
+	}
+}

@@ -88,7 +88,8 @@ func (in *Initiator) Initiate() ([]byte, *Pending, error) {
 
 // Complete checks the acceptor's AP-REP ([RFC 4120] 3.2.5: our authenticator's time
 // echoed under the session key) and returns the established context.
-func (p *Pending) Complete(token []byte) (*Context, error) {
+func (p *Pending) Complete(token []byte) (ctx *Context, err error) {
+	defer decoderPanic(&err)
 	_, id, msg, err := parseKrb5Token(token)
 	if err != nil {
 		return nil, err

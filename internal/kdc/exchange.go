@@ -82,17 +82,8 @@ func kerr(code int32, format string, a ...any) *krbError {
 // with the reply's bytes; remote is the peer's address for the audit trail.
 func (x *Exchange) Handle(ctx context.Context, req []byte, remote string) []byte {
 	now := x.Now().UTC()
-	var reply []byte
-	var err error
+	reply, err := x.handle(ctx, req, remote, now)
 	sname := types.PrincipalName{NameType: nametype.KRB_NT_SRV_INST, NameString: []string{"krbtgt", x.Realm}}
-	switch {
-	case len(req) > 0 && req[0] == 0x6a: // [APPLICATION 10] AS-REQ
-		reply, err = x.as(ctx, req, remote, now)
-	case len(req) > 0 && req[0] == 0x6c: // [APPLICATION 12] TGS-REQ
-		reply, err = x.tgs(ctx, req, remote, now)
-	default:
-		err = kerr(errorcode.KRB_AP_ERR_MSG_TYPE, "not an AS-REQ or a TGS-REQ")
-	}
 	if err == nil {
 		return reply
 	}
@@ -110,6 +101,27 @@ func (x *Exchange) Handle(ctx context.Context, req []byte, remote string) []byte
 		return nil
 	}
 	return b
+}
+
+// handle dispatches a request. gokrb5's decoders panic on some malformed input (an
+// index out of range in additional tickets, found by FuzzHandle): a panic while serving
+// one request becomes that request's error, never the server's end.
+func (x *Exchange) handle(ctx context.Context, req []byte, remote string, now time.Time) (reply []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			if x.Log != nil {
+				x.Log.Warn("Kerberos request made the decoder fail", "remote", remote, "panic", fmt.Sprint(r))
+			}
+			reply, err = nil, kerr(errorcode.KRB_ERR_GENERIC, "malformed request")
+		}
+	}()
+	switch {
+	case len(req) > 0 && req[0] == 0x6a: // [APPLICATION 10] AS-REQ
+		return x.as(ctx, req, remote, now)
+	case len(req) > 0 && req[0] == 0x6c: // [APPLICATION 12] TGS-REQ
+		return x.tgs(ctx, req, remote, now)
+	}
+	return nil, kerr(errorcode.KRB_AP_ERR_MSG_TYPE, "not an AS-REQ or a TGS-REQ")
 }
 
 // principalName joins a client principal's components; NT-ENTERPRISE names are one

@@ -95,19 +95,33 @@ func New(opt Options, getenv func(string) string) (*Client, error) {
 	if realm == "" {
 		return nil, errors.New("krbclient: no realm: give the principal as name@REALM, --realm, or a krb5.conf with default_realm")
 	}
-	if err := cl.Login(); err != nil {
+	if err := guard(cl.Login); err != nil {
 		return nil, fmt.Errorf("krbclient: logging on as %s@%s: %w", name, realm, err)
 	}
 	return &Client{cl: cl, Principal: cl.Credentials.CName(), Realm: cl.Credentials.Realm()}, nil
 }
 
 // ServiceTicket gets a ticket for spn (such as ldap/dc1.example.test) and its session key.
-func (c *Client) ServiceTicket(spn string) (messages.Ticket, types.EncryptionKey, error) {
-	t, k, err := c.cl.GetServiceTicket(spn)
+func (c *Client) ServiceTicket(spn string) (t messages.Ticket, k types.EncryptionKey, err error) {
+	err = guard(func() (err error) {
+		t, k, err = c.cl.GetServiceTicket(spn)
+		return err
+	})
 	if err != nil {
 		return t, k, fmt.Errorf("krbclient: a ticket for %s: %w", spn, err)
 	}
 	return t, k, nil
+}
+
+// guard runs a gokrb5 exchange; its decoders panic on some malformed replies, which
+// become an error here rather than the end of the process.
+func guard(f func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("the KDC's reply broke the Kerberos decoder (%v)", r)
+		}
+	}()
+	return f()
 }
 
 // Close forgets the tickets.

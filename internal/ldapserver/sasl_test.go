@@ -89,7 +89,14 @@ func TestKerberosBindSealed(t *testing.T) {
 			if err != nil || len(r.Entries) != 1 || len(r.Entries[0].GetRawAttributeValue("msDS-ManagedPassword")) != 290 {
 				t.Fatalf("%s: the password over a sealed layer: %v", mech, err)
 			}
-			if err := c.StartTLS(nil); err == nil {
+			if err := c.ExternalBind(); code(err) != ldap.LDAPResultUnwillingToPerform {
+				t.Fatalf("%s: a second SASL bind over the layer: %v", mech, err)
+			}
+			// A failed bind leaves the connection anonymous ([RFC 4511] 4.2.1); the layer stays.
+			if who, err := c.WhoAmI(nil); err != nil || who.AuthzID != "" {
+				t.Fatalf("%s: after a refused bind over the layer: %+v %v", mech, who, err)
+			}
+			if err := c.StartTLS(nil); err == nil { // go-ldap cannot go on after a failed StartTLS: last
 				t.Fatalf("%s: StartTLS over a SASL layer was accepted", mech)
 			}
 		}
