@@ -335,6 +335,11 @@ func (c *conn) bound() bool { return c.req.Token != nil }
 
 func (c *conn) serve() {
 	defer func() {
+		// A bug reached by one client's request ends that client's connection, logged
+		// with its stack, and not the server with every other connection.
+		if r := recover(); r != nil {
+			c.srv.cfg.Logger.Error("panic serving a connection; closing it", "remote", c.req.Remote, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+		}
 		c.close()
 		c.dropPages()
 		s := c.srv
