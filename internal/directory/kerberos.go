@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"gmsa/internal/audit"
@@ -414,12 +415,22 @@ func (d *Directory) logonFailed(ch *Requester, name, data, why, how string) (*Re
 // one of its SPNs (ldap/…, host/…) was encrypted with, for the LDAP server's SASL
 // acceptor: tickets for any other account are refused.
 func (d *Directory) LDAPServiceKey(ctx context.Context, components []string, etype int32, kvno int) ([]byte, error) {
-	p, err := d.KerberosService(ctx, components)
+	spn := strings.Join(components, "/")
+	dc, err := d.byIndex(ctx, samKey(d.domain.DCName+"$"))
 	if err != nil {
 		return nil, err
 	}
-	if !strings.EqualFold(p.SAM, d.domain.DCName+"$") {
-		return nil, fmt.Errorf("directory: the ticket is for %s, not for this domain controller (%s$)", strings.Join(components, "/"), d.domain.DCName)
+	// The SPN must be the DC account's before any key is looked at: a ticket for another
+	// account (a gMSA's, whose keys cost a KDS derivation) is refused at once.
+	own := func(name string) bool {
+		return slices.ContainsFunc(dc.SPNs, func(s string) bool { return strings.EqualFold(s, name) })
+	}
+	if !own(spn) && !(len(components) >= 2 && isHostAlias(components[0]) && own("host/"+strings.Join(components[1:], "/"))) {
+		return nil, fmt.Errorf("directory: the ticket is for %s, not for this domain controller (%s$)", spn, d.domain.DCName)
+	}
+	p, err := d.kerberosPrincipal(ctx, dc)
+	if err != nil {
+		return nil, err
 	}
 	for _, k := range append(append([]KerberosKey{}, p.Keys...), p.OldKeys...) {
 		if k.Etype == etype && (kvno == 0 || uint32(kvno) == k.KVNO) {

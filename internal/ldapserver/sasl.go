@@ -165,9 +165,17 @@ func (c *conn) gssapiStep(reply func(int, string, []byte), fail func(int, string
 			fail(resultProtocolError, err.Error())
 			return
 		}
-		if layer&st.offered != layer || (layer != gss.LayerNone && layer != gss.LayerIntegrity && layer != gss.LayerConfidentiality) {
+		if layer == 0 || layer&^st.offered != 0 {
 			fail(resultProtocolError, fmt.Sprintf("security layer %#x was not offered (offered %#x)", layer, st.offered))
 			return
+		}
+		// AD and Samba read the choice as a bit mask (Cyrus's ad_compat sends 0x06):
+		// the strongest bit chosen wins.
+		switch {
+		case layer&gss.LayerConfidentiality != 0:
+			layer = gss.LayerConfidentiality
+		case layer&gss.LayerIntegrity != 0:
+			layer = gss.LayerIntegrity
 		}
 		if authzid != "" && !c.authzidIsSelf(authzid, st.req) {
 			fail(resultInappropriateAuth, "00002F8F: an authorization identity other than the authenticated one is not supported")

@@ -105,6 +105,12 @@ func TestKerberosBindSealed(t *testing.T) {
 
 // rawBind sends one SASL BindRequest and returns the result code and diagnostic.
 func rawBind(t *testing.T, nc net.Conn, r *bufio.Reader, id int64, mech string, creds []byte) (int64, string) {
+	code, diag, _ := rawBindCreds(t, nc, r, id, mech, creds)
+	return code, diag
+}
+
+// rawBindCreds is rawBind that also returns the server's SASL credentials.
+func rawBindCreds(t *testing.T, nc net.Conn, r *bufio.Reader, id int64, mech string, creds []byte) (int64, string, []byte) {
 	t.Helper()
 	msg := ber.NewSequence("LDAPMessage")
 	msg.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagInteger, id, "id"))
@@ -128,8 +134,61 @@ func rawBind(t *testing.T, nc net.Conn, r *bufio.Reader, id int64, mech string, 
 	}
 	p := ber.DecodePacket(raw)
 	resp := p.Children[1]
-	return resp.Children[0].Value.(int64), resp.Children[2].Value.(string)
+	var server []byte
+	if len(resp.Children) > 3 {
+		server = resp.Children[3].Data.Bytes()
+	}
+	return resp.Children[0].Value.(int64), resp.Children[2].Value.(string), server
 }
+
+// Cyrus's ad_compat option chooses the layers as a bit mask (0x06); AD and Samba seal
+// then, and so do we. The ticket is for cifs/, which AD maps to the DC's host/ SPN.
+func TestLayerChoiceAsBitMask(t *testing.T) {
+	s := setup(t, servertest.Options{})
+	nc, err := net.Dial("tcp", s.LDAP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	r := bufio.NewReader(nc)
+	in := ticketFor(t, s, "websvc", "cifs/dc1.example.test")
+	tok, pending, _ := in.Initiate()
+	code, diag, rep := rawBindCreds(t, nc, r, 1, "GSSAPI", tok)
+	if code != 14 {
+		t.Fatalf("AP-REQ: %d %s", code, diag)
+	}
+	g, err := pending.Complete(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, wrapped := rawBindCreds(t, nc, r, 2, "GSSAPI", []byte{})
+	offer, _, err := g.Unwrap(wrapped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if layers, _, _ := gss.ParseLayerOffer(offer); layers != 7 {
+		t.Fatalf("offered %#x", layers)
+	}
+	choice, _ := g.Wrap(nil, gss.LayerChoice(gss.LayerIntegrity|gss.LayerConfidentiality, 1<<16, ""), false)
+	if code, diag := rawBind(t, nc, r, 3, "GSSAPI", choice); code != 0 {
+		t.Fatalf("choice 0x06: %d %s", code, diag)
+	}
+	layer, _ := gss.NewLayer(r, nc, g, true, 1<<16, 1<<20)
+	l := ldap.NewConn(&sealed{Conn: nc, layer: layer}, false)
+	l.Start()
+	defer l.Close()
+	if r, err := passwordSearch(l); err != nil || len(r.Entries[0].GetRawAttributeValue("msDS-ManagedPassword")) != 290 {
+		t.Fatalf("sealed after 0x06: %v", err)
+	}
+}
+
+type sealed struct {
+	net.Conn
+	layer *gss.Layer
+}
+
+func (c *sealed) Read(p []byte) (int, error)  { return c.layer.Read(p) }
+func (c *sealed) Write(p []byte) (int, error) { return c.layer.Write(p) }
 
 // Hostile and broken SASL binds get clear errors and leave no identity behind.
 func TestKerberosBindRefusals(t *testing.T) {
