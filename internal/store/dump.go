@@ -59,8 +59,12 @@ func Restore(ctx context.Context, s Store, r io.Reader) (int, error) {
 		return 0, err
 	}
 	total := len(ops)
+	batch := 5000
+	if b, ok := s.(interface{ MaxBatch() int }); ok { // a store with a smaller limit (etcd's --max-txn-ops)
+		batch = min(batch, b.MaxBatch())
+	}
 	for len(ops) > 0 { // bounded batches
-		n := min(len(ops), 5000)
+		n := min(len(ops), batch)
 		if _, err := s.Apply(ctx, ops[:n]...); err != nil {
 			return 0, err
 		}

@@ -10,6 +10,7 @@
 #   peers.sh samba-tool ARGS  run samba-tool inside the chroot against the local sam.ldb
 #   peers.sh chroot CMD ARGS  run a program of the chroot (e.g. samba-tool -H ldap://… against our server)
 #   peers.sh heimdal-sasl     the SASL_PATH of Cyrus SASL's Heimdal GSSAPI plugin
+#   peers.sh etcd             the path of etcd's server (for internal/store/etcd's tests)
 #
 # install also maps dc1.example.test to 127.0.0.1 in /etc/hosts (the host's and the
 # chroot's): a Kerberos bind asks for ldap/<the host name of the URL>.
@@ -31,6 +32,9 @@ HOST_PKGS="debootstrap ldap-utils krb5-user python3-ldap3 python3-impacket pytho
 # Cyrus SASL's Heimdal GSSAPI plugin conflicts with the MIT one: it is unpacked here and
 # chosen with SASL_PATH.
 HEIMDAL_SASL=$PEERS/heimdal-sasl
+# etcd's server, for the etcd store backend's tests: unpacked like the Heimdal plugin,
+# so that no service of the package starts.
+ETCD_DIR=$PEERS/etcd
 # The DC's name: Kerberos binds ask for a ticket to ldap/<name in the URL>.
 DC_HOSTS_LINE="127.0.0.1 dc1.example.test dc1"
 
@@ -52,6 +56,12 @@ install_host() {
     local tmp; tmp=$(mktemp -d)
     (cd "$tmp" && { apt-get download libsasl2-modules-gssapi-heimdal || { apt-get update -qq && apt-get download libsasl2-modules-gssapi-heimdal; }; })
     mkdir -p "$HEIMDAL_SASL" && dpkg -x "$tmp"/libsasl2-modules-gssapi-heimdal_*.deb "$HEIMDAL_SASL"
+    rm -rf "$tmp"
+  fi
+  if [ ! -x "$ETCD_DIR/usr/bin/etcd" ]; then
+    local tmp; tmp=$(mktemp -d)
+    (cd "$tmp" && { apt-get download etcd-server || { apt-get update -qq && apt-get download etcd-server; }; })
+    mkdir -p "$ETCD_DIR" && dpkg -x "$tmp"/etcd-server_*.deb "$ETCD_DIR"
     rm -rf "$tmp"
   fi
   grep -q 'dc1\.example\.test' /etc/hosts || echo "$DC_HOSTS_LINE" >> /etc/hosts
@@ -162,5 +172,6 @@ case ${1:-} in
   chroot) shift; mount_proc; chroot "$ROOT" "$@" ;;   # a tool of the chroot (samba-tool -H ldap://…) against any server
   dir) echo "$HD" ;;
   heimdal-sasl) echo "$HEIMDAL_SASL/usr/lib/x86_64-linux-gnu/sasl2" ;;
+  etcd) echo "$ETCD_DIR/usr/bin/etcd" ;;
   *) echo "usage: $0 install|samba-provision|samba-start|samba-stop|samba-tool ARGS|chroot CMD|dir" >&2; exit 2 ;;
 esac

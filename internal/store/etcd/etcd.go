@@ -1,0 +1,210 @@
+// Package etcd is the store contract on an etcd cluster (v3 API), so that several
+// 'gmsa server' processes share one directory: a batch is one etcd transaction
+// (Txn(If(conditions…).Then(writes…))), a key's revision is its etcd mod revision,
+// and lists read one revision of the key space, page by page.
+package etcd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"gmsa/internal/store"
+)
+
+// Options say how to reach the cluster.
+type Options struct {
+	Endpoints   []string
+	Prefix      string // keys live under it: several domains share a cluster (default "gmsa/")
+	DialTimeout time.Duration
+	// MaxOps is the cluster's --max-txn-ops (etcd's default 128): a batch over it is
+	// refused before it is sent, and Restore writes batches of this size.
+	MaxOps int
+	Config clientv3.Config // TLS, credentials; Endpoints and DialTimeout above win
+}
+
+// Store is a store.Store on etcd.
+type Store struct {
+	c      *clientv3.Client
+	prefix string
+	maxOps int
+	closed atomic.Bool
+}
+
+// ErrNoQuorum is a cluster that did not answer in time: no member reachable, or no
+// leader.
+var ErrNoQuorum = errors.New("etcd: the cluster did not answer (no reachable member or no quorum)")
+
+// pageSize is how many keys a List reads per request.
+const pageSize = 1000
+
+// Open connects to the cluster and checks that it answers.
+func Open(ctx context.Context, opt Options) (*Store, error) {
+	if len(opt.Endpoints) == 0 {
+		return nil, errors.New("etcd: no endpoints")
+	}
+	if opt.Prefix == "" {
+		opt.Prefix = "gmsa/"
+	}
+	if opt.DialTimeout <= 0 {
+		opt.DialTimeout = 5 * time.Second
+	}
+	if opt.MaxOps <= 0 {
+		opt.MaxOps = 128
+	}
+	cfg := opt.Config
+	cfg.Endpoints, cfg.DialTimeout = opt.Endpoints, opt.DialTimeout
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop() // failures come back as errors; the client's own log would repeat them
+	}
+	c, err := clientv3.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("etcd: %w", err)
+	}
+	s := &Store{c: c, prefix: opt.Prefix, maxOps: opt.MaxOps}
+	cctx, cancel := context.WithTimeout(ctx, opt.DialTimeout)
+	defer cancel()
+	if _, err := c.Get(cctx, opt.Prefix, clientv3.WithCountOnly()); err != nil {
+		c.Close()
+		return nil, s.wrap(err)
+	}
+	return s, nil
+}
+
+// MaxBatch is the largest batch Apply takes (store.Restore writes batches of it).
+func (s *Store) MaxBatch() int { return s.maxOps }
+
+func (s *Store) wrap(err error) error {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, rpctypes.ErrTimeout), errors.Is(err, rpctypes.ErrTimeoutDueToLeaderFail),
+		errors.Is(err, rpctypes.ErrNoLeader), errors.Is(err, rpctypes.ErrTimeoutDueToConnectionLost):
+		return fmt.Errorf("%w: %v", ErrNoQuorum, err)
+	}
+	return fmt.Errorf("etcd: %w", err)
+}
+
+func (s *Store) Get(ctx context.Context, key string) (store.KV, error) {
+	if s.closed.Load() {
+		return store.KV{}, store.ErrClosed
+	}
+	r, err := s.c.Get(ctx, s.prefix+key)
+	if err != nil {
+		return store.KV{}, s.wrap(err)
+	}
+	if len(r.Kvs) == 0 {
+		return store.KV{}, &store.OpError{Key: key, Err: store.ErrNotFound}
+	}
+	kv := r.Kvs[0]
+	return store.KV{Key: key, Value: kv.Value, Rev: kv.ModRevision}, nil
+}
+
+// List reads every key with the prefix at one revision, in pages.
+func (s *Store) List(ctx context.Context, prefix string) ([]store.KV, error) {
+	if s.closed.Load() {
+		return nil, store.ErrClosed
+	}
+	from, end := s.prefix+prefix, clientv3.GetPrefixRangeEnd(s.prefix+prefix)
+	var out []store.KV
+	var rev int64
+	for {
+		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(pageSize), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend)}
+		if rev != 0 {
+			opts = append(opts, clientv3.WithRev(rev))
+		}
+		r, err := s.c.Get(ctx, from, opts...)
+		if err != nil {
+			return nil, s.wrap(err)
+		}
+		if rev == 0 {
+			rev = r.Header.Revision
+		}
+		for _, kv := range r.Kvs {
+			out = append(out, store.KV{Key: string(kv.Key[len(s.prefix):]), Value: kv.Value, Rev: kv.ModRevision})
+		}
+		if !r.More || len(r.Kvs) == 0 {
+			return out, nil
+		}
+		from = string(r.Kvs[len(r.Kvs)-1].Key) + "\x00"
+	}
+}
+
+// Apply runs the batch as one transaction: the conditions as comparisons, the writes
+// (the last write of a key wins, as etcd takes one per key) as its success branch, and
+// on failure reads of the conditions' keys to name the first that failed.
+func (s *Store) Apply(ctx context.Context, ops ...store.Op) (int64, error) {
+	if s.closed.Load() {
+		return 0, store.ErrClosed
+	}
+	var cmps []clientv3.Cmp
+	var reads []clientv3.Op
+	var conds []store.Op
+	writes := map[string]clientv3.Op{}
+	var order []string
+	for _, op := range ops {
+		if err := store.ValidKey(op.Key); err != nil {
+			return 0, err
+		}
+		k := s.prefix + op.Key
+		switch op.Cond {
+		case store.Absent:
+			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(k), "=", 0))
+		case store.Present:
+			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(k), ">", 0))
+		case store.AtRev:
+			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(k), "=", op.Rev))
+		}
+		if op.Cond != store.Always {
+			conds = append(conds, op)
+			reads = append(reads, clientv3.OpGet(k, clientv3.WithKeysOnly()))
+		}
+		if op.Check {
+			continue
+		}
+		if _, seen := writes[k]; !seen {
+			order = append(order, k)
+		}
+		if op.Delete {
+			writes[k] = clientv3.OpDelete(k)
+		} else {
+			writes[k] = clientv3.OpPut(k, string(op.Value))
+		}
+	}
+	then := make([]clientv3.Op, 0, len(order))
+	for _, k := range order {
+		then = append(then, writes[k])
+	}
+	if len(cmps)+len(then) > s.maxOps || len(reads) > s.maxOps {
+		return 0, fmt.Errorf("etcd: a batch of %d operations is over the cluster's %d (--max-txn-ops)", len(then)+len(cmps), s.maxOps)
+	}
+	r, err := s.c.Txn(ctx).If(cmps...).Then(then...).Else(reads...).Commit()
+	if err != nil {
+		return 0, s.wrap(err)
+	}
+	if r.Succeeded {
+		return r.Header.Revision, nil
+	}
+	for i, op := range conds {
+		var cur int64
+		if rr := r.Responses[i].GetResponseRange(); rr != nil && len(rr.Kvs) > 0 {
+			cur = rr.Kvs[0].ModRevision
+		}
+		if err := op.CheckCond(cur); err != nil {
+			return 0, err
+		}
+	}
+	return 0, fmt.Errorf("etcd: the transaction's conditions failed: %w", store.ErrConflict)
+}
+
+// Close releases the client; the cluster keeps the data.
+func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	return s.c.Close()
+}
