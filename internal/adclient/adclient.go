@@ -58,6 +58,8 @@ type Client struct {
 	DNSName    string // example.test
 	Realm      string // EXAMPLE.TEST
 	DomainSID  ntsec.SID
+	DomainGUID ntsec.GUID
+	NetBIOS    string // the domain's NetBIOS name
 	DCHostName string
 }
 
@@ -182,7 +184,7 @@ func (c *Client) naming() error {
 	}
 	c.DNSName = strings.Join(labels, ".")
 	c.Realm = strings.ToUpper(c.DNSName)
-	d, err := c.Conn.Search(ldap.NewSearchRequest(c.BaseDN, ldap.ScopeBaseObject, 0, 0, 0, false, "(objectClass=*)", []string{"objectSid"}, nil))
+	d, err := c.Conn.Search(ldap.NewSearchRequest(c.BaseDN, ldap.ScopeBaseObject, 0, 0, 0, false, "(objectClass=*)", []string{"objectSid", "objectGUID"}, nil))
 	if err != nil || len(d.Entries) == 0 {
 		return fmt.Errorf("adclient: reading the domain object: %v", err)
 	}
@@ -191,6 +193,18 @@ func (c *Client) naming() error {
 		return fmt.Errorf("adclient: the domain's objectSid: %w", err)
 	}
 	c.DomainSID = sid
+	c.DomainGUID, _ = ntsec.GUIDFromBytes(d.Entries[0].GetRawAttributeValue("objectGUID"))
+	// The NetBIOS name is the domain's crossRef's ([MS-ADTS] 6.1.1.2.1.1.2); a DC
+	// without the Partitions container gets the first DNS label, upper-cased.
+	if len(labels) > 0 {
+		c.NetBIOS = strings.ToUpper(labels[0])
+	}
+	if p, err := c.Conn.Search(ldap.NewSearchRequest("CN=Partitions,"+c.ConfigDN, ldap.ScopeSingleLevel, 0, 0, 0, false,
+		"(&(objectClass=crossRef)(nCName="+ldap.EscapeFilter(c.BaseDN)+"))", []string{"nETBIOSName"}, nil)); err == nil && len(p.Entries) == 1 {
+		if nb := p.Entries[0].GetAttributeValue("nETBIOSName"); nb != "" {
+			c.NetBIOS = nb
+		}
+	}
 	return nil
 }
 

@@ -55,7 +55,7 @@ func ldapErr(err error) error {
 func (l *LDAP) Domain(context.Context) (directory.Domain, error) {
 	c := l.C
 	dc := strings.ToUpper(strings.SplitN(c.DCHostName, ".", 2)[0])
-	return directory.Domain{DNSName: c.DNSName, Realm: c.Realm, NetBIOS: strings.ToUpper(strings.SplitN(c.DNSName, ".", 2)[0]),
+	return directory.Domain{DNSName: c.DNSName, Realm: c.Realm, NetBIOS: c.NetBIOS, GUID: c.DomainGUID,
 		SID: c.DomainSID.String(), BaseDN: c.BaseDN, ConfigDN: c.ConfigDN, DCName: dc}, nil
 }
 

@@ -131,6 +131,7 @@ func TestAdminCommandsOverLDAP(t *testing.T) {
 	}
 	ourKerberos := kerberosScenario(t, "ours", filepath.Join(data, "krb5.conf"), blob, kvno)
 	ourHost := hostScenario(t, ours, dcURL(ep["ldap"]), filepath.Join(data, "krb5.conf"))
+	ourSpec := credspecScenario(t, ours)
 
 	// Samba 4.22.
 	peers(t, "samba-provision")
@@ -148,6 +149,9 @@ func TestAdminCommandsOverLDAP(t *testing.T) {
 	sambaHost := hostScenario(t, samba, "ldap://dc1.example.test", filepath.Join(dcDir, "krb5.conf"))
 	if ourHost != sambaHost {
 		t.Fatalf("the host scenario differs:\n ours:  %s\n samba: %s", ourHost, sambaHost)
+	}
+	if sambaSpec := credspecScenario(t, samba); ourSpec != sambaSpec {
+		t.Fatalf("the credential specs differ:\n ours:  %s\n samba: %s", ourSpec, sambaSpec)
 	}
 	t.Logf("the same admin, Kerberos and host scenario passed against our server and Samba 4.22: %s; %s", ourKerberos, ourHost)
 }

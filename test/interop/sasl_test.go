@@ -201,3 +201,29 @@ func hostScenario(t *testing.T, tg target, ldapURL, krb5conf string) string {
 	}
 	return strings.Join(seen, "; ")
 }
+
+// credspecScenario writes the credential spec of app$ from a DC over LDAP and validates
+// it against that DC for LINUX01$ (allowed by hostScenario); it returns the spec without
+// the domain's own SID and GUID, which differ between DCs.
+func credspecScenario(t *testing.T, tg target) string {
+	file := filepath.Join(t.TempDir(), "spec.json")
+	if out, errOut, code := tg.gm(t, tg.admin, tg.adminPW, "", "credspec", "new", "--account", "app", "--out", file); code != 0 {
+		t.Fatalf("%s: credspec new: %s%s", tg.name, out, errOut)
+	}
+	if out, errOut, code := tg.gm(t, tg.admin, tg.adminPW, "", "credspec", "validate", file, "--host", "LINUX01$"); code != 0 || !strings.Contains(errOut, "valid") {
+		t.Fatalf("%s: credspec validate: exit %d %s%s", tg.name, code, out, errOut)
+	}
+	if out, errOut, code := tg.gm(t, tg.admin, tg.adminPW, "", "credspec", "validate", file, "--host", "stranger"); code == 0 || !strings.Contains(errOut, "may not retrieve") {
+		t.Fatalf("%s: credspec validate for a stranger: exit %d %s%s", tg.name, code, out, errOut)
+	}
+	b, _ := os.ReadFile(file)
+	var spec map[string]any
+	json.Unmarshal(b, &spec)
+	j := spec["DomainJoinConfig"].(map[string]any)
+	if !strings.HasPrefix(j["Sid"].(string), "S-1-5-21-") || len(j["Guid"].(string)) != 36 {
+		t.Fatalf("%s: domain SID and GUID: %v", tg.name, j)
+	}
+	j["Sid"], j["Guid"] = "SID", "GUID"
+	out, _ := json.Marshal(spec)
+	return string(out)
+}
