@@ -14,6 +14,8 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"gmsa/internal/store"
 )
@@ -83,7 +85,8 @@ func (s *Store) MaxBatch() int { return s.maxOps }
 func (s *Store) wrap(err error) error {
 	switch {
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, rpctypes.ErrTimeout), errors.Is(err, rpctypes.ErrTimeoutDueToLeaderFail),
-		errors.Is(err, rpctypes.ErrNoLeader), errors.Is(err, rpctypes.ErrTimeoutDueToConnectionLost):
+		errors.Is(err, rpctypes.ErrNoLeader), errors.Is(err, rpctypes.ErrTimeoutDueToConnectionLost),
+		status.Code(err) == codes.Unavailable, status.Code(err) == codes.DeadlineExceeded:
 		return fmt.Errorf("%w: %v", ErrNoQuorum, err)
 	}
 	return fmt.Errorf("etcd: %w", err)
