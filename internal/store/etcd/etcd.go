@@ -74,7 +74,7 @@ func Open(ctx context.Context, opt Options) (*Store, error) {
 	defer cancel()
 	if _, err := c.Get(cctx, opt.Prefix, clientv3.WithCountOnly()); err != nil {
 		c.Close()
-		return nil, s.wrap(err)
+		return nil, s.wrap(cctx, err)
 	}
 	return s, nil
 }
@@ -82,8 +82,10 @@ func Open(ctx context.Context, opt Options) (*Store, error) {
 // MaxBatch is the largest batch Apply takes (store.Restore writes batches of it).
 func (s *Store) MaxBatch() int { return s.maxOps }
 
-func (s *Store) wrap(err error) error {
+func (s *Store) wrap(ctx context.Context, err error) error {
 	switch {
+	case ctx.Err() != nil: // the caller's deadline passed first, whatever code the server gave
+		return fmt.Errorf("%w: %v", ErrNoQuorum, err)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, rpctypes.ErrTimeout), errors.Is(err, rpctypes.ErrTimeoutDueToLeaderFail),
 		errors.Is(err, rpctypes.ErrNoLeader), errors.Is(err, rpctypes.ErrTimeoutDueToConnectionLost),
 		status.Code(err) == codes.Unavailable, status.Code(err) == codes.DeadlineExceeded:
@@ -98,7 +100,7 @@ func (s *Store) Get(ctx context.Context, key string) (store.KV, error) {
 	}
 	r, err := s.c.Get(ctx, s.prefix+key)
 	if err != nil {
-		return store.KV{}, s.wrap(err)
+		return store.KV{}, s.wrap(ctx, err)
 	}
 	if len(r.Kvs) == 0 {
 		return store.KV{}, &store.OpError{Key: key, Err: store.ErrNotFound}
@@ -122,7 +124,7 @@ func (s *Store) List(ctx context.Context, prefix string) ([]store.KV, error) {
 		}
 		r, err := s.c.Get(ctx, from, opts...)
 		if err != nil {
-			return nil, s.wrap(err)
+			return nil, s.wrap(ctx, err)
 		}
 		if rev == 0 {
 			rev = r.Header.Revision
@@ -187,7 +189,7 @@ func (s *Store) Apply(ctx context.Context, ops ...store.Op) (int64, error) {
 	}
 	r, err := s.c.Txn(ctx).If(cmps...).Then(then...).Else(reads...).Commit()
 	if err != nil {
-		return 0, s.wrap(err)
+		return 0, s.wrap(ctx, err)
 	}
 	if r.Succeeded {
 		return r.Header.Revision, nil
