@@ -16,13 +16,20 @@ import (
 // Local serves Admin from a directory in this process, as the local system: whoever
 // can open the data directory administers the domain.
 type Local struct {
-	Dir   *directory.Directory
-	Store store.Store
+	Dir     *directory.Directory
+	Store   store.Store
+	Release func() // closes Store and what came with it (a data directory's lock); default Store.Close
 }
 
 func (l *Local) requester() *directory.Requester { return directory.LocalSystem() }
 
-func (l *Local) Close() error { return l.Store.Close() }
+func (l *Local) Close() error {
+	if l.Release != nil {
+		l.Release()
+		return nil
+	}
+	return l.Store.Close()
+}
 
 func (l *Local) Domain(context.Context) (directory.Domain, error) { return l.Dir.Domain(), nil }
 

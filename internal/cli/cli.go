@@ -70,6 +70,9 @@ type env struct {
 	getenv         func(string) string
 	output         string            // "table" or "json"
 	data           string            // --data
+	configFile     string            // --config: the server's YAML (its store section for local commands)
+	store          storeFlags        // --store, --etcd-endpoints, --etcd-prefix
+	cmd            *cobra.Command    // the command running
 	remote         adclient.Options  // --server, --user, --ca-file …
 	passwordFile   string            // --password-file: the bind password
 	krb            krbclient.Options // --kerberos, --keytab, --principal, --ccache
@@ -90,6 +93,7 @@ func run(ctx context.Context, args []string, e *env) error {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			e.cmd = cmd
 			if e.output != "table" && e.output != "json" {
 				return usagef("--output %q: want table or json", e.output)
 			}

@@ -27,7 +27,61 @@ func (e *env) dataFlag(c *cobra.Command) {
 	if def == "" {
 		def = "/var/lib/gmsa"
 	}
-	c.Flags().StringVar(&e.data, "data", def, "data directory; $GMSA_DATA sets the default")
+	f := c.Flags()
+	f.StringVar(&e.data, "data", def, "data directory; $GMSA_DATA sets the default")
+	f.StringVar(&e.configFile, "config", "", "the server's YAML configuration (its data directory and store: section)")
+	f.StringVar(&e.store.backend, "store", "", "where the directory lives: bolt (the data directory's file, default) or etcd ($GMSA_STORE_BACKEND)")
+	f.StringVar(&e.store.endpoints, "etcd-endpoints", "", "etcd endpoints, comma-separated: https://HOST:2379,… ($GMSA_ETCD_ENDPOINTS)")
+	f.StringVar(&e.store.prefix, "etcd-prefix", "", "the domain's key prefix in etcd (default gmsa/; $GMSA_ETCD_PREFIX)")
+}
+
+// storeFlags are the store settings a command line may override.
+type storeFlags struct{ backend, endpoints, prefix string }
+
+// localConfig is the configuration of a command that opens the store itself: the
+// defaults, then --config's file, then the environment, then the flags. validate checks
+// the whole configuration (the server) rather than the store settings alone.
+func (e *env) localConfig(cmd *cobra.Command, validate bool) (server.Config, error) {
+	cfg := server.DefaultConfig()
+	var problems []error // every problem at once: the file's, the environment's, the values'
+	if e.configFile != "" {
+		problems = append(problems, cfg.LoadFile(e.configFile))
+	}
+	problems = append(problems, cfg.LoadEnv(e.getenv))
+	f := cmd.Flags()
+	if f.Changed("data") || (e.configFile == "" && e.getenv("GMSA_DATA") == "") {
+		cfg.Data = e.data
+	}
+	if e.store.backend != "" {
+		cfg.Store.Backend = e.store.backend
+	}
+	if e.store.endpoints != "" {
+		cfg.Store.Etcd.Endpoints = server.SplitList(e.store.endpoints)
+	}
+	if e.store.prefix != "" {
+		cfg.Store.Etcd.Prefix = e.store.prefix
+	}
+	if validate {
+		return cfg, errors.Join(problems...)
+	}
+	problems = append(problems, cfg.ValidateStore())
+	if err := errors.Join(problems...); err != nil {
+		return cfg, usagef("configuration:\n  %s", strings.ReplaceAll(err.Error(), "\n", "\n  "))
+	}
+	return cfg, nil
+}
+
+// openStore opens the configured store for a local command.
+func (e *env) openStore(cmd *cobra.Command, existing bool) (store.Store, server.Config, func(), error) {
+	cfg, err := e.localConfig(cmd, false)
+	if err != nil {
+		return nil, cfg, nil, err
+	}
+	st, release, err := server.OpenConfigured(cmd.Context(), cfg, existing, false)
+	if errors.Is(err, server.ErrNoDataDir) {
+		err = asUsage(err)
+	}
+	return st, cfg, release, err
 }
 
 // serverFlags adds the flags of the LDAP mode: the same command against any DC.
@@ -93,19 +147,16 @@ func (e *env) openAdmin(ctx context.Context) (admin.Admin, error) {
 		}
 		return &admin.LDAP{C: c, Now: e.now, Rand: e.rand, User: opt.User}, nil
 	}
-	st, err := server.OpenExisting(e.data)
-	if errors.Is(err, server.ErrNoDataDir) {
-		return nil, asUsage(err)
-	}
+	st, _, release, err := e.openStore(e.cmd, true)
 	if err != nil {
 		return nil, err
 	}
 	d, err := directory.Open(ctx, st, directory.Options{Now: e.now, Rand: e.rand})
 	if err != nil {
-		st.Close()
+		release()
 		return nil, dirError(err)
 	}
-	return &admin.Local{Dir: d, Store: st}, nil
+	return &admin.Local{Dir: d, Store: st, Release: release}, nil
 }
 
 // bindPassword is the password of --password-file, else $GMSA_PASSWORD.
@@ -148,11 +199,11 @@ func domainCommand(e *env) *cobra.Command {
 				}
 				rk = &t
 			}
-			st, err := server.OpenStore(e.data)
+			st, _, release, err := e.openStore(cmd, false)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
+			defer release()
 			p, err := directory.Provision(cmd.Context(), st, directory.ProvisionOptions{Realm: realm, NetBIOS: netbios, RootKey: rk},
 				directory.Options{Now: e.now, Rand: e.rand})
 			if err != nil {
@@ -204,7 +255,11 @@ func backupCommand(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			n, err := server.Backup(cmd.Context(), e.data, f)
+			cfg, err := e.localConfig(cmd, false)
+			var n int
+			if err == nil {
+				n, err = server.Backup(cmd.Context(), cfg, f)
+			}
 			if err == nil {
 				err = f.Sync() // on disk before the name points at it
 			}
@@ -246,16 +301,16 @@ func restoreCommand(e *env) *cobra.Command {
 				return err
 			}
 			defer f.Close()
-			st, err := server.OpenStore(e.data)
+			st, cfg, release, err := e.openStore(cmd, false)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
+			defer release()
 			n, err := store.Restore(cmd.Context(), st, f)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stdout, "restored %d records into %s\n", n, e.data)
+			fmt.Fprintf(e.stdout, "restored %d records into %s\n", n, cfg.Store.Describe(cfg.Data))
 			return nil
 		},
 	}
@@ -265,23 +320,15 @@ func restoreCommand(e *env) *cobra.Command {
 }
 
 func serverCommand(e *env) *cobra.Command {
-	var cfgFile string
 	var check bool
 	c := &cobra.Command{
 		Use:   "server",
 		Short: "Run the DC-lite on the embedded store (--dev: provision EXAMPLE.TEST on first start)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg := server.DefaultConfig()
-			var problems []error // every problem at once: the file's, the environment's, the values'
-			if cfgFile != "" {
-				problems = append(problems, cfg.LoadFile(cfgFile))
-			}
-			problems = append(problems, cfg.LoadEnv(e.getenv))
+			cfg, err := e.localConfig(cmd, true)
+			problems := []error{err}
 			f := cmd.Flags()
-			if f.Changed("data") {
-				cfg.Data = e.data
-			}
 			if f.Changed("dev") {
 				cfg.Dev, _ = f.GetBool("dev")
 			}
@@ -299,6 +346,9 @@ func serverCommand(e *env) *cobra.Command {
 				return usagef("configuration:\n  %s", strings.ReplaceAll(err.Error(), "\n", "\n  "))
 			}
 			if check {
+				if err := server.CheckStore(cmd.Context(), cfg); err != nil {
+					return err
+				}
 				fmt.Fprintln(e.stdout, "configuration is valid")
 				return nil
 			}
@@ -310,8 +360,7 @@ func serverCommand(e *env) *cobra.Command {
 		},
 	}
 	f := c.Flags()
-	f.StringVar(&cfgFile, "config", "", "YAML configuration file")
-	f.BoolVar(&check, "check-config", false, "validate the configuration and exit")
+	f.BoolVar(&check, "check-config", false, "validate the configuration (and reach the etcd cluster, if configured) and exit")
 	f.Bool("dev", false, "provision EXAMPLE.TEST with a usable KDS root key on first start")
 	f.Duration("dev-clock-offset", 0, "with --dev: run the server's clock this far ahead (e.g. 25h) to watch gMSA rotations")
 	f.String("log-level", "info", "debug, info, warn or error")

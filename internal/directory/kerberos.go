@@ -294,16 +294,23 @@ func (d *Directory) KerberosPreauthFailed(ctx context.Context, p *KerberosPrinci
 	d.audit.RecordNoisy(remote, d.now(), audit.Warn, "Kerberos pre-authentication failed", "account", p.SAM, "remote", remote, "reason", why)
 }
 
-// KerberosPreauthSucceeded starts a user's or computer's bad-password count again.
-func (d *Directory) KerberosPreauthSucceeded(ctx context.Context, p *KerberosPrincipal) {
+// KerberosPreauthSucceeded starts a user's or computer's bad-password count again. It
+// reports false when the stored account is locked out meanwhile (by another server, or
+// a concurrent failure): the lockout stands and the logon is refused.
+func (d *Directory) KerberosPreauthSucceeded(ctx context.Context, p *KerberosPrincipal) bool {
 	o, err := d.byGUID(ctx, p.GUID.String())
 	if err != nil || o.BadPwdCount == 0 && o.LockoutTime == 0 {
-		return
+		return true
 	}
-	d.modify(ctx, o.GUID, func(n *Object) ([]store.Op, error) {
+	pol, now := d.domainPolicy(ctx), d.nowFT()
+	_, err = d.modify(ctx, o.GUID, func(n *Object) ([]store.Op, error) {
+		if d.lockedOut(n, pol, now) {
+			return nil, errLockedOut
+		}
 		n.BadPwdCount, n.LockoutTime = 0, 0
 		return nil, nil
 	})
+	return !errors.Is(err, errLockedOut)
 }
 
 // KerberosTicketIssued audits a ticket, as AD's events 4768 (a TGT) and 4769 (a

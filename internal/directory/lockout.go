@@ -3,6 +3,7 @@ package directory
 import (
 	"context"
 	"crypto/subtle"
+	"errors"
 	"fmt"
 	"time"
 
@@ -124,10 +125,17 @@ func (d *Directory) Authenticate(ctx context.Context, ch *Requester, name, passw
 		return fail("533", "account disabled")
 	}
 	if o.BadPwdCount != 0 || o.LockoutTime != 0 { // a good password starts the count again
-		if n, err := d.modify(ctx, o.GUID, func(n *Object) ([]store.Op, error) {
+		n, err := d.modify(ctx, o.GUID, func(n *Object) ([]store.Op, error) {
+			if d.lockedOut(n, pol, now) { // locked meanwhile, perhaps by another server: the stored state decides
+				return nil, errLockedOut
+			}
 			n.BadPwdCount, n.LockoutTime = 0, 0
 			return nil, nil
-		}); err == nil {
+		})
+		if errors.Is(err, errLockedOut) {
+			return fail("775", "account locked out")
+		}
+		if err == nil {
 			o = n
 		}
 	}
@@ -137,6 +145,9 @@ func (d *Directory) Authenticate(ctx context.Context, ch *Requester, name, passw
 	}
 	return &Requester{Token: tok, Auth: AuthSimple, Protection: ch.Protection, Remote: ch.Remote}, nil
 }
+
+// errLockedOut stops the reset of a count that a lockout overtook.
+var errLockedOut = errors.New("account locked out")
 
 // badPassword counts a failed attempt against o and locks it at the threshold. Without
 // a threshold nothing is written, so failures cost no store writes; with one, at most

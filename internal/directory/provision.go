@@ -136,7 +136,7 @@ func Provision(ctx context.Context, st store.Store, popt ProvisionOptions, opt O
 	}
 
 	domainRec, _ := json.Marshal(dom)
-	ops := []store.Op{store.Create(keyDomain, domainRec), store.Create(keyNextRID, []byte("1001"))}
+	ops := []store.Op{store.Create(keyNextRID, []byte("1001"))}
 	if popt.RootKey != nil {
 		rk, err := d.newRootKey(*popt.RootKey)
 		if err != nil {
@@ -148,8 +148,11 @@ func Provision(ctx context.Context, st store.Store, popt ProvisionOptions, opt O
 	for _, o := range objs {
 		ops = append(ops, createOps(o)...)
 	}
-	if _, err := st.Apply(ctx, ops...); err != nil {
-		return nil, fmt.Errorf("directory: provisioning: %w", err)
+	// The domain record goes last: a store cut short before it holds no domain (and
+	// says what to remove); on bolt it is all one batch.
+	ops = append(ops, store.Create(keyDomain, domainRec))
+	if err := store.ApplyInBatches(ctx, st, ops); err != nil {
+		return nil, fmt.Errorf("directory: provisioning: %w (a store it was cut short in is not empty: clear it before provisioning again)", err)
 	}
 	d.log.Info("domain provisioned", "realm", realm, "sid", dom.SID, "objects", len(objs))
 	return &Provisioned{Directory: d, AdminPassword: password}, nil

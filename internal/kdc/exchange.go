@@ -172,7 +172,9 @@ func (x *Exchange) as(ctx context.Context, raw []byte, remote string, now time.T
 	if err != nil {
 		return nil, err
 	}
-	x.Dir.KerberosPreauthSucceeded(ctx, client)
+	if !x.Dir.KerberosPreauthSucceeded(ctx, client) {
+		return nil, kerr(errorcode.KDC_ERR_CLIENT_REVOKED, "%s is locked out", client.SAM)
+	}
 
 	opts := &body.KDCOptions
 	tflags := types.NewKrbFlags()

@@ -46,7 +46,8 @@ type Config struct {
 		ChannelBinding string `yaml:"channel_binding"`
 		Limits         Limits `yaml:"limits"`
 	} `yaml:"ldap"`
-	KDC struct {
+	Store StoreConfig `yaml:"store"`
+	KDC   struct {
 		Listen           string        `yaml:"listen"`             // UDP and TCP; default 127.0.0.1:88, with --dev a free port; "off" turns it off
 		MaxTicketAge     time.Duration `yaml:"max_ticket_age"`     // AD's MaxTicketAge, default 10 h
 		MaxRenewAge      time.Duration `yaml:"max_renew_age"`      // AD's MaxRenewAge, default 7 days
@@ -95,8 +96,10 @@ func (c *Config) LoadFile(path string) error {
 }
 
 // LoadEnv merges GMSA_DATA, GMSA_DEV, GMSA_REALM, GMSA_NETBIOS, GMSA_LOG_LEVEL,
-// GMSA_LOG_FORMAT, GMSA_AUDIT_PATH, GMSA_AUDIT_FSYNC, GMSA_LDAP_LISTEN and
-// GMSA_LDAPS_LISTEN and GMSA_KDC_LISTEN, reporting every bad value.
+// GMSA_LOG_FORMAT, GMSA_AUDIT_PATH, GMSA_AUDIT_FSYNC, GMSA_LDAP_LISTEN,
+// GMSA_LDAPS_LISTEN, GMSA_KDC_LISTEN, GMSA_STORE_BACKEND and GMSA_ETCD_* (ENDPOINTS,
+// PREFIX, CA_FILE, CERT_FILE, KEY_FILE, USERNAME, PASSWORD_FILE), reporting every bad
+// value.
 func (c *Config) LoadEnv(getenv func(string) string) error {
 	set := map[string]*string{"GMSA_DATA": &c.Data, "GMSA_REALM": &c.Realm, "GMSA_NETBIOS": &c.NetBIOS,
 		"GMSA_LOG_LEVEL": &c.Log.Level, "GMSA_LOG_FORMAT": &c.Log.Format,
@@ -117,6 +120,7 @@ func (c *Config) LoadEnv(getenv func(string) string) error {
 			*dst = b
 		}
 	}
+	c.Store.loadEnv(getenv)
 	return errors.Join(errs...)
 }
 
@@ -165,6 +169,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s: %d is negative; leave it out for the default", name, v))
 		}
 	}
+	errs = append(errs, c.Store.validate()...)
 	if c.DevClockOffset != 0 && !c.Dev {
 		errs = append(errs, fmt.Errorf("dev_clock_offset: %s: a clock offset is for --dev labs only", c.DevClockOffset))
 	}

@@ -92,12 +92,14 @@ func serveAdmin(ctx context.Context, l net.Listener, st store.Store, log func(ms
 	}
 }
 
-// Backup writes a consistent snapshot of the data directory to w: straight from the
-// store when no server runs, otherwise through the running server's admin socket.
-func Backup(ctx context.Context, dir string, w io.Writer) (int, error) {
-	st, err := OpenExisting(dir)
+// Backup writes a consistent snapshot of the configured store to w: straight from the
+// store when no server holds it (always so on etcd, which many clients share),
+// otherwise through the running server's admin socket.
+func Backup(ctx context.Context, cfg Config, w io.Writer) (int, error) {
+	dir := cfg.Data
+	st, release, err := OpenConfigured(ctx, cfg, true, false)
 	if err == nil {
-		defer st.Close()
+		defer release()
 		return store.Dump(ctx, st, w)
 	}
 	if !errors.Is(err, store.ErrLocked) {

@@ -65,11 +65,11 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
 	log := deps.Logger
-	st, err := OpenStore(cfg.Data)
+	st, release, err := OpenConfigured(ctx, cfg, false, true)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer release()
 	pidPath := filepath.Join(cfg.Data, PIDFile)
 	if err := atomicfile.Write(pidPath, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
 		return err
@@ -137,7 +137,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 		atomicfile.Write(epPath, append(b, '\n'), 0o644)
 	}
 	defer os.Remove(epPath)
-	log.Info("gmsa server running", "realm", dom.Realm, "data", cfg.Data, "pid", os.Getpid(), "ldap", ep.LDAP, "ldaps", ep.LDAPS, "kdc", ep.KDC,
+	log.Info("gmsa server running", "realm", dom.Realm, "data", cfg.Data, "store", cfg.Store.describe(), "pid", os.Getpid(), "ldap", ep.LDAP, "ldaps", ep.LDAPS, "kdc", ep.KDC,
 		"ca", ep.CA, "audit", auditPath)
 	if cfg.Dev {
 		fmt.Fprintf(deps.Stdout, "LDAP %s, LDAPS %s, KDC %s; clients trust %s; KRB5_CONFIG=%s\n", ep.LDAP, ep.LDAPS, ep.KDC, ep.CA,

@@ -58,19 +58,28 @@ func Restore(ctx context.Context, s Store, r io.Reader) (int, error) {
 	if _, err := readDump(r, func(key, val []byte) { ops = append(ops, Create(string(key), val)) }); err != nil {
 		return 0, err
 	}
-	total := len(ops)
+	if err := ApplyInBatches(ctx, s, ops); err != nil {
+		return 0, err
+	}
+	return len(ops), nil
+}
+
+// ApplyInBatches applies ops in batches the store takes (etcd's --max-txn-ops; at most
+// 5000 elsewhere), in order. Each batch is atomic, the whole is not: callers write the
+// key that makes the rest meaningful last.
+func ApplyInBatches(ctx context.Context, s Store, ops []Op) error {
 	batch := 5000
-	if b, ok := s.(interface{ MaxBatch() int }); ok { // a store with a smaller limit (etcd's --max-txn-ops)
+	if b, ok := s.(interface{ MaxBatch() int }); ok { // a store with a smaller limit
 		batch = min(batch, b.MaxBatch())
 	}
-	for len(ops) > 0 { // bounded batches
+	for len(ops) > 0 {
 		n := min(len(ops), batch)
 		if _, err := s.Apply(ctx, ops[:n]...); err != nil {
-			return 0, err
+			return err
 		}
 		ops = ops[n:]
 	}
-	return total, nil
+	return nil
 }
 
 // Verify reads a whole Dump stream and checks its checksum, returning the records

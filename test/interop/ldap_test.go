@@ -42,9 +42,18 @@ func ourServerWith(t *testing.T, ldapSettings string) (data string, ep map[strin
 	g("", "group", "new", "Web Hosts")
 	g("", "group", "add-member", "Web Hosts", "websvc")
 	g("", "account", "new", "svc", "--dns-host-name", "svc.example.test", "--principals-allowed", "Web Hosts", "--interval-days", "30")
-	cfg := filepath.Join(dir, "gmsa.yaml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf("data: %s\nldap:\n  listen: 127.0.0.1:0\n  ldaps_listen: 127.0.0.1:0\n  allow_plain_simple_bind: true\n%skdc:\n  listen: 127.0.0.1:0\n", data, ldapSettings)), 0o600)
-	srv := exec.Command(gmsaBin, "server", "--config", cfg)
+	ep, _ = startServer(t, data, fmt.Sprintf("ldap:\n  listen: 127.0.0.1:0\n  ldaps_listen: 127.0.0.1:0\n  allow_plain_simple_bind: true\n%s", ldapSettings))
+	return data, ep
+}
+
+// startServer runs 'gmsa server' on data with the given configuration (YAML; KDC on a
+// free port) and waits for its endpoints; the test's cleanup stops it by PID.
+func startServer(t *testing.T, data, settings string) (ep map[string]string, srv *exec.Cmd) {
+	cfg := filepath.Join(t.TempDir(), "gmsa.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf("data: %s\n%skdc:\n  listen: 127.0.0.1:0\n", data, settings)), 0o600)
+	epFile := filepath.Join(data, "endpoints.json")
+	os.Remove(epFile) // left by a killed server
+	srv = exec.Command(gmsaBin, "server", "--config", cfg)
 	srv.Stdout, srv.Stderr = os.Stderr, os.Stderr
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
@@ -53,7 +62,6 @@ func ourServerWith(t *testing.T, ldapSettings string) (data string, ep map[strin
 		srv.Process.Signal(syscall.SIGTERM)
 		srv.Wait()
 	})
-	epFile := filepath.Join(data, "endpoints.json")
 	for i := 0; ; i++ {
 		if b, err := os.ReadFile(epFile); err == nil && json.Unmarshal(b, &ep) == nil && ep["ldaps"] != "" {
 			break
@@ -63,7 +71,7 @@ func ourServerWith(t *testing.T, ldapSettings string) (data string, ep map[strin
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return data, ep
+	return ep, srv
 }
 
 // run runs a command and returns stdout, stderr and the exit code.

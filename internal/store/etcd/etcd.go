@@ -29,6 +29,11 @@ type Options struct {
 	// refused before it is sent, and Restore writes batches of this size.
 	MaxOps int
 	Config clientv3.Config // TLS, credentials; Endpoints and DialTimeout above win
+	// MaxStaleness bounds how old a value Get serves from the watch-fed cache may be
+	// (see watchCache; default 2 s); negative turns the cache off.
+	MaxStaleness time.Duration
+	// Now is the clock the cache's staleness is measured by (default time.Now).
+	Now func() time.Time
 }
 
 // Store is a store.Store on etcd.
@@ -37,6 +42,7 @@ type Store struct {
 	prefix string
 	maxOps int
 	closed atomic.Bool
+	cache  *watchCache // nil: off
 }
 
 // ErrNoQuorum is a cluster that did not answer in time: no member reachable, or no
@@ -76,8 +82,21 @@ func Open(ctx context.Context, opt Options) (*Store, error) {
 		c.Close()
 		return nil, s.wrap(cctx, err)
 	}
+	if opt.MaxStaleness == 0 {
+		opt.MaxStaleness = DefaultMaxStaleness
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.MaxStaleness > 0 {
+		s.startCache(opt.MaxStaleness, opt.Now)
+	}
 	return s, nil
 }
+
+// DefaultMaxStaleness is how old a cached value may be by default: another server's
+// write is served here at most this long after it was acknowledged there.
+const DefaultMaxStaleness = 2 * time.Second
 
 // MaxBatch is the largest batch Apply takes (store.Restore writes batches of it).
 func (s *Store) MaxBatch() int { return s.maxOps }
@@ -98,14 +117,28 @@ func (s *Store) Get(ctx context.Context, key string) (store.KV, error) {
 	if s.closed.Load() {
 		return store.KV{}, store.ErrClosed
 	}
+	if s.cache != nil {
+		if kv, found, ok := s.cache.get(key); ok {
+			if !found {
+				return store.KV{}, &store.OpError{Key: key, Err: store.ErrNotFound}
+			}
+			return kv, nil
+		}
+	}
 	r, err := s.c.Get(ctx, s.prefix+key)
 	if err != nil {
 		return store.KV{}, s.wrap(ctx, err)
 	}
 	if len(r.Kvs) == 0 {
+		if s.cache != nil {
+			s.cache.fill(key, nil, 0, r.Header.Revision)
+		}
 		return store.KV{}, &store.OpError{Key: key, Err: store.ErrNotFound}
 	}
 	kv := r.Kvs[0]
+	if s.cache != nil {
+		s.cache.fill(key, kv.Value, kv.ModRevision, r.Header.Revision)
+	}
 	return store.KV{Key: key, Value: kv.Value, Rev: kv.ModRevision}, nil
 }
 
@@ -184,14 +217,22 @@ func (s *Store) Apply(ctx context.Context, ops ...store.Op) (int64, error) {
 	for _, k := range order {
 		then = append(then, writes[k])
 	}
-	if len(cmps)+len(then) > s.maxOps || len(reads) > s.maxOps {
-		return 0, fmt.Errorf("etcd: a batch of %d operations is over the cluster's %d (--max-txn-ops)", len(then)+len(cmps), s.maxOps)
+	// etcd bounds the comparisons, the writes and the reads of a transaction each.
+	if n := max(len(cmps), len(then), len(reads)); n > s.maxOps {
+		return 0, fmt.Errorf("etcd: a batch of %d operations is over the cluster's %d (--max-txn-ops)", n, s.maxOps)
+	}
+	if s.cache != nil {
+		s.cache.started.Add(1)
+		defer s.cache.finished.Add(1)
 	}
 	r, err := s.c.Txn(ctx).If(cmps...).Then(then...).Else(reads...).Commit()
 	if err != nil {
 		return 0, s.wrap(ctx, err)
 	}
 	if r.Succeeded {
+		if s.cache != nil {
+			s.cache.wrote(r.Header.Revision)
+		}
 		return r.Header.Revision, nil
 	}
 	for i, op := range conds {
@@ -211,5 +252,6 @@ func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
+	s.closeCache()
 	return s.c.Close()
 }
