@@ -261,4 +261,20 @@ func TestServerConfig(t *testing.T) {
 	if err != nil || !strings.Contains(out, "valid") {
 		t.Fatalf("%v %s", err, out)
 	}
+	// The store: section, the environment and the flags layer as the rest does.
+	os.WriteFile(cfgFile, []byte("data: "+dir+"\nstore:\n  backend: etcd\n  etcd:\n    prefix: nodelimiter\n    dial_timeout: 1s\n"), 0o600)
+	_, _, err = runCLI("server", "--config", cfgFile, "--check-config")
+	if ExitCode(err) != ExitUsage || !strings.Contains(err.Error(), "store.etcd.endpoints") || !strings.Contains(err.Error(), "store.etcd.prefix") {
+		t.Fatalf("store settings: %v", err)
+	}
+	_, _, err = runCLI("server", "--config", cfgFile, "--check-config", "--store", "bolt")
+	if err != nil {
+		t.Fatalf("--store bolt over the file's etcd: %v", err)
+	}
+	_, _, err = runEnv(&env{now: time.Now, getenv: func(k string) string {
+		return map[string]string{"GMSA_ETCD_ENDPOINTS": "http://127.0.0.1:1"}[k]
+	}}, "server", "--config", cfgFile, "--check-config", "--etcd-prefix", "d/")
+	if err == nil || ExitCode(err) == ExitUsage || !strings.Contains(err.Error(), "the cluster did not answer") {
+		t.Fatalf("an unreachable cluster: %v", err)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -224,9 +225,47 @@ func OpenEtcd(ctx context.Context, e EtcdConfig) (*etcd.Store, error) {
 	}
 	st, err := etcd.Open(ctx, opt)
 	if err != nil {
+		if tlsCfg != nil && errors.Is(err, etcd.ErrNoQuorum) {
+			if terr := probeTLS(e.Endpoints, tlsCfg, opt.DialTimeout); terr != nil {
+				return nil, terr // the reason no member answered, which gRPC does not pass on
+			}
+		}
 		return nil, fmt.Errorf("store: etcd at %s: %w", strings.Join(e.Endpoints, ","), err)
 	}
 	return st, nil
+}
+
+// probeTLS shakes hands with each https endpoint and reads once, so that a refused or
+// untrusted certificate is named (TLS 1.3 servers refuse a client's certificate after
+// the handshake, in an alert the first read returns).
+func probeTLS(endpoints []string, cfg *tls.Config, timeout time.Duration) error {
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	for _, ep := range endpoints {
+		u, err := url.Parse(ep)
+		if err != nil || u.Scheme != "https" {
+			continue
+		}
+		c := cfg.Clone()
+		c.ServerName, c.NextProtos = u.Hostname(), []string{"h2"}
+		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: timeout}, "tcp", u.Host, c)
+		if err == nil {
+			conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+			_, err = conn.Read(make([]byte, 1))
+			conn.Close()
+			var ne net.Error
+			if err == nil || errors.As(err, &ne) && ne.Timeout() {
+				continue // the server took us
+			}
+		}
+		var opErr *net.OpError
+		if errors.As(err, &opErr) && opErr.Op == "dial" {
+			continue // not TLS's fault
+		}
+		return fmt.Errorf("store: etcd at %s: TLS: %v (check store.etcd.ca_file, cert_file and key_file)", ep, err)
+	}
+	return nil
 }
 
 // lockDataDir takes the data directory's lock file, so two servers never share one

@@ -5,6 +5,8 @@ package etcdtest
 
 import (
 	"context"
+	crand "crypto/rand"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
@@ -16,6 +18,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"gmsa/internal/pki"
 )
 
 // Cluster is a running cluster; member i listens for clients on Clients[i].
@@ -25,6 +29,8 @@ type Cluster struct {
 	dirs    []string
 	args    [][]string
 	bin     string
+	scheme  string
+	tls     *tls.Config // the tests' own client, with TLS
 }
 
 // Binary is the etcd that peers.sh unpacked ($GMSA_PEERS/etcd), else one on PATH, or "".
@@ -53,7 +59,14 @@ func freePort(t testing.TB) int {
 
 // Start runs n members with --max-txn-ops 512 and waits until the cluster answers. In CI
 // (CI set) a missing etcd fails the test; elsewhere it is skipped with the install hint.
-func Start(t testing.TB, n int) *Cluster {
+func Start(t testing.TB, n int) *Cluster { return start(t, n, "") }
+
+// StartTLS runs one member that serves clients over TLS with a certificate of the CA
+// in tlsDir (made by pki.Ensure) and requires client certificates of that CA
+// (--client-cert-auth), as a production cluster does.
+func StartTLS(t testing.TB, tlsDir string) *Cluster { return start(t, 1, tlsDir) }
+
+func start(t testing.TB, n int, tlsDir string) *Cluster {
 	bin := Binary()
 	if bin == "" {
 		if os.Getenv("CI") != "" {
@@ -61,7 +74,26 @@ func Start(t testing.TB, n int) *Cluster {
 		}
 		t.Skip("etcd is not installed: run test/interop/peers.sh install (or apt-get install etcd-server)")
 	}
-	c := &Cluster{bin: bin}
+	c := &Cluster{bin: bin, scheme: "http"}
+	var tlsArgs []string
+	if tlsDir != "" {
+		c.scheme = "https"
+		tlsArgs = []string{"--cert-file", filepath.Join(tlsDir, pki.CertFile), "--key-file", filepath.Join(tlsDir, pki.KeyFile),
+			"--trusted-ca-file", filepath.Join(tlsDir, pki.CAFile), "--client-cert-auth"}
+		certPEM, keyPEM, err := pki.IssueClient(tlsDir, "etcdtest", "", time.Hour, time.Now(), crand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pair, err := tls.X509KeyPair(certPEM, keyPEM)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pool, err := pki.ClientPool(tlsDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.tls = &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}}
+	}
 	var initial []string
 	peers := make([]int, n)
 	for i := range n {
@@ -72,10 +104,11 @@ func Start(t testing.TB, n int) *Cluster {
 		client := freePort(t)
 		dir := t.TempDir()
 		args := []string{"--name", fmt.Sprintf("m%d", i), "--data-dir", filepath.Join(dir, "data"),
-			"--listen-client-urls", fmt.Sprintf("http://127.0.0.1:%d", client), "--advertise-client-urls", fmt.Sprintf("http://127.0.0.1:%d", client),
+			"--listen-client-urls", fmt.Sprintf("%s://127.0.0.1:%d", c.scheme, client), "--advertise-client-urls", fmt.Sprintf("%s://127.0.0.1:%d", c.scheme, client),
 			"--listen-peer-urls", fmt.Sprintf("http://127.0.0.1:%d", peers[i]), "--initial-advertise-peer-urls", fmt.Sprintf("http://127.0.0.1:%d", peers[i]),
 			"--initial-cluster", strings.Join(initial, ","), "--initial-cluster-state", "new", "--initial-cluster-token", "gmsa-test",
 			"--max-txn-ops", "512", "--log-level", "error"}
+		args = append(args, tlsArgs...)
 		c.Clients = append(c.Clients, fmt.Sprintf("127.0.0.1:%d", client))
 		c.dirs = append(c.dirs, dir)
 		c.args = append(c.args, args)
@@ -95,7 +128,7 @@ func Start(t testing.TB, n int) *Cluster {
 func (c *Cluster) URLs() []string {
 	var out []string
 	for _, a := range c.Clients {
-		out = append(out, "http://"+a)
+		out = append(out, c.scheme+"://"+a)
 	}
 	return out
 }
@@ -125,7 +158,7 @@ func (c *Cluster) Signal(i int, sig os.Signal) { c.procs[i].Process.Signal(sig) 
 
 // client is a short-lived client of the running members.
 func (c *Cluster) client(t testing.TB) *clientv3.Client {
-	cl, err := clientv3.New(clientv3.Config{Endpoints: c.Clients, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+	cl, err := clientv3.New(clientv3.Config{Endpoints: c.Clients, DialTimeout: 2 * time.Second, Logger: zap.NewNop(), TLS: c.tls})
 	if err != nil {
 		t.Fatal(err)
 	}
