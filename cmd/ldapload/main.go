@@ -26,6 +26,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,18 +55,21 @@ func main() {
 	userPW := flag.String("user-password", "Bench-Pass-123!", "password of populated users")
 	allow := flag.String("allow", "", "SID allowed to read populated gMSAs' passwords")
 	ccache := flag.String("krb5-ccache", "", "bind with Kerberos (SASL GSSAPI, sealed on ldap://) from this ticket cache")
+	propagate := flag.String("propagate", "", "another server's URL: change -base's description on -url -n times and time until this one serves each change")
 	flag.Parse()
 
 	if *conns < 1 || *conns > 256 || *depth < 1 || *depth > 64 || *dur <= 0 || *dur > 10*time.Minute {
 		fmt.Fprintln(os.Stderr, "ldapload: bounds: 1 ≤ -c ≤ 256, 1 ≤ -depth ≤ 64, 0 < -d ≤ 10m")
 		os.Exit(2)
 	}
-	if err := loopbackOnly(*u); err != nil {
-		fmt.Fprintln(os.Stderr, "ldapload:", err)
-		os.Exit(2)
+	for _, target := range []string{*u, *propagate} {
+		if err := loopbackOnly(target); target != "" && err != nil {
+			fmt.Fprintln(os.Stderr, "ldapload:", err)
+			os.Exit(2)
+		}
 	}
-	dial := func() (*ldap.Conn, error) {
-		c, err := ldap.DialURL(*u, ldap.DialWithTLSConfig(&tls.Config{InsecureSkipVerify: true})) // benchmark peers use self-signed certificates
+	dialURL := func(url string) (*ldap.Conn, error) {
+		c, err := ldap.DialURL(url, ldap.DialWithTLSConfig(&tls.Config{InsecureSkipVerify: true})) // benchmark peers use self-signed certificates
 		if err != nil {
 			return nil, err
 		}
@@ -76,6 +80,14 @@ func main() {
 			}
 		}
 		return c, nil
+	}
+	dial := func() (*ldap.Conn, error) { return dialURL(*u) }
+	if *propagate != "" {
+		if err := doPropagate(dial, func() (*ldap.Conn, error) { return dialURL(*propagate) }, *base, *n); err != nil {
+			fmt.Fprintln(os.Stderr, "ldapload:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	if *populate != "" {
 		if err := doPopulate(dial, *populate, *base, *n, *userPW, *allow); err != nil {
@@ -268,6 +280,7 @@ func doPopulate(dial func() (*ldap.Conn, error), kind, base string, n int, pw, a
 		}
 		sd = s.Bytes()
 	}
+	start := time.Now()
 	for i := range n {
 		name := fmt.Sprintf("bench%d", i)
 		var req *ldap.AddRequest
@@ -293,6 +306,50 @@ func doPopulate(dial func() (*ldap.Conn, error), kind, base string, n int, pw, a
 			return fmt.Errorf("adding %s: %w", name, err)
 		}
 	}
-	fmt.Printf("populated %d %s under %s\n", n, kind, base)
+	el := time.Since(start)
+	fmt.Printf("populated %d %s under %s in %s: %.0f adds/s\n", n, kind, base, el.Round(time.Millisecond), float64(n)/el.Seconds())
+	return nil
+}
+
+// doPropagate changes dn's description on one server n times and, after each change is
+// acknowledged, searches the other until it serves the new value: the time a change on
+// one server takes to be served by another.
+func doPropagate(dialA, dialB func() (*ldap.Conn, error), dn string, n int) error {
+	a, err := dialA()
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	b, err := dialB()
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	var lat []time.Duration
+	for i := range n {
+		v := fmt.Sprintf("change %d at %d", i, time.Now().UnixNano())
+		m := ldap.NewModifyRequest(dn, nil)
+		m.Replace("description", []string{v})
+		if err := a.Modify(m); err != nil {
+			return err
+		}
+		acked := time.Now()
+		for {
+			r, err := b.Search(ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false, "(objectClass=*)", []string{"description"}, nil))
+			if err != nil {
+				return err
+			}
+			if len(r.Entries) == 1 && r.Entries[0].GetAttributeValue("description") == v {
+				break
+			}
+			if time.Since(acked) > 30*time.Second {
+				return fmt.Errorf("change %d not served by the other server after 30 s", i)
+			}
+		}
+		lat = append(lat, time.Since(acked))
+	}
+	slices.Sort(lat)
+	q := func(p float64) time.Duration { return lat[int(p*float64(len(lat)-1))] }
+	fmt.Printf("changes=%d served_by_other_after median=%s p99=%s max=%s\n", n, q(0.5).Round(time.Microsecond), q(0.99).Round(time.Microsecond), lat[len(lat)-1].Round(time.Microsecond))
 	return nil
 }

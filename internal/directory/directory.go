@@ -28,7 +28,9 @@ var (
 	ErrInvalid        = errors.New("not allowed")
 	ErrNoRootKey      = errors.New("no usable KDS root key")
 	ErrNotProvisioned = errors.New("no domain provisioned")
-	ErrAccessDenied   = errors.New("access denied")
+	// ErrUnavailable is the store's: it cannot answer now (etcd without a quorum).
+	ErrUnavailable  = store.ErrUnavailable
+	ErrAccessDenied = errors.New("access denied")
 )
 
 // Options wires a Directory. Now and Rand default to the clock and crypto/rand.

@@ -88,7 +88,11 @@ func (x *Exchange) Handle(ctx context.Context, req []byte, remote string) []byte
 		return reply
 	}
 	var ke *krbError
-	if !errors.As(err, &ke) {
+	switch {
+	case errors.As(err, &ke):
+	case errors.Is(err, directory.ErrUnavailable): // RFC 4120 §7.5.9: clients try another KDC
+		ke = kerr(errorcode.KDC_ERR_SVC_UNAVAILABLE, "%v", err)
+	default:
 		ke = kerr(errorcode.KRB_ERR_GENERIC, "%v", err)
 	}
 	if x.Log != nil {
@@ -122,6 +126,16 @@ func (x *Exchange) handle(ctx context.Context, req []byte, remote string, now ti
 		return x.tgs(ctx, req, remote, now)
 	}
 	return nil, kerr(errorcode.KRB_AP_ERR_MSG_TYPE, "not an AS-REQ or a TGS-REQ")
+}
+
+// unknown is the lookup error for a name: the store's own failure (no quorum) as it is,
+// so that the client hears KDC_ERR_SVC_UNAVAILABLE and tries another KDC; anything else
+// as the PRINCIPAL_UNKNOWN error code and text given.
+func unknown(err error, code int32, format string, args ...any) error {
+	if errors.Is(err, directory.ErrUnavailable) {
+		return err
+	}
+	return kerr(code, format, args...)
 }
 
 // principalName joins a client principal's components; NT-ENTERPRISE names are one
@@ -166,7 +180,7 @@ func (x *Exchange) as(ctx context.Context, raw []byte, remote string, now time.T
 	}
 	service, err := x.Dir.KerberosService(ctx, body.SName.NameString)
 	if err != nil {
-		return nil, kerr(errorcode.KDC_ERR_S_PRINCIPAL_UNKNOWN, "service %s not found", strings.Join(body.SName.NameString, "/"))
+		return nil, unknown(err, errorcode.KDC_ERR_S_PRINCIPAL_UNKNOWN, "service %s not found", strings.Join(body.SName.NameString, "/"))
 	}
 	replyKey, err := x.preauth(ctx, &req, client, remote, now)
 	if err != nil {

@@ -130,7 +130,7 @@ func (x *Exchange) s4u2self(ctx context.Context, req *messages.TGSReq, s *s4uSel
 	}
 	user, err = x.Dir.KerberosClient(ctx, name, enterprise, x.Policy.ImplicitDollar)
 	if err != nil {
-		return nil, cname, nil, tflags, nil, kerr(errorcode.KDC_ERR_C_PRINCIPAL_UNKNOWN, "user %s not found", name)
+		return nil, cname, nil, tflags, nil, unknown(err, errorcode.KDC_ERR_C_PRINCIPAL_UNKNOWN, "user %s not found", name)
 	}
 	if user.Disabled || user.LockedOut {
 		return nil, cname, nil, tflags, nil, kerr(errorcode.KDC_ERR_CLIENT_REVOKED, "%s is disabled or locked out", user.SAM)

@@ -188,7 +188,7 @@ func (x *Exchange) tgs(ctx context.Context, raw []byte, remote string, now time.
 			return nil, err
 		}
 		if service, err = x.Dir.KerberosService(ctx, sname.NameString); err != nil {
-			return nil, kerr(errorcode.KDC_ERR_S_PRINCIPAL_UNKNOWN, "service %s not found", strings.Join(sname.NameString, "/"))
+			return nil, unknown(err, errorcode.KDC_ERR_S_PRINCIPAL_UNKNOWN, "service %s not found", strings.Join(sname.NameString, "/"))
 		}
 		cname, authTime, bufs = evidence.CName, evidence.AuthTime, evBufs
 		start = now
@@ -210,7 +210,7 @@ func (x *Exchange) tgs(ctx context.Context, raw []byte, remote string, now time.
 		issuedTo = user
 	default:
 		if service, err = x.Dir.KerberosService(ctx, sname.NameString); err != nil {
-			return nil, kerr(errorcode.KDC_ERR_S_PRINCIPAL_UNKNOWN, "service %s not found", strings.Join(sname.NameString, "/"))
+			return nil, unknown(err, errorcode.KDC_ERR_S_PRINCIPAL_UNKNOWN, "service %s not found", strings.Join(sname.NameString, "/"))
 		}
 		if service.Disabled && service.SAM != "krbtgt" { // krbtgt is disabled as an account, as in AD
 			return nil, kerr(errorcode.KDC_ERR_S_PRINCIPAL_UNKNOWN, "service %s is disabled", strings.Join(sname.NameString, "/"))

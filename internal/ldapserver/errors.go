@@ -29,6 +29,7 @@ var errorTable = []struct {
 	{directory.ErrExists, resultEntryAlreadyExists, "00002071: UpdErr: DSID-0305038D, problem 6005 (ENTRY_EXISTS), data 0: %s"},
 	{directory.ErrInvalid, resultUnwillingToPerform, "0000209A: SvcErr: DSID-031A1248, problem 5003 (WILL_NOT_PERFORM), data 0: %s"},
 	{directory.ErrNoRootKey, resultUnwillingToPerform, "0000209A: SvcErr: DSID-031A1248, problem 5003 (WILL_NOT_PERFORM), data 0: %s"},
+	{directory.ErrUnavailable, resultUnavailable, "00000034: LdapErr: DSID-0C090A5C, comment: %s, data 0, v4563"},
 	{directory.ErrAccessDenied, resultInsufficientAccess, "00000005: SecErr: DSID-03152E29, problem 4003 (INSUFF_ACCESS_RIGHTS), data 0: %s"},
 }
 

@@ -19,6 +19,9 @@ var (
 	ErrConflict = errors.New("changed concurrently")
 	ErrClosed   = errors.New("store is closed")
 	ErrLocked   = errors.New("data directory is in use by another process")
+	// ErrUnavailable is a store that cannot answer now (a distributed store without a
+	// quorum): the request may succeed later, against this server or another.
+	ErrUnavailable = errors.New("the store is unavailable")
 )
 
 // KV is a stored value with the revision of its last change.

@@ -12,9 +12,11 @@ import (
 	"gmsa/internal/store"
 )
 
-// watchCache serves repeated Gets from memory, kept current by a watch on the store's
-// prefix, so that a server on etcd reads as fast as one on the embedded store while
-// seeing the other servers' writes within a stated bound.
+// watchCache serves Gets from memory: a mirror of the domain's keys, loaded at one
+// revision when the watch starts and kept current by the watch's events (up to 64 MiB;
+// keys beyond are read from the cluster and cached as read), so that a server on etcd
+// reads as fast as one on the embedded store while seeing the other servers' writes
+// within a stated bound.
 //
 // The rules that keep it correct:
 //   - rev is the revision of the last event the watch applied. Every entry is the key's
@@ -26,13 +28,13 @@ import (
 //     memory, and after it the cache answers only once its event has arrived (rev ≥ the
 //     write's revision).
 //   - Another server's write is served once its event arrives. An entry is served only
-//     while the cluster confirmed within MaxStaleness that the watch is alive: it asks
-//     for a progress report every MaxStaleness/4, and a report confirms the time of the
-//     oldest request still unanswered. (Only a confirmation, never a revision, is taken
-//     from a report: etcd before 3.4.24 and 3.5.8 may send a requested report ahead of
-//     events still queued on the stream, etcd issue 15220.) A watch that ends — no leader
-//     on its member, compaction, a lost connection — empties the cache until a new one
-//     runs.
+//     while the watch was confirmed current within MaxStaleness: every MaxStaleness/4 a
+//     linearizable read at local time t returns the cluster's revision H, and a progress
+//     report is requested; a report at revision P ≥ H was made after that read, so it
+//     confirms t. (Only a confirmation, never a revision, is taken from a report: etcd
+//     before 3.4.24 and 3.5.8 may send a requested report ahead of events still queued
+//     on the stream, etcd issue 15220.) A watch that ends — no leader on its member,
+//     compaction, a lost connection — empties the cache until a new one runs.
 //
 // A hit is therefore a committed value that was current at most MaxStaleness (plus the
 // time events spend queued in the stream) ago, and never older than what this process
@@ -44,10 +46,10 @@ type watchCache struct {
 	mu        sync.Mutex
 	m         map[string]cachedValue
 	bytes     int
-	rev       int64     // the revision of the last event applied
-	confirmed time.Time // when the watch was last confirmed alive
-	running   bool      // a watch is applying events; the map is meaningful
-	asked     []time.Time
+	rev       int64       // the revision of the last event applied
+	confirmed time.Time   // when the watch was last confirmed alive
+	running   bool        // a watch is applying events; the map is meaningful
+	beats     []heartbeat // reads not yet confirmed by a progress report, oldest first
 
 	ownRev            atomic.Int64  // the revision of this process's last write
 	started, finished atomic.Uint64 // this process's writes begun and ended
@@ -56,10 +58,17 @@ type watchCache struct {
 	done chan struct{}
 }
 
-// cachedValue is a key's value (nil: absent) at its mod revision, as of revision asOf.
+// heartbeat is a linearizable read made at local time t that saw revision rev.
+type heartbeat struct {
+	t   time.Time
+	rev int64
+}
+
+// cachedValue is a key's value at its mod revision, as of revision asOf.
 type cachedValue struct {
 	val       []byte
 	rev, asOf int64
+	present   bool
 }
 
 const maxCacheBytes = 64 << 20
@@ -81,14 +90,15 @@ func (c *watchCache) get(key string) (kv store.KV, found, ok bool) {
 	if !hit {
 		return kv, false, false
 	}
-	if v.val == nil {
+	if !v.present {
 		return kv, false, true
 	}
 	return store.KV{Key: key, Value: bytes.Clone(v.val), Rev: v.rev}, true, true
 }
 
-// fill records key's state as read from the cluster at header revision at.
-func (c *watchCache) fill(key string, val []byte, modRev, at int64) {
+// fill records key's state as read from the cluster at header revision at (present
+// false: absent).
+func (c *watchCache) fill(key string, present bool, val []byte, modRev, at int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.running || c.rev > at {
@@ -100,10 +110,7 @@ func (c *watchCache) fill(key string, val []byte, modRev, at int64) {
 	if c.bytes+len(key)+len(val) > maxCacheBytes {
 		return
 	}
-	if val != nil {
-		val = bytes.Clone(val)
-	}
-	c.m[key] = cachedValue{val, modRev, at}
+	c.m[key] = cachedValue{bytes.Clone(val), modRev, at, present}
 	c.bytes += len(key) + len(val)
 }
 
@@ -121,7 +128,7 @@ func (c *watchCache) wrote(rev int64) {
 func (c *watchCache) reset(running bool, rev int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.m, c.bytes, c.rev, c.running, c.asked = map[string]cachedValue{}, 0, rev, running, nil
+	c.m, c.bytes, c.rev, c.running, c.beats = map[string]cachedValue{}, 0, rev, running, nil
 	c.confirmed = time.Time{}
 }
 
@@ -130,33 +137,65 @@ func (c *watchCache) apply(prefix string, r clientv3.WatchResponse) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, ev := range r.Events {
+		// An event carries the key's whole new state, so it is taken whether the key was
+		// cached or not: the cache stays a mirror of the domain as far as its size allows.
 		key := string(ev.Kv.Key[len(prefix):])
 		at := ev.Kv.ModRevision
-		if old, had := c.m[key]; had && at > old.asOf {
-			c.bytes -= len(key) + len(old.val)
-			if ev.Type == clientv3.EventTypeDelete {
-				c.m[key] = cachedValue{asOf: at}
-				c.bytes += len(key)
-			} else {
-				c.m[key] = cachedValue{bytes.Clone(ev.Kv.Value), at, at}
-				c.bytes += len(key) + len(ev.Kv.Value)
-			}
-		}
 		c.rev = max(c.rev, at)
+		old, had := c.m[key]
+		if had && at <= old.asOf {
+			continue // already in the value read at asOf
+		}
+		next := cachedValue{asOf: at}
+		if ev.Type != clientv3.EventTypeDelete {
+			next = cachedValue{bytes.Clone(ev.Kv.Value), at, at, true}
+		}
+		grow := len(next.val) - len(old.val)
+		if !had {
+			grow += len(key)
+		}
+		if c.bytes+grow > maxCacheBytes {
+			if had { // no room for the new value: forget the key rather than keep the old one
+				delete(c.m, key)
+				c.bytes -= len(key) + len(old.val)
+			}
+			continue
+		}
+		c.m[key] = next
+		c.bytes += grow
 	}
-	if r.IsProgressNotify() && len(c.asked) > 0 {
-		// It answers the oldest request still unanswered, or a later one: conservative.
-		c.confirmed, c.asked = c.asked[0], c.asked[1:]
+	if r.IsProgressNotify() {
+		n := 0
+		for n < len(c.beats) && c.beats[n].rev <= r.Header.Revision {
+			c.confirmed = c.beats[n].t
+			n++
+		}
+		c.beats = c.beats[n:]
 	}
 }
 
-// asking records when a progress report was requested.
-func (c *watchCache) asking(t time.Time) {
+// beat records a heartbeat read.
+func (c *watchCache) beat(b heartbeat) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.asked) < 64 {
-		c.asked = append(c.asked, t)
+	if len(c.beats) >= 64 { // reports stopped: the oldest no longer matter
+		c.beats = c.beats[1:]
 	}
+	c.beats = append(c.beats, b)
+}
+
+// heartbeat reads the cluster's revision and asks the watch for a progress report.
+func (s *Store) heartbeat(ctx context.Context) {
+	c := s.cache
+	t := c.now()
+	hctx, cancel := context.WithTimeout(ctx, c.maxStale/4)
+	r, err := s.c.Get(hctx, s.prefix, clientv3.WithCountOnly())
+	cancel()
+	if err != nil {
+		return
+	}
+	c.beat(heartbeat{t, r.Header.Revision})
+	s.c.RequestProgress(ctx)
 }
 
 // startCache runs the watch that feeds the cache until Close.
@@ -174,8 +213,10 @@ func (s *Store) watchLoop(ctx context.Context) {
 	c := s.cache
 	backoff := 50 * time.Millisecond
 	for ctx.Err() == nil {
-		gctx, cancel := context.WithTimeout(ctx, c.maxStale)
-		r, err := s.c.Get(gctx, s.prefix, clientv3.WithCountOnly())
+		// The view starts full: every key of the domain read at one revision (as far as
+		// the cache's size allows), so that first reads cost no round trip either.
+		gctx, cancel := context.WithTimeout(ctx, 4*c.maxStale)
+		kvs, start, err := s.list(gctx, "")
 		cancel()
 		if err != nil {
 			c.reset(false, 0)
@@ -187,28 +228,35 @@ func (s *Store) watchLoop(ctx context.Context) {
 			continue
 		}
 		backoff = 50 * time.Millisecond
-		start := r.Header.Revision
 		wctx, wcancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 		ch := s.c.Watch(wctx, s.prefix, clientv3.WithPrefix(), clientv3.WithRev(start+1), clientv3.WithProgressNotify())
 		c.reset(true, start)
-		c.asking(c.now())
-		s.c.RequestProgress(wctx)
-		ticker := time.NewTicker(c.maxStale / 4)
-	watching:
-		for {
-			select {
-			case wr, open := <-ch:
-				if !open || wr.Canceled || wr.Err() != nil {
-					break watching
-				}
-				c.apply(s.prefix, wr)
-			case <-ticker.C:
-				c.asking(c.now())
-				s.c.RequestProgress(wctx)
-			}
+		for _, kv := range kvs {
+			c.fill(kv.Key, true, kv.Value, kv.Rev, start)
 		}
-		ticker.Stop()
+		kvs = nil
+		beats := make(chan struct{})
+		go func() { // heartbeats run beside the watch, so that a slow read never holds up events
+			defer close(beats)
+			ticker := time.NewTicker(c.maxStale / 4)
+			defer ticker.Stop()
+			for {
+				s.heartbeat(wctx)
+				select {
+				case <-wctx.Done():
+					return
+				case <-ticker.C:
+				}
+			}
+		}()
+		for wr := range ch {
+			if wr.Canceled || wr.Err() != nil {
+				break
+			}
+			c.apply(s.prefix, wr)
+		}
 		wcancel()
+		<-beats
 		c.reset(false, 0)
 	}
 }

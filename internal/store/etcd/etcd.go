@@ -46,8 +46,15 @@ type Store struct {
 }
 
 // ErrNoQuorum is a cluster that did not answer in time: no member reachable, or no
-// leader.
-var ErrNoQuorum = errors.New("etcd: the cluster did not answer (no reachable member or no quorum)")
+// leader. It is a store.ErrUnavailable.
+var ErrNoQuorum error = noQuorum{}
+
+type noQuorum struct{}
+
+func (noQuorum) Error() string {
+	return "the cluster did not answer (no reachable member or no quorum)"
+}
+func (noQuorum) Is(target error) bool { return target == store.ErrUnavailable }
 
 // pageSize is how many keys a List reads per request.
 const pageSize = 1000
@@ -104,11 +111,11 @@ func (s *Store) MaxBatch() int { return s.maxOps }
 func (s *Store) wrap(ctx context.Context, err error) error {
 	switch {
 	case ctx.Err() != nil: // the caller's deadline passed first, whatever code the server gave
-		return fmt.Errorf("%w: %v", ErrNoQuorum, err)
+		return fmt.Errorf("etcd: %w: %v", ErrNoQuorum, err)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, rpctypes.ErrTimeout), errors.Is(err, rpctypes.ErrTimeoutDueToLeaderFail),
 		errors.Is(err, rpctypes.ErrNoLeader), errors.Is(err, rpctypes.ErrTimeoutDueToConnectionLost),
 		status.Code(err) == codes.Unavailable, status.Code(err) == codes.DeadlineExceeded:
-		return fmt.Errorf("%w: %v", ErrNoQuorum, err)
+		return fmt.Errorf("etcd: %w: %v", ErrNoQuorum, err)
 	}
 	return fmt.Errorf("etcd: %w", err)
 }
@@ -131,13 +138,13 @@ func (s *Store) Get(ctx context.Context, key string) (store.KV, error) {
 	}
 	if len(r.Kvs) == 0 {
 		if s.cache != nil {
-			s.cache.fill(key, nil, 0, r.Header.Revision)
+			s.cache.fill(key, false, nil, 0, r.Header.Revision)
 		}
 		return store.KV{}, &store.OpError{Key: key, Err: store.ErrNotFound}
 	}
 	kv := r.Kvs[0]
 	if s.cache != nil {
-		s.cache.fill(key, kv.Value, kv.ModRevision, r.Header.Revision)
+		s.cache.fill(key, true, kv.Value, kv.ModRevision, r.Header.Revision)
 	}
 	return store.KV{Key: key, Value: kv.Value, Rev: kv.ModRevision}, nil
 }
@@ -147,6 +154,12 @@ func (s *Store) List(ctx context.Context, prefix string) ([]store.KV, error) {
 	if s.closed.Load() {
 		return nil, store.ErrClosed
 	}
+	out, _, err := s.list(ctx, prefix)
+	return out, err
+}
+
+// list reads every key with the prefix at one revision, which it returns.
+func (s *Store) list(ctx context.Context, prefix string) ([]store.KV, int64, error) {
 	from, end := s.prefix+prefix, clientv3.GetPrefixRangeEnd(s.prefix+prefix)
 	var out []store.KV
 	var rev int64
@@ -157,7 +170,7 @@ func (s *Store) List(ctx context.Context, prefix string) ([]store.KV, error) {
 		}
 		r, err := s.c.Get(ctx, from, opts...)
 		if err != nil {
-			return nil, s.wrap(ctx, err)
+			return nil, 0, s.wrap(ctx, err)
 		}
 		if rev == 0 {
 			rev = r.Header.Revision
@@ -166,7 +179,7 @@ func (s *Store) List(ctx context.Context, prefix string) ([]store.KV, error) {
 			out = append(out, store.KV{Key: string(kv.Key[len(s.prefix):]), Value: kv.Value, Rev: kv.ModRevision})
 		}
 		if !r.More || len(r.Kvs) == 0 {
-			return out, nil
+			return out, rev, nil
 		}
 		from = string(r.Kvs[len(r.Kvs)-1].Key) + "\x00"
 	}
