@@ -63,6 +63,19 @@ func TestServersShareRotation(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	// So does a root key added on one server.
+	keysBefore := len(must(b.rootKeys(ctx)))
+	if _, _, err := a.AddRootKey(ctx, sys, RootKeyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c.add(keysRecheck) // the root keys a directory holds are checked once a second
+	deadline = time.Now().Add(etcd.DefaultMaxStaleness)
+	for len(must(b.rootKeys(ctx))) != keysBefore+1 {
+		if time.Now().After(deadline) {
+			t.Fatal("a root key added on one server is not seen by another")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	before := must(b.Resolve(ctx, "svc"))
 
 	c.add(25 * time.Hour) // past the 20-hour rollover of a 1-day interval
