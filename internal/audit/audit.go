@@ -51,7 +51,11 @@ type Log struct {
 	path    string
 	fsync   bool
 	onError func(error) // hears of the first failed write of a run of failures
+	onWrite func(time.Duration, error)
 	failing bool
+
+	observe func(msg string)
+	now     func() time.Time
 
 	limiter *limiter
 }
@@ -75,6 +79,11 @@ type Options struct {
 	// Window; the rest are counted and summarized.
 	Burst  int
 	Window time.Duration
+	// Observe hears the message of every record queued (metrics count them); it must
+	// not block.
+	Observe func(msg string)
+	// OnWrite hears how long each write (and fsync) took and whether it failed.
+	OnWrite func(time.Duration, error)
 }
 
 // New returns a Log writing to w.
@@ -83,7 +92,7 @@ func New(w io.Writer, opt Options) *Log {
 		opt.Now = time.Now
 	}
 	l := &Log{cur: newBatch(), kick: make(chan struct{}, 1), reopenc: make(chan chan error), stop: make(chan struct{}),
-		done: make(chan struct{}), w: w, fsync: opt.Fsync, onError: opt.OnError}
+		done: make(chan struct{}), w: w, fsync: opt.Fsync, onError: opt.OnError, onWrite: opt.OnWrite, observe: opt.Observe, now: opt.Now}
 	l.limiter = newLimiter(l, opt)
 	go l.writer()
 	return l
@@ -221,9 +230,13 @@ func (l *Log) flushLocked() {
 	}
 	l.cur, l.inflight = newBatch(), b
 	l.mu.Unlock()
+	start := time.Now()
 	_, err := l.w.Write(b.buf)
 	if err == nil && l.fsync && l.file != nil {
 		err = l.file.Sync()
+	}
+	if l.onWrite != nil {
+		l.onWrite(time.Since(start), err)
 	}
 	if err != nil {
 		err = fmt.Errorf("audit log: %w", err)
@@ -303,6 +316,9 @@ func (l *Log) Record(at time.Time, level, msg string, kv ...string) {
 	b.n++
 	large := len(b.buf) > maxQueued
 	l.mu.Unlock()
+	if l.observe != nil {
+		l.observe(msg)
+	}
 	if large {
 		select {
 		case l.kick <- struct{}{}:
@@ -340,6 +356,21 @@ func (l *Log) Barrier() error {
 	}
 	<-b.done
 	return b.err
+}
+
+// Healthy reports whether the trail takes records. After a failed write it tries one
+// record saying the trail is writable again, so that a trail that recovers (space freed,
+// the file reopened) is noticed without waiting for an operation; the record reaches the
+// trail only if it is true.
+func (l *Log) Healthy() error {
+	l.wmu.Lock()
+	failing := l.failing
+	l.wmu.Unlock()
+	if !failing {
+		return nil
+	}
+	l.Record(l.now(), Info, "audit log: writable again")
+	return l.Barrier()
 }
 
 // RecordNoisy records an event an unauthenticated client can cause at will (a failed

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -336,7 +337,8 @@ func serverCommand(e *env) *cobra.Command {
 				cfg.DevClockOffset, _ = f.GetDuration("dev-clock-offset")
 			}
 			for flag, dst := range map[string]*string{"log-level": &cfg.Log.Level, "log-format": &cfg.Log.Format, "realm": &cfg.Realm,
-				"netbios": &cfg.NetBIOS, "ldap-listen": &cfg.LDAP.Listen, "ldaps-listen": &cfg.LDAP.LDAPSListen, "kdc-listen": &cfg.KDC.Listen} {
+				"netbios": &cfg.NetBIOS, "ldap-listen": &cfg.LDAP.Listen, "ldaps-listen": &cfg.LDAP.LDAPSListen, "kdc-listen": &cfg.KDC.Listen,
+				"metrics-listen": &cfg.Metrics.Listen} {
 				if f.Changed(flag) {
 					*dst, _ = f.GetString(flag)
 				}
@@ -370,6 +372,50 @@ func serverCommand(e *env) *cobra.Command {
 	f.String("ldap-listen", "", "LDAP address (default 127.0.0.1:389; with --dev a free port; off to disable)")
 	f.String("ldaps-listen", "", "LDAPS address (default 127.0.0.1:636; with --dev a free port; off to disable)")
 	f.String("kdc-listen", "", "Kerberos KDC address, UDP and TCP (default 127.0.0.1:88; with --dev a free port; off to disable)")
+	f.String("metrics-listen", "", "HTTP address of /metrics, /healthz and /readyz (default off; with --dev a free port)")
+	e.dataFlag(c)
+	c.AddCommand(serverStatusCommand(e))
+	return c
+}
+
+// serverStatusCommand reads a running server's readiness: exit 0 ready, 1 not ready or
+// not running.
+func serverStatusCommand(e *env) *cobra.Command {
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "status",
+		Short: "Say whether the server on this data directory runs and is ready (its /readyz)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := e.localConfig(cmd, true)
+			if err != nil {
+				return usagef("configuration:\n  %s", strings.ReplaceAll(err.Error(), "\n", "\n  "))
+			}
+			rd, url, err := server.Status(cmd.Context(), cfg.Data)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(e.stdout)
+				enc.SetIndent("", "  ")
+				enc.Encode(rd)
+			} else {
+				fmt.Fprintf(e.stdout, "%s: %s\n", url, map[bool]string{true: "ready", false: "NOT READY"}[rd.Ready])
+				for _, ch := range rd.Checks {
+					line := fmt.Sprintf("  %-9s %s", ch.Name, map[bool]string{true: "ok", false: "FAILED"}[ch.OK])
+					if ch.Detail != "" {
+						line += ": " + ch.Detail
+					}
+					fmt.Fprintln(e.stdout, line)
+				}
+			}
+			if !rd.Ready {
+				return errors.New("the server is not ready")
+			}
+			return nil
+		},
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print the readiness report as JSON")
 	e.dataFlag(c)
 	return c
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"gmsa/internal/audit"
 	"strconv"
 	"strings"
 
@@ -402,6 +403,8 @@ func (d *Directory) persistRotation(ctx context.Context, acct *Object, plan kds.
 	}
 	if err == nil {
 		d.log.Info("gMSA password rotated", "account", acct.SAM, "period", plan.NewCurrent.GKID.String(), "root_key", plan.NewCurrent.RootKey.ID.String())
+		d.audit.Record(d.now(), audit.Info, "gMSA password rotated", "account", acct.SAM, "period", plan.NewCurrent.GKID.String(),
+			"root_key", plan.NewCurrent.RootKey.ID.String())
 	}
 	return err
 }

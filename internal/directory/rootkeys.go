@@ -231,3 +231,20 @@ func (d *Directory) dropKeys() {
 }
 
 func fmtTime(t ntsec.FileTime) string { return t.Time().Format("2006-01-02T15:04:05Z") }
+
+// Ready reports whether the directory can serve what a DC is for: its store answers
+// (on etcd: with a quorum), and a root key is usable for new gMSAs.
+func (d *Directory) Ready(ctx context.Context) error {
+	if _, err := d.st.Get(ctx, keyDomain); err != nil {
+		return fmt.Errorf("the store does not answer: %w", err)
+	}
+	keys, err := d.rootKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("the root keys cannot be read: %w", err)
+	}
+	now := d.nowFT()
+	if _, err := kds.SelectRootKeyForNewAccount(keys, now); err != nil {
+		return d.noRootKeyError(keys, now)
+	}
+	return nil
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/jcmturner/gokrb5/v8/types"
 
 	"gmsa/internal/audit"
+	"gmsa/internal/metrics"
 )
 
 // Config wires a Server; zero limits take the defaults.
@@ -25,6 +27,7 @@ type Config struct {
 	Exchange *Exchange
 	Audit    *audit.Log // the directory's trail: a reply leaves only after its records are written
 	Logger   *slog.Logger
+	Metrics  *metrics.Metrics // nil: none
 
 	MaxConns          int           // concurrent TCP connections, default 1000
 	MaxConnsPerSource int           // TCP connections from one address, default 100
@@ -89,11 +92,40 @@ func (s *Server) track(c io.Closer) bool {
 // answer runs the exchange and waits for the audit trail before the reply may leave.
 func (s *Server) answer(req []byte, remote string) []byte {
 	reply := s.cfg.Exchange.Handle(context.Background(), req, remote)
+	if s.cfg.Metrics != nil {
+		s.cfg.Metrics.KDC(classify(req, reply))
+	}
 	if err := s.cfg.Audit.Barrier(); err != nil {
 		s.cfg.Logger.Error("KDC reply withheld: the audit trail cannot be written", "remote", remote, "err", err)
 		return nil
 	}
 	return reply
+}
+
+// classify names a request's type and its reply's result for the metrics: as, tgs or
+// other, and ok or the KRB-ERROR's name ([RFC 4120] 5.9.1, 7.5.9).
+func classify(req, reply []byte) (typ, result string) {
+	typ = "other"
+	if len(req) > 0 {
+		switch req[0] {
+		case 0x6a: // [APPLICATION 10] AS-REQ
+			typ = "as"
+		case 0x6c: // [APPLICATION 12] TGS-REQ
+			typ = "tgs"
+		}
+	}
+	if len(reply) == 0 {
+		return typ, "no_reply"
+	}
+	if reply[0] != 0x7e { // [APPLICATION 30] KRB-ERROR
+		return typ, "ok"
+	}
+	var e messages.KRBError
+	if err := e.Unmarshal(reply); err != nil {
+		return typ, "error"
+	}
+	name, _, _ := strings.Cut(strings.TrimPrefix(errorcode.Lookup(e.ErrorCode), fmt.Sprintf("(%d) ", e.ErrorCode)), " ")
+	return typ, name
 }
 
 // ServeUDP answers datagrams on pc until Shutdown; replies larger than MaxUDPReply

@@ -23,7 +23,11 @@ const (
 )
 
 func (c *conn) bind(ctx context.Context, id int64, op *ber.Packet) {
-	reply := func(code int, diag string) { c.send(message(id, result(appBindResponse, code, "", diag))) }
+	mech := "simple"
+	reply := func(code int, diag string) {
+		c.srv.cfg.Metrics.Bind(mech, code)
+		c.send(message(id, result(appBindResponse, code, "", diag)))
+	}
 	if len(op.Children) < 3 {
 		reply(resultProtocolError, "malformed BindRequest")
 		return
@@ -52,7 +56,8 @@ func (c *conn) bind(ctx context.Context, id int64, op *ber.Packet) {
 	password := str(auth)
 	switch {
 	case name == "" && password == "":
-		reply(resultSuccess, "") // anonymous
+		mech = "anonymous"
+		reply(resultSuccess, "")
 		return
 	case password == "":
 		reply(resultUnwillingToPerform, "00002028: unauthenticated binds (a name without a password) are refused")
@@ -121,7 +126,8 @@ func (c *conn) extended(ctx context.Context, id int64, op *ber.Packet) bool {
 			c.disconnect(resultProtocolError, "data after StartTLS before the TLS handshake")
 			return false
 		}
-		t := tls.Server(c.nc, c.srv.cfg.TLS)
+		cfg, endpoint := c.srv.tlsFor()
+		t := tls.Server(c.nc, cfg)
 		if err := t.HandshakeContext(ctx); err != nil {
 			c.srv.cfg.Logger.Info("StartTLS handshake failed", "remote", c.req.Remote, "err", err)
 			return false
@@ -131,6 +137,7 @@ func (c *conn) extended(ctx context.Context, id int64, op *ber.Packet) bool {
 		c.r.Reset(t)
 		c.w.Reset(audit.Gate(t, c.srv.cfg.Audit))
 		c.writeBy = time.Time{}
+		c.endpoint = endpoint
 		c.wmu.Unlock()
 		upgraded := *c.req
 		upgraded.Protection = directory.ProtectionTLS

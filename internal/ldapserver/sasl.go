@@ -42,7 +42,9 @@ type saslBind struct {
 
 // sasl serves a bind with SaslCredentials { mechanism, credentials OPTIONAL }.
 func (c *conn) sasl(ctx context.Context, id int64, auth *ber.Packet) {
+	label := "other"
 	reply := func(code int, diag string, creds []byte) {
+		c.srv.cfg.Metrics.Bind(label, code)
 		p := result(appBindResponse, code, "", diag)
 		if creds != nil {
 			p.AppendChild(ber.NewString(ber.ClassContext, ber.TypePrimitive, 7, string(creds), "serverSaslCreds"))
@@ -58,6 +60,7 @@ func (c *conn) sasl(ctx context.Context, id int64, auth *ber.Packet) {
 		return
 	}
 	mech := str(auth.Children[0])
+	label = saslMechanism(mech)
 	var creds []byte
 	if len(auth.Children) > 1 {
 		creds = raw(auth.Children[1])
@@ -94,7 +97,7 @@ func (c *conn) accept(ctx context.Context, token []byte) (*gss.Accepted, *direct
 		}}
 	var appData []byte
 	if c.req.Protection == directory.ProtectionTLS {
-		appData = c.srv.endpoint
+		appData = c.endpoint
 	}
 	acc, err := a.Accept(token, appData)
 	if err != nil {
@@ -332,4 +335,14 @@ func tlsServerEndPoint(der []byte) []byte {
 		return nil
 	}
 	return gss.TLSServerEndPoint(cert)
+}
+
+// saslMechanism names a requested mechanism for the metrics: one this server offers, or
+// "other" (a client's string never becomes a label of its own).
+func saslMechanism(name string) string {
+	switch name {
+	case "GSSAPI", "GSS-SPNEGO", "EXTERNAL":
+		return name
+	}
+	return "other"
 }

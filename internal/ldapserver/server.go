@@ -27,17 +27,22 @@ import (
 	"gmsa/internal/audit"
 	"gmsa/internal/directory"
 	"gmsa/internal/gss"
+	"gmsa/internal/metrics"
 	"gmsa/internal/tlv"
 )
 
 // Config wires a Server. The limits follow AD's LDAP policy (lDAPAdminLimits);
 // docs/security.md compares each with AD's default.
 type Config struct {
-	Dir    *directory.Directory
-	TLS    *tls.Config // LDAPS and StartTLS; nil turns both off
-	Logger *slog.Logger
-	Audit  *audit.Log // the directory's audit trail: no response leaves before its records are written
-	Now    func() time.Time
+	Dir *directory.Directory
+	TLS *tls.Config // LDAPS and StartTLS; nil turns both off
+	// Certificate, when set, gives the certificate each new TLS connection serves (one
+	// that is replaced while the server runs); connections keep the one they started with.
+	Certificate func() *tls.Certificate
+	Logger      *slog.Logger
+	Audit       *audit.Log       // the directory's audit trail: no response leaves before its records are written
+	Metrics     *metrics.Metrics // nil: none
+	Now         func() time.Time
 
 	// AllowPlainSimpleBind accepts simple binds on unencrypted connections, as AD does
 	// when "LDAP server signing requirements" is None. Off by default.
@@ -128,6 +133,7 @@ type Server struct {
 
 	replay   *gss.ReplayCache // Kerberos authenticators seen within the clock skew
 	endpoint []byte           // tls-server-end-point channel binding data of our certificate
+	served   atomic.Pointer[servedCert]
 }
 
 // New returns a server; Serve starts it on a listener.
@@ -138,7 +144,26 @@ func New(cfg Config) *Server {
 	if cfg.TLS != nil && len(cfg.TLS.Certificates) > 0 && len(cfg.TLS.Certificates[0].Certificate) > 0 {
 		s.endpoint = tlsServerEndPoint(cfg.TLS.Certificates[0].Certificate[0])
 	}
+	cfg.Metrics.Connections(s.connections)
 	return s
+}
+
+// connections counts the open connections by listener and state, for metrics.
+func (s *Server) connections() map[metrics.ConnKey]int {
+	counts := map[metrics.ConnKey]int{}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		k := metrics.ConnKey{Listener: "ldap", State: "anonymous"}
+		if c.ldaps {
+			k.Listener = "ldaps"
+		}
+		if c.isBound.Load() {
+			k.State = "bound"
+		}
+		counts[k]++
+	}
+	return counts
 }
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -211,6 +236,7 @@ func (s *Server) admit(nc net.Conn, ldaps bool) {
 	select {
 	case s.slots <- struct{}{}:
 	default:
+		s.cfg.Metrics.Accepted(listenerName(ldaps), false)
 		refuse(fmt.Sprintf("the server is at its connection limit (%d)", s.cfg.MaxConns))
 		return
 	}
@@ -222,19 +248,24 @@ func (s *Server) admit(nc net.Conn, ldaps bool) {
 		if closed {
 			nc.Close()
 		} else {
+			s.cfg.Metrics.Accepted(listenerName(ldaps), false)
 			refuse(fmt.Sprintf("%s is at its limit of %d connections", source, s.cfg.MaxConnsPerSource))
 		}
 		return
 	}
 	s.perSource[source]++
+	s.cfg.Metrics.Accepted(listenerName(ldaps), true)
+	var endpoint []byte
 	if ldaps {
-		nc = tls.Server(nc, s.cfg.TLS)
+		var cfg *tls.Config
+		cfg, endpoint = s.tlsFor()
+		nc = tls.Server(nc, cfg)
 	}
 	prot := directory.ProtectionNone
 	if ldaps {
 		prot = directory.ProtectionTLS
 	}
-	c := &conn{srv: s, nc: nc, source: source, req: directory.Anonymous(prot, remote), pages: map[string]*pageState{}}
+	c := &conn{srv: s, nc: nc, source: source, req: directory.Anonymous(prot, remote), pages: map[string]*pageState{}, endpoint: endpoint, ldaps: ldaps}
 	c.r = bufio.NewReaderSize(nc, 4<<10)
 	c.w = bufio.NewWriterSize(audit.Gate(nc, s.cfg.Audit), 4<<10) // grows to 32 KiB after a bind
 	c.readBy = time.Now().Add(s.cfg.InitRecvTimeout)
@@ -321,6 +352,9 @@ type conn struct {
 	wmu      sync.Mutex
 	started  bool // a first request has arrived (the initial timeout is over)
 	source   string
+	ldaps    bool                 // accepted on the LDAPS listener
+	isBound  atomic.Bool          // c.bound(), for the metrics' scrape
+	endpoint []byte               // tls-server-end-point data of the certificate this connection's TLS serves
 	req      *directory.Requester // who is bound, and the channel's protection
 	reserved int64                // unbound bytes held by the request being served
 	pages    map[string]*pageState
@@ -396,8 +430,13 @@ func (c *conn) serve() {
 			controls = pkt.Children[2].Children
 		}
 		wasBound := c.bound()
+		start := time.Now()
 		ok := c.dispatch(id, op, controls)
+		c.srv.cfg.Metrics.Request(operationName(op.Tag), time.Since(start))
 		c.releaseUnbound()
+		if c.bound() != wasBound {
+			c.isBound.Store(!wasBound)
+		}
 		if !ok {
 			c.flush()
 			return
@@ -517,3 +556,60 @@ func (c *conn) disconnect(code int, diag string) {
 }
 
 func (c *conn) close() { c.once.Do(func() { c.nc.Close() }) }
+
+// servedCert is a certificate and its channel binding data.
+type servedCert struct {
+	cert     *tls.Certificate
+	endpoint []byte
+}
+
+// tlsFor returns the TLS configuration of a new connection and the tls-server-end-point
+// data of the certificate it will serve ([RFC 5929] 4).
+func (s *Server) tlsFor() (*tls.Config, []byte) {
+	if s.cfg.Certificate == nil {
+		return s.cfg.TLS, s.endpoint
+	}
+	cert := s.cfg.Certificate()
+	sc := s.served.Load()
+	if sc == nil || sc.cert != cert {
+		sc = &servedCert{cert, tlsServerEndPoint(cert.Certificate[0])}
+		s.served.Store(sc)
+	}
+	cfg := s.cfg.TLS.Clone()
+	cfg.Certificates = []tls.Certificate{*cert}
+	return cfg, sc.endpoint
+}
+
+func listenerName(ldaps bool) string {
+	if ldaps {
+		return "ldaps"
+	}
+	return "ldap"
+}
+
+// operationName is a request's operation as the metrics label it.
+func operationName(tag ber.Tag) string {
+	switch tag {
+	case appBindRequest:
+		return "bind"
+	case appUnbindRequest:
+		return "unbind"
+	case appSearchRequest:
+		return "search"
+	case appModifyRequest:
+		return "modify"
+	case appAddRequest:
+		return "add"
+	case appDelRequest:
+		return "delete"
+	case appModDNRequest:
+		return "modify_dn"
+	case appCompareRequest:
+		return "compare"
+	case appAbandonRequest:
+		return "abandon"
+	case appExtendedRequest:
+		return "extended"
+	}
+	return "unknown"
+}

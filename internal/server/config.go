@@ -40,7 +40,16 @@ type Config struct {
 		Listen               string   `yaml:"listen"`                  // plain LDAP (StartTLS available); default 127.0.0.1:389, with --dev a free port; "off" turns it off
 		LDAPSListen          string   `yaml:"ldaps_listen"`            // LDAPS; default 127.0.0.1:636, with --dev a free port; "off" turns it off
 		AllowPlainSimpleBind bool     `yaml:"allow_plain_simple_bind"` // simple binds without TLS
-		TLSNames             []string `yaml:"tls_names"`               // names in the server certificate
+		TLSNames             []string `yaml:"tls_names"`               // names in the self-made server certificate
+		// An operator-supplied certificate (with its chain) and key in PEM, instead of the
+		// self-made CA's: the two files, or a directory holding tls.crt and tls.key.
+		// Reloaded without a restart when they change and on SIGHUP.
+		TLSCert          string        `yaml:"tls_cert"`
+		TLSKey           string        `yaml:"tls_key"`
+		TLSDir           string        `yaml:"tls_dir"`
+		TLSMinVersion    string        `yaml:"tls_min_version"`    // 1.2 (default) or 1.3
+		TLSCiphers       []string      `yaml:"tls_ciphers"`        // TLS 1.2 suites by IANA name; default ECDHE with AES-GCM or ChaCha20
+		TLSExpiryWarning time.Duration `yaml:"tls_expiry_warning"` // warn this long before the certificate expires (default 720h)
 		// ChannelBinding is AD's LdapEnforceChannelBinding for Kerberos binds over TLS:
 		// never, when-supported (default: checked when the client sends bindings) or always.
 		ChannelBinding string `yaml:"channel_binding"`
@@ -55,6 +64,11 @@ type Config struct {
 		MaxClockSkew     time.Duration `yaml:"max_clock_skew"`     // AD's MaxClockSkew, default 5 min
 		NoImplicitDollar bool          `yaml:"no_implicit_dollar"` // "web01" no longer finds "web01$" (Samba's kdc name match implicit dollar)
 	} `yaml:"kdc"`
+	Metrics struct {
+		// Listen serves Prometheus metrics (/metrics) and health (/healthz, /readyz) over
+		// HTTP; off by default, with --dev a free loopback port; "off" turns it off.
+		Listen string `yaml:"listen"`
+	} `yaml:"metrics"`
 }
 
 // Limits are the LDAP server's bounds, named after AD's lDAPAdminLimits where AD has
@@ -97,13 +111,14 @@ func (c *Config) LoadFile(path string) error {
 
 // LoadEnv merges GMSA_DATA, GMSA_DEV, GMSA_REALM, GMSA_NETBIOS, GMSA_LOG_LEVEL,
 // GMSA_LOG_FORMAT, GMSA_AUDIT_PATH, GMSA_AUDIT_FSYNC, GMSA_LDAP_LISTEN,
-// GMSA_LDAPS_LISTEN, GMSA_KDC_LISTEN, GMSA_STORE_BACKEND and GMSA_ETCD_* (ENDPOINTS,
+// GMSA_LDAPS_LISTEN, GMSA_KDC_LISTEN, GMSA_METRICS_LISTEN, GMSA_STORE_BACKEND and GMSA_ETCD_* (ENDPOINTS,
 // PREFIX, CA_FILE, CERT_FILE, KEY_FILE, USERNAME, PASSWORD_FILE), reporting every bad
 // value.
 func (c *Config) LoadEnv(getenv func(string) string) error {
 	set := map[string]*string{"GMSA_DATA": &c.Data, "GMSA_REALM": &c.Realm, "GMSA_NETBIOS": &c.NetBIOS,
 		"GMSA_LOG_LEVEL": &c.Log.Level, "GMSA_LOG_FORMAT": &c.Log.Format,
-		"GMSA_AUDIT_PATH": &c.Audit.Path, "GMSA_LDAP_LISTEN": &c.LDAP.Listen, "GMSA_LDAPS_LISTEN": &c.LDAP.LDAPSListen, "GMSA_KDC_LISTEN": &c.KDC.Listen}
+		"GMSA_AUDIT_PATH": &c.Audit.Path, "GMSA_LDAP_LISTEN": &c.LDAP.Listen, "GMSA_LDAPS_LISTEN": &c.LDAP.LDAPSListen, "GMSA_KDC_LISTEN": &c.KDC.Listen,
+		"GMSA_METRICS_LISTEN": &c.Metrics.Listen}
 	for k, dst := range set {
 		if v := getenv(k); v != "" {
 			*dst = v
@@ -142,7 +157,7 @@ func (c *Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("log.format: %q: want text or json", c.Log.Format))
 	}
-	for name, addr := range map[string]string{"ldap.listen": c.LDAP.Listen, "ldap.ldaps_listen": c.LDAP.LDAPSListen, "kdc.listen": c.KDC.Listen} {
+	for name, addr := range map[string]string{"ldap.listen": c.LDAP.Listen, "ldap.ldaps_listen": c.LDAP.LDAPSListen, "kdc.listen": c.KDC.Listen, "metrics.listen": c.Metrics.Listen} {
 		if addr == "" || addr == "off" {
 			continue
 		}
@@ -155,6 +170,7 @@ func (c *Config) Validate() error {
 	if _, err := c.channelBinding(); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, c.validateTLS()...)
 	l := c.LDAP.Limits
 	for name, v := range map[string]int64{"max_connections": int64(l.MaxConnections), "max_connections_per_source": int64(l.MaxConnectionsPerSource),
 		"max_receive_buffer": int64(l.MaxReceiveBuffer), "max_unbound_request": int64(l.MaxUnboundRequest), "unbound_memory": l.UnboundMemory,
@@ -213,4 +229,18 @@ func (c *Config) listenAddrs() (ldap, ldaps, kdc string) {
 		return def
 	}
 	return pick(c.LDAP.Listen, "127.0.0.1:389"), pick(c.LDAP.LDAPSListen, "127.0.0.1:636"), pick(c.KDC.Listen, "127.0.0.1:88")
+}
+
+// metricsAddr is where metrics and health are served: off ("") unless configured,
+// and with --dev a free loopback port.
+func (c *Config) metricsAddr() string {
+	switch v := c.Metrics.Listen; {
+	case v == "off":
+		return ""
+	case v != "":
+		return v
+	case c.Dev:
+		return "127.0.0.1:0"
+	}
+	return ""
 }

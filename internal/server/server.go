@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	crand "crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,6 +25,7 @@ import (
 	"gmsa/internal/kdc"
 	"gmsa/internal/kds"
 	"gmsa/internal/ldapserver"
+	"gmsa/internal/metrics"
 	"gmsa/internal/ntsec"
 	"gmsa/internal/pki"
 	"gmsa/internal/store"
@@ -65,11 +68,16 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
 	log := deps.Logger
+	var m *metrics.Metrics // nil: metrics.listen is off
+	if cfg.metricsAddr() != "" {
+		m = metrics.New()
+	}
 	st, release, err := OpenConfigured(ctx, cfg, false, true)
 	if err != nil {
 		return err
 	}
 	defer release()
+	st = instrument(m, st)
 	pidPath := filepath.Join(cfg.Data, PIDFile)
 	if err := atomicfile.Write(pidPath, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
 		return err
@@ -82,7 +90,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	}
 	trail, err := audit.OpenFile(auditPath, audit.Options{Fsync: cfg.Audit.Fsync, Now: deps.Now, OnError: func(err error) {
 		log.Error("the audit trail cannot be written: operations are refused until it can", "path", auditPath, "err", err)
-	}})
+	}, Observe: m.AuditEvent, OnWrite: m.AuditWrite})
 	if err != nil {
 		return fmt.Errorf("%w (audit.path or GMSA_AUDIT_PATH names another file)", err)
 	}
@@ -112,19 +120,41 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 
 	dom := dir.Domain()
 	failed := make(chan error, 4) // a listener that fails for good
-	ep, stopLDAP, err := startLDAP(cfg, deps, dir, trail, failed)
+	ep, certs, stopLDAP, err := startLDAP(cfg, deps, dir, trail, m, failed)
 	if err != nil {
 		l.Close()
 		<-done
 		return err
 	}
-	stopKDC, err := startKDC(cfg, deps, dir, trail, failed, &ep)
+	stopKDC, err := startKDC(cfg, deps, dir, trail, m, failed, &ep)
 	if err != nil {
 		stopLDAP()
 		l.Close()
 		<-done
 		return err
 	}
+	stopHTTP := func() {}
+	if addr := cfg.metricsAddr(); addr != "" {
+		hl, err := net.Listen("tcp", addr)
+		if err != nil {
+			stopKDC()
+			stopLDAP()
+			l.Close()
+			<-done
+			return fmt.Errorf("metrics listener %s: %w", addr, err)
+		}
+		h := &health{dir: dir, trail: trail, listeners: ep.listeners()}
+		m.Gauge("gmsa_ready", "1 when the server is ready (store, listeners, a usable root key, the audit trail), else 0.", func() float64 {
+			if h.check(ctx).Ready {
+				return 1
+			}
+			return 0
+		})
+		m.Gauge("gmsa_tls_certificate_expiry_days", "Days until the LDAPS certificate expires.", certs.daysLeft)
+		ep.Health = "http://" + hl.Addr().String() + "/"
+		stopHTTP = serveHTTP(ctx, hl, m, h, log)
+	}
+	certs.metrics = m
 	if ep.KDC != "" {
 		krb5 := filepath.Join(cfg.Data, Krb5ConfFile)
 		if err := atomicfile.Write(krb5, krb5Conf(dom, ep.KDC), 0o644); err != nil {
@@ -138,11 +168,13 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	}
 	defer os.Remove(epPath)
 	log.Info("gmsa server running", "realm", dom.Realm, "data", cfg.Data, "store", cfg.Store.describe(), "pid", os.Getpid(), "ldap", ep.LDAP, "ldaps", ep.LDAPS, "kdc", ep.KDC,
-		"ca", ep.CA, "audit", auditPath)
+		"ca", ep.CA, "audit", auditPath, "health", ep.Health)
 	if cfg.Dev {
 		fmt.Fprintf(deps.Stdout, "LDAP %s, LDAPS %s, KDC %s; clients trust %s; KRB5_CONFIG=%s\n", ep.LDAP, ep.LDAPS, ep.KDC, ep.CA,
 			filepath.Join(cfg.Data, Krb5ConfFile))
 	}
+	certPoll := time.NewTicker(CertPollInterval)
+	defer certPoll.Stop()
 	var runErr error
 	for running := true; running; {
 		select {
@@ -155,17 +187,31 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 			} else {
 				log.Info("SIGHUP: audit file reopened", "path", auditPath)
 			}
+			if err := certs.reload(true); err != nil {
+				log.Error("SIGHUP: the TLS certificate was not replaced; the current one stays", "err", err)
+			}
+			certs.checkExpiry()
+		case <-certPoll.C: // a certificate renewed in place (cert-manager, certbot, a copy) is taken up
+			if err := certs.reload(false); err != nil {
+				log.Error("the TLS certificate files changed but were not taken; the current one stays", "err", err)
+			}
+			certs.checkExpiry()
 		case err := <-failed: // a listener that stops accepting ends the server, loudly
 			log.Error("shutting down: a listener failed", "err", err)
 			runErr, running = err, false
 		}
 	}
+	stopHTTP()
 	stopKDC()
 	stopLDAP()
 	l.Close()
 	<-done
 	return runErr
 }
+
+// CertPollInterval is how often the operator's certificate files are checked for a
+// change.
+const CertPollInterval = 2 * time.Second
 
 // AuditFile is the audit trail's default name in the data directory.
 const AuditFile = "audit.log"
@@ -176,6 +222,21 @@ type Endpoints struct {
 	LDAPS string `json:"ldaps,omitempty"` // ldaps://host:port
 	KDC   string `json:"kdc,omitempty"`   // host:port, UDP and TCP
 	CA    string `json:"ca,omitempty"`    // the CA certificate clients trust
+	// Health is the base URL of /metrics, /healthz and /readyz (metrics.listen).
+	Health string `json:"health,omitempty"`
+}
+
+// listeners are the TCP addresses readiness dials.
+func (ep Endpoints) listeners() map[string]string {
+	m := map[string]string{}
+	for name, u := range map[string]string{"ldap": ep.LDAP, "ldaps": ep.LDAPS, "kdc": ep.KDC} {
+		if _, hostport, ok := strings.Cut(u, "://"); ok {
+			m[name] = hostport
+		} else if u != "" {
+			m[name] = u
+		}
+	}
+	return m
 }
 
 // EndpointsFile is written in the data directory while the server runs.
@@ -183,23 +244,29 @@ const EndpointsFile = "endpoints.json"
 
 // startLDAP opens the LDAP and LDAPS listeners; a listener that fails for good is sent
 // on failed; the returned function shuts them down.
-func startLDAP(cfg Config, deps Deps, dir *directory.Directory, trail *audit.Log, failed chan<- error) (Endpoints, func(), error) {
+func startLDAP(cfg Config, deps Deps, dir *directory.Directory, trail *audit.Log, m *metrics.Metrics, failed chan<- error) (Endpoints, *certSource, func(), error) {
 	var ep Endpoints
 	dom := dir.Domain()
 	host := strings.ToLower(dom.DCName) + "." + dom.DNSName
-	names := append([]string{host, "localhost", "127.0.0.1"}, cfg.LDAP.TLSNames...)
-	tlsCfg, err := pki.Ensure(filepath.Join(cfg.Data, "tls"), names, deps.Now(), deps.Rand)
+	certs, tlsCfg, err := newCertSource(cfg, deps, host)
 	if err != nil {
-		return ep, nil, fmt.Errorf("TLS: %w", err)
+		return ep, nil, nil, err
 	}
-	ep.CA = filepath.Join(cfg.Data, "tls", pki.CAFile)
+	if certs.certFile == "" {
+		ep.CA = filepath.Join(cfg.Data, "tls", pki.CAFile)
+	}
 	lim := cfg.LDAP.Limits
 	binding, _ := cfg.channelBinding() // checked by Validate
+	if certs.certFile != "" {          // SASL EXTERNAL's client certificates are the self-made CA's (gmsa cert issue)
+		if _, err := pki.Ensure(filepath.Join(cfg.Data, "tls"), []string{host, "localhost", "127.0.0.1"}, deps.Now(), deps.Rand); err != nil {
+			return ep, nil, nil, fmt.Errorf("TLS: %w", err)
+		}
+	}
 	clientCAs, err := pki.ClientPool(filepath.Join(cfg.Data, "tls"))
 	if err != nil {
-		return ep, nil, fmt.Errorf("TLS: %w", err)
+		return ep, nil, nil, fmt.Errorf("TLS: %w", err)
 	}
-	srv := ldapserver.New(ldapserver.Config{Dir: dir, TLS: tlsCfg, Logger: deps.Logger, Audit: trail, Now: deps.Now, Rand: deps.Rand,
+	srv := ldapserver.New(ldapserver.Config{Dir: dir, TLS: tlsCfg, Certificate: certs.Current, Logger: deps.Logger, Audit: trail, Metrics: m, Now: deps.Now, Rand: deps.Rand,
 		AllowPlainSimpleBind: cfg.LDAP.AllowPlainSimpleBind, DNSHostName: host, ChannelBinding: binding, ClientCAs: clientCAs,
 		MaxPDU: lim.MaxReceiveBuffer, MaxUnboundPDU: lim.MaxUnboundRequest, UnboundMemory: lim.UnboundMemory,
 		MaxConns: lim.MaxConnections, MaxConnsPerSource: lim.MaxConnectionsPerSource, InitRecvTimeout: lim.InitRecvTimeout,
@@ -223,7 +290,7 @@ func startLDAP(cfg Config, deps Deps, dir *directory.Directory, trail *audit.Log
 		l, err := net.Listen("tcp", x.addr)
 		if err != nil {
 			closeAll()
-			return ep, nil, fmt.Errorf("LDAP listener %s: %w", x.addr, err)
+			return ep, nil, nil, fmt.Errorf("LDAP listener %s: %w", x.addr, err)
 		}
 		ls = append(ls, l)
 		*x.dst = map[bool]string{false: "ldap://", true: "ldaps://"}[x.ldaps] + l.Addr().String()
@@ -233,11 +300,47 @@ func startLDAP(cfg Config, deps Deps, dir *directory.Directory, trail *audit.Log
 			}
 		}(l, x.ldaps)
 	}
-	return ep, func() {
+	return ep, certs, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		srv.Shutdown(ctx)
 	}, nil
+}
+
+// newCertSource loads the certificate LDAPS and StartTLS serve — the operator's files
+// or the self-made CA's — and the TLS policy around it.
+func newCertSource(cfg Config, deps Deps, dcName string) (*certSource, *tls.Config, error) {
+	minVersion, ciphers, _ := cfg.tlsPolicy() // checked by Validate
+	warn := cfg.LDAP.TLSExpiryWarning
+	if warn == 0 {
+		warn = 30 * 24 * time.Hour
+	}
+	src := &certSource{dcName: dcName, warnBefore: warn, now: deps.Now, log: deps.Logger}
+	if certFile, keyFile := cfg.operatorFiles(); certFile != "" {
+		src.certFile, src.keyFile = certFile, keyFile
+		if err := src.reload(true); err != nil {
+			return nil, nil, fmt.Errorf("TLS: %w", err)
+		}
+	} else {
+		names := append([]string{dcName, "localhost", "127.0.0.1"}, cfg.LDAP.TLSNames...)
+		self, err := pki.Ensure(filepath.Join(cfg.Data, "tls"), names, deps.Now(), deps.Rand)
+		if err != nil {
+			return nil, nil, fmt.Errorf("TLS: %w", err)
+		}
+		cert := self.Certificates[0]
+		if cert.Leaf == nil {
+			if cert.Leaf, err = x509.ParseCertificate(cert.Certificate[0]); err != nil {
+				return nil, nil, fmt.Errorf("TLS: %w", err)
+			}
+		}
+		src.cur.Store(&cert)
+	}
+	src.checkExpiry()
+	// Client certificates are asked for, not required: the LDAP server checks one
+	// against the CA for a SASL EXTERNAL bind, and ignores it otherwise.
+	base := &tls.Config{MinVersion: minVersion, CipherSuites: ciphers, ClientAuth: tls.RequestClientCert,
+		Certificates: []tls.Certificate{*src.Current()}}
+	return src, base, nil
 }
 
 // Krb5ConfFile is the krb5.conf written in the data directory while the KDC runs.
@@ -245,7 +348,7 @@ const Krb5ConfFile = "krb5.conf"
 
 // startKDC opens the KDC's UDP and TCP listeners on one port; a listener that fails for
 // good is sent on failed; the returned function shuts them down.
-func startKDC(cfg Config, deps Deps, dir *directory.Directory, trail *audit.Log, failed chan<- error, ep *Endpoints) (func(), error) {
+func startKDC(cfg Config, deps Deps, dir *directory.Directory, trail *audit.Log, m *metrics.Metrics, failed chan<- error, ep *Endpoints) (func(), error) {
 	_, _, addr := cfg.listenAddrs()
 	if addr == "" {
 		return func() {}, nil
@@ -259,7 +362,7 @@ func startKDC(cfg Config, deps Deps, dir *directory.Directory, trail *audit.Log,
 	}
 	pol.ImplicitDollar = !cfg.KDC.NoImplicitDollar
 	x := &kdc.Exchange{Dir: dir, Realm: dir.Domain().Realm, Policy: pol, Now: deps.Now, Rand: deps.Rand, Log: deps.Logger}
-	srv := kdc.New(kdc.Config{Exchange: x, Audit: trail, Logger: deps.Logger})
+	srv := kdc.New(kdc.Config{Exchange: x, Audit: trail, Logger: deps.Logger, Metrics: m})
 	var l net.Listener
 	var pc net.PacketConn
 	var err error

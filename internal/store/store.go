@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 )
 
 // Sentinel errors, checked with errors.Is.
@@ -110,6 +111,22 @@ type Store interface {
 	Apply(ctx context.Context, ops ...Op) (int64, error)
 	// Close releases the store.
 	Close() error
+}
+
+// CacheCounts counts a read cache's answers: Gets it served, and Gets that went to the
+// storage.
+type CacheCounts struct{ hits, misses atomic.Uint64 }
+
+// Hit counts a Get the cache answered; Miss one it did not.
+func (c *CacheCounts) Hit()  { c.hits.Add(1) }
+func (c *CacheCounts) Miss() { c.misses.Add(1) }
+
+// CacheStats returns the counts so far.
+func (c *CacheCounts) CacheStats() (hits, misses uint64) { return c.hits.Load(), c.misses.Load() }
+
+// CacheReporter is a store with a read cache (for metrics).
+type CacheReporter interface {
+	CacheStats() (hits, misses uint64)
 }
 
 // MaxRetries bounds the compare-and-swap retries of Update.

@@ -31,6 +31,7 @@ var (
 type Store struct {
 	db    *bbolt.DB
 	cache readCache
+	store.CacheCounts
 }
 
 // readCache keeps the values Get returned since the last write, so that a read-mostly
@@ -143,11 +144,13 @@ func (s *Store) view(fn func(kv *bbolt.Bucket) error) error {
 func (s *Store) Get(_ context.Context, key string) (store.KV, error) {
 	notFound := func() error { return &store.OpError{Key: key, Err: store.ErrNotFound} }
 	if raw, ok := s.cache.get(key); ok {
+		s.Hit()
 		if raw == nil {
 			return store.KV{}, notFound()
 		}
 		return decode([]byte(key), raw), nil
 	}
+	s.Miss()
 	gen, quiet := s.cache.quiet()
 	var kv store.KV
 	var raw []byte

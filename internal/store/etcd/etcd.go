@@ -43,6 +43,7 @@ type Store struct {
 	maxOps int
 	closed atomic.Bool
 	cache  *watchCache // nil: off
+	store.CacheCounts
 }
 
 // ErrNoQuorum is a cluster that did not answer in time: no member reachable, or no
@@ -126,11 +127,13 @@ func (s *Store) Get(ctx context.Context, key string) (store.KV, error) {
 	}
 	if s.cache != nil {
 		if kv, found, ok := s.cache.get(key); ok {
+			s.Hit()
 			if !found {
 				return store.KV{}, &store.OpError{Key: key, Err: store.ErrNotFound}
 			}
 			return kv, nil
 		}
+		s.Miss()
 	}
 	r, err := s.c.Get(ctx, s.prefix+key)
 	if err != nil {
