@@ -13,9 +13,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/net/netutil"
 
 	"gmsa/internal/audit"
 	"gmsa/internal/directory"
@@ -42,13 +44,32 @@ type health struct {
 	dir       *directory.Directory
 	trail     *audit.Log
 	listeners map[string]string // name → host:port, dialled over TCP
+
+	mu     sync.Mutex // one check at a time; callers within checkReuse share its result
+	last   Readiness
+	lastAt time.Time
 }
+
+// checkReuse is how long a readiness result answers further probes: a flood of
+// /readyz (or scrapes) costs one check a second, and never fills the LDAP listener's
+// per-source slots with the checks' own connections.
+const checkReuse = time.Second
 
 // checkTimeout bounds each readiness check: a store without quorum or a listener that
 // does not accept is "not ready", not a hung probe.
 const checkTimeout = 2 * time.Second
 
 func (h *health) check(ctx context.Context) Readiness {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.lastAt.IsZero() && time.Since(h.lastAt) < checkReuse {
+		return h.last
+	}
+	h.last, h.lastAt = h.run(ctx), time.Now()
+	return h.last
+}
+
+func (h *health) run(ctx context.Context) Readiness {
 	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
 	var r Readiness
@@ -109,6 +130,9 @@ func instrument(m *metrics.Metrics, st store.Store) store.Store {
 	return storeTimer{st, m}
 }
 
+// maxHTTPConns bounds the metrics listener's connections (a scraper or two, probes).
+const maxHTTPConns = 32
+
 // serveHTTP serves /metrics, /healthz and /readyz on l until ctx ends.
 func serveHTTP(ctx context.Context, l net.Listener, m *metrics.Metrics, h *health, log *slog.Logger) func() {
 	mux := http.NewServeMux()
@@ -127,6 +151,7 @@ func serveHTTP(ctx context.Context, l net.Listener, m *metrics.Metrics, h *healt
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second,
 		IdleTimeout: 60 * time.Second, MaxHeaderBytes: 16 << 10, BaseContext: func(net.Listener) context.Context { return ctx }}
+	l = netutil.LimitListener(l, maxHTTPConns)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

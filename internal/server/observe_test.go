@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -433,5 +434,39 @@ func TestReadinessFollowsTheAuditTrail(t *testing.T) {
 	}
 	if _, _, err := Status(context.Background(), f.cfg.Data); err == nil || !strings.Contains(err.Error(), "no server is running") {
 		t.Fatalf("status of a stopped server: %v", err)
+	}
+}
+
+// A flood of readiness probes costs one check a second: the checks' own connections do
+// not pile up on the LDAP listener (whose per-source limit local clients share).
+func TestReadinessProbesShareOneCheck(t *testing.T) {
+	f := provisioned(t)
+	f.start(t)
+	accepted := func() float64 {
+		return value(f.scrape(t), "gmsa_ldap_connections_total", "listener", "ldap", "result", "accepted")
+	}
+	before := accepted()
+	start := time.Now()
+	var wg sync.WaitGroup
+	var bad atomic.Int64
+	for range 200 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := http.Get(f.ep.Health + "readyz")
+			if err != nil || resp.StatusCode != http.StatusOK {
+				bad.Add(1)
+				return
+			}
+			resp.Body.Close()
+		}()
+	}
+	wg.Wait()
+	if bad.Load() != 0 {
+		t.Fatalf("%d of 200 concurrent probes failed", bad.Load())
+	}
+	// One check per second of the flood (and one for each scrape's gmsa_ready).
+	if n, most := accepted()-before, time.Since(start).Seconds()+3; n > most {
+		t.Fatalf("200 probes in %s dialled LDAP %v times", time.Since(start), n)
 	}
 }
