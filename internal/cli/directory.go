@@ -358,7 +358,7 @@ func serverCommand(e *env) *cobra.Command {
 			if off := cfg.DevClockOffset; off != 0 {
 				now = func() time.Time { return e.now().Add(off) }
 			}
-			return server.Run(cmd.Context(), cfg, server.Deps{Now: now, Rand: e.rand, Stdout: e.stdout, Logger: server.NewLogger(&cfg, e.stderr)})
+			return server.Run(cmd.Context(), cfg, server.Deps{Now: now, Rand: e.rand, Stdout: e.stdout, Logger: server.NewLogger(&cfg, e.stderr, e.getenv("JOURNAL_STREAM") != "")})
 		},
 	}
 	f := c.Flags()

@@ -147,7 +147,7 @@ func TestDirectoryEndToEnd(t *testing.T) {
 	cfg.LDAP.Listen, cfg.LDAP.LDAPSListen, cfg.KDC.Listen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	done := make(chan error, 1)
 	go func() {
-		done <- server.Run(ctx, cfg, server.Deps{Now: clk.now, Stdout: os.Stderr, Logger: server.NewLogger(&cfg, os.Stderr)})
+		done <- server.Run(ctx, cfg, server.Deps{Now: clk.now, Stdout: os.Stderr, Logger: server.NewLogger(&cfg, os.Stderr, false)})
 	}()
 	for i := 0; ; i++ {
 		if _, err := os.Stat(filepath.Join(data, server.EndpointsFile)); err == nil {

@@ -470,3 +470,22 @@ func TestReadinessProbesShareOneCheck(t *testing.T) {
 		t.Fatalf("200 probes in %s dialled LDAP %v times", time.Since(start), n)
 	}
 }
+
+// Under journald text lines carry no time of their own (the journal stamps them); JSON
+// lines keep theirs, and outside the journal text lines do too.
+func TestLogLinesUnderTheJournal(t *testing.T) {
+	for _, c := range []struct {
+		format   string
+		journal  bool
+		withTime bool
+	}{{"text", true, false}, {"text", false, true}, {"json", true, true}} {
+		cfg := DefaultConfig()
+		cfg.Log.Format = c.format
+		var b bytes.Buffer
+		NewLogger(&cfg, &b, c.journal).Info("gmsa server running", "realm", "EXAMPLE.TEST")
+		line := b.String()
+		if hasTime := strings.Contains(line, "time=") || strings.Contains(line, `"time":`); hasTime != c.withTime || !strings.Contains(line, "EXAMPLE.TEST") {
+			t.Errorf("%s, journal %v: %q", c.format, c.journal, line)
+		}
+	}
+}

@@ -39,11 +39,21 @@ type Deps struct {
 	Logger *slog.Logger
 }
 
-// NewLogger builds the slog logger a config asks for.
-func NewLogger(c *Config, w io.Writer) *slog.Logger {
+// NewLogger builds the slog logger a config asks for. Under journald (JOURNAL_STREAM set,
+// as systemd sets it for a service's standard error) text lines leave out their time:
+// the journal stamps every line itself.
+func NewLogger(c *Config, w io.Writer, underJournal bool) *slog.Logger {
 	var lvl slog.Level
 	lvl.UnmarshalText([]byte(strings.ToUpper(c.Log.Level)))
 	opt := &slog.HandlerOptions{Level: lvl}
+	if underJournal && !strings.EqualFold(c.Log.Format, "json") {
+		opt.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) == 0 && a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		}
+	}
 	if strings.EqualFold(c.Log.Format, "json") {
 		return slog.New(slog.NewJSONHandler(w, opt))
 	}
