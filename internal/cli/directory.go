@@ -338,7 +338,7 @@ func serverCommand(e *env) *cobra.Command {
 			}
 			for flag, dst := range map[string]*string{"log-level": &cfg.Log.Level, "log-format": &cfg.Log.Format, "realm": &cfg.Realm,
 				"netbios": &cfg.NetBIOS, "ldap-listen": &cfg.LDAP.Listen, "ldaps-listen": &cfg.LDAP.LDAPSListen, "kdc-listen": &cfg.KDC.Listen,
-				"metrics-listen": &cfg.Metrics.Listen} {
+				"dns-listen": &cfg.DNS.Listen, "metrics-listen": &cfg.Metrics.Listen} {
 				if f.Changed(flag) {
 					*dst, _ = f.GetString(flag)
 				}
@@ -372,6 +372,7 @@ func serverCommand(e *env) *cobra.Command {
 	f.String("ldap-listen", "", "LDAP address (default 127.0.0.1:389; with --dev a free port; off to disable)")
 	f.String("ldaps-listen", "", "LDAPS address (default 127.0.0.1:636; with --dev a free port; off to disable)")
 	f.String("kdc-listen", "", "Kerberos KDC address, UDP and TCP (default 127.0.0.1:88; with --dev a free port; off to disable)")
+	f.String("dns-listen", "", "DNS address answering the domain's DC locator records, UDP and TCP (default off; with --dev a free port)")
 	f.String("metrics-listen", "", "HTTP address of /metrics, /healthz and /readyz (default off; with --dev a free port)")
 	e.dataFlag(c)
 	c.AddCommand(serverStatusCommand(e))

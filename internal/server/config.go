@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -64,6 +65,14 @@ type Config struct {
 		MaxClockSkew     time.Duration `yaml:"max_clock_skew"`     // AD's MaxClockSkew, default 5 min
 		NoImplicitDollar bool          `yaml:"no_implicit_dollar"` // "web01" no longer finds "web01$" (Samba's kdc name match implicit dollar)
 	} `yaml:"kdc"`
+	DNS struct {
+		// Listen answers DNS (UDP and TCP) for the domain's DC locator records; off by
+		// default, with --dev a free loopback port; "off" turns it off.
+		Listen string `yaml:"listen"`
+		// Addresses are the DC's A/AAAA records; default the LDAP listener's address
+		// (required when LDAP listens on every interface).
+		Addresses []string `yaml:"addresses"`
+	} `yaml:"dns"`
 	Metrics struct {
 		// Listen serves Prometheus metrics (/metrics) and health (/healthz, /readyz) over
 		// HTTP; off by default, with --dev a free loopback port; "off" turns it off.
@@ -117,7 +126,7 @@ func (c *Config) LoadFile(path string) error {
 func (c *Config) LoadEnv(getenv func(string) string) error {
 	set := map[string]*string{"GMSA_DATA": &c.Data, "GMSA_REALM": &c.Realm, "GMSA_NETBIOS": &c.NetBIOS,
 		"GMSA_LOG_LEVEL": &c.Log.Level, "GMSA_LOG_FORMAT": &c.Log.Format,
-		"GMSA_AUDIT_PATH": &c.Audit.Path, "GMSA_LDAP_LISTEN": &c.LDAP.Listen, "GMSA_LDAPS_LISTEN": &c.LDAP.LDAPSListen, "GMSA_KDC_LISTEN": &c.KDC.Listen,
+		"GMSA_AUDIT_PATH": &c.Audit.Path, "GMSA_LDAP_LISTEN": &c.LDAP.Listen, "GMSA_LDAPS_LISTEN": &c.LDAP.LDAPSListen, "GMSA_KDC_LISTEN": &c.KDC.Listen, "GMSA_DNS_LISTEN": &c.DNS.Listen,
 		"GMSA_METRICS_LISTEN": &c.Metrics.Listen}
 	for k, dst := range set {
 		if v := getenv(k); v != "" {
@@ -157,7 +166,7 @@ func (c *Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("log.format: %q: want text or json", c.Log.Format))
 	}
-	for name, addr := range map[string]string{"ldap.listen": c.LDAP.Listen, "ldap.ldaps_listen": c.LDAP.LDAPSListen, "kdc.listen": c.KDC.Listen, "metrics.listen": c.Metrics.Listen} {
+	for name, addr := range map[string]string{"ldap.listen": c.LDAP.Listen, "ldap.ldaps_listen": c.LDAP.LDAPSListen, "kdc.listen": c.KDC.Listen, "dns.listen": c.DNS.Listen, "metrics.listen": c.Metrics.Listen} {
 		if addr == "" || addr == "off" {
 			continue
 		}
@@ -168,6 +177,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	if _, err := c.channelBinding(); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := c.dnsAddresses(); err != nil {
 		errs = append(errs, err)
 	}
 	errs = append(errs, c.validateTLS()...)
@@ -229,6 +241,50 @@ func (c *Config) listenAddrs() (ldap, ldaps, kdc string) {
 		return def
 	}
 	return pick(c.LDAP.Listen, "127.0.0.1:389"), pick(c.LDAP.LDAPSListen, "127.0.0.1:636"), pick(c.KDC.Listen, "127.0.0.1:88")
+}
+
+// dnsAddr is where DNS is answered: off ("") unless configured, and with --dev a free
+// loopback port.
+func (c *Config) dnsAddr() string {
+	switch v := c.DNS.Listen; {
+	case v == "off":
+		return ""
+	case v != "":
+		return v
+	case c.Dev:
+		return "127.0.0.1:0"
+	}
+	return ""
+}
+
+// dnsAddresses are the DC's published addresses: dns.addresses, else the LDAP (or
+// LDAPS, or KDC) listener's own address when it is a specific one.
+func (c *Config) dnsAddresses() ([]netip.Addr, error) {
+	if c.dnsAddr() == "" {
+		return nil, nil
+	}
+	var out []netip.Addr
+	for _, a := range c.DNS.Addresses {
+		ip, err := netip.ParseAddr(a)
+		if err != nil {
+			return nil, fmt.Errorf("dns.addresses: %q is not an IP address", a)
+		}
+		out = append(out, ip)
+	}
+	if len(out) > 0 {
+		return out, nil
+	}
+	ldapAddr, ldapsAddr, kdcAddr := c.listenAddrs()
+	for _, l := range []string{ldapAddr, ldapsAddr, kdcAddr} {
+		host, _, err := net.SplitHostPort(l)
+		if err != nil {
+			continue
+		}
+		if ip, err := netip.ParseAddr(host); err == nil && !ip.IsUnspecified() {
+			return []netip.Addr{ip}, nil
+		}
+	}
+	return nil, errors.New("dns.addresses: the DC's address to publish is needed when the listeners bind every interface or a name")
 }
 
 // metricsAddr is where metrics and health are served: off ("") unless configured,

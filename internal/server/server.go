@@ -22,6 +22,7 @@ import (
 	"gmsa/internal/atomicfile"
 	"gmsa/internal/audit"
 	"gmsa/internal/directory"
+	"gmsa/internal/dnsserver"
 	"gmsa/internal/kdc"
 	"gmsa/internal/kds"
 	"gmsa/internal/ldapserver"
@@ -143,10 +144,19 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 		<-done
 		return err
 	}
+	stopDNS, err := startDNS(cfg, deps, dom, failed, &ep)
+	if err != nil {
+		stopKDC()
+		stopLDAP()
+		l.Close()
+		<-done
+		return err
+	}
 	stopHTTP := func() {}
 	if addr := cfg.metricsAddr(); addr != "" {
 		hl, err := net.Listen("tcp", addr)
 		if err != nil {
+			stopDNS()
 			stopKDC()
 			stopLDAP()
 			l.Close()
@@ -178,7 +188,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	}
 	defer os.Remove(epPath)
 	log.Info("gmsa server running", "realm", dom.Realm, "data", cfg.Data, "store", cfg.Store.describe(), "pid", os.Getpid(), "ldap", ep.LDAP, "ldaps", ep.LDAPS, "kdc", ep.KDC,
-		"ca", ep.CA, "audit", auditPath, "health", ep.Health)
+		"dns", ep.DNS, "ca", ep.CA, "audit", auditPath, "health", ep.Health)
 	if cfg.Dev {
 		fmt.Fprintf(deps.Stdout, "LDAP %s, LDAPS %s, KDC %s; clients trust %s; KRB5_CONFIG=%s\n", ep.LDAP, ep.LDAPS, ep.KDC, ep.CA,
 			filepath.Join(cfg.Data, Krb5ConfFile))
@@ -212,6 +222,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 		}
 	}
 	stopHTTP()
+	stopDNS()
 	stopKDC()
 	stopLDAP()
 	l.Close()
@@ -231,6 +242,7 @@ type Endpoints struct {
 	LDAP  string `json:"ldap,omitempty"`  // ldap://host:port
 	LDAPS string `json:"ldaps,omitempty"` // ldaps://host:port
 	KDC   string `json:"kdc,omitempty"`   // host:port, UDP and TCP
+	DNS   string `json:"dns,omitempty"`   // host:port, UDP and TCP: the DC locator records
 	CA    string `json:"ca,omitempty"`    // the CA certificate clients trust
 	// Health is the base URL of /metrics, /healthz and /readyz (metrics.listen).
 	Health string `json:"health,omitempty"`
@@ -239,7 +251,7 @@ type Endpoints struct {
 // listeners are the TCP addresses readiness dials.
 func (ep Endpoints) listeners() map[string]string {
 	m := map[string]string{}
-	for name, u := range map[string]string{"ldap": ep.LDAP, "ldaps": ep.LDAPS, "kdc": ep.KDC} {
+	for name, u := range map[string]string{"ldap": ep.LDAP, "ldaps": ep.LDAPS, "kdc": ep.KDC, "dns": ep.DNS} {
 		if _, hostport, ok := strings.Cut(u, "://"); ok {
 			m[name] = hostport
 		} else if u != "" {
@@ -373,23 +385,9 @@ func startKDC(cfg Config, deps Deps, dir *directory.Directory, trail *audit.Log,
 	pol.ImplicitDollar = !cfg.KDC.NoImplicitDollar
 	x := &kdc.Exchange{Dir: dir, Realm: dir.Domain().Realm, Policy: pol, Now: deps.Now, Rand: deps.Rand, Log: deps.Logger}
 	srv := kdc.New(kdc.Config{Exchange: x, Audit: trail, Logger: deps.Logger, Metrics: m})
-	var l net.Listener
-	var pc net.PacketConn
-	var err error
-	for try := 0; try < 10; try++ { // a free TCP port whose UDP twin is free too
-		if l, err = net.Listen("tcp", addr); err != nil {
-			return nil, fmt.Errorf("KDC listener %s: %w", addr, err)
-		}
-		if pc, err = net.ListenPacket("udp", l.Addr().String()); err == nil {
-			break
-		}
-		l.Close()
-		if _, port, _ := net.SplitHostPort(addr); port != "0" {
-			return nil, fmt.Errorf("KDC listener %s (UDP): %w", addr, err)
-		}
-	}
+	l, pc, err := listenTwin(addr)
 	if err != nil {
-		return nil, fmt.Errorf("KDC listener %s (UDP): %w", addr, err)
+		return nil, fmt.Errorf("KDC listener %s: %w", addr, err)
 	}
 	ep.KDC = l.Addr().String()
 	serve := func(f func() error) {
@@ -404,6 +402,72 @@ func startKDC(cfg Config, deps Deps, dir *directory.Directory, trail *audit.Log,
 		defer cancel()
 		srv.Shutdown(ctx)
 	}, nil
+}
+
+// startDNS answers the domain's locator records on dns.listen (UDP and TCP on one
+// port), publishing the listeners' actual ports.
+func startDNS(cfg Config, deps Deps, dom directory.Domain, failed chan<- error, ep *Endpoints) (func(), error) {
+	addr := cfg.dnsAddr()
+	if addr == "" {
+		return func() {}, nil
+	}
+	addrs, err := cfg.dnsAddresses()
+	if err != nil {
+		return nil, err
+	}
+	port := func(u string) uint16 {
+		_, hostport, ok := strings.Cut(u, "://")
+		if !ok {
+			hostport = u
+		}
+		_, p, _ := net.SplitHostPort(hostport)
+		n, _ := strconv.ParseUint(p, 10, 16)
+		return uint16(n)
+	}
+	srv, err := dnsserver.New(dnsserver.Config{Logger: deps.Logger, Now: deps.Now, Records: dnsserver.Records{
+		Domain: dom.DNSName, DCHost: strings.ToLower(dom.DCName) + "." + strings.ToLower(dom.DNSName), Addrs: addrs,
+		LDAP: port(ep.LDAP), KDC: port(ep.KDC)}})
+	if err != nil {
+		return nil, err
+	}
+	l, pc, err := listenTwin(addr)
+	if err != nil {
+		return nil, fmt.Errorf("DNS listener %s: %w", addr, err)
+	}
+	ep.DNS = l.Addr().String()
+	serve := func(f func() error) {
+		if err := f(); !errors.Is(err, dnsserver.ErrServerClosed) {
+			failed <- err
+		}
+	}
+	go serve(func() error { return srv.ServeTCP(l) })
+	go serve(func() error { return srv.ServeUDP(pc) })
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	}, nil
+}
+
+// listenTwin opens TCP and UDP on one port: with port 0, a free TCP port whose UDP
+// twin is free too.
+func listenTwin(addr string) (net.Listener, net.PacketConn, error) {
+	var err error
+	for try := 0; try < 10; try++ {
+		var l net.Listener
+		if l, err = net.Listen("tcp", addr); err != nil {
+			return nil, nil, err
+		}
+		var pc net.PacketConn
+		if pc, err = net.ListenPacket("udp", l.Addr().String()); err == nil {
+			return l, pc, nil
+		}
+		l.Close()
+		if _, port, _ := net.SplitHostPort(addr); port != "0" {
+			return nil, nil, fmt.Errorf("UDP: %w", err)
+		}
+	}
+	return nil, nil, fmt.Errorf("UDP: %w", err)
 }
 
 // krb5Conf is a krb5.conf pointing MIT and Heimdal clients at the KDC.

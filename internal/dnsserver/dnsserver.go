@@ -1,0 +1,349 @@
+// Package dnsserver answers DNS for the domain's DC locator records, as AD-integrated DNS
+// does for a DC ([MS-ADTS] 6.3.2.3, the records of netlogon.dns): SRV records that
+// lead LDAP and Kerberos clients to the DC (_ldap._tcp.dc._msdcs, _kerberos._tcp and
+// _udp, per site too), the DC's and the domain's A/AAAA records, and the zone's SOA and
+// NS. It is authoritative for the domain and refuses everything else: it does not
+// recurse.
+package dnsserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+	"golang.org/x/net/netutil"
+)
+
+// DefaultSite is the site every DC of a new forest is in.
+const DefaultSite = "Default-First-Site-Name"
+
+// Records are what the server publishes.
+type Records struct {
+	Domain string       // the domain's DNS name: example.test
+	DCHost string       // the DC's fully qualified name: dc1.example.test
+	Addrs  []netip.Addr // the DC's addresses (A and AAAA)
+	Site   string       // default DefaultSite
+	LDAP   uint16       // the LDAP port; 0 publishes no _ldap records
+	KDC    uint16       // the Kerberos port (UDP and TCP); 0 publishes no _kerberos records
+	GC     uint16       // a global catalog port; 0 publishes no _gc records
+	TTL    uint32       // default 600 s, as netlogon registers them
+}
+
+// Config tunes the server.
+type Config struct {
+	Records Records
+	Logger  *slog.Logger
+	// MaxTCPConnections bounds open TCP connections (default 64); MaxPerSource bounds
+	// one address's (default 8), and its queries per second over UDP and TCP (burst
+	// twice as many; default 200).
+	MaxTCPConnections, MaxPerSource, QueriesPerSecond int
+	Now                                               func() time.Time
+}
+
+// Server serves the records over UDP and TCP.
+type Server struct {
+	cfg   Config
+	zone  map[string][]dns.RR // owner name (lower case, fully qualified) → records
+	apex  string
+	soa   *dns.SOA
+	mu    sync.Mutex
+	srvs  []*dns.Server
+	limit *limiter
+}
+
+// New checks the records and builds the zone.
+func New(cfg Config) (*Server, error) {
+	r := &cfg.Records
+	if r.Domain == "" || r.DCHost == "" || len(r.Addrs) == 0 {
+		return nil, errors.New("dnsserver: the domain, the DC's name and at least one address are needed")
+	}
+	if r.Site == "" {
+		r.Site = DefaultSite
+	}
+	if r.TTL == 0 {
+		r.TTL = 600
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	for p, d := range map[*int]int{&cfg.MaxTCPConnections: 64, &cfg.MaxPerSource: 8, &cfg.QueriesPerSecond: 200} {
+		if *p <= 0 {
+			*p = d
+		}
+	}
+	s := &Server{cfg: cfg, apex: fqdn(r.Domain), zone: map[string][]dns.RR{},
+		limit: &limiter{rate: float64(cfg.QueriesPerSecond), burst: 2 * float64(cfg.QueriesPerSecond), now: cfg.Now, buckets: map[netip.Addr]*bucket{}}}
+	s.build()
+	return s, nil
+}
+
+func fqdn(name string) string { return dns.Fqdn(strings.ToLower(name)) }
+
+// build lays out the zone: [MS-ADTS] 6.3.2.3's SRV records for the services we run,
+// the DC's host records, and "same as parent folder" A records for the domain.
+func (s *Server) build() {
+	r := s.cfg.Records
+	host, dom, site := fqdn(r.DCHost), s.apex, r.Site
+	hdr := func(name string, t uint16) dns.RR_Header {
+		return dns.RR_Header{Name: name, Rrtype: t, Class: dns.ClassINET, Ttl: r.TTL}
+	}
+	add := func(rr dns.RR) {
+		n := strings.ToLower(rr.Header().Name)
+		s.zone[n] = append(s.zone[n], rr)
+	}
+	srv := func(name string, port uint16) {
+		add(&dns.SRV{Hdr: hdr(fqdn(name), dns.TypeSRV), Priority: 0, Weight: 100, Port: port, Target: host})
+	}
+	s.soa = &dns.SOA{Hdr: hdr(dom, dns.TypeSOA), Ns: host, Mbox: "hostmaster." + dom, Serial: 1,
+		Refresh: 900, Retry: 600, Expire: 86400, Minttl: 60}
+	add(s.soa)
+	add(&dns.NS{Hdr: hdr(dom, dns.TypeNS), Ns: host})
+	for _, owner := range []string{host, dom} {
+		for _, a := range r.Addrs {
+			if a.Is4() {
+				add(&dns.A{Hdr: hdr(owner, dns.TypeA), A: net.IP(a.AsSlice())})
+			} else {
+				add(&dns.AAAA{Hdr: hdr(owner, dns.TypeAAAA), AAAA: net.IP(a.AsSlice())})
+			}
+		}
+	}
+	if r.LDAP != 0 {
+		for _, n := range []string{"_ldap._tcp." + dom, "_ldap._tcp.dc._msdcs." + dom, "_ldap._tcp.pdc._msdcs." + dom,
+			"_ldap._tcp." + site + "._sites." + dom, "_ldap._tcp." + site + "._sites.dc._msdcs." + dom} {
+			srv(n, r.LDAP)
+		}
+	}
+	if r.KDC != 0 {
+		for _, n := range []string{"_kerberos._tcp." + dom, "_kerberos._udp." + dom, "_kerberos._tcp.dc._msdcs." + dom,
+			"_kerberos._tcp." + site + "._sites." + dom, "_kerberos._tcp." + site + "._sites.dc._msdcs." + dom} {
+			srv(n, r.KDC)
+		}
+	}
+	if r.GC != 0 {
+		for _, n := range []string{"_gc._tcp." + dom, "_ldap._tcp.gc._msdcs." + dom, "_gc._tcp." + site + "._sites." + dom} {
+			srv(n, r.GC)
+		}
+	}
+}
+
+// Answer is the reply to one query: authoritative answers for the zone, NXDOMAIN for
+// names it does not hold, REFUSED for other zones and for anything but one question.
+func (s *Server) Answer(q *dns.Msg) *dns.Msg {
+	m := new(dns.Msg)
+	m.SetReply(q)
+	m.RecursionAvailable = false
+	if q.Opcode != dns.OpcodeQuery || len(q.Question) != 1 {
+		m.Rcode = dns.RcodeNotImplemented
+		if q.Opcode == dns.OpcodeQuery {
+			m.Rcode = dns.RcodeFormatError
+		}
+		return m
+	}
+	qq := q.Question[0]
+	name := strings.ToLower(qq.Name)
+	if qq.Qclass != dns.ClassINET && qq.Qclass != dns.ClassANY || !dns.IsSubDomain(s.apex, name) {
+		m.Rcode = dns.RcodeRefused
+		return m
+	}
+	m.Authoritative = true
+	rrs, ok := s.zone[name]
+	if !ok && !s.hasBelow(name) {
+		m.Rcode = dns.RcodeNameError
+	}
+	for _, rr := range rrs {
+		if qq.Qtype == dns.TypeANY || rr.Header().Rrtype == qq.Qtype {
+			m.Answer = append(m.Answer, rr)
+		}
+	}
+	if len(m.Answer) == 0 {
+		m.Ns = []dns.RR{s.soa} // NODATA or NXDOMAIN: the SOA for negative caching (RFC 2308)
+		return m
+	}
+	if qq.Qtype == dns.TypeSRV { // the targets' addresses, so one query finds the DC
+		for _, rr := range s.zone[fqdn(s.cfg.Records.DCHost)] {
+			if t := rr.Header().Rrtype; t == dns.TypeA || t == dns.TypeAAAA {
+				m.Extra = append(m.Extra, rr)
+			}
+		}
+	}
+	return m
+}
+
+// hasBelow says whether name is an empty non-terminal: a name with records under it
+// (such as _tcp.example.test) exists, with no data of its own (RFC 8020).
+func (s *Server) hasBelow(name string) bool {
+	for owner := range s.zone {
+		if owner != name && dns.IsSubDomain(name, owner) {
+			return true
+		}
+	}
+	return false
+}
+
+// ServeDNS answers within the source's budget; a source past it gets no reply.
+func (s *Server) ServeDNS(w dns.ResponseWriter, q *dns.Msg) {
+	if !s.limit.allow(remoteAddr(w.RemoteAddr())) {
+		return
+	}
+	m := s.Answer(q)
+	if _, udp := w.RemoteAddr().(*net.UDPAddr); udp {
+		size := dns.MinMsgSize
+		if o := q.IsEdns0(); o != nil {
+			size = int(max(o.UDPSize(), dns.MinMsgSize))
+			m.SetEdns0(uint16(min(size, 1232)), false)
+		}
+		m.Truncate(min(size, 1232)) // TC set when it does not fit: the client retries over TCP
+	}
+	if err := w.WriteMsg(m); err != nil {
+		s.cfg.Logger.Debug("dns: reply not sent", "remote", w.RemoteAddr().String(), "err", err)
+	}
+}
+
+func remoteAddr(a net.Addr) netip.Addr {
+	switch a := a.(type) {
+	case *net.UDPAddr:
+		ip, _ := netip.AddrFromSlice(a.IP)
+		return ip.Unmap()
+	case *net.TCPAddr:
+		ip, _ := netip.AddrFromSlice(a.IP)
+		return ip.Unmap()
+	}
+	return netip.Addr{}
+}
+
+// ServeUDP answers on pc until Shutdown.
+func (s *Server) ServeUDP(pc net.PacketConn) error {
+	return s.serve(&dns.Server{PacketConn: pc, Handler: s, UDPSize: 1232,
+		MsgAcceptFunc: dns.DefaultMsgAcceptFunc})
+}
+
+// ServeTCP answers on l until Shutdown: MaxTCPConnections at once, MaxPerSource from one
+// address, each idle for at most 8 s and for at most 128 queries.
+func (s *Server) ServeTCP(l net.Listener) error {
+	l = &perSource{Listener: netutil.LimitListener(l, s.cfg.MaxTCPConnections), max: s.cfg.MaxPerSource, open: map[netip.Addr]int{}}
+	return s.serve(&dns.Server{Listener: l, Handler: s, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second,
+		IdleTimeout: func() time.Duration { return 8 * time.Second }, MaxTCPQueries: 128})
+}
+
+func (s *Server) serve(srv *dns.Server) error {
+	s.mu.Lock()
+	s.srvs = append(s.srvs, srv)
+	s.mu.Unlock()
+	err := srv.ActivateAndServe()
+	if err != nil && strings.Contains(err.Error(), "closed") {
+		return ErrServerClosed
+	}
+	if err == nil {
+		return ErrServerClosed
+	}
+	return fmt.Errorf("dnsserver: %w", err)
+}
+
+// ErrServerClosed is what Serve returns after Shutdown.
+var ErrServerClosed = errors.New("dnsserver: server closed")
+
+// Shutdown stops every listener.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	srvs := s.srvs
+	s.srvs = nil
+	s.mu.Unlock()
+	var errs []error
+	for _, srv := range srvs {
+		if err := srv.ShutdownContext(ctx); err != nil && !strings.Contains(err.Error(), "not started") {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// limiter is a token bucket per source address; the table is cleared when it holds
+// too many sources, so a spoofing flood costs memory only up to that bound.
+type limiter struct {
+	mu          sync.Mutex
+	rate, burst float64
+	now         func() time.Time
+	buckets     map[netip.Addr]*bucket
+}
+
+type bucket struct {
+	tokens float64
+	at     time.Time
+}
+
+const maxSources = 16384
+
+func (l *limiter) allow(a netip.Addr) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	b := l.buckets[a]
+	if b == nil {
+		if len(l.buckets) >= maxSources {
+			clear(l.buckets)
+		}
+		b = &bucket{tokens: l.burst, at: now}
+		l.buckets[a] = b
+	}
+	b.tokens = min(l.burst, b.tokens+now.Sub(b.at).Seconds()*l.rate)
+	b.at = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+// perSource closes a connection from an address that already holds max.
+type perSource struct {
+	net.Listener
+	max  int
+	mu   sync.Mutex
+	open map[netip.Addr]int
+}
+
+func (p *perSource) Accept() (net.Conn, error) {
+	for {
+		c, err := p.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		a := remoteAddr(c.RemoteAddr())
+		p.mu.Lock()
+		if p.open[a] >= p.max {
+			p.mu.Unlock()
+			c.Close()
+			continue
+		}
+		p.open[a]++
+		p.mu.Unlock()
+		return &countedConn{Conn: c, release: func() {
+			p.mu.Lock()
+			if p.open[a]--; p.open[a] <= 0 {
+				delete(p.open, a)
+			}
+			p.mu.Unlock()
+		}}, nil
+	}
+}
+
+type countedConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(c.release)
+	return c.Conn.Close()
+}
