@@ -40,6 +40,19 @@ type Options struct {
 	Rand      io.Reader // default crypto/rand
 	// LookupSRV finds DCs (default net.LookupSRV).
 	LookupSRV func(service, proto, name string) (string, []*net.SRV, error)
+	// Resolve maps a DC's host name to the address to connect to (default: the
+	// system's resolver); the name still names the certificate and the ldap/ SPN.
+	Resolve func(host string) string
+}
+
+// dialAddr is where to connect for host:port.
+func (o *Options) dialAddr(host, port string) string {
+	if o.Resolve != nil && net.ParseIP(host) == nil {
+		if a := o.Resolve(host); a != "" {
+			host = a
+		}
+	}
+	return net.JoinHostPort(host, port)
 }
 
 func (o *Options) rand() io.Reader {
@@ -142,8 +155,20 @@ func dialOne(raw string, opt Options, tc *tls.Config) (*Client, error) {
 			return nil, err
 		}
 	} else {
-		var err error
-		if conn, err = ldap.DialURL(raw, ldap.DialWithTLSConfig(tc)); err != nil {
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "ldap" && u.Scheme != "ldaps") {
+			return nil, fmt.Errorf("adclient: %q: want ldap://HOST[:PORT] or ldaps://HOST[:PORT]", raw)
+		}
+		if tc.ServerName == "" && net.ParseIP(u.Hostname()) == nil {
+			tc = tc.Clone()
+			tc.ServerName = u.Hostname()
+		}
+		port := u.Port()
+		if port == "" {
+			port = map[bool]string{false: "389", true: "636"}[u.Scheme == "ldaps"]
+		}
+		dialURL := u.Scheme + "://" + opt.dialAddr(u.Hostname(), port)
+		if conn, err = ldap.DialURL(dialURL, ldap.DialWithTLSConfig(tc)); err != nil {
 			return nil, fmt.Errorf("adclient: connecting to %s: %w", raw, err)
 		}
 		if strings.HasPrefix(strings.ToLower(raw), "ldap://") {

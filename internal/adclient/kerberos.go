@@ -56,7 +56,7 @@ func kerberosBind(u *url.URL, opt Options, tc *tls.Config) (*ldap.Conn, error) {
 		if c.ServerName == "" {
 			c.ServerName = host
 		}
-		t, err := tls.DialWithDialer(&d, "tcp", net.JoinHostPort(host, port), c)
+		t, err := tls.DialWithDialer(&d, "tcp", opt.dialAddr(host, port), c)
 		if err != nil {
 			return nil, fmt.Errorf("adclient: connecting to %s: %w", u, err)
 		}
@@ -64,7 +64,7 @@ func kerberosBind(u *url.URL, opt Options, tc *tls.Config) (*ldap.Conn, error) {
 			appData = gss.TLSServerEndPoint(cs.PeerCertificates[0])
 		}
 		nc = t
-	} else if nc, err = d.Dial("tcp", net.JoinHostPort(host, port)); err != nil {
+	} else if nc, err = d.Dial("tcp", opt.dialAddr(host, port)); err != nil {
 		return nil, fmt.Errorf("adclient: connecting to %s: %w", u, err)
 	}
 	in := &gss.Initiator{Ticket: tkt, SessionKey: key, Client: opt.Kerberos.Principal, Realm: opt.Kerberos.Realm,

@@ -420,63 +420,14 @@ func (l *LDAP) AccountSet(ctx context.Context, ref string, ch directory.GMSAChan
 // AccountTest evaluates the gMSA's msDS-GroupMSAMembership for the principal's token as
 // the DC reports it (tokenGroups), with Everyone and Authenticated Users.
 func (l *LDAP) AccountTest(ctx context.Context, ref, principal string) (directory.Decision, error) {
-	g, err := l.C.Find(ref, "msDS-GroupMSAMembership", "objectSid", "userAccountControl", "sAMAccountName")
+	acc, err := l.C.MayRetrieve(ref, principal)
 	if err != nil {
 		return directory.Decision{}, ldapErr(err)
 	}
-	p, err := l.C.Find(principal, "objectSid", "sAMAccountName")
-	if err != nil {
-		return directory.Decision{}, ldapErr(err)
+	if acc.PrincipalMissing {
+		return directory.Decision{}, fmt.Errorf("%s: %w", acc.Reason, directory.ErrNotFound)
 	}
-	r, err := l.C.Conn.Search(ldap.NewSearchRequest(p.DN, ldap.ScopeBaseObject, 0, 0, 0, false, "(objectClass=*)", []string{"tokenGroups"}, nil))
-	if err != nil || len(r.Entries) == 0 {
-		return directory.Decision{}, fmt.Errorf("reading tokenGroups of %s: %v", p.DN, err)
-	}
-	user, err := adclient.SID(p)
-	if err != nil {
-		return directory.Decision{}, fmt.Errorf("%s has no SID: %w", p.DN, directory.ErrInvalid)
-	}
-	tok := &ntsec.Token{User: user, Groups: []ntsec.SID{ntsec.SIDEveryone, ntsec.SIDAuthenticatedUsers}}
-	for _, raw := range r.Entries[0].GetRawAttributeValues("tokenGroups") {
-		if s, err := ntsec.SIDFromBytes(raw); err == nil {
-			tok.Groups = append(tok.Groups, s)
-		}
-	}
-	name := p.GetAttributeValue("sAMAccountName")
-	raw := g.GetRawAttributeValue("msDS-GroupMSAMembership")
-	if len(raw) == 0 {
-		return directory.Decision{Reason: g.GetAttributeValue("sAMAccountName") + " has no PrincipalsAllowedToRetrieveManagedPassword: nobody may read its password"}, nil
-	}
-	sd, err := ntsec.ParseSecurityDescriptor(raw)
-	if err != nil {
-		return directory.Decision{}, err
-	}
-	self, _ := adclient.SID(g)
-	dec := ntsec.AccessCheck(sd, tok, ntsec.RightDSReadProperty, self)
-	who := func(s ntsec.SID) string {
-		if e, err := l.C.Find(s.String(), "sAMAccountName", "cn"); err == nil {
-			if n := e.GetAttributeValue("sAMAccountName"); n != "" {
-				return n
-			}
-			return e.GetAttributeValue("cn")
-		}
-		return s.String()
-	}
-	var out directory.Decision
-	switch {
-	case dec.Granted && dec.ACE >= 0:
-		out = directory.Decision{Granted: true, Reason: fmt.Sprintf("allowed by entry %d of msDS-GroupMSAMembership, which names %s (%s holds it through its token on the DC)", dec.ACE, who(dec.SID), name)}
-	case dec.Granted:
-		out = directory.Decision{Granted: true, Reason: dec.Reason()}
-	case dec.ACE >= 0:
-		out = directory.Decision{Reason: fmt.Sprintf("denied by entry %d of msDS-GroupMSAMembership, which denies %s", dec.ACE, who(dec.SID))}
-	default:
-		out = directory.Decision{Reason: fmt.Sprintf("no entry of msDS-GroupMSAMembership (%s) names %s or any of its %d groups", sd.SDDL(), name, len(tok.Groups))}
-	}
-	if uac, _ := strconv.ParseUint(g.GetAttributeValue("userAccountControl"), 10, 32); out.Granted && uac&directory.UACAccountDisable != 0 {
-		out = directory.Decision{Reason: out.Reason + "; but " + g.GetAttributeValue("sAMAccountName") + " is disabled, so it cannot authenticate"}
-	}
-	return out, nil
+	return directory.Decision{Granted: acc.Granted && !acc.AccountDisabled, Reason: acc.Reason}, nil
 }
 
 // AccountPassword reads msDS-ManagedPassword with the bound user's rights; over LDAP the

@@ -189,56 +189,45 @@ func (e *env) reportProblems(file string, ps []credspec.Problem) error {
 	return nil
 }
 
-// checkAgainstDirectory compares a spec with the directory: the domain's SID, GUID and
-// names, each account a gMSA that exists and is enabled, and whether host may read it.
-func checkAgainstDirectory(ctx context.Context, a admin.Admin, s *credspec.Spec, host string) ([]credspec.Problem, error) {
-	var ps []credspec.Problem
-	bad := func(field, format string, args ...any) {
-		ps = append(ps, credspec.Problem{Field: field, Message: fmt.Sprintf(format, args...), Fatal: true})
-	}
-	dom, err := a.Domain(ctx)
+// adminDirectory shows an Admin (the data directory or a DC) to credspec.Check.
+type adminDirectory struct {
+	ctx context.Context
+	a   admin.Admin
+}
+
+func (d adminDirectory) Domain() (credspec.Domain, error) {
+	dom, err := d.a.Domain(d.ctx)
 	if err != nil {
-		return nil, err
+		return credspec.Domain{}, err
 	}
-	j := s.DomainJoinConfig
-	if !strings.EqualFold(j.Sid, dom.SID) {
-		bad("DomainJoinConfig.Sid", "%s is not this domain's SID %s", j.Sid, dom.SID)
+	out := credspec.Domain{SID: dom.SID, DNSName: dom.DNSName, NetBIOS: dom.NetBIOS}
+	if !dom.GUID.IsZero() {
+		out.GUID = dom.GUID.String()
 	}
-	if !dom.GUID.IsZero() && !strings.EqualFold(j.Guid, dom.GUID.String()) {
-		bad("DomainJoinConfig.Guid", "%s is not this domain's objectGUID %s", j.Guid, dom.GUID)
+	return out, nil
+}
+
+func (d adminDirectory) Account(name string) (bool, string, bool, error) {
+	en, err := d.a.Get(d.ctx, name, "")
+	if errors.Is(err, directory.ErrNotFound) {
+		return false, "", false, nil
 	}
-	if !strings.EqualFold(j.DnsName, dom.DNSName) || !strings.EqualFold(j.NetBiosName, dom.NetBIOS) {
-		bad("DomainJoinConfig", "the domain is %s (%s), not %s (%s)", dom.DNSName, dom.NetBIOS, j.DnsName, j.NetBiosName)
+	if err != nil {
+		return false, "", false, err
 	}
-	seen := map[string]bool{}
-	for i, acct := range s.ActiveDirectoryConfig.GroupManagedServiceAccounts {
-		field := fmt.Sprintf("ActiveDirectoryConfig.GroupManagedServiceAccounts[%d]", i)
-		if !strings.EqualFold(acct.Scope, dom.DNSName) && !strings.EqualFold(acct.Scope, dom.NetBIOS) || seen[strings.ToLower(acct.Name)] {
-			continue // another domain's, or checked already
-		}
-		seen[strings.ToLower(acct.Name)] = true
-		en, err := a.Get(ctx, acct.Name+"$", "")
-		switch {
-		case errors.Is(err, directory.ErrNotFound):
-			bad(field, "%s$ does not exist in %s", acct.Name, dom.DNSName)
-			continue
-		case err != nil:
-			return nil, err
-		case en.Class != string(directory.ClassGMSA):
-			bad(field, "%s is a %s, not a gMSA", en.SAMAccountName, en.Class)
-			continue
-		case en.Enabled != nil && !*en.Enabled:
-			bad(field, "%s is disabled: gmsa account set %s --enable", en.SAMAccountName, acct.Name)
-		}
-		if host != "" {
-			dec, err := a.AccountTest(ctx, en.SAMAccountName, host)
-			if err != nil {
-				return nil, err
-			}
-			if !dec.Granted {
-				bad(field, "%s may not retrieve the password of %s: %s", host, en.SAMAccountName, dec.Reason)
-			}
-		}
+	class := en.Class
+	if class == string(directory.ClassGMSA) {
+		class = "gmsa"
 	}
-	return ps, nil
+	return true, class, en.Enabled == nil || *en.Enabled, nil
+}
+
+func (d adminDirectory) MayRetrieve(account, host string) (bool, string, error) {
+	dec, err := d.a.AccountTest(d.ctx, account, host)
+	return dec.Granted, dec.Reason, err
+}
+
+// checkAgainstDirectory compares a spec with the directory (credspec.Check).
+func checkAgainstDirectory(ctx context.Context, a admin.Admin, s *credspec.Spec, host string) ([]credspec.Problem, error) {
+	return credspec.Check(adminDirectory{ctx, a}, s, host)
 }

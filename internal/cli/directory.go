@@ -118,30 +118,11 @@ func (e *env) openAdmin(ctx context.Context) (admin.Admin, error) {
 		return e.openAdminHook(ctx)
 	}
 	if e.remote.URL != "" || e.remote.Domain != "" {
-		opt := e.remote
-		var err error
-		if opt.Password, err = e.bindPassword(); err != nil {
+		opt, done, err := e.remoteOptions()
+		if err != nil {
 			return nil, err
 		}
-		if e.useKerberos || e.krb.Keytab != "" || e.krb.CCache != "" {
-			ko := e.krb
-			if ko.Keytab == "" && ko.CCache == "" && opt.Password != "" {
-				ko.Password = opt.Password
-				if ko.Principal == "" {
-					ko.Principal = opt.User
-				}
-			}
-			kc, err := krbclient.New(ko, e.getenv)
-			if err != nil {
-				return nil, err
-			}
-			defer kc.Close()
-			opt.Kerberos, opt.Rand = kc, e.rand
-			opt.User = kc.Name()
-			e.remote.User = opt.User
-		} else if opt.User == "" || opt.Password == "" {
-			return nil, usagef("--server needs --user and a password (--password-file or $GMSA_PASSWORD), or Kerberos (--kerberos, --keytab, --ccache)")
-		}
+		defer done()
 		c, err := adclient.Dial(opt)
 		if err != nil {
 			return nil, err
@@ -158,6 +139,38 @@ func (e *env) openAdmin(ctx context.Context) (admin.Admin, error) {
 		return nil, dirError(err)
 	}
 	return &admin.Local{Dir: d, Store: st, Release: release}, nil
+}
+
+// remoteOptions are the LDAP flags' connection options: a simple bind with --user and
+// the password, or Kerberos from --keytab, --ccache or --principal with the password.
+// done forgets the Kerberos tickets.
+func (e *env) remoteOptions() (adclient.Options, func(), error) {
+	opt := e.remote
+	var err error
+	if opt.Password, err = e.bindPassword(); err != nil {
+		return opt, nil, err
+	}
+	if e.useKerberos || e.krb.Keytab != "" || e.krb.CCache != "" {
+		ko := e.krb
+		if ko.Keytab == "" && ko.CCache == "" && opt.Password != "" {
+			ko.Password = opt.Password
+			if ko.Principal == "" {
+				ko.Principal = opt.User
+			}
+		}
+		kc, err := krbclient.New(ko, e.getenv)
+		if err != nil {
+			return opt, nil, err
+		}
+		opt.Kerberos, opt.Rand = kc, e.rand
+		opt.User = kc.Name()
+		e.remote.User = opt.User
+		return opt, kc.Close, nil
+	}
+	if opt.User == "" || opt.Password == "" {
+		return opt, nil, usagef("--server needs --user and a password (--password-file or $GMSA_PASSWORD), or Kerberos (--kerberos, --keytab, --ccache)")
+	}
+	return opt, func() {}, nil
 }
 
 // bindPassword is the password of --password-file, else $GMSA_PASSWORD.

@@ -268,3 +268,69 @@ func (s *Spec) K8s(name string) ([]byte, error) {
 	}
 	return b.Bytes(), nil
 }
+
+// Directory is what Check needs to know of a DC's directory.
+type Directory interface {
+	Domain() (Domain, error)
+	// Account describes sAMAccountName name: found, its class ("gmsa" for a gMSA) and
+	// whether it is enabled.
+	Account(name string) (found bool, class string, enabled bool, err error)
+	// MayRetrieve says whether host may read the gMSA's password, and why.
+	MayRetrieve(account, host string) (granted bool, reason string, err error)
+}
+
+// Check compares a spec with the directory: the domain's SID, GUID and names, each
+// account of this domain a gMSA that exists and is enabled, and whether host (when
+// given) may retrieve each one's password.
+func Check(dir Directory, s *Spec, host string) ([]Problem, error) {
+	var ps []Problem
+	bad := func(field, format string, args ...any) {
+		ps = append(ps, Problem{Field: field, Message: fmt.Sprintf(format, args...), Fatal: true})
+	}
+	dom, err := dir.Domain()
+	if err != nil {
+		return nil, err
+	}
+	j := s.DomainJoinConfig
+	if !strings.EqualFold(j.Sid, dom.SID) {
+		bad("DomainJoinConfig.Sid", "%s is not this domain's SID %s", j.Sid, dom.SID)
+	}
+	if dom.GUID != "" && !strings.EqualFold(j.Guid, dom.GUID) {
+		bad("DomainJoinConfig.Guid", "%s is not this domain's objectGUID %s", j.Guid, dom.GUID)
+	}
+	if !strings.EqualFold(j.DnsName, dom.DNSName) || !strings.EqualFold(j.NetBiosName, dom.NetBIOS) {
+		bad("DomainJoinConfig", "the domain is %s (%s), not %s (%s)", dom.DNSName, dom.NetBIOS, j.DnsName, j.NetBiosName)
+	}
+	seen := map[string]bool{}
+	for i, acct := range s.ActiveDirectoryConfig.GroupManagedServiceAccounts {
+		field := fmt.Sprintf("ActiveDirectoryConfig.GroupManagedServiceAccounts[%d]", i)
+		if !strings.EqualFold(acct.Scope, dom.DNSName) && !strings.EqualFold(acct.Scope, dom.NetBIOS) || seen[strings.ToLower(acct.Name)] {
+			continue // another domain's, or checked already
+		}
+		seen[strings.ToLower(acct.Name)] = true
+		sam := acct.Name + "$"
+		found, class, enabled, err := dir.Account(sam)
+		switch {
+		case err != nil:
+			return nil, err
+		case !found:
+			bad(field, "%s does not exist in %s", sam, dom.DNSName)
+			continue
+		case class != "gmsa":
+			bad(field, "%s is a %s, not a gMSA", sam, class)
+			continue
+		case !enabled:
+			bad(field, "%s is disabled: gmsa account set %s --enable", sam, acct.Name)
+		}
+		if host != "" {
+			granted, reason, err := dir.MayRetrieve(sam, host)
+			if err != nil {
+				return nil, err
+			}
+			if !granted {
+				bad(field, "%s may not retrieve the password of %s: %s", host, sam, reason)
+			}
+		}
+	}
+	return ps, nil
+}

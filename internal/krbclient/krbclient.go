@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/jcmturner/gokrb5/v8/client"
 	"github.com/jcmturner/gokrb5/v8/config"
@@ -24,6 +25,9 @@ import (
 type Options struct {
 	Principal string   // user, HOST$ or name@REALM; default: the keytab's machine account, or the cache's client
 	Keytab    string   // a keytab file (MIT format)
+	// KeytabData is a keytab held in memory (keys derived from a gMSA's password,
+	// never written to disk), used as Keytab is.
+	KeytabData []byte
 	CCache    string   // a FILE: ticket cache holding a TGT (as after kinit); "" with no keytab or password: $KRB5CCNAME
 	Password  string   // the principal's password
 	Realm     string   // default: the principal's realm, else krb5.conf's default_realm
@@ -36,6 +40,7 @@ type Client struct {
 	cl        *client.Client
 	Principal types.PrincipalName
 	Realm     string
+	authTime  time.Time
 }
 
 // ErrNoCredentials is an identity with nothing to prove it.
@@ -55,14 +60,21 @@ func New(opt Options, getenv func(string) string) (*Client, error) {
 	settings := []func(*client.Settings){client.DisablePAFXFAST(true)}
 	var cl *client.Client
 	switch {
-	case opt.Keytab != "":
-		kt, entries, err := readKeytab(opt.Keytab)
+	case opt.Keytab != "" || opt.KeytabData != nil:
+		b, src := opt.KeytabData, "the keytab"
+		if b == nil {
+			if b, err = os.ReadFile(opt.Keytab); err != nil {
+				return nil, fmt.Errorf("krbclient: %w", err)
+			}
+			src = opt.Keytab
+		}
+		kt, entries, err := parseKeytab(b, src)
 		if err != nil {
 			return nil, err
 		}
 		e, err := pickEntry(entries, name, realm)
 		if err != nil {
-			return nil, fmt.Errorf("krbclient: %s: %w", opt.Keytab, err)
+			return nil, fmt.Errorf("krbclient: %s: %w", src, err)
 		}
 		name, realm = strings.Join(e.Principal.Components, "/"), e.Principal.Realm
 		cl = client.NewWithKeytab(name, realm, kt, cfg, settings...)
@@ -90,7 +102,12 @@ func New(opt Options, getenv func(string) string) (*Client, error) {
 		if cl, err = client.NewFromCCache(cc, cfg, settings...); err != nil {
 			return nil, fmt.Errorf("krbclient: ticket cache %s: %w", path, err)
 		}
-		return &Client{cl: cl, Principal: cc.GetClientPrincipalName(), Realm: cc.GetClientRealm()}, nil
+		out := &Client{cl: cl, Principal: cc.GetClientPrincipalName(), Realm: cc.GetClientRealm()}
+		tgs := types.PrincipalName{NameType: 2, NameString: []string{"krbtgt", cc.GetClientRealm()}}
+		if cred, ok := cc.GetEntry(tgs); ok {
+			out.authTime = cred.AuthTime
+		}
+		return out, nil
 	}
 	if realm == "" {
 		return nil, errors.New("krbclient: no realm: give the principal as name@REALM, --realm, or a krb5.conf with default_realm")
@@ -123,6 +140,11 @@ func guard(f func() error) (err error) {
 	}()
 	return f()
 }
+
+// TGTAuthTime is when the KDC authenticated the identity of a ticket cache's TGT,
+// hence when it built the PAC and the groups the TGT carries; zero for identities that
+// logged on here.
+func (c *Client) TGTAuthTime() time.Time { return c.authTime }
 
 // Close forgets the tickets.
 func (c *Client) Close() { c.cl.Destroy() }
@@ -172,12 +194,8 @@ func loadConfig(opt Options, getenv func(string) string, system string) (*config
 	return cfg, nil
 }
 
-// readKeytab reads a keytab with gokrb5 (for the client) and with krbkey (to list it).
-func readKeytab(path string) (*keytab.Keytab, []krbkey.KeytabEntry, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, nil, fmt.Errorf("krbclient: %w", err)
-	}
+// parseKeytab reads a keytab with gokrb5 (for the client) and with krbkey (to list it).
+func parseKeytab(b []byte, path string) (*keytab.Keytab, []krbkey.KeytabEntry, error) {
 	ours, err := krbkey.ParseKeytab(b)
 	if err != nil {
 		return nil, nil, fmt.Errorf("krbclient: %s: %w", path, err)

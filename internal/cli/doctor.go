@@ -1,0 +1,150 @@
+package cli
+
+import (
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"gmsa/internal/doctor"
+	"gmsa/internal/krbclient"
+	"gmsa/internal/krbkey"
+)
+
+func doctorCommand(e *env) *cobra.Command {
+	var opt doctor.Options
+	var credspecFile, idKeytab, idCCache, idPrincipal, idUser, idPasswordFile, enctypes string
+	c := &cobra.Command{
+		Use:   "doctor --account NAME [--host NAME$ | --identity-keytab FILE | --identity-user NAME] [--credspec FILE] [--server URL | --domain DNS]",
+		Short: "Walk everything a gMSA needs on a host — DNS, ports, clock, root key, account, access, channel, password, tickets, credential spec — and say what to fix",
+		Long: `Checks, in order: the DC locator records (with --domain), the DC's ports (53, 88, 389, 636;
+139, 3268 and 464 reported), the clock against the KDC's, the account (a gMSA, enabled,
+WORKSTATION_TRUST_ACCOUNT, DNS host name, SPNs unique, no namesake without $, enctypes),
+the KDS root key, whether the host may retrieve the password (through which entry and
+groups, or why not), an encrypted channel, the password read as the identity, whether
+the identity's ticket predates the membership that allows it, a TGT for the gMSA with
+that password, a service ticket for each SPN opened with the gMSA's key, and the
+credential spec against the directory. Each step passes, warns or fails with its
+evidence and the fix. Exit status 1 when any step fails.
+
+The directory is read with --server and its bind flags (an administrator sees the
+root keys; any user sees the rest). The identity reads the password as the host does:
+--identity-keytab (the host's /etc/krb5.keytab: a sealed Kerberos bind),
+--identity-ccache (the host's current ticket: also checks it is not stale) or
+--identity-user with --identity-password-file (a simple bind over TLS).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if opt.Account == "" {
+				return usagef("--account NAME is required")
+			}
+			if err := e.doctorOptions(&opt, credspecFile, idKeytab, idCCache, idPrincipal, idUser, idPasswordFile, enctypes); err != nil {
+				return err
+			}
+			r := doctor.Run(cmd.Context(), opt)
+			if e.output == "json" {
+				if err := e.writeJSON(r); err != nil {
+					return err
+				}
+			} else {
+				r.Print(e.stdout)
+			}
+			if r.Failed() {
+				return silentExit(1)
+			}
+			return nil
+		}}
+	f := c.Flags()
+	f.StringVar(&opt.Account, "account", "", "the gMSA (NAME or NAME$)")
+	f.StringVar(&opt.Domain, "domain", "", "the domain's DNS name: checks its DC locator records (default: the credential spec's)")
+	f.StringVar(&opt.DNSServer, "dns-server", "", "the DNS server to ask (HOST[:PORT]; default /etc/resolv.conf's)")
+	f.StringVar(&opt.Host, "host", "", "the computer (NAME$) whose right to the password is checked (default: the identity)")
+	f.StringVar(&credspecFile, "credspec", "", "a credential spec to check against the directory")
+	f.StringVar(&idKeytab, "identity-keytab", "", "read the password with this keytab's machine account (sealed Kerberos bind), as the host does")
+	f.StringVar(&idCCache, "identity-ccache", "", "read the password with this ticket cache (the host's current ticket)")
+	f.StringVar(&idPrincipal, "identity-principal", "", "the keytab's principal to use (default its NAME$)")
+	f.StringVar(&idUser, "identity-user", "", "read the password as this user (simple bind over TLS)")
+	f.StringVar(&idPasswordFile, "identity-password-file", "", "the --identity-user's password file")
+	f.StringVar(&enctypes, "enctypes", "aes256,aes128", "the enctypes this host uses")
+	e.serverFlags(c)
+
+	var hosts string
+	fleet := &cobra.Command{
+		Use:   "fleet --account NAME --hosts H1,H2,...",
+		Short: "Which of these hosts can retrieve the gMSA's password today, and for each that cannot, why and the command that fixes it",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if opt.Account == "" || hosts == "" {
+				return usagef("--account NAME and --hosts H1,H2,... are required")
+			}
+			if err := e.doctorOptions(&opt, "", "", "", "", "", "", "aes256,aes128"); err != nil {
+				return err
+			}
+			fl := doctor.RunFleet(cmd.Context(), opt, strings.Split(hosts, ","))
+			if e.output == "json" {
+				if err := e.writeJSON(fl); err != nil {
+					return err
+				}
+			} else {
+				fl.Print(e.stdout)
+			}
+			if fl.Failed() {
+				return silentExit(1)
+			}
+			return nil
+		}}
+	fleet.Flags().StringVar(&opt.Account, "account", "", "the gMSA (NAME or NAME$)")
+	fleet.Flags().StringVar(&hosts, "hosts", "", "computer names (NAME or NAME$), comma-separated")
+	e.serverFlags(fleet)
+	c.AddCommand(fleet)
+	return c
+}
+
+// doctorOptions completes the options from the flags: the directory connection, the
+// identity, the credential spec and the enctypes.
+func (e *env) doctorOptions(opt *doctor.Options, credspecFile, idKeytab, idCCache, idPrincipal, idUser, idPasswordFile, enctypes string) error {
+	if e.remote.URL == "" && e.remote.Domain == "" {
+		if opt.Domain == "" {
+			return usagef("give the DC (--server ldaps://HOST) or the domain (--domain DNS) to find it")
+		}
+		e.remote.Domain = opt.Domain
+	}
+	ldapOpt, done, err := e.remoteOptions()
+	if err != nil {
+		return err
+	}
+	_ = done // the tickets are used through the run
+	opt.LDAP = ldapOpt
+	opt.Now, opt.Getenv, opt.Rand = e.now, e.getenv, e.rand
+	for _, s := range strings.Split(enctypes, ",") {
+		et, err := krbkey.ParseEtype(s)
+		if err != nil {
+			return asUsage(err)
+		}
+		opt.Enctypes = append(opt.Enctypes, et)
+	}
+	switch {
+	case idKeytab != "" || idCCache != "":
+		opt.Identity = &doctor.Identity{Kerberos: &krbclient.Options{Keytab: idKeytab, CCache: idCCache, Principal: idPrincipal}}
+	case idUser != "":
+		if idPasswordFile == "" {
+			return usagef("--identity-user needs --identity-password-file")
+		}
+		b, err := readFile(idPasswordFile)
+		if err != nil {
+			return err
+		}
+		pw, err := passwordText(b, "--identity-password-file "+idPasswordFile)
+		if err != nil {
+			return err
+		}
+		opt.Identity = &doctor.Identity{User: idUser, Password: pw}
+	}
+	if credspecFile != "" {
+		b, err := readFile(credspecFile)
+		if err != nil {
+			return err
+		}
+		opt.Credspec, opt.CredspecName = b, filepath.Base(credspecFile)
+	}
+	return nil
+}
