@@ -72,9 +72,9 @@ func (r *Report) add(check string, st Status, fix string, format string, args ..
 func (r *Report) Print(w io.Writer) {
 	mark := map[Status]string{Pass: "PASS", Warn: "WARN", Fail: "FAIL", Info: "INFO", Skip: "SKIP"}
 	for _, s := range r.Steps {
-		fmt.Fprintf(w, "%-4s  %-18s %s\n", mark[s.Status], s.Check, s.Evidence)
+		fmt.Fprintf(w, "%-4s  %-20s %s\n", mark[s.Status], s.Check, s.Evidence)
 		if s.Fix != "" {
-			fmt.Fprintf(w, "      %-18s fix: %s\n", "", s.Fix)
+			fmt.Fprintf(w, "      %-20s fix: %s\n", "", s.Fix)
 		}
 	}
 	n := map[Status]int{}

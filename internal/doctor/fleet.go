@@ -45,6 +45,9 @@ func RunFleet(ctx context.Context, opt Options, hosts []string) *Fleet {
 	opt.defaults()
 	d := &run{opt: opt, r: &Report{Account: samName(opt.Account)}, ldapPort: 389, ldapsPort: 636, kdcPort: 88, dnsPort: 53}
 	d.domain = opt.Domain
+	if d.domain != "" {
+		d.locator()
+	}
 	d.connect()
 	f := &Fleet{Account: samName(opt.Account)}
 	if d.c == nil {
@@ -56,7 +59,7 @@ func RunFleet(ctx context.Context, opt Options, hosts []string) *Fleet {
 	d.account()
 	d.rootKey()
 	for _, s := range d.r.Steps {
-		if s.Check == "ldap" || s.Status == Pass {
+		if s.Status == Pass || s.Status == Info {
 			continue
 		}
 		f.AccountChecks = append(f.AccountChecks, s)

@@ -548,8 +548,13 @@ func (d *run) rootKey() {
 	}
 	now := d.opt.Now()
 	if len(keys) == 0 {
-		d.r.add("rootkey", Fail, "gmsa kds add --effective-immediately (Add-KdsRootKey -EffectiveImmediately; DCs use it after 10 hours)",
-			"no KDS root key in %s: no gMSA password can be derived", d.domain)
+		ev := fmt.Sprintf("no KDS root key in %s: no gMSA password can be derived", d.domain)
+		if d.acct != nil {
+			if id, err := kds.ParsePasswordID(d.acct.GetRawAttributeValue("msDS-ManagedPasswordId")); err == nil {
+				ev += fmt.Sprintf("; %s's passwords derive from root key %s, which no longer exists", samName(d.opt.Account), id.RootKeyID)
+			}
+		}
+		d.r.add("rootkey", Fail, "gmsa kds add --effective-immediately (Add-KdsRootKey -EffectiveImmediately; DCs use it after 10 hours), or restore the removed key from a backup", "%s", ev)
 		return
 	}
 	var usable []key
@@ -799,7 +804,9 @@ func (d *run) readPassword() {
 	raw := e.GetRawAttributeValue("msDS-ManagedPassword")
 	if len(raw) == 0 {
 		fix := "allow the host (see access above)"
-		if d.access != nil && d.access.Granted {
+		if st, ok := d.r.Step("rootkey"); ok && st.Status == Fail {
+			fix = "see rootkey above: without its root key no DC can derive the password"
+		} else if d.access != nil && d.access.Granted {
 			fix = "the DC decides from the groups in the identity's ticket: get a new one (see host.ticket)"
 		}
 		d.r.add("password", Fail, fix, "the DC returned no msDS-ManagedPassword to %s over %s", o.User, how)
