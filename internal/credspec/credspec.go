@@ -249,6 +249,21 @@ func (s *Spec) K8s(name string) ([]byte, error) {
 	if err := json.Unmarshal(s.JSON(), &cred); err != nil {
 		return nil, err
 	}
+	// The CRD types PluginInput as a string: an object (AWS's plug-in input) travels as
+	// its JSON text.
+	if ad, ok := cred["ActiveDirectoryConfig"].(map[string]any); ok {
+		if h, ok := ad["HostAccountConfig"].(map[string]any); ok {
+			if in, ok := h["PluginInput"]; ok {
+				if _, isString := in.(string); !isString {
+					text, err := json.Marshal(in)
+					if err != nil {
+						return nil, err
+					}
+					h["PluginInput"] = string(text)
+				}
+			}
+		}
+	}
 	docs := []any{
 		map[string]any{"apiVersion": "windows.k8s.io/v1", "kind": "GMSACredentialSpec", "metadata": map[string]any{"name": name}, "credspec": cred},
 		map[string]any{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": map[string]any{"name": name + "-credspec-use"},

@@ -2,6 +2,8 @@ package credspec
 
 import (
 	"encoding/json"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 
@@ -163,4 +165,84 @@ func FuzzParse(f *testing.F) {
 			s.JSON()
 		}
 	})
+}
+
+// schema is the part of an OpenAPI v3 schema a CRD's structural schema uses.
+type schema struct {
+	Type       string             `yaml:"type"`
+	Properties map[string]*schema `yaml:"properties"`
+	Items      *schema            `yaml:"items"`
+}
+
+// validate checks v against s as `kubectl apply --validate=strict` would: each value of
+// its type, no field the schema does not declare.
+func (s *schema) validate(path string, v any) []string {
+	var errs []string
+	switch s.Type {
+	case "object":
+		m, ok := v.(map[string]any)
+		if !ok {
+			return []string{fmt.Sprintf("%s: %T, want an object", path, v)}
+		}
+		for k, val := range m {
+			sub, ok := s.Properties[k]
+			if !ok {
+				errs = append(errs, fmt.Sprintf("%s.%s: unknown field", path, k))
+				continue
+			}
+			errs = append(errs, sub.validate(path+"."+k, val)...)
+		}
+	case "array":
+		a, ok := v.([]any)
+		if !ok {
+			return []string{fmt.Sprintf("%s: %T, want an array", path, v)}
+		}
+		for i, val := range a {
+			errs = append(errs, s.Items.validate(fmt.Sprintf("%s[%d]", path, i), val)...)
+		}
+	case "string":
+		if _, ok := v.(string); !ok {
+			errs = append(errs, fmt.Sprintf("%s: %T, want a string", path, v))
+		}
+	}
+	return errs
+}
+
+// The GMSACredentialSpec resource passes the CRD's schema, with and without a host
+// plug-in whose input is an object; a resource that breaks it is caught.
+func TestK8sMatchesTheCRDSchema(t *testing.T) {
+	b, err := os.ReadFile("testdata/gmsacredentialspec-v1.schema.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var crd schema
+	if err := yaml.Unmarshal(b, &crd); err != nil {
+		t.Fatal(err)
+	}
+	in, _ := PluginInput(`{"credentialArn":"arn:aws:secretsmanager:us-west-2:123:secret:gmsa"}`, true)
+	host := &HostAccountConfig{PortableCcgVersion: "1", PluginGUID: "{859E1386-BDB4-49E8-85C7-3070B13920E1}", PluginInput: in}
+	for _, h := range []*HostAccountConfig{nil, host} {
+		s, err := New(contoso, "WebApp01", []string{"Other@contoso.com"}, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := s.K8s("WebApp01")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var res map[string]any
+		if err := yaml.Unmarshal([]byte(strings.Split(string(out), "---\n")[0]), &res); err != nil {
+			t.Fatal(err)
+		}
+		if errs := crd.validate("", res); len(errs) > 0 {
+			t.Errorf("with host config %v: %v\n%s", h != nil, errs, out)
+		}
+		if h != nil && !strings.Contains(string(out), `PluginInput: '{"credentialArn":`) {
+			t.Errorf("PluginInput is not carried as JSON text:\n%s", out)
+		}
+	}
+	bad := map[string]any{"credspec": map[string]any{"CmsPlugins": "ActiveDirectory", "Extra": 1}}
+	if errs := crd.validate("", bad); len(errs) != 2 {
+		t.Errorf("a broken resource: %v", errs)
+	}
 }

@@ -23,16 +23,16 @@ import (
 
 // Options name the identity and where its KDCs are.
 type Options struct {
-	Principal string   // user, HOST$ or name@REALM; default: the keytab's machine account, or the cache's client
-	Keytab    string   // a keytab file (MIT format)
+	Principal string // user, HOST$ or name@REALM; default: the keytab's machine account, or the cache's client
+	Keytab    string // a keytab file (MIT format)
 	// KeytabData is a keytab held in memory (keys derived from a gMSA's password,
 	// never written to disk), used as Keytab is.
 	KeytabData []byte
-	CCache    string   // a FILE: ticket cache holding a TGT (as after kinit); "" with no keytab or password: $KRB5CCNAME
-	Password  string   // the principal's password
-	Realm     string   // default: the principal's realm, else krb5.conf's default_realm
-	Config    string   // krb5.conf; default $KRB5_CONFIG, else /etc/krb5.conf when it exists
-	KDCs      []string // host:port of the realm's KDCs, when no krb5.conf names them (default: DNS SRV _kerberos._tcp)
+	CCache     string   // a FILE: ticket cache holding a TGT (as after kinit); "" with no keytab or password: $KRB5CCNAME
+	Password   string   // the principal's password
+	Realm      string   // default: the principal's realm, else krb5.conf's default_realm
+	Config     string   // krb5.conf; default $KRB5_CONFIG, else /etc/krb5.conf when it exists
+	KDCs       []string // host:port of the realm's KDCs, when no krb5.conf names them (default: DNS SRV _kerberos._tcp)
 }
 
 // Client holds a logged-on identity and gets service tickets for it.
