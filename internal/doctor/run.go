@@ -731,6 +731,9 @@ func (d *run) channel() {
 	switch {
 	case len(got) > 0:
 		ev := strings.Join(got, ", ") + ", certificate verified for " + tc.ServerName
+		if tc.InsecureSkipVerify {
+			ev = strings.Join(got, ", ") + ", certificate NOT verified (--insecure-skip-verify)"
+		}
 		if len(errs) > 0 {
 			ev += "; " + strings.Join(errs, "; ")
 		}
@@ -840,7 +843,7 @@ func (d *run) hostTicket() {
 		return
 	}
 	since := d.access.Since
-	if auth.Before(since) {
+	if !auth.After(since) { // both in whole seconds: the same second cannot show which came first
 		st := Warn
 		if d.blob == nil {
 			st = Fail
