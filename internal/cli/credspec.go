@@ -68,6 +68,11 @@ func credspecCommand(e *env) *cobra.Command {
 				_, err := e.stdout.Write(data)
 				return err
 			}
+			if dir != "" && out == "" {
+				if err := os.MkdirAll(dir, 0o755); err != nil {
+					return err
+				}
+			}
 			if _, err := os.Stat(path); err == nil && !force {
 				return usagef("%s exists; --force replaces it", path)
 			}

@@ -187,8 +187,25 @@ func probeKDC(kdc, realm, principal string, proto string, timeout time.Duration,
 			return nil, err
 		}
 	}
-	p := &kdcProbe{Transport: proto, RTT: now().Sub(start)}
-	if len(reply) == 0 || reply[0] != 0x7e { // not a KRB-ERROR: an AS-REP for an account without pre-authentication
+	p, err := parseKDCReply(reply, now)
+	if err != nil {
+		return nil, err
+	}
+	p.Transport, p.RTT = proto, now().Sub(start)
+	return p, nil
+}
+
+// parseKDCReply reads the KDC's answer to the probe: a KRB-ERROR with its time, code
+// and, for PREAUTH_REQUIRED, the account's ETYPE-INFO2; anything else is taken as an
+// AS-REP (an account without pre-authentication).
+func parseKDCReply(reply []byte, now func() time.Time) (p *kdcProbe, err error) {
+	defer func() { // gokrb5's decoders panic on some malformed input
+		if r := recover(); r != nil {
+			p, err = nil, fmt.Errorf("the KDC's reply broke the Kerberos decoder (%v)", r)
+		}
+	}()
+	p = &kdcProbe{}
+	if len(reply) == 0 || reply[0] != 0x7e {
 		p.STime = now()
 		return p, nil
 	}

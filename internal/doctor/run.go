@@ -331,7 +331,11 @@ func (d *run) clock() {
 		return
 	}
 	d.probe = p
-	d.r.add("kdc", Pass, "", "the KDC at %s answers over %s (%s)", d.kdcAddr(), p.Transport, p.RTT.Round(time.Microsecond))
+	answer := "an AS-REP"
+	if p.Code != 0 {
+		answer = krbErrorName(p.Code)
+	}
+	d.r.add("kdc", Pass, "", "the KDC at %s answers over %s (%s): %s for %s", d.kdcAddr(), p.Transport, p.RTT.Round(time.Microsecond), answer, samName(d.opt.Account))
 	local := d.opt.Now().Add(-p.RTT / 2)
 	skew := p.STime.Sub(local)
 	abs := skew
