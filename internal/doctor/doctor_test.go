@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-ldap/ldap/v3"
+
 	"gmsa/internal/adclient"
 	"gmsa/internal/cli"
 	"gmsa/internal/doctor"
@@ -182,6 +184,18 @@ func TestDoctorNamesEachBreakage(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "already used") {
 		t.Fatalf("a duplicate SPN was accepted: %v", err)
 	}
+	o = d.options(t, "WebApp01")
+	o.LDAP.Resolve = func(string) string { return "127.0.0.5" }
+	c, err := adclient.Dial(o.LDAP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mod := ldap.NewModifyRequest("CN=WebApp01,CN=Managed Service Accounts,DC=example,DC=test", nil)
+	mod.Replace("userAccountControl", []string{"512"})
+	if err := c.Conn.Modify(mod); !ldap.IsErrorWithCode(err, ldap.LDAPResultUnwillingToPerform) && !ldap.IsErrorWithCode(err, ldap.LDAPResultConstraintViolation) {
+		t.Fatalf("clearing WORKSTATION_TRUST_ACCOUNT: %v", err)
+	}
+	c.Close()
 
 	// No encrypted channel: a client that does not trust the DC's certificate, reading
 	// as a user.

@@ -322,7 +322,9 @@ func (d *run) clock() {
 	}
 	d.realm = realm
 	p, err := probeKDC(d.kdcAddr(), realm, samName(d.opt.Account), "udp", d.opt.Timeout, d.opt.Now)
+	var udpErr error
 	if err != nil {
+		udpErr = err
 		p, err = probeKDC(d.kdcAddr(), realm, samName(d.opt.Account), "tcp", d.opt.Timeout, d.opt.Now)
 	}
 	if err != nil {
@@ -335,7 +337,12 @@ func (d *run) clock() {
 	if p.Code != 0 {
 		answer = krbErrorName(p.Code)
 	}
-	d.r.add("kdc", Pass, "", "the KDC at %s answers over %s (%s): %s for %s", d.kdcAddr(), p.Transport, p.RTT.Round(time.Microsecond), answer, samName(d.opt.Account))
+	if udpErr != nil {
+		d.r.add("kdc", Warn, "open UDP "+strconv.Itoa(d.kdcPort)+" too: Windows and MIT clients try UDP first",
+			"the KDC at %s answers over TCP only (%s for %s); over UDP: %v", d.kdcAddr(), answer, samName(d.opt.Account), udpErr)
+	} else {
+		d.r.add("kdc", Pass, "", "the KDC at %s answers over %s (%s): %s for %s", d.kdcAddr(), p.Transport, p.RTT.Round(time.Microsecond), answer, samName(d.opt.Account))
+	}
 	local := d.opt.Now().Add(-p.RTT / 2)
 	skew := p.STime.Sub(local)
 	abs := skew
@@ -798,6 +805,11 @@ func (d *run) readPassword() {
 		how = "a simple bind over TLS"
 	}
 	c, err := adclient.Dial(o)
+	if err != nil && d.readBy != nil && d.tlsOK { // no plain LDAP port: Kerberos over LDAPS
+		o.URL = "ldaps://" + net.JoinHostPort(d.dcHost, strconv.Itoa(d.ldapsPort))
+		how = "a Kerberos bind over LDAPS"
+		c, err = adclient.Dial(o)
+	}
 	if err != nil {
 		d.r.add("password", Fail, "check the identity's credentials and the channel above", "binding as %s: %v", o.User, err)
 		return

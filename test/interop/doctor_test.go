@@ -151,3 +151,26 @@ func TestDoctorAgainstSamba(t *testing.T) {
 		t.Fatalf("Samba took a duplicate SPN: %d %s%s", code, out, stderr)
 	}
 }
+
+// A host ticket older than the membership that allows the host, against our server
+// with MIT's kinit: the doctor names it (our DC builds an LDAP bind's token from the
+// directory, so the read itself works; Windows and Samba decide from the ticket).
+func TestDoctorStaleTicketOnOurs(t *testing.T) {
+	data, ep := ourServer(t)
+	pw, _ := os.ReadFile(filepath.Join(data, "admin-password"))
+	ours := target{"ours", dcURL(ep["ldaps"]), "Administrator@example.test", strings.TrimSpace(string(pw)), []string{"--ca-file", ep["ca"]}}
+	keytab := filepath.Join(t.TempDir(), "chost02.keytab")
+	if out, stderr, code := ours.gm(t, ours.admin, ours.adminPW, "", "computer", "new", "chost02", "--write-keytab", keytab); code != 0 {
+		t.Fatalf("computer new: %s%s", out, stderr)
+	}
+	cc := filepath.Join(t.TempDir(), "chost02.cc")
+	krb5 := []string{"KRB5_CONFIG=" + filepath.Join(data, "krb5.conf"), "KRB5CCNAME=" + cc}
+	sh(t, krb5, "kinit", "-k", "-t", keytab, "CHOST02$")
+	if out, stderr, code := ours.gm(t, ours.admin, ours.adminPW, "", "group", "add-member", "Web Hosts", "CHOST02$"); code != 0 {
+		t.Fatalf("add-member: %s%s", out, stderr)
+	}
+	steps, _ := doctorOn(t, ours, krb5, "--account", "svc", "--identity-ccache", cc)
+	want(t, steps, "access", "pass", "CHOST02$ → Web Hosts")
+	want(t, steps, "host.ticket", "warn", "before its membership", "kdestroy; kinit -k CHOST02$")
+	want(t, steps, "password", "pass", "Kerberos bind over LDAPS")
+}
