@@ -3,7 +3,14 @@
 package interop
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -144,12 +151,56 @@ func TestDoctorAgainstSamba(t *testing.T) {
 	steps, _ = doctorOn(t, samba, nil, append(keytab, "--credspec", spec)...)
 	want(t, steps, "credspec", "fail", "is not this domain's SID")
 
+	// A client that does not trust the DC's certificate has no encrypted channel.
+	untrusting := samba
+	untrusting.flags = []string{"--ca-file", otherCAFile(t)}
+	steps, _ = doctorOn(t, untrusting, nil, "--account", "WebApp01")
+	want(t, steps, "channel", "fail", "no encrypted channel to the DC", "trust the DC's CA")
+
 	// Samba refuses a second holder of an SPN, as ours does (Windows too, since 2012 R2).
 	out, stderr, code := run([]string{"LDAPTLS_REQCERT=never"}, "dn: CN=chost02,CN=Computers,"+baseDN+"\nchangetype: modify\nadd: servicePrincipalName\nservicePrincipalName: http/webapp01.example.test\n",
 		"ldapmodify", "-x", "-H", "ldaps://127.0.0.1", "-D", "Administrator@example.test", "-w", adminPass)
 	if code == 0 || !strings.Contains(out+stderr, "Constraint violation") {
 		t.Fatalf("Samba took a duplicate SPN: %d %s%s", code, out, stderr)
 	}
+
+	// The root key removed under the account, then only one that starts in the future.
+	var keys []map[string]any
+	if err := json.Unmarshal([]byte(ok("kds", "list", "-o", "json")), &keys); err != nil || len(keys) == 0 {
+		t.Fatalf("kds list: %v %v", keys, err)
+	}
+	for _, k := range keys {
+		ok("kds", "remove", k["name"].(string))
+	}
+	steps, _ = doctorOn(t, samba, nil, keytab...)
+	want(t, steps, "rootkey", "fail", "which no longer exists")
+	ok("kds", "add")
+	steps, _ = doctorOn(t, samba, nil, keytab...)
+	want(t, steps, "rootkey", "fail", "start in the future", "wait until")
+
+	// The DC's clock ten minutes ahead (libfaketime).
+	peers(t, "samba-stop")
+	peers(t, "samba-start", "+10m")
+	steps, _ = doctorOn(t, samba, nil, "--account", "WebApp01")
+	want(t, steps, "clock", "fail", "the DC's clock is 10m", "ahead of this host's", "synchronize this host's clock")
+}
+
+// otherCAFile is a CA certificate that signed nothing the DCs present.
+func otherCAFile(t *testing.T) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "another CA"}, IsCA: true, BasicConstraintsValid: true,
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := filepath.Join(t.TempDir(), "other-ca.pem")
+	os.WriteFile(f, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	return f
 }
 
 // A host ticket older than the membership that allows the host, against our server

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Real third-party peers for the interop tests, all bound to 127.0.0.1.
 #
-#   peers.sh install          host clients (ldap-utils, MIT krb5-user, python3-ldap3, impacket)
+#   peers.sh install          host clients (ldap-utils, MIT krb5-user, python3-ldap3, impacket, dig)
 #                             and a Samba 4.22 AD DC from bookworm-backports in a debootstrap
 #                             chroot (the host keeps its own packages); idempotent
 #   peers.sh samba-provision  a fresh EXAMPLE.TEST domain at functional level 2016
@@ -28,7 +28,7 @@ SAMBA_PKGS="samba samba-ad-dc samba-ad-provision samba-dsdb-modules samba-vfs-mo
 # clients (they conflict with MIT's krb5-user on the host) are a second Kerberos stack.
 CHROOT_EXTRA="faketime heimdal-clients"
 FAKETIME_LIB=/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1
-HOST_PKGS="debootstrap systemd ldap-utils krb5-user python3-ldap3 python3-impacket python3-gssapi ca-certificates iproute2 faketime libsasl2-modules-gssapi-mit libgssapi3-heimdal"
+HOST_PKGS="debootstrap systemd bind9-dnsutils ldap-utils krb5-user python3-ldap3 python3-impacket python3-gssapi ca-certificates iproute2 faketime libsasl2-modules-gssapi-mit libgssapi3-heimdal"
 # Cyrus SASL's Heimdal GSSAPI plugin conflicts with the MIT one: it is unpacked here and
 # chosen with SASL_PATH.
 HEIMDAL_SASL=$PEERS/heimdal-sasl
