@@ -8,13 +8,16 @@ package dnsserver
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
@@ -55,7 +58,11 @@ type Server struct {
 	soa   *dns.SOA
 	mu    sync.Mutex
 	srvs  []*dns.Server
+	pcs   []net.PacketConn
 	limit *limiter
+	// replies are packed positive answers by question (replyKey); cached counts them.
+	replies sync.Map
+	cached  atomic.Int64
 }
 
 // New checks the records and builds the zone.
@@ -190,23 +197,87 @@ func (s *Server) hasBelow(name string) bool {
 	return false
 }
 
-// ServeDNS answers within the source's budget; a source past it gets no reply.
+// ServeDNS answers TCP queries within the source's budget; a source past it gets no
+// reply.
 func (s *Server) ServeDNS(w dns.ResponseWriter, q *dns.Msg) {
 	if !s.limit.allow(remoteAddr(w.RemoteAddr())) {
 		return
 	}
-	m := s.Answer(q)
-	if _, udp := w.RemoteAddr().(*net.UDPAddr); udp {
-		size := dns.MinMsgSize
-		if o := q.IsEdns0(); o != nil {
-			size = int(max(o.UDPSize(), dns.MinMsgSize))
-			m.SetEdns0(uint16(min(size, 1232)), false)
-		}
-		m.Truncate(min(size, 1232)) // TC set when it does not fit: the client retries over TCP
-	}
-	if err := w.WriteMsg(m); err != nil {
+	if err := w.WriteMsg(s.Answer(q)); err != nil {
 		s.cfg.Logger.Debug("dns: reply not sent", "remote", w.RemoteAddr().String(), "err", err)
 	}
+}
+
+// udpReply is the reply to a query received over UDP, nil when there is none to send.
+// Positive answers are packed once per distinct query and kept: the zone does not change
+// while the server runs, so a repeated question costs a copy and its ID.
+func (s *Server) udpReply(query, out []byte) []byte {
+	key, cacheable := cacheKey(query)
+	if cacheable {
+		if b, ok := s.replies.Load(key); ok {
+			out = append(out[:0], b.([]byte)...)
+			copy(out, query[:2])
+			return out
+		}
+	}
+	q := new(dns.Msg)
+	if err := q.Unpack(query); err != nil {
+		if len(query) < 12 || query[2]&0x80 != 0 { // not even a header, or a response: drop it
+			return nil
+		}
+		m := new(dns.Msg)
+		m.Id, m.Response, m.Rcode = binary.BigEndian.Uint16(query), true, dns.RcodeFormatError
+		b, _ := m.Pack()
+		return b
+	}
+	if q.Response {
+		return nil
+	}
+	m := s.Answer(q)
+	size := dns.MinMsgSize
+	if o := q.IsEdns0(); o != nil {
+		size = int(max(o.UDPSize(), dns.MinMsgSize))
+		m.SetEdns0(uint16(min(size, 1232)), false)
+	}
+	m.Truncate(min(size, 1232)) // TC set when it does not fit: the client retries over TCP
+	b, err := m.PackBuffer(out)
+	if err != nil {
+		return nil
+	}
+	if cacheable && m.Rcode == dns.RcodeSuccess && len(m.Answer) > 0 && s.cached.Add(1) <= maxCachedReplies {
+		s.replies.Store(key, append([]byte(nil), b...))
+	}
+	return b
+}
+
+// maxCachedReplies bounds the reply cache: only names of the zone with data get in,
+// and only queries without EDNS options (cookies would make each one distinct).
+const maxCachedReplies = 1024
+
+// cacheKey is everything in a query but its ID, when the query is one question and at
+// most an OPT record without options: what the reply depends on (the question's case is
+// echoed, SetReply copies RD and CD, EDNS sets the size).
+func cacheKey(query []byte) (string, bool) {
+	if len(query) < 17 || len(query) > 512 || query[2]&0xf8 != 0 || // QR=0, opcode QUERY
+		binary.BigEndian.Uint16(query[4:]) != 1 || binary.BigEndian.Uint16(query[6:]) != 0 || binary.BigEndian.Uint16(query[8:]) != 0 {
+		return "", false
+	}
+	i := 12
+	for i < len(query) && query[i] != 0 { // the name's labels; no compression in a question
+		if query[i]&0xc0 != 0 {
+			return "", false
+		}
+		i += int(query[i]) + 1
+	}
+	i += 5 // the root label, QTYPE, QCLASS
+	switch arcount := binary.BigEndian.Uint16(query[10:]); {
+	case arcount == 0 && i == len(query):
+	case arcount == 1 && i+11 == len(query) && query[i] == 0 && binary.BigEndian.Uint16(query[i+1:]) == dns.TypeOPT &&
+		binary.BigEndian.Uint16(query[i+9:]) == 0: // OPT with no options
+	default:
+		return "", false
+	}
+	return string(query[2:]), true
 }
 
 func remoteAddr(a net.Addr) netip.Addr {
@@ -221,10 +292,49 @@ func remoteAddr(a net.Addr) netip.Addr {
 	return netip.Addr{}
 }
 
-// ServeUDP answers on pc until Shutdown.
+// ServeUDP answers on pc until Shutdown, with one reader per processor.
 func (s *Server) ServeUDP(pc net.PacketConn) error {
-	return s.serve(&dns.Server{PacketConn: pc, Handler: s, UDPSize: 1232,
-		MsgAcceptFunc: dns.DefaultMsgAcceptFunc})
+	s.mu.Lock()
+	s.pcs = append(s.pcs, pc)
+	s.mu.Unlock()
+	n := runtime.GOMAXPROCS(0)
+	errs := make(chan error, n)
+	for range n {
+		go func() { errs <- s.readUDP(pc) }()
+	}
+	var first error
+	for range n {
+		if err := <-errs; first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+func (s *Server) readUDP(pc net.PacketConn) error {
+	buf, out := make([]byte, 4096), make([]byte, 0, 1232)
+	for {
+		n, addr, err := pc.ReadFrom(buf)
+		if errors.Is(err, net.ErrClosed) {
+			return ErrServerClosed
+		}
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return fmt.Errorf("dnsserver: %w", err)
+		}
+		if !s.limit.allow(remoteAddr(addr)) {
+			continue
+		}
+		if b := s.udpReply(buf[:n], out); b != nil {
+			pc.WriteTo(b, addr)
+			if cap(b) <= 4096 {
+				out = b[:0]
+			}
+		}
+	}
 }
 
 // ServeTCP answers on l until Shutdown: MaxTCPConnections at once, MaxPerSource from one
@@ -255,10 +365,13 @@ var ErrServerClosed = errors.New("dnsserver: server closed")
 // Shutdown stops every listener.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	srvs := s.srvs
-	s.srvs = nil
+	srvs, pcs := s.srvs, s.pcs
+	s.srvs, s.pcs = nil, nil
 	s.mu.Unlock()
 	var errs []error
+	for _, pc := range pcs {
+		pc.Close()
+	}
 	for _, srv := range srvs {
 		if err := srv.ShutdownContext(ctx); err != nil && !strings.Contains(err.Error(), "not started") {
 			errs = append(errs, err)

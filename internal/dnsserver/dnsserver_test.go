@@ -1,6 +1,7 @@
 package dnsserver
 
 import (
+	"bytes"
 	"context"
 	"net"
 	"net/netip"
@@ -226,6 +227,11 @@ func FuzzAnswer(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
+		// Over UDP: the reply from the cache is the reply computed afresh.
+		first := append([]byte(nil), s.udpReply(b, nil)...)
+		if again := s.udpReply(b, nil); !bytes.Equal(first, again) {
+			t.Fatalf("query %x: the cached reply %x differs from the first %x", b, again, first)
+		}
 		q := new(dns.Msg)
 		if q.Unpack(b) != nil {
 			return
@@ -235,4 +241,25 @@ func FuzzAnswer(f *testing.F) {
 			t.Fatalf("reply to %v does not pack: %v", q, err)
 		}
 	})
+}
+
+// A reply served from the cache carries the ID of the query it answers.
+func TestCachedRepliesKeepTheQueryID(t *testing.T) {
+	s, err := New(Config{Records: records()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []uint16{1, 2, 0xbeef} {
+		q := new(dns.Msg)
+		q.SetQuestion("_ldap._tcp.dc._msdcs.example.test.", dns.TypeSRV)
+		q.Id = id
+		b, _ := q.Pack()
+		r := new(dns.Msg)
+		if err := r.Unpack(s.udpReply(b, nil)); err != nil || r.Id != id || len(r.Answer) != 1 {
+			t.Fatalf("id %d: %v %v", id, r, err)
+		}
+	}
+	if n := s.cached.Load(); n != 1 {
+		t.Fatalf("%d replies cached for one question", n)
+	}
 }

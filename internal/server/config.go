@@ -72,6 +72,9 @@ type Config struct {
 		// Addresses are the DC's A/AAAA records; default the LDAP listener's address
 		// (required when LDAP listens on every interface).
 		Addresses []string `yaml:"addresses"`
+		// QueriesPerSecond bounds each source address (default 200, burst twice that);
+		// a site whose hosts reach the DC through one NAT address may need more.
+		QueriesPerSecond int `yaml:"queries_per_second"`
 	} `yaml:"dns"`
 	Metrics struct {
 		// Listen serves Prometheus metrics (/metrics) and health (/healthz, /readyz) over
@@ -189,9 +192,9 @@ func (c *Config) Validate() error {
 		"max_page_size": int64(l.MaxPageSize), "max_result_sets_per_conn": int64(l.MaxResultSetsPerConn), "max_result_set_size": l.MaxResultSetSize,
 		"init_recv_timeout": int64(l.InitRecvTimeout), "max_conn_idle_time": int64(l.MaxConnIdleTime), "max_query_duration": int64(l.MaxQueryDuration),
 		"kdc.max_ticket_age": int64(c.KDC.MaxTicketAge), "kdc.max_renew_age": int64(c.KDC.MaxRenewAge), "kdc.max_service_age": int64(c.KDC.MaxServiceAge),
-		"kdc.max_clock_skew": int64(c.KDC.MaxClockSkew)} {
+		"kdc.max_clock_skew": int64(c.KDC.MaxClockSkew), "dns.queries_per_second": int64(c.DNS.QueriesPerSecond)} {
 		if v < 0 {
-			if !strings.HasPrefix(name, "kdc.") {
+			if !strings.HasPrefix(name, "kdc.") && !strings.HasPrefix(name, "dns.") {
 				name = "ldap.limits." + name
 			}
 			errs = append(errs, fmt.Errorf("%s: %d is negative; leave it out for the default", name, v))

@@ -424,7 +424,7 @@ func startDNS(cfg Config, deps Deps, dom directory.Domain, failed chan<- error, 
 		n, _ := strconv.ParseUint(p, 10, 16)
 		return uint16(n)
 	}
-	srv, err := dnsserver.New(dnsserver.Config{Logger: deps.Logger, Now: deps.Now, Records: dnsserver.Records{
+	srv, err := dnsserver.New(dnsserver.Config{Logger: deps.Logger, Now: deps.Now, QueriesPerSecond: cfg.DNS.QueriesPerSecond, Records: dnsserver.Records{
 		Domain: dom.DNSName, DCHost: strings.ToLower(dom.DCName) + "." + strings.ToLower(dom.DNSName), Addrs: addrs,
 		LDAP: port(ep.LDAP), KDC: port(ep.KDC)}})
 	if err != nil {
