@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 	"unicode/utf16"
 
 	"github.com/go-ldap/ldap/v3"
@@ -40,9 +41,19 @@ type Options struct {
 	Rand      io.Reader // default crypto/rand
 	// LookupSRV finds DCs (default net.LookupSRV).
 	LookupSRV func(service, proto, name string) (string, []*net.SRV, error)
+	// Timeout bounds connecting, binding and each request (default: 15 s to connect,
+	// requests unbounded).
+	Timeout time.Duration
 	// Resolve maps a DC's host name to the address to connect to (default: the
 	// system's resolver); the name still names the certificate and the ldap/ SPN.
 	Resolve func(host string) string
+}
+
+func (o *Options) dialTimeout() time.Duration {
+	if o.Timeout > 0 {
+		return o.Timeout
+	}
+	return 15 * time.Second
 }
 
 // dialAddr is where to connect for host:port.
@@ -168,8 +179,11 @@ func dialOne(raw string, opt Options, tc *tls.Config) (*Client, error) {
 			port = map[bool]string{false: "389", true: "636"}[u.Scheme == "ldaps"]
 		}
 		dialURL := u.Scheme + "://" + opt.dialAddr(u.Hostname(), port)
-		if conn, err = ldap.DialURL(dialURL, ldap.DialWithTLSConfig(tc)); err != nil {
+		if conn, err = ldap.DialURL(dialURL, ldap.DialWithTLSConfig(tc), ldap.DialWithDialer(&net.Dialer{Timeout: opt.dialTimeout()})); err != nil {
 			return nil, fmt.Errorf("adclient: connecting to %s: %w", raw, err)
+		}
+		if opt.Timeout > 0 {
+			conn.SetTimeout(opt.Timeout)
 		}
 		if strings.HasPrefix(strings.ToLower(raw), "ldap://") {
 			if err := conn.StartTLS(tc); err != nil {
@@ -181,6 +195,9 @@ func dialOne(raw string, opt Options, tc *tls.Config) (*Client, error) {
 			conn.Close()
 			return nil, fmt.Errorf("adclient: bind as %s: %w", opt.User, err)
 		}
+	}
+	if opt.Timeout > 0 {
+		conn.SetTimeout(opt.Timeout)
 	}
 	c := &Client{Conn: conn, URL: raw}
 	if err := c.naming(); err != nil {

@@ -48,7 +48,7 @@ func kerberosBind(u *url.URL, opt Options, tc *tls.Config) (*ldap.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := net.Dialer{Timeout: 15 * time.Second}
+	d := net.Dialer{Timeout: opt.dialTimeout()}
 	var nc net.Conn
 	var appData []byte
 	if isTLS {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -270,4 +271,31 @@ func otherCA(t *testing.T) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// A "DC" that accepts connections and never answers: every step ends within its bound
+// and the report names the silence.
+func TestDoctorAgainstASilentDC(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.5:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, never answered
+		}
+	}()
+	start := time.Now()
+	r := run(doctor.Options{Account: "WebApp01", Timeout: 200 * time.Millisecond,
+		LDAP: adclient.Options{URL: "ldaps://" + l.Addr().String(), User: "Administrator", Password: "x"}})
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("the doctor took %s against a silent DC", took)
+	}
+	expect(t, r, map[string]doctor.Status{"ldap": doctor.Fail, "ports": doctor.Fail, "channel": doctor.Fail},
+		"accepted the connection but did not answer within 1s", "LDAPS on "+l.Addr().(*net.TCPAddr).AddrPort().String()[len("127.0.0.5:"):]+": no answer (timed out)")
 }

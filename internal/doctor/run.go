@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -203,8 +204,14 @@ func (d *run) connect() {
 	if d.res != nil {
 		o.LookupSRV, o.Resolve = d.lookupSRV, d.resolve
 	}
+	o.Timeout = d.ldapTimeout()
 	c, err := adclient.Dial(o)
 	if err != nil {
+		if isTimeout(err) {
+			d.r.add("ldap", Fail, "check that the address is the DC's LDAP port and that nothing between (a proxy, a firewall) holds the connection",
+				"%s accepted the connection but did not answer within %s: %v", o.URL, o.Timeout, err)
+			return
+		}
 		d.r.add("ldap", Fail, "check the DC's address and the credentials given (--server, --user, --password-file or Kerberos)", "%v", err)
 		return
 	}
@@ -215,6 +222,10 @@ func (d *run) connect() {
 	}
 	d.r.add("ldap", Pass, "", "bound to %s as %s; domain %s (%s), DC %s", c.URL, o.User, c.DNSName, c.NetBIOS, c.DCHostName)
 }
+
+// ldapTimeout bounds each LDAP step: a DC that accepts connections and then says
+// nothing is a failure named after a while, not a doctor that hangs.
+func (d *run) ldapTimeout() time.Duration { return 5 * d.opt.Timeout }
 
 // resolve finds a host's address through the DNS server the doctor asks, so every
 // connection goes where the locator records lead.
@@ -298,7 +309,17 @@ func (d *run) ports() {
 	d.r.add("ports.other", Info, "", "%s", strings.Join(info, ", "))
 }
 
+// isTimeout says whether err is a deadline that passed: a peer that said nothing.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() ||
+		strings.Contains(err.Error(), "deadline exceeded") || strings.Contains(err.Error(), "i/o timeout")
+}
+
 func shortNetErr(err error) string {
+	if isTimeout(err) {
+		return "no answer (timed out)"
+	}
 	s := err.Error()
 	if i := strings.LastIndex(s, ": "); i >= 0 {
 		s = s[i+2:]
@@ -790,7 +811,7 @@ func (d *run) readPassword() {
 		return
 	}
 	o := d.opt.LDAP
-	o.LookupSRV, o.Resolve = nil, d.resolve
+	o.LookupSRV, o.Resolve, o.Timeout = nil, d.resolve, d.ldapTimeout()
 	how := ""
 	if d.readBy != nil {
 		o.Kerberos, o.User, o.Password = d.readBy, d.readBy.Name(), ""
