@@ -94,6 +94,8 @@ root keys; any user sees the rest). The identity reads the password as the host 
 		}}
 	fleet.Flags().StringVar(&opt.Account, "account", "", "the gMSA (NAME or NAME$)")
 	fleet.Flags().StringVar(&hosts, "hosts", "", "computer names (NAME or NAME$), comma-separated")
+	fleet.Flags().StringVar(&opt.Domain, "domain", "", "find the DC through this domain's locator records")
+	fleet.Flags().StringVar(&opt.DNSServer, "dns-server", "", "the DNS server to ask (HOST[:PORT]; default /etc/resolv.conf's)")
 	e.serverFlags(fleet)
 	c.AddCommand(fleet)
 	return c

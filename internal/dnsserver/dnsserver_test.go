@@ -40,14 +40,14 @@ func records() Records {
 	return Records{Domain: "Example.Test", DCHost: "dc1.example.test", Addrs: []netip.Addr{netip.MustParseAddr("127.0.0.9")}, LDAP: 389, KDC: 88}
 }
 
-func query(t *testing.T, net_, addr, name string, qtype uint16) *dns.Msg {
+func query(t *testing.T, proto, addr, name string, qtype uint16) *dns.Msg {
 	t.Helper()
-	c := &dns.Client{Net: net_, Timeout: 2 * time.Second}
+	c := &dns.Client{Net: proto, Timeout: 2 * time.Second}
 	q := new(dns.Msg)
 	q.SetQuestion(dns.Fqdn(name), qtype)
 	r, _, err := c.Exchange(q, addr)
 	if err != nil {
-		t.Fatalf("%s %s over %s: %v", name, dns.TypeToString[qtype], net_, err)
+		t.Fatalf("%s %s over %s: %v", name, dns.TypeToString[qtype], proto, err)
 	}
 	return r
 }

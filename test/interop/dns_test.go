@@ -17,16 +17,16 @@ func TestLocatorRecordsWithDig(t *testing.T) {
 	sh(t, nil, gmsaBin, "domain", "provision", "--realm", "EXAMPLE.TEST", "--netbios", "EXAMPLE", "--data", data)
 	ep, _ := startServer(t, data, "ldap:\n  listen: 127.0.0.1:0\n  ldaps_listen: 127.0.0.1:0\ndns:\n  listen: 127.0.0.1:0\n")
 	host, port, _ := strings.Cut(ep["dns"], ":")
-	port_ := func(u string) string { return u[strings.LastIndexByte(u, ':')+1:] }
+	portOf := func(u string) string { return u[strings.LastIndexByte(u, ':')+1:] }
 	dig := func(args ...string) string {
 		return strings.TrimSpace(sh(t, nil, "dig", append([]string{"@" + host, "-p", port, "+time=2", "+tries=1"}, args...)...))
 	}
 	for _, proto := range []string{"+notcp", "+tcp"} {
 		for name, p := range map[string]string{
-			"_ldap._tcp.dc._msdcs.example.test":                                port_(ep["ldap"]),
-			"_ldap._tcp.Default-First-Site-Name._sites.dc._msdcs.example.test": port_(ep["ldap"]),
-			"_kerberos._tcp.example.test":                                      port_(ep["kdc"]),
-			"_kerberos._udp.example.test":                                      port_(ep["kdc"]),
+			"_ldap._tcp.dc._msdcs.example.test":                                portOf(ep["ldap"]),
+			"_ldap._tcp.Default-First-Site-Name._sites.dc._msdcs.example.test": portOf(ep["ldap"]),
+			"_kerberos._tcp.example.test":                                      portOf(ep["kdc"]),
+			"_kerberos._udp.example.test":                                      portOf(ep["kdc"]),
 		} {
 			if got, want := dig(proto, "+short", "SRV", name), fmt.Sprintf("0 100 %s dc1.example.test.", p); got != want {
 				t.Errorf("dig %s SRV %s: %q, want %q", proto, name, got, want)
