@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"io"
 	"path/filepath"
 	"strings"
 
@@ -37,21 +38,12 @@ root keys; any user sees the rest). The identity reads the password as the host 
 			if opt.Account == "" {
 				return usagef("--account NAME is required")
 			}
-			if err := e.doctorOptions(&opt, credspecFile, idKeytab, idCCache, idPrincipal, idUser, idPasswordFile, enctypes); err != nil {
+			done, err := e.doctorOptions(&opt, credspecFile, idKeytab, idCCache, idPrincipal, idUser, idPasswordFile, enctypes)
+			if err != nil {
 				return err
 			}
-			r := doctor.Run(cmd.Context(), opt)
-			if e.output == "json" {
-				if err := e.writeJSON(r); err != nil {
-					return err
-				}
-			} else {
-				r.Print(e.stdout)
-			}
-			if r.Failed() {
-				return silentExit(1)
-			}
-			return nil
+			defer done()
+			return e.printReport(doctor.Run(cmd.Context(), opt))
 		}}
 	f := c.Flags()
 	f.StringVar(&opt.Account, "account", "", "the gMSA (NAME or NAME$)")
@@ -76,21 +68,12 @@ root keys; any user sees the rest). The identity reads the password as the host 
 			if opt.Account == "" || hosts == "" {
 				return usagef("--account NAME and --hosts H1,H2,... are required")
 			}
-			if err := e.doctorOptions(&opt, "", "", "", "", "", "", "aes256,aes128"); err != nil {
+			done, err := e.doctorOptions(&opt, "", "", "", "", "", "", "aes256,aes128")
+			if err != nil {
 				return err
 			}
-			fl := doctor.RunFleet(cmd.Context(), opt, strings.Split(hosts, ","))
-			if e.output == "json" {
-				if err := e.writeJSON(fl); err != nil {
-					return err
-				}
-			} else {
-				fl.Print(e.stdout)
-			}
-			if fl.Failed() {
-				return silentExit(1)
-			}
-			return nil
+			defer done()
+			return e.printReport(doctor.RunFleet(cmd.Context(), opt, strings.Split(hosts, ",")))
 		}}
 	fleet.Flags().StringVar(&opt.Account, "account", "", "the gMSA (NAME or NAME$)")
 	fleet.Flags().StringVar(&hosts, "hosts", "", "computer names (NAME or NAME$), comma-separated")
@@ -101,26 +84,51 @@ root keys; any user sees the rest). The identity reads the password as the host 
 	return c
 }
 
+// report is a doctor run's result: printed for people or as JSON, exit 1 on a failure.
+type report interface {
+	Print(io.Writer)
+	Failed() bool
+}
+
+func (e *env) printReport(r report) error {
+	if e.output == "json" {
+		if err := e.writeJSON(r); err != nil {
+			return err
+		}
+	} else {
+		r.Print(e.stdout)
+	}
+	if r.Failed() {
+		return silentExit(1)
+	}
+	return nil
+}
+
 // doctorOptions completes the options from the flags: the directory connection, the
 // identity, the credential spec and the enctypes.
-func (e *env) doctorOptions(opt *doctor.Options, credspecFile, idKeytab, idCCache, idPrincipal, idUser, idPasswordFile, enctypes string) error {
+// done forgets the directory connection's Kerberos tickets.
+func (e *env) doctorOptions(opt *doctor.Options, credspecFile, idKeytab, idCCache, idPrincipal, idUser, idPasswordFile, enctypes string) (done func(), err error) {
 	if e.remote.URL == "" && e.remote.Domain == "" {
 		if opt.Domain == "" {
-			return usagef("give the DC (--server ldaps://HOST) or the domain (--domain DNS) to find it")
+			return nil, usagef("give the DC (--server ldaps://HOST) or the domain (--domain DNS) to find it")
 		}
 		e.remote.Domain = opt.Domain
 	}
 	ldapOpt, done, err := e.remoteOptions()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	_ = done // the tickets are used through the run
+	defer func() {
+		if err != nil {
+			done()
+		}
+	}()
 	opt.LDAP = ldapOpt
 	opt.Now, opt.Getenv, opt.Rand = e.now, e.getenv, e.rand
 	for _, s := range strings.Split(enctypes, ",") {
 		et, err := krbkey.ParseEtype(s)
 		if err != nil {
-			return asUsage(err)
+			return nil, asUsage(err)
 		}
 		opt.Enctypes = append(opt.Enctypes, et)
 	}
@@ -129,24 +137,24 @@ func (e *env) doctorOptions(opt *doctor.Options, credspecFile, idKeytab, idCCach
 		opt.Identity = &doctor.Identity{Kerberos: &krbclient.Options{Keytab: idKeytab, CCache: idCCache, Principal: idPrincipal}}
 	case idUser != "":
 		if idPasswordFile == "" {
-			return usagef("--identity-user needs --identity-password-file")
+			return nil, usagef("--identity-user needs --identity-password-file")
 		}
 		b, err := readFile(idPasswordFile)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		pw, err := passwordText(b, "--identity-password-file "+idPasswordFile)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		opt.Identity = &doctor.Identity{User: idUser, Password: pw}
 	}
 	if credspecFile != "" {
 		b, err := readFile(credspecFile)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		opt.Credspec, opt.CredspecName = b, filepath.Base(credspecFile)
 	}
-	return nil
+	return done, nil
 }

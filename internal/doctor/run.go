@@ -630,16 +630,12 @@ func (d *run) rootKey() {
 			return
 		}
 	}
-	d.r.add("rootkey", Fail, "restore the root key from a backup (gmsa restore), or recreate the gMSA under a current key",
-		"the account's passwords derive from root key %s, which no longer exists (keys: %s)", id.RootKeyID, keyIDs(keys, func(k key) string { return k.id }))
-}
-
-func keyIDs[T any](ks []T, f func(T) string) string {
-	var out []string
-	for _, k := range ks {
-		out = append(out, f(k))
+	var ids []string
+	for _, k := range keys {
+		ids = append(ids, k.id)
 	}
-	return strings.Join(out, ", ")
+	d.r.add("rootkey", Fail, "restore the root key from a backup (gmsa restore), or recreate the gMSA under a current key",
+		"the account's passwords derive from root key %s, which no longer exists (keys: %s)", id.RootKeyID, strings.Join(ids, ", "))
 }
 
 // identityName is the principal the identity logs on as, for the access check.

@@ -246,19 +246,8 @@ func (c *Config) listenAddrs() (ldap, ldaps, kdc string) {
 	return pick(c.LDAP.Listen, "127.0.0.1:389"), pick(c.LDAP.LDAPSListen, "127.0.0.1:636"), pick(c.KDC.Listen, "127.0.0.1:88")
 }
 
-// dnsAddr is where DNS is answered: off ("") unless configured, and with --dev a free
-// loopback port.
-func (c *Config) dnsAddr() string {
-	switch v := c.DNS.Listen; {
-	case v == "off":
-		return ""
-	case v != "":
-		return v
-	case c.Dev:
-		return "127.0.0.1:0"
-	}
-	return ""
-}
+// dnsAddr is where DNS is answered: off unless configured, with --dev a free port.
+func (c *Config) dnsAddr() string { return c.optionalAddr(c.DNS.Listen) }
 
 // dnsAddresses are the DC's published addresses: dns.addresses, else the LDAP (or
 // LDAPS, or KDC) listener's own address when it is a specific one.
@@ -290,10 +279,14 @@ func (c *Config) dnsAddresses() ([]netip.Addr, error) {
 	return nil, errors.New("dns.addresses: the DC's address to publish is needed when the listeners bind every interface or a name")
 }
 
-// metricsAddr is where metrics and health are served: off ("") unless configured,
-// and with --dev a free loopback port.
-func (c *Config) metricsAddr() string {
-	switch v := c.Metrics.Listen; {
+// metricsAddr is where metrics and health are served: off unless configured, with
+// --dev a free port.
+func (c *Config) metricsAddr() string { return c.optionalAddr(c.Metrics.Listen) }
+
+// optionalAddr is a listener that is off ("") unless configured, and with --dev on a
+// free loopback port; "off" turns it off.
+func (c *Config) optionalAddr(v string) string {
+	switch {
 	case v == "off":
 		return ""
 	case v != "":

@@ -390,18 +390,7 @@ func startKDC(cfg Config, deps Deps, dir *directory.Directory, trail *audit.Log,
 		return nil, fmt.Errorf("KDC listener %s: %w", addr, err)
 	}
 	ep.KDC = l.Addr().String()
-	serve := func(f func() error) {
-		if err := f(); !errors.Is(err, kdc.ErrServerClosed) {
-			failed <- err
-		}
-	}
-	go serve(func() error { return srv.ServeTCP(l) })
-	go serve(func() error { return srv.ServeUDP(pc) })
-	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	}, nil
+	return serveTwin(srv, l, pc, kdc.ErrServerClosed, failed), nil
 }
 
 // startDNS answers the domain's locator records on dns.listen (UDP and TCP on one
@@ -435,18 +424,31 @@ func startDNS(cfg Config, deps Deps, dom directory.Domain, failed chan<- error, 
 		return nil, fmt.Errorf("DNS listener %s: %w", addr, err)
 	}
 	ep.DNS = l.Addr().String()
+	return serveTwin(srv, l, pc, dnsserver.ErrServerClosed, failed), nil
+}
+
+// twinServer serves one protocol over TCP and UDP (the KDC, DNS).
+type twinServer interface {
+	ServeTCP(net.Listener) error
+	ServeUDP(net.PacketConn) error
+	Shutdown(context.Context) error
+}
+
+// serveTwin runs srv on l and pc; a listener that ends with anything but closed is
+// sent on failed. The returned function shuts srv down.
+func serveTwin(srv twinServer, l net.Listener, pc net.PacketConn, closed error, failed chan<- error) func() {
 	serve := func(f func() error) {
-		if err := f(); !errors.Is(err, dnsserver.ErrServerClosed) {
+		if err := f(); !errors.Is(err, closed) {
 			failed <- err
 		}
 	}
 	go serve(func() error { return srv.ServeTCP(l) })
 	go serve(func() error { return srv.ServeUDP(pc) })
 	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		srv.Shutdown(ctx)
-	}, nil
+	}
 }
 
 // listenTwin opens TCP and UDP on one port: with port 0, a free TCP port whose UDP
