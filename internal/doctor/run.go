@@ -22,6 +22,7 @@ import (
 	"gmsa/internal/credspec"
 	"gmsa/internal/kds"
 	"gmsa/internal/krbclient"
+	"gmsa/internal/locator"
 	"gmsa/internal/krbkey"
 	"gmsa/internal/managedpw"
 	"gmsa/internal/ntsec"
@@ -31,7 +32,7 @@ import (
 type run struct {
 	opt    Options
 	r      *Report
-	res    *resolver
+	res    *locator.Resolver
 	c      *adclient.Client // the directory connection
 	domain string
 	realm  string
@@ -40,7 +41,7 @@ type run struct {
 	// the DC's ports: from the locator records, the URL, else AD's defaults
 	ldapPort, ldapsPort, kdcPort, dnsPort int
 	dnsOnDC                               bool
-	probe                                 *kdcProbe
+	probe                                 *krbclient.Probe
 	acct                                  *ldap.Entry
 	spec                                  *credspec.Spec
 	specProblems                          []credspec.Problem
@@ -101,17 +102,17 @@ func (d *run) locator() {
 		d.fromURL()
 		return
 	}
-	res, err := newResolver(d.opt.DNSServer, d.opt.Timeout)
+	res, err := locator.New(d.opt.DNSServer, d.opt.Timeout)
 	if err != nil {
 		d.r.add("dns", Fail, "configure a DNS server that serves the domain (the DC's) in /etc/resolv.conf, or give --dns-server", "%v", err)
 		d.fromURL()
 		return
 	}
 	d.res = res
-	ldapSRV, err := res.srv("_ldap._tcp.dc._msdcs." + d.domain)
+	ldapSRV, err := res.SRV("_ldap._tcp.dc._msdcs." + d.domain)
 	if err != nil || len(ldapSRV) == 0 {
 		d.r.add("dns", Fail, "point this host's DNS at a DC of "+d.domain+" (AD-integrated DNS registers these records; gmsa server: dns.listen)",
-			"_ldap._tcp.dc._msdcs.%s via %s: %v", d.domain, res.server, orNone(err))
+			"_ldap._tcp.dc._msdcs.%s via %s: %v", d.domain, res.Server(), orNone(err))
 		d.fromURL()
 		return
 	}
@@ -120,7 +121,7 @@ func (d *run) locator() {
 	found := []string{fmt.Sprintf("_ldap._tcp.dc._msdcs → %s:%d", d.dcHost, d.ldapPort)}
 	var missing []string
 	for _, name := range []string{"_kerberos._tcp.", "_kerberos._udp."} {
-		srv, err := res.srv(name + d.domain)
+		srv, err := res.SRV(name + d.domain)
 		if err != nil || len(srv) == 0 {
 			missing = append(missing, name+d.domain)
 			continue
@@ -132,14 +133,14 @@ func (d *run) locator() {
 		d.r.add("dns", Fail, "register the KDC's records (a DC registers them at start; check its DNS registration)",
 			"%s resolve; %s do not", strings.Join(found, ", "), strings.Join(missing, ", "))
 	} else {
-		d.r.add("dns", Pass, "", "%s (via %s)", strings.Join(found, ", "), res.server)
+		d.r.add("dns", Pass, "", "%s (via %s)", strings.Join(found, ", "), res.Server())
 	}
-	if gc, err := res.srv("_gc._tcp." + d.domain); err == nil && len(gc) > 0 {
+	if gc, err := res.SRV("_gc._tcp." + d.domain); err == nil && len(gc) > 0 {
 		d.r.add("dns.gc", Info, "", "_gc._tcp → %s:%d", strings.TrimSuffix(gc[0].Target, "."), gc[0].Port)
 	} else {
 		d.r.add("dns.gc", Info, "", "no global catalog record (_gc._tcp.%s): only forest-wide searches need one", d.domain)
 	}
-	addrs, err := res.addrs(d.dcHost)
+	addrs, err := res.Addrs(d.dcHost)
 	if err != nil {
 		d.r.add("dns.dc", Fail, "add the DC's A record ("+d.dcHost+") to the zone", "%s: %v", d.dcHost, err)
 		d.fromURL()
@@ -147,7 +148,7 @@ func (d *run) locator() {
 	}
 	d.dcAddr = addrs[0]
 	d.r.add("dns.dc", Pass, "", "%s → %s", d.dcHost, strings.Join(addrs, ", "))
-	if host, port, err := net.SplitHostPort(res.server); err == nil && host == d.dcAddr {
+	if host, port, err := net.SplitHostPort(res.Server()); err == nil && host == d.dcAddr {
 		d.dnsOnDC = true
 		d.dnsPort, _ = strconv.Atoi(port)
 	}
@@ -234,7 +235,7 @@ func (d *run) resolve(host string) string {
 		return d.dcAddr
 	}
 	if d.res != nil {
-		if addrs, err := d.res.addrs(host); err == nil {
+		if addrs, err := d.res.Addrs(host); err == nil {
 			return addrs[0]
 		}
 	}
@@ -242,7 +243,7 @@ func (d *run) resolve(host string) string {
 }
 
 func (d *run) lookupSRV(service, proto, name string) (string, []*net.SRV, error) {
-	srvs, err := d.res.srv("_" + service + "._" + proto + "." + name)
+	srvs, err := d.res.SRV("_" + service + "._" + proto + "." + name)
 	if err != nil {
 		return "", nil, err
 	}
@@ -342,11 +343,11 @@ func (d *run) clock() {
 		realm = strings.ToUpper(d.domain)
 	}
 	d.realm = realm
-	p, err := probeKDC(d.kdcAddr(), realm, samName(d.opt.Account), "udp", d.opt.Timeout, d.opt.Now)
+	p, err := krbclient.ProbeKDC(d.kdcAddr(), realm, samName(d.opt.Account), "udp", d.opt.Timeout, d.opt.Now)
 	var udpErr error
 	if err != nil {
 		udpErr = err
-		p, err = probeKDC(d.kdcAddr(), realm, samName(d.opt.Account), "tcp", d.opt.Timeout, d.opt.Now)
+		p, err = krbclient.ProbeKDC(d.kdcAddr(), realm, samName(d.opt.Account), "tcp", d.opt.Timeout, d.opt.Now)
 	}
 	if err != nil {
 		d.r.add("kdc", Fail, "open TCP and UDP "+strconv.Itoa(d.kdcPort)+" to the DC and check that its KDC runs", "no answer from the KDC at %s: %v", d.kdcAddr(), err)
@@ -356,7 +357,7 @@ func (d *run) clock() {
 	d.probe = p
 	answer := "an AS-REP"
 	if p.Code != 0 {
-		answer = krbErrorName(p.Code)
+		answer = krbclient.ErrorName(p.Code)
 	}
 	if udpErr != nil {
 		d.r.add("kdc", Warn, "open UDP "+strconv.Itoa(d.kdcPort)+" too: Windows and MIT clients try UDP first",
