@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"gmsa/internal/kds"
+	"gmsa/internal/krbkey"
 	"gmsa/internal/managedpw"
 	"gmsa/internal/ntsec"
 	"gmsa/internal/store"
@@ -427,5 +428,46 @@ func TestPasswordRotation(t *testing.T) {
 	plan := must(kds.PlanPasswords(kds.Account{Created: after.Created, IntervalDays: 1}, keys, c.ft()))
 	if plan.Current.GKID != id.GKID || plan.Previous.GKID != prev.GKID {
 		t.Fatal("directory and schedule disagree")
+	}
+}
+
+// In the five minutes before a rollover a read of msDS-ManagedPassword already hands out
+// the next password, but the KDC keeps the keys of the one in use, at the same kvno,
+// until the rollover; then it switches to the next password at kvno+1.
+func TestKDCKeysInTheLookAheadWindow(t *testing.T) {
+	d, c := lab(t)
+	acct := must(d.NewGMSA(ctx, sys, GMSAOptions{Name: "svc", DNSHostName: "svc.example.test", IntervalDays: 1}))
+	mp, _ := d.AuthorizePassword(System(), acct)
+	first := must(mp.Read(ctx))
+	c.add(time.Duration(first.Plan.Query)*100 - 2*time.Minute)
+	mp, _ = d.AuthorizePassword(System(), must(d.Resolve(ctx, "svc")))
+	early := must(mp.Read(ctx))
+	if !early.Plan.LookAhead || early.Previous == nil || *early.Previous != first.Current || early.Current == first.Current {
+		t.Fatal("the blob does not hand out the next password early")
+	}
+	keyOf := func(pw kds.Password) []byte {
+		ks, err := krbkey.AccountKeys(pw[:], d.salt(acct), []int32{krbkey.EtypeAES256CTSHMACSHA})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ks[0].Value
+	}
+	aes := func(p *KerberosPrincipal) ([]byte, uint32) {
+		for _, k := range p.Keys {
+			if k.Etype == krbkey.EtypeAES256CTSHMACSHA {
+				return k.Value, k.KVNO
+			}
+		}
+		t.Fatal("no AES256 key")
+		return nil, 0
+	}
+	k, kvno := aes(must(d.KerberosClient(ctx, "svc$", false, true)))
+	if !bytes.Equal(k, keyOf(first.Current)) || kvno != 1 {
+		t.Fatalf("before the rollover the KDC's key is another password's (kvno %d)", kvno)
+	}
+	c.add(3 * time.Minute)
+	k, kvno = aes(must(d.KerberosClient(ctx, "svc$", false, true)))
+	if !bytes.Equal(k, keyOf(early.Current)) || kvno != 2 {
+		t.Fatalf("after the rollover: kvno %d, the next password's key %v", kvno, bytes.Equal(k, keyOf(early.Current)))
 	}
 }

@@ -223,8 +223,8 @@ func saltFor(etype int32, salt string) string {
 	return salt
 }
 
-// gmsaKeys derives a gMSA's current keys (and, within five minutes of a rollover, the
-// previous ones) from the password schedule, persisting a rotation as the LDAP path
+// gmsaKeys derives a gMSA's current keys (and, within five minutes after a rollover, the
+// previous ones; within five minutes before it, still the current ones) from the password schedule, persisting a rotation as the LDAP path
 // does; derived keys are kept per key period, so a period already seen costs no
 // derivation.
 func (d *Directory) gmsaKeys(ctx context.Context, o *Object, p *KerberosPrincipal) error {
@@ -243,6 +243,12 @@ func (d *Directory) gmsaKeys(ctx context.Context, o *Object, p *KerberosPrincipa
 		}
 	}
 	salt := d.salt(o)
+	if pw.Plan.LookAhead {
+		// The blob already hands out the next password; the account's keys stay those
+		// of the one in use until the rollover ([MS-ADTS] 3.1.1.4.5.39).
+		p.Keys, err = d.derivedKeys(o, *pw.Plan.Previous, *pw.Previous, salt, kvno)
+		return err
+	}
 	if p.Keys, err = d.derivedKeys(o, pw.Plan.Current, pw.Current, salt, kvno); err != nil {
 		return err
 	}

@@ -28,6 +28,10 @@ type Plan struct {
 	Query     uint64         // QueryPasswordInterval, 100 ns units
 	Unchanged uint64         // UnchangedPasswordInterval, 100 ns units
 	Expiry    ntsec.FileTime // when the stored current password period ends (K)
+	// LookAhead is set within MaxClockSkew before K: Current is then already the next
+	// period's password and Previous the one still in use, which a KDC keeps using
+	// until K.
+	LookAhead bool
 
 	// Rotated is set when the stored id was missing or expired: a DC then stores
 	// NewCurrent as msDS-ManagedPasswordId and NewPrevious (when not nil) as
@@ -138,6 +142,7 @@ func PlanPasswords(acct Account, keys []RootKey, now ntsec.FileTime) (Plan, erro
 		}
 		cur := plan.Current
 		plan.Previous, plan.Current = &cur, next
+		plan.LookAhead = true
 		unchanged = plan.Query + R
 	}
 	plan.Unchanged = unchanged - min(MaxClockSkew, unchanged)
