@@ -91,7 +91,7 @@ func (c *conn) sasl(ctx context.Context, id int64, auth *ber.Packet) {
 func (c *conn) accept(ctx context.Context, token []byte) (*gss.Accepted, *directory.Requester, *ldapError) {
 	dir := c.srv.cfg.Dir
 	realm := dir.Domain().Realm
-	a := &gss.Acceptor{Realm: realm, MaxSkew: maxClockSkew, Now: c.srv.cfg.Now, Rand: c.srv.cfg.Rand, Replay: c.srv.replay, Bindings: c.srv.cfg.ChannelBinding,
+	a := &gss.Acceptor{Realm: realm, MaxSkew: c.srv.cfg.MaxClockSkew, Now: c.srv.cfg.Now, Rand: c.srv.cfg.Rand, Replay: c.srv.replay, Bindings: c.srv.cfg.ChannelBinding,
 		Key: func(sname types.PrincipalName, _ string, etype int32, kvno int) ([]byte, error) {
 			return dir.LDAPServiceKey(ctx, sname.NameString, etype, kvno)
 		}}

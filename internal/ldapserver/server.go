@@ -35,6 +35,9 @@ import (
 // docs/security.md compares each with AD's default.
 type Config struct {
 	Dir *directory.Directory
+	// MaxClockSkew bounds the difference between a Kerberos authenticator's time and
+	// ours (AD's MaxClockSkew, one domain policy with the KDC's; default 5 minutes).
+	MaxClockSkew time.Duration
 	TLS *tls.Config // LDAPS and StartTLS; nil turns both off
 	// Certificate, when set, gives the certificate each new TLS connection serves (one
 	// that is replaced while the server runs); connections keep the one they started with.
@@ -70,9 +73,6 @@ type Config struct {
 	ClientCAs *x509.CertPool
 }
 
-// maxClockSkew bounds the difference between a Kerberos authenticator's time and ours
-// (AD's MaxClockSkew, 5 minutes).
-const maxClockSkew = 5 * time.Minute
 
 func (c *Config) defaults() {
 	if c.Logger == nil {
@@ -83,6 +83,9 @@ func (c *Config) defaults() {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.MaxClockSkew <= 0 {
+		c.MaxClockSkew = 5 * time.Minute
 	}
 	if c.Rand == nil {
 		c.Rand = rand.Reader
@@ -140,7 +143,7 @@ type Server struct {
 func New(cfg Config) *Server {
 	cfg.defaults()
 	s := &Server{cfg: cfg, slots: make(chan struct{}, cfg.MaxConns), listeners: map[net.Listener]struct{}{},
-		conns: map[*conn]struct{}{}, perSource: map[string]int{}, replay: &gss.ReplayCache{Skew: maxClockSkew, Max: 1 << 17}}
+		conns: map[*conn]struct{}{}, perSource: map[string]int{}, replay: &gss.ReplayCache{Skew: cfg.MaxClockSkew, Max: 1 << 17}}
 	if cfg.TLS != nil && len(cfg.TLS.Certificates) > 0 && len(cfg.TLS.Certificates[0].Certificate) > 0 {
 		s.endpoint = tlsServerEndPoint(cfg.TLS.Certificates[0].Certificate[0])
 	}

@@ -288,7 +288,7 @@ func startLDAP(cfg Config, deps Deps, dir *directory.Directory, trail *audit.Log
 	if err != nil {
 		return ep, nil, nil, fmt.Errorf("TLS: %w", err)
 	}
-	srv := ldapserver.New(ldapserver.Config{Dir: dir, TLS: tlsCfg, Certificate: certs.Current, Logger: deps.Logger, Audit: trail, Metrics: m, Now: deps.Now, Rand: deps.Rand,
+	srv := ldapserver.New(ldapserver.Config{Dir: dir, MaxClockSkew: cfg.KDC.MaxClockSkew, TLS: tlsCfg, Certificate: certs.Current, Logger: deps.Logger, Audit: trail, Metrics: m, Now: deps.Now, Rand: deps.Rand,
 		AllowPlainSimpleBind: cfg.LDAP.AllowPlainSimpleBind, DNSHostName: host, ChannelBinding: binding, ClientCAs: clientCAs,
 		MaxPDU: lim.MaxReceiveBuffer, MaxUnboundPDU: lim.MaxUnboundRequest, UnboundMemory: lim.UnboundMemory,
 		MaxConns: lim.MaxConnections, MaxConnsPerSource: lim.MaxConnectionsPerSource, InitRecvTimeout: lim.InitRecvTimeout,
