@@ -13,6 +13,12 @@ import (
 // temporary file is created with mode from the start, so the secret is never readable
 // by others, even for an instant.
 func Write(path string, data []byte, mode os.FileMode) (err error) {
+	return WriteOwned(path, data, mode, -1, -1)
+}
+
+// WriteOwned is Write with the file's owner and group set (-1 keeps the process's)
+// before any byte is written, so the file never exists with another owner.
+func WriteOwned(path string, data []byte, mode os.FileMode, uid, gid int) (err error) {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
@@ -27,6 +33,19 @@ func Write(path string, data []byte, mode os.FileMode) (err error) {
 	}()
 	if err = f.Chmod(mode); err != nil {
 		return fmt.Errorf("atomicfile: %w", err)
+	}
+	if uid >= 0 || gid >= 0 {
+		if uid == os.Getuid() {
+			uid = -1
+		}
+		if gid == os.Getgid() {
+			gid = -1
+		}
+		if uid >= 0 || gid >= 0 {
+			if err = f.Chown(uid, gid); err != nil {
+				return fmt.Errorf("atomicfile: %s: %w", path, err)
+			}
+		}
 	}
 	if _, err = f.Write(data); err != nil {
 		return fmt.Errorf("atomicfile: writing %s: %w", path, err)

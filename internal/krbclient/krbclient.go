@@ -33,6 +33,9 @@ type Options struct {
 	Realm      string   // default: the principal's realm, else krb5.conf's default_realm
 	Config     string   // krb5.conf; default $KRB5_CONFIG, else /etc/krb5.conf when it exists
 	KDCs       []string // host:port of the realm's KDCs, when no krb5.conf names them (default: DNS SRV _kerberos._tcp)
+	// ClockSkew is how far the KDC's clock may be from this host's (default krb5.conf's
+	// clockskew, 5 min).
+	ClockSkew time.Duration
 }
 
 // Client holds a logged-on identity and gets service tickets for it.
@@ -41,6 +44,7 @@ type Client struct {
 	Principal types.PrincipalName
 	Realm     string
 	authTime  time.Time
+	hasKey    bool // logged on with a keytab or a password, so it can ask for new TGTs
 }
 
 // ErrNoCredentials is an identity with nothing to prove it.
@@ -52,6 +56,9 @@ func New(opt Options, getenv func(string) string) (*Client, error) {
 	cfg, err := loadConfig(opt, getenv, "/etc/krb5.conf")
 	if err != nil {
 		return nil, err
+	}
+	if opt.ClockSkew > 0 {
+		cfg.LibDefaults.Clockskew = opt.ClockSkew
 	}
 	name, realm := splitPrincipal(opt.Principal)
 	if realm == "" {
@@ -115,7 +122,7 @@ func New(opt Options, getenv func(string) string) (*Client, error) {
 	if err := guard(cl.Login); err != nil {
 		return nil, fmt.Errorf("krbclient: logging on as %s@%s: %w", name, realm, err)
 	}
-	return &Client{cl: cl, Principal: cl.Credentials.CName(), Realm: cl.Credentials.Realm()}, nil
+	return &Client{cl: cl, Principal: cl.Credentials.CName(), Realm: cl.Credentials.Realm(), hasKey: true}, nil
 }
 
 // ServiceTicket gets a ticket for spn (such as ldap/dc1.example.test) and its session key.

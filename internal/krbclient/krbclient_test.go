@@ -1,8 +1,16 @@
 package krbclient
 
 import (
+	"bytes"
 	"errors"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/jcmturner/gokrb5/v8/credentials"
+	"github.com/jcmturner/gokrb5/v8/types"
 
 	"gmsa/internal/krbkey"
 )
@@ -57,5 +65,38 @@ func TestConfigWithoutFile(t *testing.T) {
 	}
 	if _, err := New(Options{Realm: "EXAMPLE.TEST", KDCs: []string{"127.0.0.1:1"}}, none); !errors.Is(err, ErrNoCredentials) {
 		t.Fatalf("no credentials: %v", err)
+	}
+}
+
+// A ticket cache we write reads back with gokrb5's FILE ccache parser: principals,
+// key, times, flags and the ticket's bytes.
+func TestMarshalCCacheRoundTrip(t *testing.T) {
+	at := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
+	client := types.PrincipalName{NameType: 1, NameString: []string{"web$"}}
+	tgs := types.PrincipalName{NameType: 2, NameString: []string{"krbtgt", "EXAMPLE.TEST"}}
+	cred := &Credential{Client: client, ClientRealm: "EXAMPLE.TEST", Server: tgs, ServerRealm: "EXAMPLE.TEST",
+		Key: types.EncryptionKey{KeyType: 18, KeyValue: bytes.Repeat([]byte{7}, 32)}, AuthTime: at, StartTime: at,
+		EndTime: at.Add(10 * time.Hour), RenewTill: at.Add(7 * 24 * time.Hour), Flags: []byte{0x40, 0xe1, 0, 0}, Ticket: []byte{0x61, 3, 1, 2, 3}}
+	path := filepath.Join(t.TempDir(), "cc")
+	if err := os.WriteFile(path, MarshalCCache(client, "EXAMPLE.TEST", []*Credential{cred}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cc, err := credentials.LoadCCache(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cc.GetClientRealm() != "EXAMPLE.TEST" || cc.GetClientPrincipalName().PrincipalNameString() != "web$" {
+		t.Fatalf("default principal %v@%s", cc.GetClientPrincipalName(), cc.GetClientRealm())
+	}
+	e, ok := cc.GetEntry(tgs)
+	if !ok {
+		t.Fatal("no krbtgt entry")
+	}
+	if !e.EndTime.Equal(cred.EndTime) || !e.AuthTime.Equal(at) || !e.RenewTill.Equal(cred.RenewTill) || e.Key.KeyType != 18 ||
+		!bytes.Equal(e.Key.KeyValue, cred.Key.KeyValue) || !bytes.Equal(e.Ticket, cred.Ticket) || !bytes.Equal(e.TicketFlags.Bytes, cred.Flags) {
+		t.Fatalf("read back %+v", e)
+	}
+	if strings.Contains(cred.String(), "\x07") {
+		t.Fatal("the credential prints its key")
 	}
 }
