@@ -18,64 +18,24 @@ import (
 	"gmsa/internal/doctor"
 	"gmsa/internal/krbclient"
 	"gmsa/internal/server"
+	"gmsa/internal/servertest"
 )
 
 // dc is a gmsa server running in this process on 127.0.0.5 (where nothing else
 // listens on the well-known ports) with its DNS on.
 type dc struct {
-	data, ldaps, dns, ca, pwFile string
-	ep                           server.Endpoints
+	*servertest.DC
+	ldaps, dns, ca, pwFile string
 }
 
 func startDC(t *testing.T, now func() time.Time, mutate func(*server.Config)) *dc {
 	t.Helper()
-	cfg := server.DefaultConfig()
-	cfg.Data, cfg.Dev = t.TempDir(), true
-	cfg.LDAP.Listen, cfg.LDAP.LDAPSListen, cfg.KDC.Listen, cfg.DNS.Listen = "127.0.0.5:0", "127.0.0.5:0", "127.0.0.5:0", "127.0.0.5:0"
-	cfg.Metrics.Listen = "off"
-	cfg.LDAP.TLSNames = []string{"127.0.0.5"}
-	if mutate != nil {
-		mutate(&cfg)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	stopped := make(chan error, 1)
-	go func() { stopped <- server.Run(ctx, cfg, server.Deps{Now: now}) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-stopped; err != nil {
-			t.Errorf("server: %v", err)
-		}
-	})
-	d := &dc{data: cfg.Data, pwFile: filepath.Join(cfg.Data, "admin-password")}
-	for i := 0; ; i++ {
-		b, err := os.ReadFile(filepath.Join(cfg.Data, server.EndpointsFile))
-		if err == nil && json.Unmarshal(b, &d.ep) == nil && d.ep.LDAPS != "" {
-			break
-		}
-		select {
-		case err := <-stopped:
-			t.Fatalf("the server stopped: %v", err)
-		default:
-		}
-		if i == 500 {
-			t.Fatal("the server did not start")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	d.ldaps, d.dns, d.ca = d.ep.LDAPS, d.ep.DNS, d.ep.CA
-	return d
+	d := servertest.StartDC(t, "127.0.0.5", now, mutate)
+	return &dc{DC: d, ldaps: d.LDAPS, dns: d.DNS, ca: d.CA, pwFile: d.PasswordFile}
 }
 
 // gm runs a gmsa admin command against the DC as Administrator.
-func (d *dc) gm(t *testing.T, args ...string) string {
-	t.Helper()
-	var out, errOut bytes.Buffer
-	args = append(args, "--server", d.ldaps, "--user", "Administrator", "--password-file", d.pwFile, "--ca-file", d.ca)
-	if err := cli.Run(context.Background(), args, &out, &errOut); err != nil {
-		t.Fatalf("gmsa %s: %v\n%s%s", strings.Join(args, " "), err, out.String(), errOut.String())
-	}
-	return out.String() + errOut.String()
-}
+func (d *dc) gm(t *testing.T, args ...string) string { t.Helper(); return d.Gm(t, args...) }
 
 // options are the doctor's: the DC by name, found through its own DNS.
 func (d *dc) options(t *testing.T, account string) doctor.Options {
