@@ -14,7 +14,7 @@ import (
 // soon as they exist (TestRulesNameRealPackages keeps the names honest).
 var (
 	pure     = []string{"ntsec", "kds", "managedpw", "krbkey", "ldif", "tlv", "vectors", "pac", "gss"}
-	hostSide = []string{"adclient", "krbclient", "agent", "credspec", "doctor"}
+	hostSide = []string{"adclient", "krbclient", "locator", "agent", "credspec", "doctor"}
 	// the server side, which the host side never imports
 	serverSide = []string{"store", "directory", "audit", "ldapserver", "kdc", "dnsserver", "server", "servertest"}
 	// import paths forbidden in pure packages: I/O of any kind
