@@ -2,7 +2,9 @@ package agent_test
 
 import (
 	"context"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,11 +12,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jcmturner/gokrb5/v8/credentials"
 	"github.com/jcmturner/gokrb5/v8/crypto"
 	"github.com/jcmturner/gokrb5/v8/iana/keyusage"
 	"github.com/jcmturner/gokrb5/v8/types"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	"gmsa/internal/agent"
+	"gmsa/internal/agent/leaseapi"
 	"gmsa/internal/krbclient"
 	"gmsa/internal/krbkey"
 	"gmsa/internal/server"
@@ -57,6 +65,16 @@ func newLab(t *testing.T) *lab {
 // dc1.example.test), the KDCs found by SRV records.
 func (l *lab) config(t *testing.T, servers string, extra string) *agent.Config {
 	t.Helper()
+	cfg, err := agent.ParseConfig([]byte(l.yaml(t, servers, extra)), "test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// yaml is the configuration's text.
+func (l *lab) yaml(t *testing.T, servers string, extra string) string {
+	t.Helper()
 	if servers == "" {
 		servers = "[ldap://dc1.example.test:" + servertest.Port(l.dc.LDAP) + "]"
 	}
@@ -83,11 +101,7 @@ accounts:
     identity: {user: reader@example.test, password_file: ` + l.userPW + `}
     keytab: {path: ` + filepath.Join(l.dir, "batch", "batch.keytab") + `, mode: "0640"}
 ` + extra
-	cfg, err := agent.ParseConfig([]byte(y), "test.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg
+	return y
 }
 
 func (l *lab) agent(cfg *agent.Config) *agent.Agent {
@@ -370,4 +384,154 @@ accounts:
 	if _, err := agent.ParseConfig([]byte("domain: example.test\nfoo: 1\n"), "x.yaml"); err == nil || !strings.Contains(err.Error(), "field foo not found") {
 		t.Fatalf("unknown key: %v", err)
 	}
+}
+
+// The daemon as systemd and a container runtime meet it: READY=1, WATCHDOG=1 and
+// RELOADING=1 on its notify socket, a configuration reloaded (an invalid one refused),
+// metrics and health, and the credentials-fetcher lease API through a client generated
+// from the same service definition: health, a lease for the host, one for a user
+// (non-domain-joined), renewal, deletion.
+func TestAgentDaemon(t *testing.T) {
+	l := newLab(t)
+	notify := filepath.Join(l.dir, "notify.sock")
+	nl, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: notify, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nl.Close()
+	msgs := make(chan string, 64)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, _, err := nl.ReadFromUnix(buf)
+			if err != nil {
+				return
+			}
+			msgs <- string(buf[:n])
+		}
+	}()
+	waitFor := func(want string) {
+		t.Helper()
+		deadline := time.After(10 * time.Second)
+		for {
+			select {
+			case m := <-msgs:
+				if strings.Contains(m, want) {
+					return
+				}
+			case <-deadline:
+				t.Fatalf("no %q from the daemon", want)
+			}
+		}
+	}
+	leases := filepath.Join(l.dir, "leases")
+	sock := filepath.Join(l.dir, "agent.sock")
+	cfgPath := filepath.Join(l.dir, "agent.yaml")
+	base := l.yaml(t, "", "metrics: {listen: 127.0.0.6:0}\nlease_api: {socket: "+sock+", directory: "+leases+"}\n")
+	os.WriteFile(cfgPath, []byte(base), 0o600)
+	env := map[string]string{"NOTIFY_SOCKET": notify, "WATCHDOG_USEC": "200000"}
+	reload := make(chan struct{}, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	started := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- agent.Run(ctx, agent.RunOptions{ConfigPath: cfgPath, Reload: reload, Getenv: func(k string) string { return env[k] },
+			Started: func(m, _ string) { started <- m }}, agent.Deps{Now: l.now, ClockSkew: 72 * time.Hour})
+	}()
+	var metricsAddr string
+	select {
+	case metricsAddr = <-started:
+	case err := <-done:
+		t.Fatalf("the daemon stopped: %v", err)
+	}
+	waitFor("READY=1")
+	waitFor("WATCHDOG=1")
+
+	get := func(path string) (int, string) {
+		t.Helper()
+		resp, err := http.Get("http://" + metricsAddr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("/healthz"); code != 200 {
+		t.Fatalf("healthz %d %s", code, body)
+	}
+	_, body := get("/metrics")
+	for _, want := range []string{`gmsa_agent_kvno{account="WebApp01$"} 1`, `gmsa_agent_account_ok{account="Batch01$"} 1`,
+		"gmsa_agent_ticket_expiry_timestamp_seconds{account=\"WebApp01$\"}", "gmsa_agent_dc_requests_total"} {
+		if !strings.Contains(body, want) {
+			t.Fatalf("metrics lack %q:\n%s", want, body)
+		}
+	}
+
+	// An invalid configuration is refused and the running one stays; a valid one is read.
+	os.WriteFile(cfgPath, []byte("domain: example.test\naccounts: []\n"), 0o600)
+	reload <- struct{}{}
+	waitFor("RELOADING=1")
+	waitFor("READY=1")
+	os.WriteFile(cfgPath, []byte(base), 0o600)
+	reload <- struct{}{}
+	waitFor("RELOADING=1")
+	waitFor("READY=1")
+
+	// The lease API.
+	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	api := leaseapi.NewCredentialsFetcherServiceClient(conn)
+	h, err := api.HealthCheck(ctx, &leaseapi.HealthCheckRequest{Service: "cfservice"})
+	if err != nil || h.GetStatus() != "OK" {
+		t.Fatalf("health: %v %v", h, err)
+	}
+	spec := func(name string) string {
+		return l.dc.Gm(t, "credspec", "new", "--account", name)
+	}
+	lease, err := api.AddKerberosLease(ctx, &leaseapi.CreateKerberosLeaseRequest{CredspecContents: []string{spec("WebApp01")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lease.GetCreatedKerberosFilePaths()) != 1 {
+		t.Fatalf("lease: %v", lease)
+	}
+	cc := filepath.Join(lease.GetCreatedKerberosFilePaths()[0], "krb5cc")
+	if _, err := credentials.LoadCCache(cc); err != nil {
+		t.Fatalf("the lease's ticket cache: %v", err)
+	}
+	pw, _ := os.ReadFile(l.userPW)
+	user, err := api.AddNonDomainJoinedKerberosLease(ctx, &leaseapi.CreateNonDomainJoinedKerberosLeaseRequest{
+		CredspecContents: []string{spec("Batch01")}, Username: "reader", Password: strings.TrimSpace(string(pw)), Domain: "example.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := api.AddNonDomainJoinedKerberosLease(ctx, &leaseapi.CreateNonDomainJoinedKerberosLeaseRequest{
+		CredspecContents: []string{spec("Batch01")}, Username: "reader", Password: "wrong", Domain: "example.test"}); status.Code(err) != codes.Unavailable {
+		t.Fatalf("a wrong password made a lease: %v", err)
+	}
+	renewed, err := api.RenewNonDomainJoinedKerberosLease(ctx, &leaseapi.RenewNonDomainJoinedKerberosLeaseRequest{
+		Username: "reader", Password: strings.TrimSpace(string(pw)), Domain: "example.test"})
+	if err != nil || len(renewed.GetRenewedKerberosFilePaths()) != 1 || renewed.GetRenewedKerberosFilePaths()[0] != user.GetCreatedKerberosFilePaths()[0] {
+		t.Fatalf("renew: %v %v", renewed, err)
+	}
+	del, err := api.DeleteKerberosLease(ctx, &leaseapi.DeleteKerberosLeaseRequest{LeaseId: lease.GetLeaseId()})
+	if err != nil || del.GetLeaseId() != lease.GetLeaseId() {
+		t.Fatalf("delete: %v %v", del, err)
+	}
+	if _, err := os.Stat(cc); !os.IsNotExist(err) {
+		t.Fatalf("the deleted lease's cache is still there: %v", err)
+	}
+	if _, err := api.DeleteKerberosLease(ctx, &leaseapi.DeleteKerberosLeaseRequest{LeaseId: lease.GetLeaseId()}); status.Code(err) != codes.NotFound {
+		t.Fatalf("deleting twice: %v", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	waitFor("STOPPING=1")
 }

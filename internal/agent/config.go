@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -177,8 +178,8 @@ func (c *Config) Validate() error {
 		bad("domain: %q is not a DNS domain name", c.Domain)
 	}
 	for i, s := range c.Servers {
-		if !strings.HasPrefix(s, "ldap://") && !strings.HasPrefix(s, "ldaps://") {
-			bad("servers[%d]: %q: want ldap://HOST[:PORT] or ldaps://HOST[:PORT]", i, s)
+		if !strings.HasPrefix(s, "ldap://") && !strings.HasPrefix(s, "ldaps://") && (s == "" || strings.ContainsAny(s, ":/ @")) {
+			bad("servers[%d]: %q: want a DC's name (dc1.example.test), ldap://HOST[:PORT] or ldaps://HOST[:PORT]", i, s)
 		}
 	}
 	for i, k := range c.KDCs {
@@ -266,7 +267,7 @@ func (c *Config) Validate() error {
 		bad("refresh: retry_min %s is above retry_max %s", time.Duration(r.RetryMin), time.Duration(r.RetryMax))
 	}
 	if c.Metrics.Listen != "" {
-		if _, _, err := splitHostPort(c.Metrics.Listen); err != nil {
+		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
 			bad("metrics.listen: %q: want HOST:PORT", c.Metrics.Listen)
 		}
 	}
@@ -322,6 +323,23 @@ func (id *Identity) validate(key string) []error {
 
 // kerberos says whether the identity binds with Kerberos (a sealed bind on ldap://).
 func (id *Identity) kerberos() bool { return id.User == "" || id.Bind == "kerberos" }
+
+// urls are the servers as the identity reaches them: a DC named without a scheme on
+// ldap:// for Kerberos (sealed), on ldaps:// for a simple bind.
+func (id *Identity) urls(servers []string) string {
+	out := make([]string, 0, len(servers))
+	for _, s := range servers {
+		switch {
+		case strings.Contains(s, "://"):
+		case id.kerberos():
+			s = "ldap://" + s
+		default:
+			s = "ldaps://" + s
+		}
+		out = append(out, s)
+	}
+	return strings.Join(out, ",")
+}
 
 func (id *Identity) key() string {
 	return strings.Join([]string{id.Keytab, id.Principal, id.User, id.PasswordFile, id.CCache, id.Bind, id.password}, "\x00")

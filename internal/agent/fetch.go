@@ -118,7 +118,7 @@ func readPassword(path string) (string, error) {
 // that makes a DC rotate may report the old version).
 func (a *Agent) read(id *Identity, accounts []string) (map[string]*gmsaData, error) {
 	res, resErr := a.locate()
-	opt := adclient.Options{URL: strings.Join(a.cfg.Servers, ","), Domain: a.cfg.Domain, CAFile: a.cfg.CAFile,
+	opt := adclient.Options{URL: id.urls(a.cfg.Servers), Domain: a.cfg.Domain, CAFile: a.cfg.CAFile,
 		Insecure: a.cfg.Insecure, Timeout: a.timeout(), Resolve: a.resolve(res)}
 	if res != nil {
 		opt.LookupSRV = res.LookupSRV
