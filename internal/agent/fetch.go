@@ -63,7 +63,7 @@ func (a *Agent) kdcs(res *locator.Resolver) ([]string, error) {
 		return a.cfg.KDCs, nil
 	}
 	if res == nil {
-		return nil, errors.New("no DNS to find the KDCs: give kdcs:")
+		return nil, errors.New("no DNS to find the KDCs (give kdcs)")
 	}
 	_, srvs, err := res.LookupSRV("kerberos", "tcp", a.cfg.Domain)
 	if err != nil {

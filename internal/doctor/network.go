@@ -13,4 +13,3 @@ func tcpOpen(addr string, timeout time.Duration) error {
 	}
 	return c.Close()
 }
-

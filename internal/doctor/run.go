@@ -22,8 +22,8 @@ import (
 	"gmsa/internal/credspec"
 	"gmsa/internal/kds"
 	"gmsa/internal/krbclient"
-	"gmsa/internal/locator"
 	"gmsa/internal/krbkey"
+	"gmsa/internal/locator"
 	"gmsa/internal/managedpw"
 	"gmsa/internal/ntsec"
 )

@@ -38,7 +38,7 @@ type Config struct {
 	// MaxClockSkew bounds the difference between a Kerberos authenticator's time and
 	// ours (AD's MaxClockSkew, one domain policy with the KDC's; default 5 minutes).
 	MaxClockSkew time.Duration
-	TLS *tls.Config // LDAPS and StartTLS; nil turns both off
+	TLS          *tls.Config // LDAPS and StartTLS; nil turns both off
 	// Certificate, when set, gives the certificate each new TLS connection serves (one
 	// that is replaced while the server runs); connections keep the one they started with.
 	Certificate func() *tls.Certificate
@@ -72,7 +72,6 @@ type Config struct {
 	// refuses EXTERNAL.
 	ClientCAs *x509.CertPool
 }
-
 
 func (c *Config) defaults() {
 	if c.Logger == nil {

@@ -113,7 +113,6 @@ func (r *Resolver) Addrs(host string) ([]string, error) {
 	return out, nil
 }
 
-
 // LookupSRV has net.LookupSRV's shape, for clients that take one
 // (_service._proto.name; priority then weight order).
 func (r *Resolver) LookupSRV(service, proto, name string) (string, []*net.SRV, error) {

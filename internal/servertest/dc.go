@@ -18,7 +18,7 @@ import (
 // loopback address, with the dev domain EXAMPLE.TEST.
 type DC struct {
 	Data, LDAP, LDAPS, KDC, DNS, CA, PasswordFile string
-	Endpoints                                    server.Endpoints
+	Endpoints                                     server.Endpoints
 }
 
 // StartDC runs a server on ip (free ports) with the clock now; mutate adjusts its

@@ -79,7 +79,7 @@ func kvnosOf(t *testing.T, path string) map[string]string {
 type rotationLab struct {
 	name    string
 	restart func(offset time.Duration) string // the agent's servers:, kdcs: and TLS lines for the DC as it now runs
-	krb5    string                             // krb5.conf for MIT's tools
+	krb5    string                            // krb5.conf for MIT's tools
 }
 
 // agentAcrossRotation: the agent keeps a keytab of a gMSA (read by a user over LDAPS)
