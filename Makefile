@@ -1,11 +1,11 @@
 # The two commands of the README:
 #   make run    the main job: gmsa server --dev on the embedded store in ./gmsa-data
 #   make test   installs what the tests need, then runs every test, real peers included
-# and: make demo (the offline KDS engine end to end), make bench, make fuzz.
+# and: make demo (the offline KDS engine end to end), make bench, make fuzz, make deb.
 GO ?= go
 STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: build run demo test unit lint fuzz interop bench bench-ldap clean
+.PHONY: build run demo test unit lint fuzz interop bench bench-ldap deb clean
 
 DATA ?= gmsa-data
 
@@ -30,6 +30,10 @@ lint:
 	$(GO) vet -tags adversarial ./test/adversarial/
 	$(GO) run $(STATICCHECK) ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+
+# The Debian package (nfpm, deploy/nfpm.yaml) in dist/.
+deb:
+	bash scripts/build-deb.sh
 
 # Short coverage-guided runs of every fuzz target (the seeds also run in 'unit').
 fuzz:

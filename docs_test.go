@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"gmsa/internal/agent"
 )
 
 // The container walkthrough's commands, run in order in one shell with our binary on
@@ -47,6 +49,32 @@ func TestContainerWalkthrough(t *testing.T) {
 		"EXAMPLE_webapp01.json: valid"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("the walkthrough's output does not say %q:\n%s", want, out)
+		}
+	}
+}
+
+// The agent's documented configuration uses only keys the agent knows, and its table
+// names every key of the example.
+func TestAgentConfigurationDocumented(t *testing.T) {
+	doc, err := os.ReadFile("docs/agent.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("(?s)```yaml\n(.*?)```").FindStringSubmatch(string(doc))
+	if m == nil {
+		t.Fatal("no yaml block in docs/agent.md")
+	}
+	cfg, err := agent.DecodeConfig([]byte(m[1]), "docs/agent.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Accounts) != 2 || cfg.Accounts[0].CCache == nil || len(cfg.Accounts[1].Hooks) != 2 || cfg.LeaseAPI.Socket == "" {
+		t.Fatalf("the example lost its parts: %+v", cfg)
+	}
+	for _, key := range []string{"domain", "servers", "dns_server", "kdcs", "ca_file", "timeout", "state_dir", "identity", "accounts[].keytab",
+		"accounts[].ccache", "accounts[].keys", "accounts[].hooks", "accounts[].enctypes", "refresh", "metrics.listen", "lease_api"} {
+		if !strings.Contains(string(doc), "| `"+key+"`") {
+			t.Errorf("the table does not describe %s", key)
 		}
 	}
 }

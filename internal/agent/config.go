@@ -153,18 +153,27 @@ func LoadConfig(path string) (*Config, error) {
 	return ParseConfig(b, path)
 }
 
-// ParseConfig reads YAML and validates it.
-func ParseConfig(b []byte, name string) (*Config, error) {
+// DecodeConfig reads YAML strictly (unknown keys are errors) without validating it.
+func DecodeConfig(b []byte, name string) (*Config, error) {
 	var c Config
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil {
 		return nil, fmt.Errorf("agent: %s: %w", name, err)
 	}
+	return &c, nil
+}
+
+// ParseConfig reads YAML and validates it.
+func ParseConfig(b []byte, name string) (*Config, error) {
+	c, err := DecodeConfig(b, name)
+	if err != nil {
+		return nil, err
+	}
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("agent: %s:\n%w", name, err)
 	}
-	return &c, nil
+	return c, nil
 }
 
 // Validate checks the configuration and resolves owners and modes; each problem is one

@@ -33,7 +33,7 @@ func TestServicePackage(t *testing.T) {
 	}
 	ctl := t.TempDir()
 	sh(t, nil, "dpkg-deb", "--control", deb, ctl)
-	if b, _ := os.ReadFile(filepath.Join(ctl, "conffiles")); strings.TrimSpace(string(b)) != "/etc/gmsa/gmsa.yaml" {
+	if b, _ := os.ReadFile(filepath.Join(ctl, "conffiles")); strings.Join(strings.Fields(string(b)), " ") != "/etc/gmsa/agent.yaml /etc/gmsa/gmsa.yaml" {
 		t.Errorf("conffiles: %q", b)
 	}
 	post, _ := os.ReadFile(filepath.Join(ctl, "postinst"))
@@ -50,6 +50,9 @@ func TestServicePackage(t *testing.T) {
 		regexp.MustCompile(`-rwxr-xr-x root/root .* \./usr/bin/gmsa\n`),
 		regexp.MustCompile(`-rw-r--r-- root/root .* \./lib/systemd/system/gmsa-server\.service\n`),
 		regexp.MustCompile(`-rw-r----- root/root .* \./etc/gmsa/gmsa\.yaml\n`),
+		regexp.MustCompile(`-rw-r--r-- root/root .* \./lib/systemd/system/gmsa-agent\.service\n`),
+		regexp.MustCompile(`-rw------- root/root .* \./etc/gmsa/agent\.yaml\n`),
+		regexp.MustCompile(`\./usr/share/doc/gmsa/agent\.md\n`),
 		regexp.MustCompile(`\./usr/share/doc/gmsa/operations\.md\n`),
 		regexp.MustCompile(`\./usr/share/doc/gmsa/gmsa-dashboard\.json\n`),
 	} {
@@ -84,6 +87,28 @@ func TestServicePackage(t *testing.T) {
 		t.Fatalf("systemd-analyze security printed no exposure level:\n%s", o)
 	} else {
 		t.Logf("systemd-analyze security: exposure %s", m[1])
+	}
+
+	// The agent's unit: Type=notify with a watchdog, verified, exposure at most 3.5 (it
+	// runs as root to read the host keytab and give outputs to their users).
+	agentUnit, _ := os.ReadFile(filepath.Join(root, "lib/systemd/system/gmsa-agent.service"))
+	for _, want := range []string{"Type=notify", "WatchdogSec=60s", "ExecReload=/bin/kill -HUP $MAINPID", "NoNewPrivileges=yes"} {
+		if !strings.Contains(string(agentUnit), want+"\n") {
+			t.Errorf("the agent's unit lacks %s", want)
+		}
+	}
+	localAgent := filepath.Join(units, "gmsa-agent.service")
+	os.WriteFile(localAgent, []byte(strings.ReplaceAll(string(agentUnit), "/usr/bin/gmsa", filepath.Join(root, "usr/bin/gmsa"))), 0o644)
+	if o, e, code := run(nil, "", "systemd-analyze", "verify", localAgent); code != 0 || o != "" || e != "" {
+		t.Fatalf("systemd-analyze verify gmsa-agent.service (exit %d):\n%s%s", code, o, e)
+	}
+	if o, e, code := run(nil, "", "systemd-analyze", "security", "--offline=true", "--threshold=35", localAgent); code != 0 {
+		t.Fatalf("systemd-analyze security: the agent's exposure above 3.5 (exit %d):\n%s%s", code, o, e)
+	}
+	// The shipped agent.yaml has no account yet, and says so (and nothing else).
+	if o, e, code := run(nil, "", filepath.Join(root, "usr/bin/gmsa"), "agent", "check", "--config", filepath.Join(root, "etc/gmsa/agent.yaml")); code == 0 ||
+		!strings.Contains(e, "accounts: none configured") || strings.Count(strings.TrimSpace(e), "\n") > 2 {
+		t.Fatalf("gmsa agent check on the shipped agent.yaml (exit %d): %s%s", code, o, e)
 	}
 
 	// The server's view: the default configuration is valid as shipped (its data and
