@@ -535,3 +535,28 @@ func TestAgentDaemon(t *testing.T) {
 	}
 	waitFor("STOPPING=1")
 }
+
+// Twenty accounts of one identity cost the DC one bind, the RootDSE and domain reads,
+// and one search: not a request per account.
+func TestRefreshReadsAllAccountsInOneSearch(t *testing.T) {
+	l := newLab(t)
+	var y strings.Builder
+	y.WriteString("domain: example.test\nservers: [ldap://dc1.example.test:" + servertest.Port(l.dc.LDAP) + "]\ndns_server: " + l.dc.DNS +
+		"\nca_file: " + l.dc.CA + "\nstate_dir: " + filepath.Join(l.dir, "state") + "\nidentity: {user: reader@example.test, password_file: " + l.userPW + "}\naccounts:\n")
+	for i := range 20 {
+		name := "many" + string(rune('a'+i))
+		l.dc.Gm(t, "account", "new", name, "--dns-host-name", name+".example.test", "--principals-allowed", "reader")
+		y.WriteString("  - name: " + name + "\n    keys: {path: " + filepath.Join(l.dir, name+".json") + "}\n")
+	}
+	cfg, err := agent.ParseConfig([]byte(y.String()), "many.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := l.agent(cfg)
+	if st := refreshOK(t, a); len(st) != 20 {
+		t.Fatalf("%d statuses", len(st))
+	}
+	if n := a.Requests(); n != 4 {
+		t.Fatalf("%d LDAP requests for 20 accounts, want 4 (bind, RootDSE, domain, one search)", n)
+	}
+}
