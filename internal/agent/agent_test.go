@@ -560,3 +560,45 @@ func TestRefreshReadsAllAccountsInOneSearch(t *testing.T) {
 		t.Fatalf("%d LDAP requests for 20 accounts, want 4 (bind, RootDSE, domain, one search)", n)
 	}
 }
+
+// No servers and no KDCs configured: the agent finds both through the domain's DNS
+// (SRV records of our DC's DNS), as AD hosts do.
+func TestAgentFindsDCsByDNS(t *testing.T) {
+	l := newLab(t)
+	y := l.yaml(t, "[]", "")
+	y = y[:strings.Index(y, "  - name: Batch01$")] // the user's account would be sought on LDAPS 636
+	cfg, err := agent.ParseConfig([]byte(y), "dns.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := refreshOK(t, l.agent(cfg))
+	if st[0].DC != "ldap://dc1.example.test:"+servertest.Port(l.dc.LDAP) {
+		t.Fatalf("read from %s", st[0].DC)
+	}
+}
+
+// The identity's ticket cache (as after kinit -k) reads the password too.
+func TestAgentReadsWithATicketCache(t *testing.T) {
+	l := newLab(t)
+	kc, err := krbclient.New(krbclient.Options{Keytab: l.hostKeytab, KDCs: []string{l.dc.KDC}, Realm: "EXAMPLE.TEST", ClockSkew: 72 * time.Hour}, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred, err := kc.NewTGT()
+	kc.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc := filepath.Join(l.dir, "host.cc")
+	os.WriteFile(cc, krbclient.MarshalCCache(cred.Client, cred.ClientRealm, []*krbclient.Credential{cred}), 0o600)
+	y := strings.Replace(l.yaml(t, "", ""), "identity:\n  keytab: "+l.hostKeytab, "identity:\n  ccache: "+cc, 1)
+	y = y[:strings.Index(y, "  - name: Batch01$")]
+	if !strings.Contains(y, "identity:\n  ccache: ") || strings.Contains(y, "keytab: "+l.hostKeytab) {
+		t.Fatalf("the identity is not the cache:\n%s", y)
+	}
+	cfg, err := agent.ParseConfig([]byte(y), "cc.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refreshOK(t, l.agent(cfg))
+}
