@@ -45,6 +45,10 @@ type Agent struct {
 	leases   map[string]*lease // the lease API's, by id
 	requests atomic.Int64      // LDAP requests sent to DCs
 	metrics  *agentMetrics
+
+	// refreshing serializes refreshes (the daemon's and the lease API's), lease
+	// deletions and configuration changes: one conversation with the DCs at a time.
+	refreshing sync.Mutex
 }
 
 // AccountStatus is what `gmsa agent status` shows for one account.
@@ -103,6 +107,13 @@ func (a *Agent) countRequest(n int) { a.requests.Add(int64(n)) }
 
 // Requests is the number of LDAP requests the agent has sent to DCs.
 func (a *Agent) Requests() int64 { return a.requests.Load() }
+
+// config is the configuration in force.
+func (a *Agent) config() *Config {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.cfg
+}
 
 // accountList is the configured accounts, then the leases' (a.mu held).
 func (a *Agent) accountList() []*Account {
@@ -174,13 +185,13 @@ func (a *Agent) Refresh(ctx context.Context, keys []string) []AccountStatus {
 	for _, k := range keys {
 		want[k] = true
 	}
+	a.refreshing.Lock()
+	defer a.refreshing.Unlock()
 	groups := map[string][]*Account{}
 	ids := map[string]*Identity{}
 	var order []string
-	a.mu.Lock()
-	list := a.accountList()
-	a.mu.Unlock()
-	for _, acc := range list {
+	a.mu.Lock() // identities are replaced (the lease API's renewals), never changed in place
+	for _, acc := range a.accountList() {
 		if len(want) > 0 && !want[acc.statusKey()] {
 			continue
 		}
@@ -195,6 +206,7 @@ func (a *Agent) Refresh(ctx context.Context, keys []string) []AccountStatus {
 		}
 		groups[k] = append(groups[k], acc)
 	}
+	a.mu.Unlock()
 	var out []AccountStatus
 	for _, k := range order {
 		if ctx.Err() != nil {
@@ -227,13 +239,20 @@ func (a *Agent) Refresh(ctx context.Context, keys []string) []AccountStatus {
 func (a *Agent) refreshOne(acc *Account, data map[string]*gmsaData, readErr error, kdcs []string, kdcErr error) AccountStatus {
 	sam := SAMName(acc.Name)
 	now := a.now()
+	// Work on a copy, published when done: Status readers never see half an update.
+	s := &AccountStatus{Account: sam, Lease: acc.lease}
 	a.mu.Lock()
-	s := a.status[acc.statusKey()]
-	if s == nil {
-		s = &AccountStatus{Account: sam, Lease: acc.lease}
-		a.status[acc.statusKey()] = s
+	if cur := a.status[acc.statusKey()]; cur != nil {
+		*s = *cur
 	}
 	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		if acc.lease == "" || a.leases[acc.lease] != nil { // not a lease deleted meanwhile
+			a.status[acc.statusKey()] = s
+		}
+		a.mu.Unlock()
+	}()
 	s.LastAttempt, s.Warnings = now, nil
 	fail := func(cause string, err error) AccountStatus {
 		s.OK, s.Failures, s.LastError, s.Cause = false, s.Failures+1, err.Error(), cause

@@ -602,3 +602,22 @@ func TestAgentReadsWithATicketCache(t *testing.T) {
 	}
 	refreshOK(t, l.agent(cfg))
 }
+
+// A user identity with bind: kerberos logs on with its password and reads over a
+// sealed bind on ldap:// (found by DNS).
+func TestAgentUserWithKerberosBind(t *testing.T) {
+	l := newLab(t)
+	y := strings.Replace(l.yaml(t, "[]", ""), "identity: {user: reader@example.test, password_file: "+l.userPW+"}",
+		"identity: {user: reader@example.test, password_file: "+l.userPW+", bind: kerberos}", 1)
+	if !strings.Contains(y, "bind: kerberos") {
+		t.Fatal("the identity was not replaced")
+	}
+	cfg, err := agent.ParseConfig([]byte(y), "krb.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := refreshOK(t, l.agent(cfg))
+	if st[1].DC != "ldap://dc1.example.test:"+servertest.Port(l.dc.LDAP) {
+		t.Fatalf("the user read from %s", st[1].DC)
+	}
+}

@@ -119,6 +119,8 @@ func (l *leaseServer) RenewNonDomainJoinedKerberosLease(ctx context.Context, r *
 
 func (l *leaseServer) DeleteKerberosLease(_ context.Context, r *leaseapi.DeleteKerberosLeaseRequest) (*leaseapi.DeleteKerberosLeaseResponse, error) {
 	a := l.a
+	a.refreshing.Lock() // not while a refresh writes this lease's caches
+	defer a.refreshing.Unlock()
 	a.mu.Lock()
 	le := a.leases[r.GetLeaseId()]
 	delete(a.leases, r.GetLeaseId())
@@ -131,7 +133,7 @@ func (l *leaseServer) DeleteKerberosLease(_ context.Context, r *leaseapi.DeleteK
 	if le == nil {
 		return nil, status.Errorf(codes.NotFound, "no lease %q", r.GetLeaseId())
 	}
-	os.RemoveAll(filepath.Join(a.cfg.LeaseAPI.Directory, le.id))
+	os.RemoveAll(filepath.Join(a.config().LeaseAPI.Directory, le.id))
 	a.saveStatus()
 	return &leaseapi.DeleteKerberosLeaseResponse{LeaseId: le.id, DeletedKerberosFilePaths: le.dirs}, nil
 }
@@ -147,19 +149,20 @@ func userAt(user, domain string) string {
 // DIRECTORY/LEASE/ACCOUNT/krb5cc, read with id (nil: the agent's identity); it answers
 // only once every cache is written, and keeps them fresh after.
 func (a *Agent) addLease(ctx context.Context, specs []string, id *Identity, domain string) (string, []string, error) {
+	cfg := a.config()
 	if len(specs) == 0 || len(specs) > MaxSpecsPerLease {
 		return "", nil, status.Errorf(codes.InvalidArgument, "give 1 to %d credential specs", MaxSpecsPerLease)
 	}
-	if domain != "" && !strings.EqualFold(domain, a.cfg.Domain) {
-		return "", nil, status.Errorf(codes.InvalidArgument, "domain %s: this agent serves %s", domain, a.cfg.Domain)
+	if domain != "" && !strings.EqualFold(domain, cfg.Domain) {
+		return "", nil, status.Errorf(codes.InvalidArgument, "domain %s: this agent serves %s", domain, cfg.Domain)
 	}
 	var b [10]byte
 	rand.Read(b[:])
-	le := &lease{id: hex.EncodeToString(b[:]), domain: a.cfg.Domain}
+	le := &lease{id: hex.EncodeToString(b[:]), domain: cfg.Domain}
 	if id != nil {
 		le.user = id.User
 	}
-	root := filepath.Join(a.cfg.LeaseAPI.Directory, le.id)
+	root := filepath.Join(cfg.LeaseAPI.Directory, le.id)
 	seen := map[string]bool{}
 	for i, text := range specs {
 		spec, problems := credspec.Parse([]byte(text))
@@ -168,8 +171,8 @@ func (a *Agent) addLease(ctx context.Context, specs []string, id *Identity, doma
 				return "", nil, status.Errorf(codes.InvalidArgument, "credspec_contents[%d]: %s", i, p)
 			}
 		}
-		if !strings.EqualFold(spec.DomainJoinConfig.DnsName, a.cfg.Domain) {
-			return "", nil, status.Errorf(codes.InvalidArgument, "credspec_contents[%d]: domain %s: this agent serves %s", i, spec.DomainJoinConfig.DnsName, a.cfg.Domain)
+		if !strings.EqualFold(spec.DomainJoinConfig.DnsName, cfg.Domain) {
+			return "", nil, status.Errorf(codes.InvalidArgument, "credspec_contents[%d]: domain %s: this agent serves %s", i, spec.DomainJoinConfig.DnsName, cfg.Domain)
 		}
 		name := spec.DomainJoinConfig.MachineAccountName
 		if seen[strings.ToLower(name)] {
@@ -177,7 +180,7 @@ func (a *Agent) addLease(ctx context.Context, specs []string, id *Identity, doma
 		}
 		seen[strings.ToLower(name)] = true
 		dir := filepath.Join(root, strings.TrimSuffix(name, "$"))
-		o := a.cfg.LeaseAPI.Output
+		o := cfg.LeaseAPI.Output
 		o.Path = filepath.Join(dir, "krb5cc")
 		le.accounts = append(le.accounts, &Account{Name: name, Identity: id, CCache: &CCacheOutput{Output: o}, lease: le.id})
 		le.dirs = append(le.dirs, dir)
@@ -205,7 +208,7 @@ func (a *Agent) addLease(ctx context.Context, specs []string, id *Identity, doma
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fail(status.Errorf(codes.Internal, "%v", err))
 		}
-		os.Chown(d, a.cfg.LeaseAPI.uid, a.cfg.LeaseAPI.gid)
+		os.Chown(d, cfg.LeaseAPI.uid, cfg.LeaseAPI.gid)
 	}
 	var keys []string
 	for _, acc := range le.accounts {

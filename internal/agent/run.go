@@ -111,6 +111,8 @@ func Run(ctx context.Context, opt RunOptions, deps Deps) error {
 
 // reconfigure takes a new configuration; statuses of accounts still configured stay.
 func (a *Agent) reconfigure(cfg *Config) {
+	a.refreshing.Lock()
+	defer a.refreshing.Unlock()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	cfg.LeaseAPI = a.cfg.LeaseAPI // the socket stays as it was opened
