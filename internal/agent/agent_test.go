@@ -621,3 +621,22 @@ func TestAgentUserWithKerberosBind(t *testing.T) {
 		t.Fatalf("the user read from %s", st[1].DC)
 	}
 }
+
+// A DC that reports a lower kvno than the keytab holds is behind in replication: the
+// keytab stays and the status says so.
+func TestAgentKeepsANewerKeytab(t *testing.T) {
+	l := newLab(t)
+	web := filepath.Join(l.dir, "web", "web.keytab")
+	os.MkdirAll(filepath.Dir(web), 0o755)
+	newer := &krbkey.Keytab{Entries: []krbkey.KeytabEntry{{Principal: krbkey.Principal{Realm: "EXAMPLE.TEST", Components: []string{"WebApp01$"}, NameType: 1},
+		KVNO: 7, Key: krbkey.Key{Etype: krbkey.EtypeAES256CTSHMACSHA, Value: make([]byte, 32)}}}}
+	b, _ := newer.Marshal()
+	os.WriteFile(web, b, 0o600)
+	st := l.agent(l.config(t, "", "")).Refresh(context.Background(), nil)
+	if st[0].OK || !strings.Contains(st[0].LastError, "already holds kvno 7") || !strings.Contains(st[0].LastError, "replication") {
+		t.Fatalf("%+v", st[0])
+	}
+	if now, _ := os.ReadFile(web); string(now) != string(b) {
+		t.Fatal("the newer keytab was replaced")
+	}
+}
