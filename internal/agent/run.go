@@ -58,21 +58,30 @@ func Run(ctx context.Context, opt RunOptions, deps Deps) error {
 		opt.Started(metricsAddr, leaseAddr)
 	}
 
+	if every := n.watchdogEvery(); every > 0 {
+		// Its own goroutine: a refresh waiting on dead DCs (each wait bounded by
+		// timeout:) does not starve systemd's watchdog.
+		go func() {
+			t := time.NewTicker(every)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					n.send("WATCHDOG=1")
+				}
+			}
+		}()
+	}
 	a.Refresh(ctx, nil)
 	n.send("READY=1\nSTATUS=" + summary(a.Status()))
 	log.Info("agent: running", "accounts", len(cfg.Accounts), "next", a.NextWake().Format(time.RFC3339))
 
-	var watchdog <-chan time.Time
-	if every := n.watchdogEvery(); every > 0 {
-		t := time.NewTicker(every)
-		defer t.Stop()
-		watchdog = t.C
-	}
 	for {
-		wait := time.Until(a.NextWake())
-		// The injected clock may run apart from the wall clock: wake at least every
-		// second-bounded minute to look again.
-		wait = max(min(wait, time.Minute), 10*time.Millisecond)
+		// At least once a minute: a clock stepped forward (or a suspended host) is
+		// noticed without waiting out a timer set before.
+		wait := max(min(a.NextWake().Sub(a.now()), time.Minute), 10*time.Millisecond)
 		timer := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -85,9 +94,6 @@ func Run(ctx context.Context, opt RunOptions, deps Deps) error {
 			if err != nil {
 				return err
 			}
-		case <-watchdog:
-			timer.Stop()
-			n.send("WATCHDOG=1")
 		case <-opt.Reload:
 			timer.Stop()
 			n.send("RELOADING=1\nMONOTONIC_USEC=" + monotonicUsec())
