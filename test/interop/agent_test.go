@@ -3,6 +3,7 @@
 package interop
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -89,6 +90,7 @@ type rotationLab struct {
 func agentAcrossRotation(t *testing.T, lab rotationLab, readerPW string) {
 	dir := t.TempDir()
 	keytab := filepath.Join(dir, "rot.keytab")
+	keysFile := filepath.Join(dir, "rot.json")
 	hookLog := filepath.Join(dir, "hook.log")
 	pwFile := filepath.Join(dir, "reader.pw")
 	os.WriteFile(pwFile, []byte(readerPW+"\n"), 0o600)
@@ -96,7 +98,7 @@ func agentAcrossRotation(t *testing.T, lab rotationLab, readerPW string) {
 	write := func(dcLines string) {
 		y := "domain: example.test\n" + dcLines +
 			"state_dir: " + filepath.Join(dir, "state") + "\nidentity: {user: agreader@example.test, password_file: " + pwFile + "}\n" +
-			"accounts:\n  - name: RotAgent\n    keytab: {path: " + keytab + "}\n    hooks:\n      - command: [/bin/sh, -c, 'echo $GMSA_KVNO >> " + hookLog + "']\n"
+			"accounts:\n  - name: RotAgent\n    keytab: {path: " + keytab + "}\n    keys: {path: " + keysFile + "}\n    hooks:\n      - command: [/bin/sh, -c, 'echo $GMSA_KVNO >> " + hookLog + "']\n"
 		os.WriteFile(cfg, []byte(y), 0o600)
 	}
 	var offset time.Duration
@@ -143,6 +145,35 @@ func agentAcrossRotation(t *testing.T, lab rotationLab, readerPW string) {
 		t.Fatalf("%s look-ahead keytab: %v (before: %s)", lab.name, kv, first)
 	}
 	validate("look-ahead")
+	// The KDC still issues tickets under the password in use: a keytab of that key alone
+	// opens a fresh ticket, one of the next password's key at the same kvno does not.
+	var km struct {
+		Current struct {
+			KVNO uint32
+			Keys map[string]string
+		}
+		Next *struct{ Keys map[string]string }
+	}
+	if b, _ := os.ReadFile(keysFile); json.Unmarshal(b, &km) != nil || km.Next == nil {
+		t.Fatalf("%s: the key material lacks the next password in the window", lab.name)
+	}
+	single := func(name, hexKey string) string {
+		v, _ := hex.DecodeString(hexKey)
+		kt := &krbkey.Keytab{Entries: []krbkey.KeytabEntry{{Principal: krbkey.Principal{Realm: "EXAMPLE.TEST",
+			Components: []string{"http", "rotagent.example.test"}, NameType: 2}, KVNO: km.Current.KVNO, Key: krbkey.Key{Etype: 18, Value: v}}}}
+		b, _ := kt.Marshal()
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, b, 0o600)
+		return p
+	}
+	cc := fmt.Sprintf("cc-%d", time.Now().UnixNano())
+	run(mit(cc), readerPW+"\n", "kinit", "agreader")
+	if out, errOut, code := run(mit(cc), "", "kvno", "-k", single("cur.kt", km.Current.Keys["aes256-cts-hmac-sha1-96"]), "http/rotagent.example.test"); code != 0 {
+		t.Fatalf("%s: in the window the KDC's ticket is not under the password in use: %s%s", lab.name, out, errOut)
+	}
+	if _, _, code := run(mit(cc), "", "kvno", "-k", single("next.kt", km.Next.Keys["aes256-cts-hmac-sha1-96"]), "http/rotagent.example.test"); code == 0 {
+		t.Fatalf("%s: in the window the KDC's ticket opens with the next password's key", lab.name)
+	}
 
 	// Half a minute past the change, before the agent reads: a fresh ticket opens.
 	offset = time.Until(passwordChange) + 30*time.Second
