@@ -111,7 +111,11 @@ func (d *Directory) Modify(ctx context.Context, req *Requester, dn string, chang
 	if req == nil || req.Token == nil {
 		return nil, fmt.Errorf("directory: %w", ErrNeedBind)
 	}
-	o, err := d.byIndex(ctx, dnKey(normDN(dn)))
+	target, err := d.ResolveDN(ctx, dn)
+	if err != nil {
+		return nil, err
+	}
+	o, err := d.byIndex(ctx, dnKey(normDN(target)))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("directory: %s: %w", dn, ErrNotFound)
 	}

@@ -249,10 +249,17 @@ func (d *Directory) byIndex(ctx context.Context, key string) (*Object, error) {
 	return d.byGUID(ctx, string(kv.Value))
 }
 
-// Resolve finds an object by SID (S-1-…), DN, GUID, sAMAccountName (with or without the
-// trailing $), NETBIOS\name or UPN.
+// Resolve finds an object by SID (S-1-…), DN (AD's <SID=…>, <GUID=…> and <WKGUID=…>
+// forms too), GUID, sAMAccountName (with or without the trailing $), NETBIOS\name or UPN.
 func (d *Directory) Resolve(ctx context.Context, ref string) (*Object, error) {
 	ref = strings.TrimSpace(ref)
+	if strings.HasPrefix(ref, "<") {
+		dn, err := d.ResolveDN(ctx, ref)
+		if err != nil {
+			return nil, err
+		}
+		ref = dn
+	}
 	var keys []string
 	switch {
 	case ref == "":

@@ -34,7 +34,7 @@ func (c *clock) ft() ntsec.FileTime    { return ntsec.FileTimeFromTime(c.now()) 
 func seeded(seed uint64) *rand.ChaCha8 { var s [32]byte; s[0] = byte(seed); return rand.NewChaCha8(s) }
 
 // lab provisions EXAMPLE.TEST with a root key back-dated a day, so gMSAs can be created.
-func lab(t *testing.T) (*Directory, *clock) {
+func lab(t testing.TB) (*Directory, *clock) {
 	t.Helper()
 	c := &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
 	back := c.ft() - ntsec.TicksPerDay

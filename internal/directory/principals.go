@@ -427,6 +427,9 @@ func (d *Directory) Rename(ctx context.Context, req *Requester, ref, newName, ne
 	}
 	_, parent, _ := strings.Cut(o.DN, ",")
 	if newParent != "" {
+		if newParent, err = d.ResolveDN(ctx, newParent); err != nil {
+			return nil, err
+		}
 		if parent, err = d.container(ctx, newParent, parent); err != nil {
 			return nil, err
 		}

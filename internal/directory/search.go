@@ -50,6 +50,7 @@ type Query struct {
 // Search errors, mapped by transports to their result codes.
 var (
 	ErrNoSuchBase = errors.New("no such object")
+	ErrInvalidDN  = errors.New("invalid DN syntax")
 	ErrTimeLimit  = errors.New("the search ran out of its time budget")
 	ErrAdminLimit = errors.New("the search exceeds an administrative limit")
 	ErrNoSuchAttr = errors.New("no such attribute")
@@ -90,7 +91,11 @@ func (d *Directory) Search(ctx context.Context, req *Requester, q Query, fn func
 	if q.Select.wants("msDS-ManagedPassword") && !req.Protection.Encrypted() { // before any ACL, as Windows and Samba do
 		return fmt.Errorf("directory: %w", ErrNeedEncryption)
 	}
-	base := normDN(q.Base)
+	resolved, err := d.ResolveDN(ctx, q.Base)
+	if err != nil {
+		return err
+	}
+	base := normDN(resolved)
 	if _, err := d.st.Get(ctx, dnKey(base)); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("directory: search base %q: %w", q.Base, ErrNoSuchBase)

@@ -1,0 +1,71 @@
+//go:build interop
+
+package interop
+
+import (
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"gmsa/internal/ldif"
+	"gmsa/internal/ntsec"
+)
+
+// AD's alternative DN forms as search bases, sent by ldapsearch to Samba 4.22 and to
+// ours: <WKGUID=…> for the well-known containers, <SID=…> (text and hex) and <GUID=…>
+// (text and hex) for Administrator; both DCs name the same entries, and both refuse a
+// form that names nothing.
+func TestAlternativeDNFormsLikeSamba(t *testing.T) {
+	peers(t, "samba-provision")
+	peers(t, "samba-start")
+	defer peers(t, "samba-stop")
+	data, ep := ourServer(t)
+	adminPW, _ := os.ReadFile(filepath.Join(data, "admin-password"))
+	type dc struct {
+		name, url, pw string
+		env           []string
+	}
+	dcs := []dc{
+		{"Samba", "ldaps://127.0.0.1", adminPass, []string{"LDAPTLS_REQCERT=never"}},
+		{"ours", ep["ldaps"], strings.TrimSpace(string(adminPW)), []string{"LDAPTLS_CACERT=" + ep["ca"]}},
+	}
+	for _, d := range dcs {
+		search := func(base string, attrs ...string) ([]*ldif.Entry, string, int) {
+			args := append([]string{"-LLL", "-o", "ldif-wrap=no", "-x", "-H", d.url, "-D", "Administrator@example.test", "-w", d.pw,
+				"-b", base, "-s", "base", "(objectClass=*)"}, attrs...)
+			out, errOut, code := run(d.env, "", "ldapsearch", args...)
+			es, _ := ldif.Parse([]byte(out))
+			return es, errOut, code
+		}
+		es, errOut, code := search("CN=Administrator,CN=Users,"+baseDN, "objectSid", "objectGUID")
+		if code != 0 || len(es) != 1 {
+			t.Fatalf("%s: Administrator: exit %d %s", d.name, code, errOut)
+		}
+		sidRaw, guidRaw := es[0].Get("objectSid")[0], es[0].Get("objectGUID")[0]
+		sid, err := ntsec.SIDFromBytes(sidRaw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		guid, _ := ntsec.GUIDFromBytes(guidRaw)
+		for form, want := range map[string]string{
+			"<WKGUID=a9d1ca15768811d1aded00c04fd8d5cd," + baseDN + ">": "CN=Users," + baseDN,
+			"<WKGUID=aa312825768811d1aded00c04fd8d5cd," + baseDN + ">": "CN=Computers," + baseDN,
+			"<WKGUID=a361b2ffffd211d1aa4b00c04fd7d83a," + baseDN + ">": "OU=Domain Controllers," + baseDN,
+			"<WKGUID=1eb93889e40c45df9f0c64d23bbb6237," + baseDN + ">": "CN=Managed Service Accounts," + baseDN,
+			"<SID=" + sid.String() + ">":                               "CN=Administrator,CN=Users," + baseDN,
+			"<SID=" + hex.EncodeToString(sidRaw) + ">":                 "CN=Administrator,CN=Users," + baseDN,
+			"<GUID=" + guid.String() + ">":                             "CN=Administrator,CN=Users," + baseDN,
+			"<GUID=" + hex.EncodeToString(guidRaw) + ">":               "CN=Administrator,CN=Users," + baseDN,
+		} {
+			es, errOut, code := search(form, "1.1")
+			if code != 0 || len(es) != 1 || !strings.EqualFold(es[0].DN, want) {
+				t.Errorf("%s: base %s: exit %d, %v (want %s) %s", d.name, form, code, es, want, errOut)
+			}
+		}
+		if _, _, code := search("<SID=" + sid.String() + "9>"); code != 32 {
+			t.Errorf("%s: a SID that names nothing: exit %d, want 32 (noSuchObject)", d.name, code)
+		}
+	}
+}
