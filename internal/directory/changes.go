@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"slices"
 	"strings"
 	"unicode/utf16"
 
@@ -63,6 +64,9 @@ type Change struct {
 	Op     ChangeOp
 	Attr   string
 	Values [][]byte
+	// Permissive is the permissive modify control ([MS-ADTS] 3.1.1.3.4.1.8): adding a
+	// value already there, or deleting one that is not, is no error.
+	Permissive bool
 }
 
 // systemOnly are attributes the directory assigns.
@@ -275,11 +279,11 @@ func (d *Directory) apply(n *Object, ch Change, members map[string]*Object) ([]s
 		case ch.Op == ChangeReplace || (ch.Op == ChangeDelete && len(ch.Values) == 0):
 			n.SPNs = strs()
 		case ch.Op == ChangeAdd:
-			n.SPNs = append(n.SPNs, strs()...)
+			n.SPNs = appendValues(n.SPNs, strs(), ch.Permissive)
 		default:
 			for _, s := range strs() {
 				before := len(n.SPNs)
-				if n.SPNs = without(n.SPNs, s); len(n.SPNs) == before {
+				if n.SPNs = without(n.SPNs, s); len(n.SPNs) == before && !ch.Permissive {
 					return nil, fmt.Errorf("directory: %s has no SPN %q: %w", n.SAM, s, errNoSuchValue)
 				}
 			}
@@ -293,14 +297,14 @@ func (d *Directory) apply(n *Object, ch Change, members map[string]*Object) ([]s
 		case ChangeReplace:
 			n.AllowedToDelegateTo = strs()
 		case ChangeAdd:
-			n.AllowedToDelegateTo = append(n.AllowedToDelegateTo, strs()...)
+			n.AllowedToDelegateTo = appendValues(n.AllowedToDelegateTo, strs(), ch.Permissive)
 		default:
 			if len(ch.Values) == 0 {
 				n.AllowedToDelegateTo = nil
 			}
 			for _, s := range strs() {
 				before := len(n.AllowedToDelegateTo)
-				if n.AllowedToDelegateTo = without(n.AllowedToDelegateTo, s); len(n.AllowedToDelegateTo) == before {
+				if n.AllowedToDelegateTo = without(n.AllowedToDelegateTo, s); len(n.AllowedToDelegateTo) == before && !ch.Permissive {
 					return nil, fmt.Errorf("directory: %s may not delegate to %q: %w", n.SAM, s, errNoSuchValue)
 				}
 			}
@@ -403,6 +407,18 @@ func (d *Directory) apply(n *Object, ch Change, members map[string]*Object) ([]s
 	return nil, nil
 }
 
+// appendValues adds vs to a multi-valued string attribute; with permissive set, values
+// already there (case-insensitively) are skipped rather than added twice.
+func appendValues(have, vs []string, permissive bool) []string {
+	for _, v := range vs {
+		if permissive && slices.ContainsFunc(have, func(x string) bool { return strings.EqualFold(x, v) }) {
+			continue
+		}
+		have = append(have, v)
+	}
+	return have
+}
+
 // applyMembers changes a group's members under AD's nesting rules; every member added
 // must still exist when the transaction commits.
 func (d *Directory) applyMembers(g *Object, ch Change, members map[string]*Object) ([]store.Op, error) {
@@ -413,6 +429,9 @@ func (d *Directory) applyMembers(g *Object, ch Change, members map[string]*Objec
 		}
 		for _, x := range g.Members {
 			if strings.EqualFold(x, m.GUID.String()) {
+				if ch.Permissive {
+					return nil
+				}
 				return fmt.Errorf("directory: %s is already a member of %s: %w", m.Name, g.Name, ErrValueExists)
 			}
 		}
@@ -437,7 +456,7 @@ func (d *Directory) applyMembers(g *Object, ch Change, members map[string]*Objec
 		for _, v := range ch.Values {
 			m := members[strings.ToLower(string(v))]
 			before := len(g.Members)
-			if g.Members = without(g.Members, m.GUID.String()); len(g.Members) == before {
+			if g.Members = without(g.Members, m.GUID.String()); len(g.Members) == before && !ch.Permissive {
 				return nil, fmt.Errorf("directory: %s is not a member of %s: %w", m.Name, g.Name, errNoSuchValue)
 			}
 		}

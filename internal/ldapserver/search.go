@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -146,20 +147,12 @@ func (c *conn) search(ctx context.Context, id int64, op *ber.Packet, controls []
 	typesOnly := boolValue(op.Children[5])
 	sel, rawNames := selectAttrs(op.Children[7].Children)
 
-	var paged *ber.Packet
-	for _, ctl := range controls {
-		if len(ctl.Children) == 0 {
-			continue
-		}
-		oid := str(ctl.Children[0])
-		critical := len(ctl.Children) > 1 && ctl.Children[1].Tag == ber.TagBoolean && boolValue(ctl.Children[1])
-		if oid == oidPagedResults {
-			paged = ctl
-		} else if critical {
-			done(resultUnavailableCritical, "00002081: unsupported critical control "+oid)
-			return
-		}
+	rc, le := parseControls(controls, appSearchRequest)
+	if le != nil {
+		done(le.code, le.diag)
+		return
 	}
+	paged := rc.paged
 	if base == "" && scope == 0 {
 		c.rootDSE(id, sel.All, rawNames)
 		done(resultSuccess, "")
@@ -218,9 +211,13 @@ func (c *conn) search(ctx context.Context, id int64, op *ber.Packet, controls []
 	} else if sizeLimit > 0 && int(sizeLimit) < limit {
 		limit = int(sizeLimit)
 	}
+	q := directory.Query{Base: base, Scope: directory.Scope(scope), Filter: filter, Select: sel, Deadline: c.deadline(timeLimit)}
+	if rc.sort != nil {
+		c.sortedSearch(ctx, id, q, rc.sort, limit, paged != nil, typesOnly, done)
+		return
+	}
 	sent, total := 0, 0
 	var rest []ntsec.GUID
-	q := directory.Query{Base: base, Scope: directory.Scope(scope), Filter: filter, Select: sel, Deadline: c.deadline(timeLimit)}
 	err = dir.Search(ctx, c.req, q, func(m *directory.Match) error {
 		total++
 		if sent < limit {
@@ -352,7 +349,7 @@ func (c *conn) rootDSE(id int64, all bool, names []string) {
 		{"configurationNamingContext", []string{dom.ConfigDN}},
 		{"schemaNamingContext", []string{schemaDN}},
 		{"serverName", []string{site}},
-		{"supportedControl", []string{oidPagedResults}},
+		{"supportedControl", supportedControls},
 		{"supportedExtension", []string{oidStartTLS, oidWhoAmI}},
 		{"supportedLDAPVersion", []string{"3", "2"}},
 		{"supportedSASLMechanisms", saslMechanisms},
@@ -394,4 +391,74 @@ func containsFold(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// sortedSearch answers a search with the server-side sort control ([RFC 2891]): the
+// matches (at most MaxResultSetSize) ordered by the key's attribute as the requester
+// sees it, then sent as a plain or paged search sends them, with the sort response.
+func (c *conn) sortedSearch(ctx context.Context, id int64, q directory.Query, key *sortKey, limit int, paged, typesOnly bool,
+	done func(int, string, ...*ber.Packet)) {
+	type keyed struct {
+		guid  ntsec.GUID
+		value []byte
+	}
+	sel := q.Select
+	q.Select = directory.Selection{Names: []string{key.attr}}
+	var all []keyed
+	dir := c.srv.cfg.Dir
+	err := dir.Search(ctx, c.req, q, func(m *directory.Match) error {
+		if int64(len(all)) >= c.srv.cfg.MaxResultSetSize {
+			return directory.ErrAdminLimit
+		}
+		k := keyed{guid: m.GUID()}
+		attrs, err := m.Attributes(nil)
+		if err != nil {
+			return err
+		}
+		for _, a := range attrs {
+			if strings.EqualFold(a.Name, key.attr) && len(a.Values) > 0 {
+				k.value = append([]byte(nil), a.Values[0]...)
+			}
+		}
+		all = append(all, k)
+		return nil
+	})
+	switch {
+	case errors.Is(err, directory.ErrAdminLimit):
+		done(resultAdminLimitExceeded, fmt.Sprintf("00002024: a sorted search may order at most %d entries; narrow the filter", c.srv.cfg.MaxResultSetSize))
+		return
+	case err != nil:
+		le := fromDomain(err)
+		done(le.code, le.diag)
+		return
+	}
+	slices.SortStableFunc(all, func(a, b keyed) int { return compareSortValues(a.value, b.value, key.reverse) })
+	sent, next := 0, 0
+	for ; next < len(all) && sent < limit; next++ {
+		m, err := dir.Lookup(ctx, c.req, all[next].guid, sel)
+		if errors.Is(err, directory.ErrNotFound) {
+			continue
+		}
+		if err == nil {
+			err = c.sendEntry(id, m, typesOnly)
+		}
+		if err != nil {
+			le := fromDomain(err)
+			done(le.code, le.diag)
+			return
+		}
+		sent++
+	}
+	switch {
+	case paged:
+		var rest []ntsec.GUID
+		for _, k := range all[next:] {
+			rest = append(rest, k.guid)
+		}
+		done(resultSuccess, "", sortResponse(resultSuccess), pagedControl(len(all), c.keepPage(rest, sel, typesOnly)))
+	case next < len(all):
+		done(resultSizeLimitExceeded, "", sortResponse(resultSuccess))
+	default:
+		done(resultSuccess, "", sortResponse(resultSuccess))
+	}
 }

@@ -490,9 +490,9 @@ func (c *conn) dispatch(id int64, op *ber.Packet, controls []*ber.Packet) bool {
 	case appAbandonRequest:
 		// Requests are served in order, so there is nothing left to abandon.
 	case appCompareRequest:
-		c.compare(ctx, id, op)
+		c.compare(ctx, id, op, controls)
 	case appModifyRequest, appAddRequest, appDelRequest, appModDNRequest:
-		c.write(ctx, id, op)
+		c.write(ctx, id, op, controls)
 	default:
 		c.disconnect(resultProtocolError, "unknown operation")
 		return false

@@ -46,7 +46,7 @@ func parseChanges(list []*ber.Packet) ([]directory.Change, *ldapError) {
 
 // write serves Add, Modify, Delete and ModifyDN: the directory authorizes, applies
 // and audits each.
-func (c *conn) write(ctx context.Context, id int64, op *ber.Packet) {
+func (c *conn) write(ctx context.Context, id int64, op *ber.Packet, controls []*ber.Packet) {
 	resp := map[ber.Tag]ber.Tag{appModifyRequest: appModifyResponse, appAddRequest: appAddResponse, appDelRequest: appDelResponse,
 		appModDNRequest: appModDNResponse}[op.Tag]
 	reply := func(e *ldapError) {
@@ -55,6 +55,11 @@ func (c *conn) write(ctx context.Context, id int64, op *ber.Packet) {
 			return
 		}
 		c.send(message(id, result(resp, e.code, e.matched, e.diag)))
+	}
+	rc, le := parseControls(controls, op.Tag)
+	if le != nil {
+		reply(le)
+		return
 	}
 	dir := c.srv.cfg.Dir
 	var err error
@@ -74,6 +79,9 @@ func (c *conn) write(ctx context.Context, id int64, op *ber.Packet) {
 		if le != nil {
 			reply(le)
 			return
+		}
+		for i := range changes {
+			changes[i].Permissive = rc.permissive
 		}
 		_, err = dir.Modify(ctx, c.req, str(op.Children[0]), changes)
 	case appDelRequest:
@@ -111,8 +119,12 @@ func (c *conn) modifyDN(ctx context.Context, op *ber.Packet) error {
 
 // compare answers whether an entry holds an attribute value ([RFC 4511] 4.10); the
 // directory refuses secret and constructed attributes.
-func (c *conn) compare(ctx context.Context, id int64, op *ber.Packet) {
+func (c *conn) compare(ctx context.Context, id int64, op *ber.Packet, controls []*ber.Packet) {
 	reply := func(code int, diag string) { c.send(message(id, result(appCompareResponse, code, "", diag))) }
+	if _, le := parseControls(controls, appCompareRequest); le != nil {
+		reply(le.code, le.diag)
+		return
+	}
 	if len(op.Children) < 2 || len(op.Children[1].Children) < 2 {
 		reply(resultProtocolError, "malformed CompareRequest")
 		return

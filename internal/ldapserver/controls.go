@@ -1,0 +1,152 @@
+package ldapserver
+
+import (
+	"bytes"
+	"slices"
+	"strconv"
+	"strings"
+
+	ber "github.com/go-asn1-ber/asn1-ber"
+)
+
+// The request controls honoured ([MS-ADTS] 3.1.1.3.4.1), advertised in the RootDSE's
+// supportedControl.
+const (
+	oidSort             = "1.2.840.113556.1.4.473" // server-side sort request ([RFC 2891])
+	oidSortResponse     = "1.2.840.113556.1.4.474"
+	oidLazyCommit       = "1.2.840.113556.1.4.619"
+	oidDomainScope      = "1.2.840.113556.1.4.1339"
+	oidSearchOptions    = "1.2.840.113556.1.4.1340"
+	oidPermissiveModify = "1.2.840.113556.1.4.1413"
+)
+
+// supportedControls are the controls in the RootDSE, in AD's order.
+var supportedControls = []string{oidPagedResults, oidSort, oidLazyCommit, oidDomainScope, oidSearchOptions, oidPermissiveModify}
+
+// controlsFor says which operations each control applies to; elsewhere it is unknown.
+var controlsFor = map[string][]ber.Tag{
+	oidPagedResults:     {appSearchRequest},
+	oidSort:             {appSearchRequest},
+	oidDomainScope:      {appSearchRequest},   // no referrals: this server never sends any
+	oidSearchOptions:    {appSearchRequest},   // domain scope and phantom root: one domain here
+	oidLazyCommit:       {appAddRequest, appModifyRequest, appDelRequest, appModDNRequest}, // every commit is durable anyway
+	oidPermissiveModify: {appModifyRequest},
+}
+
+// requestControls are what one request's controls ask of the server.
+type requestControls struct {
+	paged      *ber.Packet
+	sort       *sortKey
+	permissive bool
+}
+
+// sortKey is the first key of a sort request (AD sorts by one attribute).
+type sortKey struct {
+	attr    string
+	reverse bool
+}
+
+// parseControls reads a request's controls: an unknown critical control (or one that
+// does not apply to the operation) is unavailableCriticalExtension; an unknown
+// non-critical one is ignored ([RFC 4511] 4.1.11).
+func parseControls(controls []*ber.Packet, op ber.Tag) (*requestControls, *ldapError) {
+	rc := &requestControls{}
+	for _, ctl := range controls {
+		if len(ctl.Children) == 0 {
+			continue
+		}
+		oid := str(ctl.Children[0])
+		critical := len(ctl.Children) > 1 && ctl.Children[1].Tag == ber.TagBoolean && boolValue(ctl.Children[1])
+		if !slices.Contains(controlsFor[oid], op) {
+			if critical {
+				return nil, lerr(resultUnavailableCritical, "00002081: unsupported critical control %s", oid)
+			}
+			continue
+		}
+		var value []byte
+		if n := len(ctl.Children); n > 1 && ctl.Children[n-1].Tag == ber.TagOctetString {
+			value = raw(ctl.Children[n-1])
+		}
+		switch oid {
+		case oidPagedResults:
+			rc.paged = ctl
+		case oidSort:
+			k, err := parseSortKeys(value)
+			if err != nil {
+				return nil, lerr(resultProtocolError, "malformed server-side sort control: %v", err)
+			}
+			rc.sort = k
+		case oidPermissiveModify:
+			rc.permissive = true
+		}
+	}
+	return rc, nil
+}
+
+// parseSortKeys reads SortKeyList ::= SEQUENCE OF SEQUENCE { attributeType,
+// orderingRule [0] OPTIONAL, reverseOrder [1] BOOLEAN DEFAULT FALSE } ([RFC 2891] 1.1).
+func parseSortKeys(value []byte) (*sortKey, error) {
+	p, err := ber.DecodePacketErr(value)
+	if err != nil {
+		return nil, err
+	}
+	if len(p.Children) == 0 || len(p.Children[0].Children) == 0 {
+		return nil, errNoSortKey
+	}
+	first := p.Children[0]
+	k := &sortKey{attr: str(first.Children[0])}
+	for _, c := range first.Children[1:] {
+		if c.ClassType == ber.ClassContext && c.Tag == 1 {
+			k.reverse = len(raw(c)) > 0 && raw(c)[0] != 0
+		}
+	}
+	if k.attr == "" {
+		return nil, errNoSortKey
+	}
+	return k, nil
+}
+
+type sortError string
+
+func (e sortError) Error() string { return string(e) }
+
+const errNoSortKey = sortError("no sort key")
+
+// sortResponse is SortResult ::= SEQUENCE { sortResult ENUMERATED } ([RFC 2891] 1.2).
+func sortResponse(code int) *ber.Packet {
+	val := ber.NewSequence("SortResult")
+	val.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagEnumerated, int64(code), "sortResult"))
+	ctl := ber.NewSequence("Control")
+	ctl.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, oidSortResponse, "controlType"))
+	ctl.AppendChild(octets(val.Bytes()))
+	return ctl
+}
+
+// compareSortValues orders two entries' first values of the sort attribute: integers
+// as numbers, anything else case-insensitively; an entry without the attribute comes
+// after every entry with it, in either direction ([RFC 2891] 2).
+func compareSortValues(a, b []byte, reverse bool) int {
+	switch {
+	case a == nil && b == nil:
+		return 0
+	case a == nil:
+		return 1
+	case b == nil:
+		return -1
+	}
+	var c int
+	x, errX := strconv.ParseInt(string(a), 10, 64)
+	y, errY := strconv.ParseInt(string(b), 10, 64)
+	if errX == nil && errY == nil {
+		c = map[bool]int{true: -1, false: 1}[x < y]
+		if x == y {
+			c = 0
+		}
+	} else if c = strings.Compare(strings.ToLower(string(a)), strings.ToLower(string(b))); c == 0 {
+		c = bytes.Compare(a, b)
+	}
+	if reverse {
+		c = -c
+	}
+	return c
+}
