@@ -223,7 +223,9 @@ func (d *Directory) SetAccount(ctx context.Context, req *Requester, ref string, 
 		return nil, fmt.Errorf("directory: %s: the password interval (msDS-ManagedPasswordInterval) can only be set when the account is created; remove the account and create it again with the interval you want: %w", o.SAM, ErrInvalid)
 	}
 	var changes []Change
-	set := func(op ChangeOp, attr string, vals ...[]byte) { changes = append(changes, Change{Op: op, Attr: attr, Values: vals}) }
+	set := func(op ChangeOp, attr string, vals ...[]byte) {
+		changes = append(changes, Change{Op: op, Attr: attr, Values: vals})
+	}
 	if ch.DNSHostName != nil {
 		if strings.TrimSpace(*ch.DNSHostName) == "" {
 			return nil, fmt.Errorf("directory: %s: the DNS host name cannot be empty: %w", o.SAM, ErrInvalid)

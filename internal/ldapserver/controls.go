@@ -27,8 +27,8 @@ var supportedControls = []string{oidPagedResults, oidSort, oidLazyCommit, oidDom
 var controlsFor = map[string][]ber.Tag{
 	oidPagedResults:     {appSearchRequest},
 	oidSort:             {appSearchRequest},
-	oidDomainScope:      {appSearchRequest},   // no referrals: this server never sends any
-	oidSearchOptions:    {appSearchRequest},   // domain scope and phantom root: one domain here
+	oidDomainScope:      {appSearchRequest},                                                // no referrals: this server never sends any
+	oidSearchOptions:    {appSearchRequest},                                                // domain scope and phantom root: one domain here
 	oidLazyCommit:       {appAddRequest, appModifyRequest, appDelRequest, appModDNRequest}, // every commit is durable anyway
 	oidPermissiveModify: {appModifyRequest},
 }
