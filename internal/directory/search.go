@@ -2,6 +2,7 @@ package directory
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -25,7 +26,19 @@ const (
 type Selection struct {
 	All   bool     // "*" (or no list): every user attribute the requester may read
 	Names []string // attributes named; operational and constructed ones only this way
+	// ExtendedDN is the extended DN control ([MS-ADTS] 3.1.1.3.4.1.5): the entry's DN
+	// and DN values of objects held here carry <GUID=…> (and <SID=…>) before the DN.
+	ExtendedDN ExtendedDNForm
 }
+
+// ExtendedDNForm is how the extended DN control writes GUIDs and SIDs.
+type ExtendedDNForm uint8
+
+const (
+	ExtendedDNOff    ExtendedDNForm = iota
+	ExtendedDNHex                   // the bytes in hex (the control's flag 0, or no value)
+	ExtendedDNString                // xxxxxxxx-… and S-1-… (flag 1)
+)
 
 // wants reports whether the selection names attr.
 func (s Selection) wants(attr string) bool {
@@ -72,8 +85,41 @@ type Match struct {
 	scope Scope
 }
 
-// DN is the matched object's distinguished name.
-func (m *Match) DN() string { return m.o.DN }
+// DN is the matched object's distinguished name (in the extended form when selected).
+func (m *Match) DN() string { return extendedDN(m.o, m.sel.ExtendedDN) }
+
+// extendedDN writes o's DN in the extended form: <GUID=…>;<SID=…>;DN, the SID only for
+// security principals.
+func extendedDN(o *Object, form ExtendedDNForm) string {
+	switch form {
+	case ExtendedDNHex:
+		out := "<GUID=" + hex.EncodeToString(o.GUID[:]) + ">;"
+		if o.IsPrincipal() {
+			out += "<SID=" + hex.EncodeToString(o.ObjectSID().Bytes()) + ">;"
+		}
+		return out + o.DN
+	case ExtendedDNString:
+		out := "<GUID=" + o.GUID.String() + ">;"
+		if o.IsPrincipal() {
+			out += "<SID=" + o.SID + ">;"
+		}
+		return out + o.DN
+	}
+	return o.DN
+}
+
+// extendValues writes the DN values of objects held here in the extended form; values
+// naming nothing here stay as they are.
+func (d *Directory) extendValues(ctx context.Context, vals [][]byte, form ExtendedDNForm) [][]byte {
+	out := make([][]byte, len(vals))
+	for i, v := range vals {
+		out[i] = v
+		if o, err := d.byIndex(ctx, dnKey(normDN(string(v)))); err == nil {
+			out[i] = []byte(extendedDN(o, form))
+		}
+	}
+	return out
+}
 
 // GUID identifies the matched object, to fetch it again (Lookup) for a later page.
 func (m *Match) GUID() ntsec.GUID { return m.o.GUID }
@@ -229,6 +275,9 @@ func (m *Match) Attributes(dst []Attr) ([]Attr, error) {
 			}
 		default:
 			vals = v.Get(n)
+		}
+		if len(vals) > 0 && a.Syntax == SyntaxDN && m.sel.ExtendedDN != ExtendedDNOff {
+			vals = d.extendValues(m.ctx, vals, m.sel.ExtendedDN)
 		}
 		if len(vals) > 0 {
 			dst = append(dst, Attr{a.Name, vals})

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	ber "github.com/go-asn1-ber/asn1-ber"
+
+	"gmsa/internal/directory"
 )
 
 // The request controls honoured ([MS-ADTS] 3.1.1.3.4.1), advertised in the RootDSE's
@@ -15,18 +17,20 @@ const (
 	oidSort             = "1.2.840.113556.1.4.473" // server-side sort request ([RFC 2891])
 	oidSortResponse     = "1.2.840.113556.1.4.474"
 	oidLazyCommit       = "1.2.840.113556.1.4.619"
+	oidExtendedDN       = "1.2.840.113556.1.4.529"
 	oidDomainScope      = "1.2.840.113556.1.4.1339"
 	oidSearchOptions    = "1.2.840.113556.1.4.1340"
 	oidPermissiveModify = "1.2.840.113556.1.4.1413"
 )
 
 // supportedControls are the controls in the RootDSE, in AD's order.
-var supportedControls = []string{oidPagedResults, oidSort, oidLazyCommit, oidDomainScope, oidSearchOptions, oidPermissiveModify}
+var supportedControls = []string{oidPagedResults, oidSort, oidExtendedDN, oidLazyCommit, oidDomainScope, oidSearchOptions, oidPermissiveModify}
 
 // controlsFor says which operations each control applies to; elsewhere it is unknown.
 var controlsFor = map[string][]ber.Tag{
 	oidPagedResults:     {appSearchRequest},
 	oidSort:             {appSearchRequest},
+	oidExtendedDN:       {appSearchRequest},
 	oidDomainScope:      {appSearchRequest},                                                // no referrals: this server never sends any
 	oidSearchOptions:    {appSearchRequest},                                                // domain scope and phantom root: one domain here
 	oidLazyCommit:       {appAddRequest, appModifyRequest, appDelRequest, appModDNRequest}, // every commit is durable anyway
@@ -38,6 +42,7 @@ type requestControls struct {
 	paged      *ber.Packet
 	sort       *sortKey
 	permissive bool
+	extendedDN directory.ExtendedDNForm
 }
 
 // sortKey is the first key of a sort request (AD sorts by one attribute).
@@ -78,6 +83,19 @@ func parseControls(controls []*ber.Packet, op ber.Tag) (*requestControls, *ldapE
 			rc.sort = k
 		case oidPermissiveModify:
 			rc.permissive = true
+		case oidExtendedDN:
+			// ExtendedDNRequestValue ::= SEQUENCE { Flag INTEGER }: 0 hex, 1 string; no
+			// value is hex ([MS-ADTS] 3.1.1.3.4.1.5).
+			rc.extendedDN = directory.ExtendedDNHex
+			if len(value) > 0 {
+				p, err := ber.DecodePacketErr(value)
+				if err != nil || len(p.Children) != 1 {
+					return nil, lerr(resultProtocolError, "malformed extended DN control")
+				}
+				if flag, _ := intValue(p.Children[0]); flag == 1 {
+					rc.extendedDN = directory.ExtendedDNString
+				}
+			}
 		}
 	}
 	return rc, nil

@@ -1,6 +1,7 @@
 package ldapserver_test
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -123,3 +124,39 @@ func TestControls(t *testing.T) {
 		t.Fatalf("compare: %v %v", ok, err)
 	}
 }
+
+// The extended DN control: the entry's DN and its member values carry <GUID=…> and
+// <SID=…>, in hex by default and as strings with flag 1.
+func TestExtendedDNControl(t *testing.T) {
+	s := setup(t, servertest.Options{})
+	c := dialTLS(t, s)
+	if err := c.Bind("Administrator@example.test", s.AdminPassword); err != nil {
+		t.Fatal(err)
+	}
+	websvc := must(s.Dir.Resolve(ctx, "websvc"))
+	group := must(s.Dir.Resolve(ctx, "Web Hosts"))
+	for _, tc := range []struct {
+		value      string
+		guid, sid  string
+		memberGUID string
+	}{
+		{"", hexOf(group.GUID[:]), hexOf(group.ObjectSID().Bytes()), hexOf(websvc.GUID[:])},
+		{"\x30\x03\x02\x01\x00", hexOf(group.GUID[:]), hexOf(group.ObjectSID().Bytes()), hexOf(websvc.GUID[:])},
+		{"\x30\x03\x02\x01\x01", group.GUID.String(), group.SID, websvc.GUID.String()},
+	} {
+		ctl := &ldap.ControlString{ControlType: "1.2.840.113556.1.4.529", Criticality: true, ControlValue: tc.value}
+		r, err := c.Search(ldap.NewSearchRequest(group.DN, ldap.ScopeBaseObject, 0, 0, 0, false, "(objectClass=*)", []string{"member"}, []ldap.Control{ctl}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := "<GUID=" + tc.guid + ">;<SID=" + tc.sid + ">;" + group.DN
+		if r.Entries[0].DN != want {
+			t.Errorf("entry DN %q, want %q", r.Entries[0].DN, want)
+		}
+		if m := r.Entries[0].GetAttributeValue("member"); !strings.HasPrefix(m, "<GUID="+tc.memberGUID+">;<SID=") || !strings.HasSuffix(m, ";"+websvc.DN) {
+			t.Errorf("member %q", m)
+		}
+	}
+}
+
+func hexOf(b []byte) string { return fmt.Sprintf("%x", b) }

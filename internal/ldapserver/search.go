@@ -153,6 +153,7 @@ func (c *conn) search(ctx context.Context, id int64, op *ber.Packet, controls []
 		return
 	}
 	paged := rc.paged
+	sel.ExtendedDN = rc.extendedDN
 	if base == "" && scope == 0 {
 		c.rootDSE(id, sel.All, rawNames)
 		done(resultSuccess, "")

@@ -1,0 +1,111 @@
+//go:build interop
+
+package interop
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"gmsa/internal/ldif"
+)
+
+// The controls AD tools send, from OpenLDAP's clients to Samba 4.22 and to ours, with
+// the same outcome on both: server-side sort ascending and descending (critical),
+// domain scope and search options accepted, permissive modify turning a repeated
+// member add into a success, an unknown critical control refused on a search and on a
+// modify (unavailableCriticalExtension, 12).
+func TestControlsLikeSamba(t *testing.T) {
+	peers(t, "samba-provision")
+	peers(t, "samba-start")
+	defer peers(t, "samba-stop")
+	data, ep := ourServer(t)
+	adminPW, _ := os.ReadFile(filepath.Join(data, "admin-password"))
+	samba := target{"samba", "ldaps://dc1.example.test:636", "Administrator@example.test", adminPass, []string{"--insecure-skip-verify"}}
+	for _, u := range []string{"carol", "alice", "bob"} {
+		pw := filepath.Join(t.TempDir(), "pw")
+		os.WriteFile(pw, []byte("Passw0rd!"+u+"\n"), 0o600)
+		if out, errOut, code := samba.gm(t, samba.admin, samba.adminPW, "", "user", "new", u, "--new-password-file", pw); code != 0 {
+			t.Fatalf("samba user new: %s%s", out, errOut)
+		}
+		if out, errOut, code := run(nil, "", gmsaBin, "user", "new", u, "--new-password-file", pw, "--server", ep["ldaps"], "--ca-file", ep["ca"],
+			"--user", "Administrator@example.test", "--password-file", filepath.Join(data, "admin-password")); code != 0 {
+			t.Fatalf("our user new: %s%s", out, errOut)
+		}
+	}
+	if out, errOut, code := samba.gm(t, samba.admin, samba.adminPW, "", "group", "new", "Team"); code != 0 {
+		t.Fatalf("samba group new: %s%s", out, errOut)
+	}
+	run(nil, "", gmsaBin, "group", "new", "Team", "--server", ep["ldaps"], "--ca-file", ep["ca"], "--user", "Administrator@example.test",
+		"--password-file", filepath.Join(data, "admin-password"))
+	type dc struct {
+		name, url, pw string
+		env           []string
+	}
+	for _, d := range []dc{
+		{"Samba", "ldaps://127.0.0.1", adminPass, []string{"LDAPTLS_REQCERT=never"}},
+		{"ours", ep["ldaps"], strings.TrimSpace(string(adminPW)), []string{"LDAPTLS_CACERT=" + ep["ca"]}},
+	} {
+		bind := []string{"-x", "-H", d.url, "-D", "Administrator@example.test", "-w", d.pw}
+		search := func(ext ...string) ([]string, string, int) {
+			args := append(append([]string{"-LLL", "-o", "ldif-wrap=no"}, bind...), "-b", "CN=Users,"+baseDN, "-s", "one")
+			for _, e := range ext {
+				args = append(args, "-E", e)
+			}
+			out, errOut, code := run(d.env, "", "ldapsearch", append(args, "(|(sAMAccountName=alice)(sAMAccountName=bob)(sAMAccountName=carol)(sAMAccountName=Administrator))", "sAMAccountName")...)
+			es, _ := ldif.Parse([]byte(out))
+			var names []string
+			for _, e := range es {
+				if v := e.Get("sAMAccountName"); len(v) > 0 {
+					names = append(names, strings.ToLower(string(v[0])))
+				}
+			}
+			return names, errOut, code
+		}
+		up, errOut, code := search("!sss=sAMAccountName")
+		if code != 0 || !slices.Equal(up, []string{"administrator", "alice", "bob", "carol"}) {
+			t.Errorf("%s: sorted ascending: exit %d %v %s", d.name, code, up, errOut)
+		}
+		down, errOut, code := search("!sss=-sAMAccountName")
+		if code != 0 || !slices.Equal(down, []string{"carol", "bob", "alice", "administrator"}) {
+			t.Errorf("%s: sorted descending: exit %d %v %s", d.name, code, down, errOut)
+		}
+		if _, errOut, code := search("!domainScope", "!1.2.840.113556.1.4.1340=::MAMCAQE="); code != 0 {
+			t.Errorf("%s: domain scope and search options: exit %d %s", d.name, code, errOut)
+		}
+		// The extended DN control, string form: <GUID=…>;<SID=…>;DN for Administrator.
+		out, errOut, code := run(d.env, "", "ldapsearch", append(append([]string{"-LLL", "-o", "ldif-wrap=no"}, bind...), "-b", "CN=Administrator,CN=Users,"+baseDN,
+			"-s", "base", "-E", "!1.2.840.113556.1.4.529=::MAMCAQE=", "(objectClass=*)", "1.1")...)
+		es, _ := ldif.Parse([]byte(out))
+		if code != 0 || len(es) != 1 || !strings.HasPrefix(es[0].DN, "<GUID=") || !strings.Contains(es[0].DN, ">;<SID=S-1-5-21-") ||
+			!strings.HasSuffix(strings.ToLower(es[0].DN), ";cn=administrator,cn=users,"+strings.ToLower(baseDN)) {
+			t.Errorf("%s: extended DN: exit %d %v %s", d.name, code, es, errOut)
+		}
+		if _, _, code := search("!1.2.3.4.5"); code != 12 {
+			t.Errorf("%s: an unknown critical control on a search: exit %d, want 12", d.name, code)
+		}
+		add := "dn: CN=Team,CN=Users," + baseDN + "\nchangetype: modify\nadd: member\nmember: CN=alice,CN=Users," + baseDN + "\n"
+		modify := func(ext ...string) int {
+			args := append([]string{}, bind...)
+			for _, e := range ext {
+				args = append(args, "-e", e)
+			}
+			_, _, code := run(d.env, add, "ldapmodify", args...)
+			return code
+		}
+		if code := modify(); code != 0 {
+			t.Fatalf("%s: the first add: exit %d", d.name, code)
+		}
+		if code := modify(); code != 20 && code != 68 {
+			t.Errorf("%s: a repeated add: exit %d, want 20 or 68", d.name, code)
+		}
+		if code := modify("!1.2.840.113556.1.4.1413"); code != 0 {
+			t.Errorf("%s: a repeated add with permissive modify: exit %d", d.name, code)
+		}
+		if code := modify("!1.2.3.4.5"); code != 12 {
+			t.Errorf("%s: an unknown critical control on a modify: exit %d, want 12", d.name, code)
+		}
+	}
+}
