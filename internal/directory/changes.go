@@ -279,7 +279,10 @@ func (d *Directory) apply(n *Object, ch Change, members map[string]*Object) ([]s
 		case ch.Op == ChangeReplace || (ch.Op == ChangeDelete && len(ch.Values) == 0):
 			n.SPNs = strs()
 		case ch.Op == ChangeAdd:
-			n.SPNs = appendValues(n.SPNs, strs(), ch.Permissive)
+			var err error
+			if n.SPNs, err = appendValues("servicePrincipalName", n.SPNs, strs(), ch.Permissive); err != nil {
+				return nil, err
+			}
 		default:
 			for _, s := range strs() {
 				before := len(n.SPNs)
@@ -297,7 +300,10 @@ func (d *Directory) apply(n *Object, ch Change, members map[string]*Object) ([]s
 		case ChangeReplace:
 			n.AllowedToDelegateTo = strs()
 		case ChangeAdd:
-			n.AllowedToDelegateTo = appendValues(n.AllowedToDelegateTo, strs(), ch.Permissive)
+			var err error
+			if n.AllowedToDelegateTo, err = appendValues("msDS-AllowedToDelegateTo", n.AllowedToDelegateTo, strs(), ch.Permissive); err != nil {
+				return nil, err
+			}
 		default:
 			if len(ch.Values) == 0 {
 				n.AllowedToDelegateTo = nil
@@ -407,16 +413,19 @@ func (d *Directory) apply(n *Object, ch Change, members map[string]*Object) ([]s
 	return nil, nil
 }
 
-// appendValues adds vs to a multi-valued string attribute; with permissive set, values
-// already there (case-insensitively) are skipped rather than added twice.
-func appendValues(have, vs []string, permissive bool) []string {
+// appendValues adds vs to a multi-valued string attribute: a value already there
+// (case-insensitively) is attributeOrValueExists, or skipped with permissive set.
+func appendValues(attr string, have, vs []string, permissive bool) ([]string, error) {
 	for _, v := range vs {
-		if permissive && slices.ContainsFunc(have, func(x string) bool { return strings.EqualFold(x, v) }) {
-			continue
+		if slices.ContainsFunc(have, func(x string) bool { return strings.EqualFold(x, v) }) {
+			if permissive {
+				continue
+			}
+			return nil, fmt.Errorf("directory: %s already holds %q: %w", attr, v, ErrValueExists)
 		}
 		have = append(have, v)
 	}
-	return have
+	return have, nil
 }
 
 // applyMembers changes a group's members under AD's nesting rules; every member added

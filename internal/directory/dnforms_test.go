@@ -89,3 +89,37 @@ func FuzzResolveDN(f *testing.F) {
 		}
 	})
 }
+
+// Adding a value an attribute already holds is attributeOrValueExists, as AD answers;
+// the permissive modify control makes it (and deleting a value that is not there) a
+// success.
+func TestRepeatedValuesAndPermissiveModify(t *testing.T) {
+	d, _ := lab(t)
+	u := must(d.NewUser(ctx, sys, UserOptions{Name: "spnuser", Password: "Passw0rd!spn"}))
+	add := func(permissive bool) error {
+		_, err := d.Modify(ctx, sys, u.DN, []Change{{Op: ChangeAdd, Attr: "servicePrincipalName", Values: [][]byte{[]byte("http/spn.example.test")}, Permissive: permissive}})
+		return err
+	}
+	if err := add(false); err != nil {
+		t.Fatal(err)
+	}
+	if err := add(false); !errors.Is(err, ErrValueExists) {
+		t.Fatalf("a repeated SPN: %v", err)
+	}
+	if err := add(true); err != nil {
+		t.Fatalf("a repeated SPN, permissive: %v", err)
+	}
+	del := func(permissive bool) error {
+		_, err := d.Modify(ctx, sys, u.DN, []Change{{Op: ChangeDelete, Attr: "servicePrincipalName", Values: [][]byte{[]byte("http/none.example.test")}, Permissive: permissive}})
+		return err
+	}
+	if err := del(false); err == nil {
+		t.Fatal("deleting a missing SPN succeeded")
+	}
+	if err := del(true); err != nil {
+		t.Fatalf("deleting a missing SPN, permissive: %v", err)
+	}
+	if n := must(d.Resolve(ctx, "spnuser")); len(n.SPNs) != 1 {
+		t.Fatalf("SPNs %v", n.SPNs)
+	}
+}
