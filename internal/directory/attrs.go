@@ -55,6 +55,7 @@ var schema = func() map[string]*attrDef {
 		pub("dNSHostName", SyntaxString), pub("servicePrincipalName", SyntaxString), pub("msDS-AllowedToDelegateTo", SyntaxString),
 		pub("msDS-SupportedEncryptionTypes", SyntaxInteger), pub("groupType", SyntaxInteger),
 		pub("member", SyntaxDN), pub("memberOf", SyntaxDN), pub("ou", SyntaxString), pub("dc", SyntaxString),
+		pub("wellKnownObjects", SyntaxString), pub("otherWellKnownObjects", SyntaxString), // DN-Binary, B:32:GUID:DN
 		pub("msDS-ManagedPasswordInterval", SyntaxInteger), pub("msDS-ManagedPasswordId", SyntaxBinary),
 		pub("msDS-ManagedPasswordPreviousId", SyntaxBinary), pub("msDS-GroupMSAMembership", SyntaxBinary),
 		pub("badPwdCount", SyntaxInteger), pub("badPasswordTime", SyntaxInteger), pub("lockoutTime", SyntaxInteger),
@@ -162,7 +163,7 @@ var userAttributes = []string{"objectClass", "cn", "name", "distinguishedName", 
 	"userPrincipalName", "userAccountControl", "primaryGroupID", "pwdLastSet", "badPwdCount", "badPasswordTime", "lockoutTime",
 	"msDS-KeyVersionNumber", "dNSHostName",
 	"servicePrincipalName", "msDS-AllowedToDelegateTo", "msDS-SupportedEncryptionTypes", "groupType", "member", "memberOf", "ou", "dc",
-	"lockoutThreshold", "lockoutDuration", "lockOutObservationWindow",
+	"lockoutThreshold", "lockoutDuration", "lockOutObservationWindow", "wellKnownObjects", "otherWellKnownObjects",
 	"msDS-ManagedPasswordInterval", "msDS-ManagedPasswordId", "msDS-ManagedPasswordPreviousId", "msDS-GroupMSAMembership",
 	"msKds-Version", "msKds-KDFAlgorithmID", "msKds-KDFParam", "msKds-CreateTime", "msKds-UseStartTime", "msKds-DomainID",
 	"msKds-SecretAgreementAlgorithmID", "msKds-SecretAgreementParam", "msKds-PublicKeyLength", "msKds-PrivateKeyLength",
@@ -235,6 +236,10 @@ func (v *View) value(lower string) [][]byte {
 	case "dc":
 		if o.Class == ClassDomain {
 			return str(o.Name)
+		}
+	case "wellknownobjects", "otherwellknownobjects":
+		if o.Class == ClassDomain && o.DN == v.d.domain.BaseDN {
+			return wellKnownValues(v.d.domain, lower == "otherwellknownobjects")
 		}
 	case "name":
 		return str(o.Name)

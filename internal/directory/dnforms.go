@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"gmsa/internal/ntsec"
@@ -12,13 +14,30 @@ import (
 )
 
 // wellKnownObjects are the domain NC's well-known containers by their GUID
-// ([MS-ADTS] 6.1.1.4, the wellKnownObjects attribute of the domain object), as
+// ([MS-ADTS] 6.1.1.4, the wellKnownObjects attribute of the domain object, and
+// otherWellKnownObjects for Managed Service Accounts, which came later), as
 // <WKGUID=…,DN> names them.
 var wellKnownObjects = map[string]func(Domain) string{
 	"a9d1ca15768811d1aded00c04fd8d5cd": Domain.UsersDN,     // GUID_USERS_CONTAINER_W
 	"aa312825768811d1aded00c04fd8d5cd": Domain.ComputersDN, // GUID_COMPUTERS_CONTAINER_W
 	"a361b2ffffd211d1aa4b00c04fd7d83a": Domain.DCsDN,       // GUID_DOMAIN_CONTROLLERS_CONTAINER_W
 	"1eb93889e40c45df9f0c64d23bbb6237": Domain.MSADN,       // GUID_MANAGED_SERVICE_ACCOUNTS_CONTAINER_W
+}
+
+// otherWellKnown are the GUIDs listed in otherWellKnownObjects rather than
+// wellKnownObjects.
+var otherWellKnown = map[string]bool{"1eb93889e40c45df9f0c64d23bbb6237": true}
+
+// wellKnownValues are the domain object's wellKnownObjects (or otherWellKnownObjects)
+// values: DN-Binary B:32:GUID:DN, the GUID in upper-case hex as AD writes it.
+func wellKnownValues(dom Domain, other bool) [][]byte {
+	var out [][]byte
+	for _, g := range slices.Sorted(maps.Keys(wellKnownObjects)) {
+		if otherWellKnown[g] == other {
+			out = append(out, []byte("B:32:"+strings.ToUpper(g)+":"+wellKnownObjects[g](dom)))
+		}
+	}
+	return out
 }
 
 // ResolveDN turns AD's alternative DN forms into the object's DN ([MS-ADTS]

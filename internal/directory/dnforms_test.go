@@ -3,6 +3,7 @@ package directory
 import (
 	"encoding/hex"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -121,5 +122,39 @@ func TestRepeatedValuesAndPermissiveModify(t *testing.T) {
 	}
 	if n := must(d.Resolve(ctx, "spnuser")); len(n.SPNs) != 1 {
 		t.Fatalf("SPNs %v", n.SPNs)
+	}
+}
+
+// The domain object lists its well-known containers as AD does (DN-Binary values), the
+// Managed Service Accounts container among the other well-known objects.
+func TestWellKnownObjects(t *testing.T) {
+	d, _ := lab(t)
+	var wk, other []string
+	err := d.Search(ctx, sys, Query{Base: d.Domain().BaseDN, Scope: ScopeBase, Select: Selection{All: true}}, func(m *Match) error {
+		attrs, err := m.Attributes(nil)
+		for _, a := range attrs {
+			for _, v := range a.Values {
+				switch a.Name {
+				case "wellKnownObjects":
+					wk = append(wk, string(v))
+				case "otherWellKnownObjects":
+					other = append(other, string(v))
+				}
+			}
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := d.Domain().BaseDN
+	for _, want := range []string{"B:32:A9D1CA15768811D1ADED00C04FD8D5CD:CN=Users," + base, "B:32:AA312825768811D1ADED00C04FD8D5CD:CN=Computers," + base,
+		"B:32:A361B2FFFFD211D1AA4B00C04FD7D83A:OU=Domain Controllers," + base} {
+		if !slices.Contains(wk, want) {
+			t.Errorf("wellKnownObjects %v lacks %s", wk, want)
+		}
+	}
+	if !slices.Equal(other, []string{"B:32:1EB93889E40C45DF9F0C64D23BBB6237:CN=Managed Service Accounts," + base}) {
+		t.Errorf("otherWellKnownObjects %v", other)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -31,6 +32,7 @@ func TestAlternativeDNFormsLikeSamba(t *testing.T) {
 		{"Samba", "ldaps://127.0.0.1", adminPass, []string{"LDAPTLS_REQCERT=never"}},
 		{"ours", ep["ldaps"], strings.TrimSpace(string(adminPW)), []string{"LDAPTLS_CACERT=" + ep["ca"]}},
 	}
+	wellKnown := map[string][]string{}
 	for _, d := range dcs {
 		search := func(base string, attrs ...string) ([]*ldif.Entry, string, int) {
 			args := append([]string{"-LLL", "-o", "ldif-wrap=no", "-x", "-H", d.url, "-D", "Administrator@example.test", "-w", d.pw,
@@ -64,8 +66,27 @@ func TestAlternativeDNFormsLikeSamba(t *testing.T) {
 				t.Errorf("%s: base %s: exit %d, %v (want %s) %s", d.name, form, code, es, want, errOut)
 			}
 		}
+		// The domain object's well-known containers: ours are among Samba's, spelled alike.
+		es, _, _ = search(baseDN, "wellKnownObjects", "otherWellKnownObjects")
+		if len(es) == 1 {
+			var vals []string
+			for _, a := range []string{"wellKnownObjects", "otherWellKnownObjects"} {
+				for _, v := range es[0].Get(a) {
+					vals = append(vals, a+" "+strings.ToUpper(string(v)))
+				}
+			}
+			wellKnown[d.name] = vals
+		}
 		if _, _, code := search("<SID=" + sid.String() + "9>"); code != 32 {
 			t.Errorf("%s: a SID that names nothing: exit %d, want 32 (noSuchObject)", d.name, code)
+		}
+	}
+	if len(wellKnown["ours"]) != 4 {
+		t.Fatalf("our well-known objects: %v", wellKnown["ours"])
+	}
+	for _, v := range wellKnown["ours"] {
+		if !slices.Contains(wellKnown["Samba"], v) {
+			t.Errorf("ours lists %s, Samba does not (Samba: %v)", v, wellKnown["Samba"])
 		}
 	}
 }
