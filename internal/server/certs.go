@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -97,12 +98,19 @@ func loadCertificate(certFile, keyFile, dcName string, now time.Time) (*tls.Cert
 	return &pair, nil
 }
 
-// filesStamp describes the files' current state, to notice a change.
+// filesStamp describes the files' current state, to notice a change: size, mtime and
+// the inode, since file systems stamp times at a coarse clock's tick and a renewal
+// swapped in as new files (a Kubernetes secret's directory swap) can carry the same
+// size and time as the files it replaces.
 func filesStamp(files ...string) string {
 	var b strings.Builder
 	for _, f := range files {
 		if st, err := os.Stat(f); err == nil {
-			fmt.Fprintf(&b, "%d/%d;", st.Size(), st.ModTime().UnixNano())
+			var ino uint64
+			if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+				ino = sys.Ino
+			}
+			fmt.Fprintf(&b, "%d/%d/%d;", st.Size(), st.ModTime().UnixNano(), ino)
 		} else {
 			b.WriteString("missing;")
 		}
