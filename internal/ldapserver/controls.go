@@ -18,19 +18,21 @@ const (
 	oidSortResponse     = "1.2.840.113556.1.4.474"
 	oidLazyCommit       = "1.2.840.113556.1.4.619"
 	oidExtendedDN       = "1.2.840.113556.1.4.529"
+	oidASQ              = "1.2.840.113556.1.4.1504" // attribute scoped query, request and response
 	oidDomainScope      = "1.2.840.113556.1.4.1339"
 	oidSearchOptions    = "1.2.840.113556.1.4.1340"
 	oidPermissiveModify = "1.2.840.113556.1.4.1413"
 )
 
 // supportedControls are the controls in the RootDSE, in AD's order.
-var supportedControls = []string{oidPagedResults, oidSort, oidExtendedDN, oidLazyCommit, oidDomainScope, oidSearchOptions, oidPermissiveModify}
+var supportedControls = []string{oidPagedResults, oidSort, oidExtendedDN, oidLazyCommit, oidDomainScope, oidSearchOptions, oidPermissiveModify, oidASQ}
 
 // controlsFor says which operations each control applies to; elsewhere it is unknown.
 var controlsFor = map[string][]ber.Tag{
 	oidPagedResults:     {appSearchRequest},
 	oidSort:             {appSearchRequest},
 	oidExtendedDN:       {appSearchRequest},
+	oidASQ:              {appSearchRequest},
 	oidDomainScope:      {appSearchRequest},                                                // no referrals: this server never sends any
 	oidSearchOptions:    {appSearchRequest},                                                // domain scope and phantom root: one domain here
 	oidLazyCommit:       {appAddRequest, appModifyRequest, appDelRequest, appModDNRequest}, // every commit is durable anyway
@@ -43,6 +45,7 @@ type requestControls struct {
 	sort       *sortKey
 	permissive bool
 	extendedDN directory.ExtendedDNForm
+	asq        string // the attribute scoped query's source attribute
 }
 
 // sortKey is the first key of a sort request (AD sorts by one attribute).
@@ -83,6 +86,14 @@ func parseControls(controls []*ber.Packet, op ber.Tag) (*requestControls, *ldapE
 			rc.sort = k
 		case oidPermissiveModify:
 			rc.permissive = true
+		case oidASQ:
+			// ASQRequestValue ::= SEQUENCE { sourceAttribute OCTET STRING } ([MS-ADTS]
+			// 3.1.1.3.4.1.13)
+			p, err := ber.DecodePacketErr(value)
+			if err != nil || len(p.Children) != 1 || str(p.Children[0]) == "" {
+				return nil, lerr(resultProtocolError, "malformed attribute scoped query control")
+			}
+			rc.asq = str(p.Children[0])
 		case oidExtendedDN:
 			// ExtendedDNRequestValue ::= SEQUENCE { Flag INTEGER }: 0 hex, 1 string; no
 			// value is hex ([MS-ADTS] 3.1.1.3.4.1.5).
@@ -167,4 +178,14 @@ func compareSortValues(a, b []byte, reverse bool) int {
 		c = -c
 	}
 	return c
+}
+
+// asqResponse is ASQResponseValue ::= SEQUENCE { searchResult ENUMERATED }.
+func asqResponse(code int) *ber.Packet {
+	val := ber.NewSequence("ASQResponseValue")
+	val.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagEnumerated, int64(code), "searchResult"))
+	ctl := ber.NewSequence("Control")
+	ctl.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, oidASQ, "controlType"))
+	ctl.AppendChild(octets(val.Bytes()))
+	return ctl
 }

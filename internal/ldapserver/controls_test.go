@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	ber "github.com/go-asn1-ber/asn1-ber"
 	"github.com/go-ldap/ldap/v3"
 
 	"gmsa/internal/directory"
@@ -160,3 +161,53 @@ func TestExtendedDNControl(t *testing.T) {
 }
 
 func hexOf(b []byte) string { return fmt.Sprintf("%x", b) }
+
+// The attribute scoped query: a group's members that match the filter, with the
+// attributes asked; a scope other than base, or an attribute without DNs, answers no
+// entries and says why in the response control.
+func TestAttributeScopedQuery(t *testing.T) {
+	s := setup(t, servertest.Options{})
+	must(s.Dir.NewUser(ctx, directory.LocalSystem(), directory.UserOptions{Name: "second", Password: "Passw0rd!second"}))
+	must(s.Dir.AddMember(ctx, directory.LocalSystem(), "Web Hosts", "second"))
+	c := dialTLS(t, s)
+	if err := c.Bind("Administrator@example.test", s.AdminPassword); err != nil {
+		t.Fatal(err)
+	}
+	asq := func(attr string, scope int, filter string) (*ldap.SearchResult, int64) {
+		t.Helper()
+		value := string([]byte{0x30, byte(len(attr) + 2), 0x04, byte(len(attr))}) + attr
+		ctl := &ldap.ControlString{ControlType: "1.2.840.113556.1.4.1504", Criticality: true, ControlValue: value}
+		r, err := c.Search(ldap.NewSearchRequest("CN=Web Hosts,CN=Users,DC=example,DC=test", scope, 0, 0, 0, false, filter, []string{"sAMAccountName"}, []ldap.Control{ctl}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp := ldap.FindControl(r.Controls, "1.2.840.113556.1.4.1504")
+		if resp == nil {
+			t.Fatal("no ASQ response control")
+		}
+		p, err := ber.DecodePacketErr([]byte(resp.(*ldap.ControlString).ControlValue))
+		if err != nil || len(p.Children) != 1 {
+			t.Fatalf("ASQ response %q", resp.(*ldap.ControlString).ControlValue)
+		}
+		code, _ := p.Children[0].Value.(int64)
+		return r, code
+	}
+	r, code := asq("member", ldap.ScopeBaseObject, "(objectClass=user)")
+	var names []string
+	for _, e := range r.Entries {
+		names = append(names, e.GetAttributeValue("sAMAccountName"))
+	}
+	slices.Sort(names)
+	if code != 0 || !slices.Equal(names, []string{"second", "websvc"}) {
+		t.Fatalf("members: %v (code %d)", names, code)
+	}
+	if r, _ := asq("member", ldap.ScopeBaseObject, "(sAMAccountName=second)"); len(r.Entries) != 1 {
+		t.Fatalf("the filter is not applied: %d entries", len(r.Entries))
+	}
+	if r, code := asq("member", ldap.ScopeWholeSubtree, "(objectClass=*)"); len(r.Entries) != 0 || code != ldap.LDAPResultUnwillingToPerform {
+		t.Fatalf("subtree scope: %d entries, code %d", len(r.Entries), code)
+	}
+	if r, code := asq("description", ldap.ScopeBaseObject, "(objectClass=*)"); len(r.Entries) != 0 || code != ldap.LDAPResultInvalidAttributeSyntax {
+		t.Fatalf("a non-DN attribute: %d entries, code %d", len(r.Entries), code)
+	}
+}

@@ -213,6 +213,10 @@ func (c *conn) search(ctx context.Context, id int64, op *ber.Packet, controls []
 		limit = int(sizeLimit)
 	}
 	q := directory.Query{Base: base, Scope: directory.Scope(scope), Filter: filter, Select: sel, Deadline: c.deadline(timeLimit)}
+	if rc.asq != "" {
+		c.scopedSearch(ctx, id, q, rc.asq, limit, typesOnly, done)
+		return
+	}
 	if rc.sort != nil {
 		c.sortedSearch(ctx, id, q, rc.sort, limit, paged != nil, typesOnly, done)
 		return
@@ -462,4 +466,63 @@ func (c *conn) sortedSearch(ctx context.Context, id int64, q directory.Query, ke
 	default:
 		done(resultSuccess, "", sortResponse(resultSuccess))
 	}
+}
+
+// scopedSearch answers an attribute scoped query ([MS-ADTS] 3.1.1.3.4.1.13): the base
+// object's DN values of the source attribute (as the requester sees them) are the
+// objects searched, each with the request's filter and attributes. The scope must be
+// base and the attribute hold DNs.
+func (c *conn) scopedSearch(ctx context.Context, id int64, q directory.Query, source string, limit int, typesOnly bool,
+	done func(int, string, ...*ber.Packet)) {
+	// The query's own errors travel in its response control; the search itself
+	// succeeds with no entries, as Samba and AD answer.
+	if q.Scope != directory.ScopeBase {
+		done(resultSuccess, "", asqResponse(resultUnwillingToPerform))
+		return
+	}
+	if _, syntax, _, ok := directory.Attribute(source); !ok || syntax != directory.SyntaxDN {
+		done(resultSuccess, "", asqResponse(resultInvalidSyntax))
+		return
+	}
+	dir := c.srv.cfg.Dir
+	var targets []string
+	baseQ := directory.Query{Base: q.Base, Scope: directory.ScopeBase, Select: directory.Selection{Names: []string{source}}, Deadline: q.Deadline}
+	err := dir.Search(ctx, c.req, baseQ, func(m *directory.Match) error {
+		attrs, err := m.Attributes(nil)
+		for _, a := range attrs {
+			if strings.EqualFold(a.Name, source) {
+				for _, v := range a.Values {
+					targets = append(targets, string(v))
+				}
+			}
+		}
+		return err
+	})
+	if err != nil {
+		le := fromDomain(err)
+		done(le.code, le.diag, asqResponse(le.code))
+		return
+	}
+	sent := 0
+	for _, dn := range targets {
+		q.Base = dn
+		err := dir.Search(ctx, c.req, q, func(m *directory.Match) error {
+			if sent == limit {
+				return errSizeLimit
+			}
+			sent++
+			return c.sendEntry(id, m, typesOnly)
+		})
+		switch {
+		case errors.Is(err, errSizeLimit):
+			done(resultSizeLimitExceeded, "", asqResponse(resultSuccess))
+			return
+		case errors.Is(err, directory.ErrNoSuchBase), err == nil:
+		default:
+			le := fromDomain(err)
+			done(le.code, le.diag, asqResponse(le.code))
+			return
+		}
+	}
+	done(resultSuccess, "", asqResponse(resultSuccess))
 }

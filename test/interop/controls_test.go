@@ -20,7 +20,8 @@ import (
 // domain scope and search options accepted, permissive modify turning a repeated
 // SPN add into a success (Samba refuses a repeated member add even then; ours accepts
 // it, as AD documents, and the unit tests cover it), an unknown critical control refused on a search and on a
-// modify (unavailableCriticalExtension, 12), the extended DN control's string form.
+// modify (unavailableCriticalExtension, 12), the extended DN control's string form, the
+// attribute scoped query over a group's members.
 func TestControlsLikeSamba(t *testing.T) {
 	peers(t, "samba-provision")
 	peers(t, "samba-start")
@@ -78,6 +79,19 @@ func TestControlsLikeSamba(t *testing.T) {
 		}
 		if _, errOut, code := search("!domainScope", "!1.2.840.113556.1.4.1340=::MAMCAQE="); code != 0 {
 			t.Errorf("%s: domain scope and search options: exit %d %s", d.name, code, errOut)
+		}
+		// The attribute scoped query: the members of Domain Admins that are users.
+		for _, scope := range []string{"base", "sub"} {
+			out, errOut, code := run(d.env, "", "ldapsearch", append(append([]string{"-LLL", "-o", "ldif-wrap=no"}, bind...), "-b", "CN=Domain Admins,CN=Users,"+baseDN,
+				"-s", scope, "-E", "!1.2.840.113556.1.4.1504=::MAgEBm1lbWJlcg==", "(objectClass=user)", "sAMAccountName")...)
+			es, _ := ldif.Parse([]byte(out))
+			want := 1 // Administrator
+			if scope == "sub" {
+				want = 0 // the query needs a base search: no entries, the reason in the response control
+			}
+			if code != 0 || len(es) != want || (want == 1 && !strings.EqualFold(string(es[0].Get("sAMAccountName")[0]), "Administrator")) {
+				t.Errorf("%s: attribute scoped query, scope %s: exit %d %v %s", d.name, scope, code, es, errOut)
+			}
 		}
 		// The extended DN control, string form: <GUID=…>;<SID=…>;DN for Administrator.
 		out, errOut, code := run(d.env, "", "ldapsearch", append(append([]string{"-LLL", "-o", "ldif-wrap=no"}, bind...), "-b", "CN=Administrator,CN=Users,"+baseDN,
