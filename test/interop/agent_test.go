@@ -302,43 +302,15 @@ accounts:
 func TestAgentAgainstOurs(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
-	var srv *exec.Cmd
-	var ep map[string]string
-	start := func(offset time.Duration) {
-		t.Helper()
-		os.Remove(filepath.Join(data, "endpoints.json"))
-		srv = exec.Command(gmsaBin, "server", "--dev", "--data", data, "--log-level", "warn", "--dev-clock-offset", offset.String())
-		srv.Stdout, srv.Stderr = os.Stderr, os.Stderr
-		if err := srv.Start(); err != nil {
-			t.Fatal(err)
-		}
-		for i := 0; ; i++ {
-			b, err := os.ReadFile(filepath.Join(data, "endpoints.json"))
-			if err == nil && json.Unmarshal(b, &ep) == nil && ep["kdc"] != "" {
-				return
-			}
-			if i == 200 {
-				t.Fatal("gmsa server did not start")
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
-	stop := func() {
-		srv.Process.Signal(syscall.SIGTERM)
-		srv.Wait()
-	}
-	t.Cleanup(func() {
-		if srv != nil && srv.ProcessState == nil {
-			stop()
-		}
-	})
+	srv := newClockedServer(t, data)
+	start, stop := srv.start, srv.stop
 	start(0)
 	const readerPW = "Agent-Reader-1!"
 	pw := filepath.Join(dir, "pw")
 	os.WriteFile(pw, []byte(readerPW+"\n"), 0o600)
 	admin := func(args ...string) {
 		t.Helper()
-		if out, errOut, code := run(nil, "", gmsaBin, append(args, "--server", ep["ldaps"], "--ca-file", ep["ca"], "--user", "Administrator@example.test",
+		if out, errOut, code := run(nil, "", gmsaBin, append(args, "--server", srv.ep["ldaps"], "--ca-file", srv.ep["ca"], "--user", "Administrator@example.test",
 			"--password-file", filepath.Join(data, "admin-password"))...); code != 0 {
 			t.Fatalf("gmsa %v: %s%s", args, out, errOut)
 		}
@@ -352,7 +324,7 @@ func TestAgentAgainstOurs(t *testing.T) {
 				stop()
 				start(offset)
 			}
-			return "servers: [" + ep["ldaps"] + "]\nkdcs: [" + ep["kdc"] + "]\nca_file: " + ep["ca"] + "\n"
+			return "servers: [" + srv.ep["ldaps"] + "]\nkdcs: [" + srv.ep["kdc"] + "]\nca_file: " + srv.ep["ca"] + "\n"
 		}}, readerPW)
 }
 

@@ -23,36 +23,14 @@ import (
 // modify (unavailableCriticalExtension, 12), the extended DN control's string form, the
 // attribute scoped query over a group's members.
 func TestControlsLikeSamba(t *testing.T) {
-	peers(t, "samba-provision")
-	peers(t, "samba-start")
-	defer peers(t, "samba-stop")
-	data, ep := ourServer(t)
-	adminPW, _ := os.ReadFile(filepath.Join(data, "admin-password"))
-	samba := target{"samba", "ldaps://dc1.example.test:636", "Administrator@example.test", adminPass, []string{"--insecure-skip-verify"}}
-	for _, u := range []string{"carol", "alice", "bob"} {
-		pw := filepath.Join(t.TempDir(), "pw")
-		os.WriteFile(pw, []byte("Passw0rd!"+u+"\n"), 0o600)
-		if out, errOut, code := samba.gm(t, samba.admin, samba.adminPW, "", "user", "new", u, "--new-password-file", pw); code != 0 {
-			t.Fatalf("samba user new: %s%s", out, errOut)
+	for _, d := range sambaAndOurs(t) {
+		for _, u := range []string{"carol", "alice", "bob"} {
+			pw := filepath.Join(t.TempDir(), "pw")
+			os.WriteFile(pw, []byte("Passw0rd!"+u+"\n"), 0o600)
+			if out, errOut, code := d.admin.gm(t, d.admin.admin, d.admin.adminPW, "", "user", "new", u, "--new-password-file", pw); code != 0 {
+				t.Fatalf("%s: user new: %s%s", d.name, out, errOut)
+			}
 		}
-		if out, errOut, code := run(nil, "", gmsaBin, "user", "new", u, "--new-password-file", pw, "--server", ep["ldaps"], "--ca-file", ep["ca"],
-			"--user", "Administrator@example.test", "--password-file", filepath.Join(data, "admin-password")); code != 0 {
-			t.Fatalf("our user new: %s%s", out, errOut)
-		}
-	}
-	if out, errOut, code := samba.gm(t, samba.admin, samba.adminPW, "", "group", "new", "Team"); code != 0 {
-		t.Fatalf("samba group new: %s%s", out, errOut)
-	}
-	run(nil, "", gmsaBin, "group", "new", "Team", "--server", ep["ldaps"], "--ca-file", ep["ca"], "--user", "Administrator@example.test",
-		"--password-file", filepath.Join(data, "admin-password"))
-	type dc struct {
-		name, url, pw string
-		env           []string
-	}
-	for _, d := range []dc{
-		{"Samba", "ldaps://127.0.0.1", adminPass, []string{"LDAPTLS_REQCERT=never"}},
-		{"ours", ep["ldaps"], strings.TrimSpace(string(adminPW)), []string{"LDAPTLS_CACERT=" + ep["ca"]}},
-	} {
 		bind := []string{"-x", "-H", d.url, "-D", "Administrator@example.test", "-w", d.pw}
 		search := func(ext ...string) ([]string, string, int) {
 			args := append(append([]string{"-LLL", "-o", "ldif-wrap=no"}, bind...), "-b", "CN=Users,"+baseDN, "-s", "one")

@@ -19,21 +19,8 @@ import (
 // (text and hex) for Administrator; both DCs name the same entries, and both refuse a
 // form that names nothing.
 func TestAlternativeDNFormsLikeSamba(t *testing.T) {
-	peers(t, "samba-provision")
-	peers(t, "samba-start")
-	defer peers(t, "samba-stop")
-	data, ep := ourServer(t)
-	adminPW, _ := os.ReadFile(filepath.Join(data, "admin-password"))
-	type dc struct {
-		name, url, pw string
-		env           []string
-	}
-	dcs := []dc{
-		{"Samba", "ldaps://127.0.0.1", adminPass, []string{"LDAPTLS_REQCERT=never"}},
-		{"ours", ep["ldaps"], strings.TrimSpace(string(adminPW)), []string{"LDAPTLS_CACERT=" + ep["ca"]}},
-	}
 	wellKnown := map[string][]string{}
-	for _, d := range dcs {
+	for _, d := range sambaAndOurs(t) {
 		search := func(base string, attrs ...string) ([]*ldif.Entry, string, int) {
 			args := append([]string{"-LLL", "-o", "ldif-wrap=no", "-x", "-H", d.url, "-D", "Administrator@example.test", "-w", d.pw,
 				"-b", base, "-s", "base", "(objectClass=*)"}, attrs...)
@@ -88,5 +75,30 @@ func TestAlternativeDNFormsLikeSamba(t *testing.T) {
 		if !slices.Contains(wellKnown["Samba"], v) {
 			t.Errorf("ours lists %s, Samba does not (Samba: %v)", v, wellKnown["Samba"])
 		}
+	}
+}
+
+// ldapPeer is a DC that OpenLDAP's tools and our admin commands reach as Administrator
+// over LDAPS.
+type ldapPeer struct {
+	name, url, pw string
+	env           []string // for ldapsearch and ldapmodify
+	admin         target   // for gmsa's admin commands
+}
+
+// sambaAndOurs provisions and starts Samba 4.22 and our server, side by side for the
+// same requests; the test's end stops both.
+func sambaAndOurs(t *testing.T) []ldapPeer {
+	peers(t, "samba-provision")
+	peers(t, "samba-start")
+	t.Cleanup(func() { peers(t, "samba-stop") })
+	data, ep := ourServer(t)
+	b, _ := os.ReadFile(filepath.Join(data, "admin-password"))
+	pw := strings.TrimSpace(string(b))
+	return []ldapPeer{
+		{"Samba", "ldaps://127.0.0.1", adminPass, []string{"LDAPTLS_REQCERT=never"},
+			target{"samba", "ldaps://dc1.example.test:636", "Administrator@example.test", adminPass, []string{"--insecure-skip-verify"}}},
+		{"ours", ep["ldaps"], pw, []string{"LDAPTLS_CACERT=" + ep["ca"]},
+			target{"ours", ep["ldaps"], "Administrator@example.test", pw, []string{"--ca-file", ep["ca"]}}},
 	}
 }

@@ -29,39 +29,11 @@ const faketimeLib = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 func TestGMSARotationWithMIT(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
-	var srv *exec.Cmd
-	var ep map[string]string
-	start := func(offset time.Duration) {
-		t.Helper()
-		os.Remove(filepath.Join(data, "endpoints.json"))
-		srv = exec.Command(gmsaBin, "server", "--dev", "--data", data, "--log-level", "warn", "--dev-clock-offset", offset.String())
-		srv.Stdout, srv.Stderr = os.Stderr, os.Stderr
-		if err := srv.Start(); err != nil {
-			t.Fatal(err)
-		}
-		for i := 0; ; i++ {
-			b, err := os.ReadFile(filepath.Join(data, "endpoints.json"))
-			if err == nil && json.Unmarshal(b, &ep) == nil && ep["kdc"] != "" {
-				return
-			}
-			if i == 200 {
-				t.Fatal("gmsa server did not start")
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
-	stop := func() {
-		srv.Process.Signal(syscall.SIGTERM)
-		srv.Wait()
-	}
-	t.Cleanup(func() {
-		if srv.ProcessState == nil {
-			stop()
-		}
-	})
+	srv := newClockedServer(t, data)
+	start, stop := srv.start, srv.stop
 	var clock time.Duration // how far ahead the server and the clients run
 	env := func(cc string) []string {
-		e := []string{"KRB5_CONFIG=" + filepath.Join(data, "krb5.conf"), "KRB5CCNAME=FILE:" + filepath.Join(dir, cc), "LDAPTLS_CACERT=" + ep["ca"]}
+		e := []string{"KRB5_CONFIG=" + filepath.Join(data, "krb5.conf"), "KRB5CCNAME=FILE:" + filepath.Join(dir, cc), "LDAPTLS_CACERT=" + srv.ep["ca"]}
 		if clock != 0 {
 			e = append(e, "LD_PRELOAD="+faketimeLib, fmt.Sprintf("FAKETIME=+%ds", int(clock.Seconds())), "FAKETIME_DONT_RESET=1")
 		}
@@ -77,7 +49,7 @@ func TestGMSARotationWithMIT(t *testing.T) {
 	}
 	admin := func(args ...string) {
 		t.Helper()
-		ok("", "", gmsaBin, append(args, "--server", ep["ldaps"], "--ca-file", ep["ca"], "--user", "Administrator@example.test",
+		ok("", "", gmsaBin, append(args, "--server", srv.ep["ldaps"], "--ca-file", srv.ep["ca"], "--user", "Administrator@example.test",
 			"--password-file", filepath.Join(data, "admin-password"))...)
 	}
 	// readBlob reads the gMSA's password over LDAPS as the permitted user, and writes a
@@ -85,7 +57,7 @@ func TestGMSARotationWithMIT(t *testing.T) {
 	readKeytab := func(name string) (keytab, kvno string, queryIn time.Duration) {
 		t.Helper()
 		search := func(attr string) string {
-			return ok("", "", "ldapsearch", "-LLL", "-o", "ldif-wrap=no", "-x", "-H", ep["ldaps"], "-D", "reader@example.test", "-w", "Reader-Pass-1!",
+			return ok("", "", "ldapsearch", "-LLL", "-o", "ldif-wrap=no", "-x", "-H", srv.ep["ldaps"], "-D", "reader@example.test", "-w", "Reader-Pass-1!",
 				"-b", "DC=example,DC=test", "(sAMAccountName=rot$)", attr)
 		}
 		out := search("msDS-ManagedPassword") // a read after the rollover rotates; the kvno is read after it
@@ -179,4 +151,51 @@ func mergeKeytabs(t *testing.T, out string, paths ...string) {
 		t.Fatal(err)
 	}
 	os.WriteFile(out, b, 0o600)
+}
+
+// clockedServer is 'gmsa server --dev' on one data directory, restarted with its clock
+// moved by --dev-clock-offset (Go reads the clock without libc, so libfaketime cannot
+// move it); the test's cleanup stops it.
+type clockedServer struct {
+	t    *testing.T
+	data string
+	cmd  *exec.Cmd
+	ep   map[string]string // the endpoints of the server running now
+}
+
+func newClockedServer(t *testing.T, data string) *clockedServer {
+	s := &clockedServer{t: t, data: data}
+	t.Cleanup(func() {
+		if s.cmd != nil && s.cmd.ProcessState == nil {
+			s.stop()
+		}
+	})
+	return s
+}
+
+// start runs the server with its clock offset ahead and waits for its endpoints.
+func (s *clockedServer) start(offset time.Duration) {
+	s.t.Helper()
+	epFile := filepath.Join(s.data, "endpoints.json")
+	os.Remove(epFile)
+	s.cmd = exec.Command(gmsaBin, "server", "--dev", "--data", s.data, "--log-level", "warn", "--dev-clock-offset", offset.String())
+	s.cmd.Stdout, s.cmd.Stderr = os.Stderr, os.Stderr
+	if err := s.cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		b, err := os.ReadFile(epFile)
+		if err == nil && json.Unmarshal(b, &s.ep) == nil && s.ep["kdc"] != "" {
+			return
+		}
+		if i == 200 {
+			s.t.Fatal("gmsa server did not start")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (s *clockedServer) stop() {
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	s.cmd.Wait()
 }
