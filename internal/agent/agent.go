@@ -8,12 +8,15 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/go-ldap/ldap/v3"
 
 	"gmsa/internal/atomicfile"
 	"gmsa/internal/krbclient"
@@ -208,25 +211,22 @@ func (a *Agent) Refresh(ctx context.Context, keys []string) []AccountStatus {
 	}
 	a.mu.Unlock()
 	var out []AccountStatus
+	var dcs *located
 	for _, k := range order {
 		if ctx.Err() != nil {
 			break
+		}
+		if dcs == nil {
+			dcs = a.locateAll()
 		}
 		accs := groups[k]
 		var names []string
 		for _, acc := range accs {
 			names = append(names, acc.Name)
 		}
-		data, err := a.read(ids[k], names)
-		var kdcs []string
-		var kdcErr error
-		if err == nil {
-			res, _ := a.locate()
-			kdcs, kdcErr = a.kdcs(res)
-		}
+		data, err := a.read(ids[k], names, dcs)
 		for _, acc := range accs {
-			s := a.refreshOne(acc, data, err, kdcs, kdcErr)
-			out = append(out, s)
+			out = append(out, a.refreshOne(acc, data, err, dcs))
 		}
 	}
 	if err := a.saveStatus(); err != nil {
@@ -236,7 +236,7 @@ func (a *Agent) Refresh(ctx context.Context, keys []string) []AccountStatus {
 }
 
 // refreshOne brings one account's outputs up to date from what its DC said.
-func (a *Agent) refreshOne(acc *Account, data map[string]*gmsaData, readErr error, kdcs []string, kdcErr error) AccountStatus {
+func (a *Agent) refreshOne(acc *Account, data map[string]*gmsaData, readErr error, dcs *located) AccountStatus {
 	sam := SAMName(acc.Name)
 	now := a.now()
 	// Work on a copy, published when done: Status readers never see half an update.
@@ -279,12 +279,16 @@ func (a *Agent) refreshOne(acc *Account, data map[string]*gmsaData, readErr erro
 		return fail("config", err)
 	}
 	m := &material{sam: d.sam, realm: a.cfg.Realm(), d: d, etypes: etypes}
-	if m.salt, err = a.salt(d.sam, kdcs, kdcErr); err != nil {
+	if m.salt, err = a.salt(d.sam, dcs.kdcs, dcs.kdcErr); err != nil {
 		return fail("kdc", err)
 	}
-	changed, err := a.writeOutputs(acc, m, s)
+	changed, err := a.writeOutputs(acc, m, s, dcs)
 	if err != nil {
-		return fail("output", err)
+		cause := "output"
+		if errors.As(err, new(*failure)) {
+			cause = classify(err)
+		}
+		return fail(cause, err)
 	}
 	query := time.Duration(d.blob.QueryInterval) * 100
 	unchanged := time.Duration(d.blob.UnchangedInterval) * 100
@@ -345,18 +349,41 @@ func (a *Agent) backoff(n int) time.Duration {
 	return d + time.Duration(a.deps.Rand.Int64N(int64(d)/5+1))
 }
 
-// classify names a failure's cause for status and metrics.
+// The causes status and metrics name.
+const (
+	causeUnreachable = "dc-unreachable"
+	causeReply       = "dc-reply"
+	causeIdentity    = "identity"
+	causeKDC         = "kdc"
+)
+
+// failure is an error whose cause is known where it happened.
+type failure struct {
+	cause string
+	err   error
+}
+
+func (f *failure) Error() string { return f.err.Error() }
+func (f *failure) Unwrap() error { return f.err }
+
+func failed(cause string, err error) error { return &failure{cause, err} }
+
+// classify names a failure's cause: as marked where it happened, else refused
+// credentials (LDAP 49) are the identity's, network errors the DC's reachability, and
+// anything else the DC's reply.
 func classify(err error) string {
-	msg := err.Error()
+	var f *failure
+	var le *ldap.Error
+	var ne net.Error
 	switch {
-	case strings.Contains(msg, "connection refused"), strings.Contains(msg, "i/o timeout"), strings.Contains(msg, "no route"),
-		strings.Contains(msg, "finding the"), strings.Contains(msg, "network is unreachable"), strings.Contains(msg, "no such host"):
-		return "dc-unreachable"
-	case strings.Contains(msg, "password file"), strings.Contains(msg, "keytab"), strings.Contains(msg, "logging on"),
-		strings.Contains(msg, "Invalid Credentials"), strings.Contains(msg, "PREAUTH_FAILED"), strings.Contains(msg, "ticket cache"):
-		return "identity"
+	case errors.As(err, &f):
+		return f.cause
+	case errors.As(err, &le) && le.ResultCode == ldap.LDAPResultInvalidCredentials:
+		return causeIdentity
+	case errors.As(err, &ne):
+		return causeUnreachable
 	}
-	return "dc-reply"
+	return causeReply
 }
 
 // salt is the account's AES salt as its KDC states it in ETYPE-INFO2 (RFC 4120
@@ -398,7 +425,7 @@ func (a *Agent) salt(sam string, kdcs []string, kdcErr error) (string, error) {
 
 // writeOutputs writes each configured output that changed; an error leaves the files
 // not yet written as they were.
-func (a *Agent) writeOutputs(acc *Account, m *material, s *AccountStatus) ([]string, error) {
+func (a *Agent) writeOutputs(acc *Account, m *material, s *AccountStatus, dcs *located) ([]string, error) {
 	var changed, outputs []string
 	now := a.now()
 	if o := acc.Keytab; o != nil {
@@ -444,14 +471,12 @@ func (a *Agent) writeOutputs(acc *Account, m *material, s *AccountStatus) ([]str
 			}
 		}
 		if !ok || missing || needsTicket(start, end, now) {
-			res, _ := a.locate()
-			kdcs, err := a.kdcs(res)
-			if err != nil {
-				return nil, err
+			if dcs.kdcErr != nil {
+				return nil, failed(causeKDC, dcs.kdcErr)
 			}
-			cc, cred, err := m.tgt(kdcs, a.deps.ClockSkew)
+			cc, cred, err := m.tgt(dcs.kdcs, a.deps.ClockSkew)
 			if err != nil {
-				return nil, fmt.Errorf("a TGT for %s: %w", m.sam, err)
+				return nil, failed(causeKDC, fmt.Errorf("a TGT for %s: %w", m.sam, err))
 			}
 			start, end = cred.StartTime, cred.EndTime
 			if _, err := o.write(cc); err != nil {

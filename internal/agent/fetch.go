@@ -56,6 +56,22 @@ func (a *Agent) resolve(res *locator.Resolver) func(string) string {
 	}
 }
 
+// located is what the DC locator found for one refresh: the resolver and the KDCs.
+type located struct {
+	res    *locator.Resolver
+	resErr error
+	kdcs   []string
+	kdcErr error
+}
+
+// locateAll asks DNS once per refresh, for every identity and account in it.
+func (a *Agent) locateAll() *located {
+	l := &located{}
+	l.res, l.resErr = a.locate()
+	l.kdcs, l.kdcErr = a.kdcs(l.res)
+	return l
+}
+
 // kdcs are the KDCs to ask: configured, else the _kerberos._tcp SRV records with their
 // targets resolved.
 func (a *Agent) kdcs(res *locator.Resolver) ([]string, error) {
@@ -116,30 +132,28 @@ func readPassword(path string) (string, error) {
 // read connects to the first DC that answers as id, with one bind and one search for
 // all of accounts (a second, for key versions only, right after a rotation: the read
 // that makes a DC rotate may report the old version).
-func (a *Agent) read(id *Identity, accounts []string) (map[string]*gmsaData, error) {
-	res, resErr := a.locate()
+func (a *Agent) read(id *Identity, accounts []string, dcs *located) (map[string]*gmsaData, error) {
 	opt := adclient.Options{URL: id.urls(a.cfg.Servers), Domain: a.cfg.Domain, CAFile: a.cfg.CAFile,
-		Insecure: a.cfg.Insecure, Timeout: a.timeout(), Resolve: a.resolve(res)}
-	if res != nil {
-		opt.LookupSRV = res.LookupSRV
+		Insecure: a.cfg.Insecure, Timeout: a.timeout(), Resolve: a.resolve(dcs.res)}
+	if dcs.res != nil {
+		opt.LookupSRV = dcs.res.LookupSRV
 	} else if len(a.cfg.Servers) == 0 {
-		return nil, fmt.Errorf("finding the DCs: %w", resErr)
+		return nil, failed(causeUnreachable, fmt.Errorf("finding the DCs: %w", dcs.resErr))
 	}
 	if id.kerberos() {
-		kdcs, err := a.kdcs(res)
-		if err != nil {
-			return nil, err
+		if dcs.kdcErr != nil {
+			return nil, failed(causeUnreachable, dcs.kdcErr)
 		}
-		kc, err := a.login(id, kdcs)
+		kc, err := a.login(id, dcs.kdcs)
 		if err != nil {
-			return nil, err
+			return nil, failed(causeIdentity, err)
 		}
 		defer kc.Close()
 		opt.Kerberos, opt.User = kc, kc.Name()
 	} else {
 		pw, err := id.secret()
 		if err != nil {
-			return nil, err
+			return nil, failed(causeIdentity, err)
 		}
 		opt.User, opt.Password = id.User, pw
 	}

@@ -10,7 +10,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
+	"golang.org/x/net/netutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -24,6 +26,8 @@ import (
 const (
 	MaxLeases        = 1024
 	MaxSpecsPerLease = 64
+	// maxLocalConns bounds the lease API's and the metrics listener's connections.
+	maxLocalConns = 64
 )
 
 // lease is a set of ticket caches a container runtime asked for.
@@ -43,7 +47,8 @@ type leaseServer struct {
 
 // serveLeases serves the lease API on a Unix socket (mode 0660) until ctx ends.
 func (a *Agent) serveLeases(ctx context.Context, ln net.Listener) error {
-	srv := grpc.NewServer(grpc.MaxRecvMsgSize(1<<20), grpc.MaxConcurrentStreams(16))
+	srv := grpc.NewServer(grpc.MaxRecvMsgSize(1<<20), grpc.MaxConcurrentStreams(16), grpc.ConnectionTimeout(10*time.Second))
+	ln = netutil.LimitListener(ln, maxLocalConns)
 	leaseapi.RegisterCredentialsFetcherServiceServer(srv, &leaseServer{a: a})
 	go func() { <-ctx.Done(); srv.Stop() }()
 	if err := srv.Serve(ln); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
