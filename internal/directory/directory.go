@@ -57,7 +57,7 @@ type Directory struct {
 	cache     *kds.Cache
 	audit     *audit.Log
 	heavy     chan struct{} // slots of heavy searches
-	searching atomic.Int32  // searches under way
+	lightDone atomic.Int64  // when a light search last finished (Unix ns; see spend)
 	domain    Domain
 	sid       ntsec.SID // domain.SID, parsed once
 

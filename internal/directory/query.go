@@ -321,7 +321,7 @@ func (f Extensible) eval(v *View) tri {
 		}
 		return fFalse
 	case RuleInChain:
-		return boolTri(v.inChain(strings.ToLower(name), string(f.Value)))
+		return boolTri(v.inChain(name, f.Value))
 	case "":
 		return Equal{f.Attr, f.Value}.eval(v)
 	}
@@ -332,16 +332,16 @@ func (f Extensible) eval(v *View) tri {
 // group named by dn) and member (the group o transitively contains dn). Within a
 // search, the target's resolution and each object's transitive groups are computed
 // once, and every step is charged to the search's budget.
-func (v *View) inChain(attr, dn string) bool {
+func (v *View) inChain(attr string, dn []byte) bool {
 	target, ok := v.b.target(v, dn)
 	if !ok {
 		return false
 	}
-	switch attr {
-	case "memberof":
-		return v.b.groups(v, v.o)[target.GUID]
-	case "member":
-		return v.b.groups(v, target)[v.o.GUID]
+	switch {
+	case strings.EqualFold(attr, "memberOf"):
+		return v.b.groups(v, v.o.GUID, v.o)[target]
+	case strings.EqualFold(attr, "member"):
+		return v.b.groups(v, target, nil)[v.o.GUID]
 	}
 	return false
 }

@@ -2,6 +2,7 @@ package directory
 
 import (
 	"errors"
+	"fmt"
 	"sort"
 	"strings"
 	"testing"
@@ -54,6 +55,21 @@ func TestSearch(t *testing.T) {
 		if got := sub(c.f); got != c.want {
 			t.Errorf("%#v: %q, want %q", c.f, got, c.want)
 		}
+	}
+	// In-chain targets are resolved once per search and all remembered, however many
+	// the filter names: the real one after 5 000 missing ones still counts, both ways.
+	var ofGroups, ofMembers Or
+	for i := range 5000 {
+		ofGroups = append(ofGroups, Extensible{RuleInChain, "memberOf", []byte(fmt.Sprintf("CN=Missing%d,CN=Users,%s", i, base))})
+		ofMembers = append(ofMembers, Extensible{RuleInChain, "member", []byte(fmt.Sprintf("CN=Nobody%d,CN=Users,%s", i, base))})
+	}
+	ofGroups = append(ofGroups, Extensible{RuleInChain, "memberOf", []byte("cn=allhosts,cn=users," + base)})
+	ofMembers = append(ofMembers, Extensible{RuleInChain, "member", []byte("CN=WEB01,CN=Computers," + base)})
+	if got := sub(ofGroups); got != "Hosts,WEB01" {
+		t.Errorf("memberOf in-chain among 5 000 missing targets: %q", got)
+	}
+	if got := sub(ofMembers); got != "AllHosts,Hosts" {
+		t.Errorf("member in-chain among 5 000 missing targets: %q", got)
 	}
 	if got := names(t, d, Query{Base: "CN=Users," + base, Scope: ScopeOne, Filter: Equal{"objectClass", []byte("group")}}); !strings.Contains(got, "Hosts") || strings.Contains(got, "Administrators") {
 		t.Errorf("one-level: %s", got)

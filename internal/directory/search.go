@@ -148,10 +148,8 @@ func (d *Directory) Search(ctx context.Context, req *Requester, q Query, fn func
 		}
 		return err
 	}
-	d.searching.Add(1)
-	defer d.searching.Add(-1)
 	b := &budget{d: d, ctx: ctx, deadline: q.Deadline}
-	defer b.release()
+	defer b.finish()
 	inScope := func(o *Object) bool {
 		switch q.Scope {
 		case ScopeBase:
@@ -328,14 +326,29 @@ func (d *Directory) Compare(ctx context.Context, req *Requester, dn, attr string
 }
 
 // Heavy searches. A search is charged one unit per object visited, filter term
-// evaluated and group expanded; past heavyAfter units it must hold one of the
-// directory's heavy-search slots (fewer than the processors, so cheap requests always
-// find one free) and, while other searches run, rests after every yieldEvery units.
+// evaluated and group expanded, and lookupUnits per store lookup; past heavyAfter units
+// it must hold one of the directory's heavy-search slots (fewer than the processors, so
+// cheap requests always find one free). While light searches are being served (one
+// finished within lightWindow), a heavy search rests after every yieldEvery units:
+// heavyRest times as long as the chunk of work took (a quarter duty), and past
+// longAfter units longRest times (a twentieth), so the longer a search has run, the
+// less of a processor it takes from the requests around it. With no light search
+// around, heavy searches run at full speed.
 const (
-	heavyAfter = 20_000
-	yieldEvery = 2_048
-	heavyRest  = 3
+	heavyAfter  = 20_000
+	yieldEvery  = 2_048
+	heavyRest   = 3
+	longAfter   = 200_000
+	longRest    = 19
+	lightWindow = 10 * time.Millisecond
+	lookupUnits = 16
 )
+
+// chainTarget is what an in-chain assertion's DN names.
+type chainTarget struct {
+	guid  ntsec.GUID
+	found bool
+}
 
 // budget is one search's work account.
 type budget struct {
@@ -347,7 +360,7 @@ type budget struct {
 	holding  bool
 	err      error
 
-	targets map[string]*Object                 // in-chain targets by DN
+	targets map[string]chainTarget             // in-chain targets by DN
 	closure map[ntsec.GUID]map[ntsec.GUID]bool // transitive groups by object
 }
 
@@ -389,59 +402,88 @@ func (b *budget) spend(n int) bool {
 			return false
 		}
 	}
-	// Past heavyAfter a search that is not alone runs at a quarter duty: it rests three
-	// times as long as its last chunk of work took, so the processor it holds is mostly
-	// free for the others. Alone, it runs at full speed.
 	now := time.Now()
-	if !b.chunk.IsZero() && b.d.searching.Load() > 1 {
-		time.Sleep(heavyRest * now.Sub(b.chunk))
+	if !b.chunk.IsZero() && now.UnixNano()-b.d.lightDone.Load() < int64(lightWindow) {
+		rest := time.Duration(heavyRest)
+		if b.work > longAfter {
+			rest = longRest
+		}
+		time.Sleep(rest * now.Sub(b.chunk))
 	}
 	b.chunk = time.Now()
 	return true
 }
 
-func (b *budget) release() {
+// finish gives back the heavy slot, or notes that a light search was just served.
+func (b *budget) finish() {
 	if b.holding {
 		<-b.d.heavy
 		b.holding = false
+	} else if b.work < heavyAfter {
+		b.d.lightDone.Store(time.Now().UnixNano())
 	}
 }
 
-// target resolves an in-chain assertion's DN once per search.
-func (b *budget) target(v *View, dn string) (*Object, bool) {
+// target resolves an in-chain assertion's DN once per search, charged as a lookup.
+// Only the GUID is kept (nil: no such object), so the map grows with the distinct DNs
+// of the filter, which the request's size bounds.
+func (b *budget) target(v *View, dn []byte) (ntsec.GUID, bool) {
 	if b == nil {
-		o, err := v.d.Resolve(v.ctx, dn)
-		return o, err == nil
+		o, err := v.d.Resolve(v.ctx, string(dn))
+		if err != nil {
+			return ntsec.GUID{}, false
+		}
+		return o.GUID, true
+	}
+	if g, ok := b.targets[string(dn)]; ok { // no copy: the compiler looks up by the bytes
+		return g.guid, g.found
+	}
+	if !b.spend(lookupUnits) {
+		return ntsec.GUID{}, false
+	}
+	var t chainTarget
+	if o, err := v.d.Resolve(v.ctx, string(dn)); err == nil {
+		t = chainTarget{guid: o.GUID, found: true}
 	}
 	if b.targets == nil {
-		b.targets = map[string]*Object{}
+		b.targets = map[string]chainTarget{}
 	}
-	o, ok := b.targets[dn]
-	if !ok {
-		o, _ = v.d.Resolve(v.ctx, dn)
-		if len(b.targets) < 4096 {
-			b.targets[dn] = o
-		}
-	}
-	return o, o != nil
+	b.targets[string(dn)] = t
+	return t.guid, t.found
 }
 
-// groups returns o's transitive groups, once per search.
-func (b *budget) groups(v *View, o *Object) map[ntsec.GUID]bool {
+// groups returns the transitive groups of the object with GUID g (o when at hand),
+// once per search.
+func (b *budget) groups(v *View, g ntsec.GUID, o *Object) map[ntsec.GUID]bool {
 	if b == nil {
+		if o == nil {
+			var err error
+			if o, err = v.d.byGUID(v.ctx, g.String()); err != nil {
+				return nil
+			}
+		}
 		return v.d.transitiveGroups(v.ctx, o, nil)
 	}
-	if g, ok := b.closure[o.GUID]; ok {
-		return g
+	if c, ok := b.closure[g]; ok {
+		return c
 	}
-	g := v.d.transitiveGroups(v.ctx, o, b)
+	if o == nil {
+		var err error
+		if !b.spend(lookupUnits) {
+			return nil
+		}
+		if o, err = v.d.byGUID(v.ctx, g.String()); err != nil {
+			return nil
+		}
+	}
+	c := v.d.transitiveGroups(v.ctx, o, b)
 	if b.closure == nil {
 		b.closure = map[ntsec.GUID]map[ntsec.GUID]bool{}
 	}
 	if len(b.closure) < 4096 {
-		b.closure[o.GUID] = g
+		b.closure[g] = c
 	}
-	return g
+	return c
 }
 
 // readPassword runs the access check for one gMSA's password and reads it when

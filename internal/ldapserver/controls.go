@@ -41,7 +41,7 @@ var controlsFor = map[string][]ber.Tag{
 
 // requestControls are what one request's controls ask of the server.
 type requestControls struct {
-	paged      *ber.Packet
+	paged      *ber.Packet // read before the search runs, then dropped with the request
 	sort       *sortKey
 	permissive bool
 	extendedDN directory.ExtendedDNForm

@@ -152,7 +152,6 @@ func (c *conn) search(ctx context.Context, id int64, op *ber.Packet, controls []
 		done(le.code, le.diag)
 		return
 	}
-	paged := rc.paged
 	sel.ExtendedDN = rc.extendedDN
 	if base == "" && scope == 0 {
 		c.rootDSE(id, sel.All, rawNames)
@@ -164,12 +163,16 @@ func (c *conn) search(ctx context.Context, id int64, op *ber.Packet, controls []
 		done(resultProtocolError, err.Error())
 		return
 	}
+	// Nothing below refers to the request's packets, so a large request's decoded
+	// form is garbage while its search runs; only the filter, which points into the
+	// request's bytes, is kept.
 	var pageSize int
 	var cookie string
-	if paged != nil {
+	paged := rc.paged != nil
+	if paged {
 		var val *ber.Packet
-		if len(paged.Children) > 0 {
-			val = paged.Children[len(paged.Children)-1]
+		if len(rc.paged.Children) > 0 {
+			val = rc.paged.Children[len(rc.paged.Children)-1]
 		}
 		inner, err := ber.DecodePacketErr(raw(val))
 		if err != nil || len(inner.Children) != 2 {
@@ -178,6 +181,7 @@ func (c *conn) search(ctx context.Context, id int64, op *ber.Packet, controls []
 		}
 		n, _ := intValue(inner.Children[0])
 		pageSize, cookie = int(min(max(n, 1), int64(c.srv.cfg.MaxPageSize))), string(raw(inner.Children[1]))
+		rc.paged = nil
 	}
 	dir := c.srv.cfg.Dir
 	if cookie != "" {
@@ -207,7 +211,7 @@ func (c *conn) search(ctx context.Context, id int64, op *ber.Packet, controls []
 	}
 
 	limit := c.srv.cfg.MaxPageSize // AD caps unpaged searches at MaxPageSize
-	if paged != nil {
+	if paged {
 		limit = pageSize
 	} else if sizeLimit > 0 && int(sizeLimit) < limit {
 		limit = int(sizeLimit)
@@ -218,7 +222,7 @@ func (c *conn) search(ctx context.Context, id int64, op *ber.Packet, controls []
 		return
 	}
 	if rc.sort != nil {
-		c.sortedSearch(ctx, id, q, rc.sort, limit, paged != nil, typesOnly, done)
+		c.sortedSearch(ctx, id, q, rc.sort, limit, paged, typesOnly, done)
 		return
 	}
 	sent, total := 0, 0
@@ -229,7 +233,7 @@ func (c *conn) search(ctx context.Context, id int64, op *ber.Packet, controls []
 			sent++
 			return c.sendEntry(id, m, typesOnly)
 		}
-		if paged == nil {
+		if !paged {
 			return errSizeLimit
 		}
 		if int64(len(rest)) >= c.srv.cfg.MaxResultSetSize || c.srv.paged.Load() >= c.srv.cfg.MaxResultSetSize {
@@ -246,7 +250,7 @@ func (c *conn) search(ctx context.Context, id int64, op *ber.Packet, controls []
 	case err != nil:
 		le := fromDomain(err)
 		done(le.code, le.diag)
-	case paged != nil:
+	case paged:
 		done(resultSuccess, "", pagedControl(total, c.keepPage(rest, sel, typesOnly)))
 	default:
 		done(resultSuccess, "")

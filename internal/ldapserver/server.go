@@ -432,9 +432,9 @@ func (c *conn) serve() {
 			controls = pkt.Children[2].Children
 		}
 		wasBound := c.bound()
-		start := time.Now()
-		ok := c.dispatch(id, op, controls)
-		c.srv.cfg.Metrics.Request(operationName(op.Tag), time.Since(start))
+		name, start := operationName(op.Tag), time.Now()
+		ok := c.dispatch(id, op, controls) // op is not used after: a large request's tree is garbage while it runs
+		c.srv.cfg.Metrics.Request(name, time.Since(start))
 		c.releaseUnbound()
 		if c.bound() != wasBound {
 			c.isBound.Store(!wasBound)

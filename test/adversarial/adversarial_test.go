@@ -8,6 +8,7 @@
 package adversarial
 
 import (
+	"bufio"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -16,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,6 +26,7 @@ import (
 	"testing"
 	"time"
 
+	ber "github.com/go-asn1-ber/asn1-ber"
 	"github.com/go-ldap/ldap/v3"
 
 	"gmsa/internal/adclient"
@@ -299,12 +302,11 @@ func TestUnboundMemoryIsBounded(t *testing.T) {
 	}
 }
 
-// Eight searches with thousands of in-chain terms end at their budget, and password
-// reads beside them keep their latency, measured while they run: p99 within 4× of the
-// idle figure, with 2 ms for the scheduling noise of a loaded 2-core machine. (The
-// hardening issue asks for 2×; measured medians are 2.4–3.4×, see docs/security.md.) Each
-// figure is the median p99 of three windows of 500 reads, so one window disturbed by
-// another process on a shared machine does not decide.
+// Eight searches of 12 000 in-chain terms over a domain of 2 000 groups end at their
+// budget, and password reads beside them keep their latency, measured while they run:
+// p99 within 2× of the idle figure, plus 1 ms for the scheduling noise of a 2-core
+// machine shared with the client. Each figure is the median p99 of three windows of
+// 1 500 reads, so one window disturbed by another process does not decide.
 func TestFilterBombsKeepReadsFast(t *testing.T) {
 	s := start(t, "    max_query_duration: 6s\n")
 	reader := s.setupReader(t)
@@ -318,13 +320,17 @@ func TestFilterBombsKeepReadsFast(t *testing.T) {
 			ds = append(ds, time.Since(t0))
 		}
 		slices.Sort(ds)
+		t.Logf("%d reads: p50 %v, p99 %v, max %v", n, ds[len(ds)/2], ds[len(ds)*99/100], ds[len(ds)-1])
 		return ds[len(ds)*99/100]
 	}
 	median := func() time.Duration {
-		ws := []time.Duration{p99(500), p99(500), p99(500)}
+		ws := []time.Duration{p99(1500), p99(1500), p99(1500)}
 		slices.Sort(ws)
 		return ws[1]
 	}
+	t0 := time.Now()
+	s.addGroups(t, 2000)
+	t.Logf("2000 groups added in %v", time.Since(t0))
 	p99(200) // warm up
 	idle := median()
 	var b strings.Builder
@@ -333,32 +339,33 @@ func TestFilterBombsKeepReadsFast(t *testing.T) {
 		fmt.Fprintf(&b, "(memberOf:1.2.840.113556.1.4.1941:=CN=G%d,CN=Users,%s)", i, base)
 	}
 	b.WriteString(")")
-	bomb := b.String()
-	results := make(chan error, 8)
+	// The bombs are encoded once and written as bytes, so the garbage of encoding eight
+	// 1 MB requests does not pause this process while it measures the reads.
+	bomb := searchMessage(2, base, b.String(), "cn")
+	results := make(chan int64, 8)
 	for range 8 {
-		c := s.adminConn(t)
-		go func() {
-			_, err := c.Search(ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, 0, 0, 0, false, bomb, []string{"cn"}, nil))
-			results <- err
-		}()
+		c := s.rawAdmin(t)
+		go func() { results <- c.roundTrip(t, bomb) }()
 	}
+	b.Reset()
+	runtime.GC()
 	time.Sleep(200 * time.Millisecond)
 	loaded := median()
 	t.Logf("password read p99: idle %v, beside 8 filter bombs %v", idle, loaded)
-	if loaded > 4*idle+2*time.Millisecond {
+	if loaded > 2*idle+time.Millisecond {
 		t.Errorf("p99 %v beside filter bombs, idle %v", loaded, idle)
 	}
 	limited := 0
 	for range 8 {
 		select {
-		case err := <-results:
-			switch {
-			case err == nil:
+		case code := <-results:
+			switch code {
+			case 0:
 				t.Log("a filter bomb finished within its budget")
-			case ldap.IsErrorWithCode(err, ldap.LDAPResultTimeLimitExceeded), ldap.IsErrorWithCode(err, ldap.LDAPResultAdminLimitExceeded):
+			case ldap.LDAPResultTimeLimitExceeded, ldap.LDAPResultAdminLimitExceeded:
 				limited++
 			default:
-				t.Errorf("filter bomb: %v", err)
+				t.Errorf("filter bomb: result %d (%s)", code, ldap.LDAPResultCodeMap[uint16(code)])
 			}
 		case <-time.After(30 * time.Second):
 			t.Fatal("a filter bomb outlived its budget by far")
@@ -367,6 +374,107 @@ func TestFilterBombsKeepReadsFast(t *testing.T) {
 	t.Logf("%d of 8 filter bombs ended at the 6 s budget", limited)
 	if limited == 0 {
 		t.Fatal("no filter bomb reached its budget")
+	}
+}
+
+// rawClient writes prepared LDAP messages over LDAPS and reads the replies itself.
+type rawClient struct {
+	c *tls.Conn
+	r *bufio.Reader
+}
+
+// rawAdmin is a raw connection bound as Administrator.
+func (s *server) rawAdmin(t *testing.T) *rawClient {
+	t.Helper()
+	c, err := tls.Dial("tcp", s.ldaps, &tls.Config{RootCAs: s.pool, ServerName: "localhost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	rc := &rawClient{c: c, r: bufio.NewReader(c)}
+	bind := ber.Encode(ber.ClassApplication, ber.TypeConstructed, ldap.ApplicationBindRequest, nil, "bind")
+	bind.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagInteger, 3, "version"))
+	bind.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, "Administrator", "name"))
+	bind.AppendChild(ber.NewString(ber.ClassContext, ber.TypePrimitive, 0, s.admin, "password"))
+	if code := rc.roundTrip(t, message(1, bind)); code != 0 {
+		t.Fatalf("raw bind: result %d", code)
+	}
+	return rc
+}
+
+func message(id int64, op *ber.Packet) []byte {
+	p := ber.Encode(ber.ClassUniversal, ber.TypeConstructed, ber.TagSequence, nil, "LDAPMessage")
+	p.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagInteger, id, "id"))
+	p.AppendChild(op)
+	return p.Bytes()
+}
+
+// searchMessage encodes a subtree search request.
+func searchMessage(id int64, base, filter string, attrs ...string) []byte {
+	f, err := ldap.CompileFilter(filter)
+	if err != nil {
+		panic(err)
+	}
+	req := ber.Encode(ber.ClassApplication, ber.TypeConstructed, ldap.ApplicationSearchRequest, nil, "search")
+	req.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, base, "base"))
+	req.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagEnumerated, ldap.ScopeWholeSubtree, "scope"))
+	req.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagEnumerated, ldap.NeverDerefAliases, "deref"))
+	req.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagInteger, 0, "size"))
+	req.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagInteger, 0, "time"))
+	req.AppendChild(ber.NewBoolean(ber.ClassUniversal, ber.TypePrimitive, ber.TagBoolean, false, "typesOnly"))
+	req.AppendChild(f)
+	as := ber.Encode(ber.ClassUniversal, ber.TypeConstructed, ber.TagSequence, nil, "attributes")
+	for _, a := range attrs {
+		as.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, a, "attribute"))
+	}
+	req.AppendChild(as)
+	return message(id, req)
+}
+
+// roundTrip sends one request and returns the result code of its final response.
+func (rc *rawClient) roundTrip(t *testing.T, msg []byte) int64 {
+	if _, err := rc.c.Write(msg); err != nil {
+		t.Error(err)
+		return -1
+	}
+	for {
+		p, err := ber.ReadPacket(rc.r)
+		if err != nil || len(p.Children) < 2 {
+			t.Errorf("reading a response: %v", err)
+			return -1
+		}
+		switch op := p.Children[1]; op.Tag {
+		case ldap.ApplicationBindResponse, ldap.ApplicationSearchResultDone:
+			code, _ := op.Children[0].Value.(int64)
+			return code
+		}
+	}
+}
+
+// addGroups adds n groups G0… under CN=Users over four connections.
+func (s *server) addGroups(t *testing.T, n int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for w := range 4 {
+		c := s.adminConn(t)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 4 {
+				a := ldap.NewAddRequest(fmt.Sprintf("CN=G%d,CN=Users,%s", i, base), nil)
+				a.Attribute("objectClass", []string{"group"})
+				if err := c.Add(a); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
 	}
 }
 
