@@ -18,6 +18,24 @@ const maxBERDepth = 100
 // server reads of a request.
 func decodeBER(buf []byte) (*ber.Packet, error) {
 	var d decoder
+	return d.decode(buf)
+}
+
+// decodeRequest is decodeBER for a connection's next request, in d's reused room: the
+// packets of its previous request must no longer be in use. A request over
+// reuseBelow bytes is decoded afresh instead, so that the connection does not hold its
+// tree while it is served (a 1 MB filter's packets are garbage once it is parsed).
+func (d *decoder) decodeRequest(buf []byte) (*ber.Packet, error) {
+	if len(buf) > reuseBelow {
+		return decodeBER(buf)
+	}
+	d.reset()
+	return d.decode(buf)
+}
+
+const reuseBelow = 4 << 10
+
+func (d *decoder) decode(buf []byte) (*ber.Packet, error) {
 	p, n, err := d.element(buf, 0)
 	if err != nil {
 		return nil, err
@@ -29,11 +47,34 @@ func decodeBER(buf []byte) (*ber.Packet, error) {
 }
 
 // decoder hands out packets from slabs: a request's elements cost a few allocations,
-// not one each.
+// not one each. A connection keeps one decoder, whose first keepPackets packets and
+// keepPointers child pointers are reused by each request (a typical request fits, so
+// it allocates none); larger requests take fresh slabs for the rest.
 type decoder struct {
 	slab []ber.Packet
 	ptrs []*ber.Packet
 	n    int
+
+	room     []ber.Packet  // reused packets
+	roomPtrs []*ber.Packet // reused child pointers
+	nPtrs    int           // child pointers handed out
+}
+
+const (
+	keepPackets  = 64
+	keepPointers = 128
+)
+
+// reset makes the reused room available again, cleared so that it holds on to
+// nothing of the previous request.
+func (d *decoder) reset() {
+	if d.room == nil {
+		d.room, d.roomPtrs = make([]ber.Packet, keepPackets), make([]*ber.Packet, keepPointers)
+	} else {
+		clear(d.room[:min(d.n, keepPackets)])
+		clear(d.roomPtrs[:min(d.nPtrs, keepPointers)])
+	}
+	d.slab, d.ptrs, d.n, d.nPtrs = d.room, d.roomPtrs, 0, 0
 }
 
 // maxBERElements bounds the elements of one request, and so the memory its decoded
@@ -53,10 +94,12 @@ func (d *decoder) packet() *ber.Packet {
 // children returns room for n child pointers, carved from a shared slab.
 func (d *decoder) children(n int) []*ber.Packet {
 	if len(d.ptrs) < n {
+		d.nPtrs = keepPointers // the reused room is given up for this request
 		d.ptrs = make([]*ber.Packet, max(n, 32))
 	}
 	c := d.ptrs[:0:n]
 	d.ptrs = d.ptrs[n:]
+	d.nPtrs += n
 	return c
 }
 

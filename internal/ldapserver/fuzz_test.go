@@ -37,6 +37,13 @@ func FuzzRequest(f *testing.F) {
 			return
 		}
 		pkt, err := decodeBER(buf)
+		// A connection's decoder, reused after another request, decodes the same.
+		var d decoder
+		d.decodeRequest(fuzzPrevious)
+		again, againErr := d.decodeRequest(buf)
+		if (err == nil) != (againErr == nil) || err == nil && !sameShape(pkt, again) {
+			t.Fatalf("a reused decoder disagrees on %x: %v / %v", buf, err, againErr)
+		}
 		if err != nil || len(pkt.Children) < 2 {
 			return
 		}
@@ -52,6 +59,22 @@ func FuzzRequest(f *testing.F) {
 		}
 	})
 }
+
+// fuzzPrevious is a search request with many elements, decoded before each input.
+var fuzzPrevious = func() []byte {
+	req := ber.Encode(ber.ClassApplication, ber.TypeConstructed, appSearchRequest, nil, "search")
+	req.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, "DC=example,DC=test", ""))
+	for range 5 {
+		req.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagInteger, 7, ""))
+	}
+	or := ber.Encode(ber.ClassContext, ber.TypeConstructed, 1, nil, "or")
+	for range 40 {
+		or.AppendChild(ber.NewString(ber.ClassContext, ber.TypePrimitive, 7, "cn", ""))
+	}
+	req.AppendChild(or)
+	req.AppendChild(ber.NewSequence("attrs"))
+	return message(1, req).Bytes()
+}()
 
 func sameShape(a, b *ber.Packet) bool {
 	if a.Identifier != b.Identifier || len(a.Children) != len(b.Children) {

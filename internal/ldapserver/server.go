@@ -348,6 +348,7 @@ type conn struct {
 	r        *bufio.Reader
 	w        *bufio.Writer // responses are buffered and flushed when no request is waiting; through the audit gate
 	scratch  []byte        // reused to encode entries
+	dec      decoder       // reused to decode requests
 	attrs    []directory.Attr
 	readBy   time.Time // the read deadline set last
 	writeBy  time.Time // the write deadline set last (under wmu)
@@ -415,7 +416,7 @@ func (c *conn) serve() {
 			return
 		}
 		c.started = true
-		pkt, err := decodeBER(buf)
+		pkt, err := c.dec.decodeRequest(buf)
 		if err != nil || len(pkt.Children) < 2 {
 			log.Info("undecodable LDAPMessage; disconnecting", "remote", c.req.Remote, "err", err)
 			c.disconnect(resultProtocolError, "malformed LDAPMessage")
