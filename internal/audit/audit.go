@@ -53,6 +53,7 @@ type Log struct {
 	onError func(error) // hears of the first failed write of a run of failures
 	onWrite func(time.Duration, error)
 	failing bool
+	spare   []byte // the buffer of the batch written last, for the next one
 
 	observe func(msg string)
 	now     func() time.Time
@@ -69,6 +70,9 @@ type batch struct {
 }
 
 func newBatch() *batch { return &batch{done: make(chan struct{})} }
+
+// maxSpare bounds the buffer kept from one batch to the next.
+const maxSpare = 64 << 10
 
 // Options configure a Log.
 type Options struct {
@@ -228,7 +232,7 @@ func (l *Log) flushLocked() {
 		l.mu.Unlock()
 		return
 	}
-	l.cur, l.inflight = newBatch(), b
+	l.cur, l.inflight = &batch{buf: l.spare, done: make(chan struct{})}, b
 	l.mu.Unlock()
 	start := time.Now()
 	_, err := l.w.Write(b.buf)
@@ -246,6 +250,12 @@ func (l *Log) flushLocked() {
 	}
 	l.failing = err != nil
 	b.err = err
+	if cap(b.buf) <= maxSpare { // waiters read only done and err: the buffer is free
+		l.spare = b.buf[:0]
+	} else {
+		l.spare = nil
+	}
+	b.buf = nil
 	close(b.done)
 	l.mu.Lock()
 	l.inflight = nil
