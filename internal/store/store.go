@@ -102,6 +102,10 @@ func (op *Op) CheckCond(cur int64) error {
 // Store is the storage contract.
 type Store interface {
 	// Get returns the value of key, or ErrNotFound.
+	//
+	// Values returned by Get and List are read-only: they may be shared with the
+	// store's read cache and with other callers, so a caller that needs to change one
+	// copies it first. (Values passed to Apply are copied by the store.)
 	Get(ctx context.Context, key string) (KV, error)
 	// List returns every key with the prefix, in key order, from one consistent view.
 	List(ctx context.Context, prefix string) ([]KV, error)

@@ -122,9 +122,11 @@ func Open(path string, opt Options) (*Store, error) {
 	return &Store{db: db}, nil
 }
 
-// value layout: 8-byte big-endian revision, then the value.
-func decode(key, raw []byte) store.KV {
-	return store.KV{Key: string(key), Rev: int64(binary.BigEndian.Uint64(raw)), Value: append([]byte(nil), raw[8:]...)}
+// decode splits a record (8-byte big-endian revision, then the value) without copying:
+// raw is the store's own copy, never changed afterwards, and callers only read values
+// (see store.Store).
+func decode(key string, raw []byte) store.KV {
+	return store.KV{Key: key, Rev: int64(binary.BigEndian.Uint64(raw)), Value: raw[8:len(raw):len(raw)]}
 }
 
 func (s *Store) view(fn func(kv *bbolt.Bucket) error) error {
@@ -148,7 +150,7 @@ func (s *Store) Get(_ context.Context, key string) (store.KV, error) {
 		if raw == nil {
 			return store.KV{}, notFound()
 		}
-		return decode([]byte(key), raw), nil
+		return decode(key, raw), nil
 	}
 	s.Miss()
 	gen, quiet := s.cache.quiet()
@@ -169,7 +171,7 @@ func (s *Store) Get(_ context.Context, key string) (store.KV, error) {
 	if raw == nil {
 		return kv, notFound()
 	}
-	return decode([]byte(key), raw), nil
+	return decode(key, raw), nil
 }
 
 func (s *Store) List(_ context.Context, prefix string) ([]store.KV, error) {
@@ -178,7 +180,7 @@ func (s *Store) List(_ context.Context, prefix string) ([]store.KV, error) {
 		c := b.Cursor()
 		p := []byte(prefix)
 		for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
-			out = append(out, decode(k, v))
+			out = append(out, decode(string(k), bytes.Clone(v))) // v lives only as long as the transaction
 		}
 		return nil
 	})

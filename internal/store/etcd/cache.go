@@ -3,6 +3,7 @@ package etcd
 import (
 	"bytes"
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -93,7 +94,7 @@ func (c *watchCache) get(key string) (kv store.KV, found, ok bool) {
 	if !v.present {
 		return kv, false, true
 	}
-	return store.KV{Key: key, Value: bytes.Clone(v.val), Rev: v.rev}, true, true
+	return store.KV{Key: key, Value: slices.Clip(v.val), Rev: v.rev}, true, true // read-only (see store.Store)
 }
 
 // fill records key's state as read from the cluster at header revision at (present

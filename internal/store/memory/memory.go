@@ -2,7 +2,9 @@
 package memory
 
 import (
+	"bytes"
 	"context"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -31,8 +33,7 @@ func (s *Store) Get(_ context.Context, key string) (store.KV, error) {
 	if !ok {
 		return store.KV{}, &store.OpError{Key: key, Err: store.ErrNotFound}
 	}
-	kv.Value = append([]byte(nil), kv.Value...)
-	return kv, nil
+	return kv, nil // read-only (see store.Store); Apply stored a copy
 }
 
 func (s *Store) List(_ context.Context, prefix string) ([]store.KV, error) {
@@ -44,7 +45,6 @@ func (s *Store) List(_ context.Context, prefix string) ([]store.KV, error) {
 	var out []store.KV
 	for k, kv := range s.data {
 		if strings.HasPrefix(k, prefix) {
-			kv.Value = append([]byte(nil), kv.Value...)
 			out = append(out, kv)
 		}
 	}
@@ -73,7 +73,7 @@ func (s *Store) Apply(_ context.Context, ops ...store.Op) (int64, error) {
 		case op.Delete:
 			delete(s.data, op.Key)
 		default:
-			s.data[op.Key] = store.KV{Key: op.Key, Value: append([]byte(nil), op.Value...), Rev: s.rev}
+			s.data[op.Key] = store.KV{Key: op.Key, Value: slices.Clip(bytes.Clone(op.Value)), Rev: s.rev} // clipped: an append by a reader copies
 		}
 	}
 	return s.rev, nil
