@@ -56,6 +56,13 @@ func main() {
 	}
 	l := &load{kdc: *kdc, realm: *realm, user: *user, service: *service, tcp: *tcp}
 	var err error
+	if l.asCfg, err = config.NewFromString("[libdefaults]\n default_realm = " + l.realm + "\n default_tkt_enctypes = aes256-cts-hmac-sha1-96\n"); err == nil {
+		l.tgsCfg, err = config.NewFromString("[libdefaults]\n default_realm = " + l.realm + "\n default_tgs_enctypes = aes256-cts-hmac-sha1-96\n")
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "krbload:", err)
+		os.Exit(1)
+	}
 	if l.key, err = aesKey(*password, *salt); err != nil {
 		fmt.Fprintln(os.Stderr, "krbload:", err)
 		os.Exit(1)
@@ -100,6 +107,7 @@ type load struct {
 	key                       types.EncryptionKey
 	tgt                       messages.Ticket
 	session                   types.EncryptionKey
+	asCfg, tgsCfg             *config.Config // parsed once: gokrb5 reads enctypes from them
 }
 
 // login gets a TGT with gokrb5's client, for the TGS load.
@@ -121,8 +129,7 @@ func (l *load) login(password string) error {
 
 // asReq is an AS-REQ for krbtgt with PA-ENC-TIMESTAMP under the client's key.
 func (l *load) asReq(now time.Time) ([]byte, error) {
-	cfg, _ := config.NewFromString("[libdefaults]\n default_realm = " + l.realm + "\n default_tkt_enctypes = aes256-cts-hmac-sha1-96\n")
-	req, err := messages.NewASReqForTGT(l.realm, cfg, types.PrincipalName{NameType: nametype.KRB_NT_PRINCIPAL, NameString: []string{l.user}})
+	req, err := messages.NewASReqForTGT(l.realm, l.asCfg, types.PrincipalName{NameType: nametype.KRB_NT_PRINCIPAL, NameString: []string{l.user}})
 	if err != nil {
 		return nil, err
 	}
@@ -144,9 +151,8 @@ func (l *load) asReq(now time.Time) ([]byte, error) {
 
 // tgsReq is a TGS-REQ for the service with the TGT.
 func (l *load) tgsReq() ([]byte, error) {
-	cfg, _ := config.NewFromString("[libdefaults]\n default_realm = " + l.realm + "\n default_tgs_enctypes = aes256-cts-hmac-sha1-96\n")
 	sname := types.NewPrincipalName(nametype.KRB_NT_SRV_INST, l.service)
-	req, err := messages.NewTGSReq(types.PrincipalName{NameType: nametype.KRB_NT_PRINCIPAL, NameString: []string{l.user}}, l.realm, cfg, l.tgt, l.session, sname, false)
+	req, err := messages.NewTGSReq(types.PrincipalName{NameType: nametype.KRB_NT_PRINCIPAL, NameString: []string{l.user}}, l.realm, l.tgsCfg, l.tgt, l.session, sname, false)
 	if err != nil {
 		return nil, err
 	}
