@@ -28,7 +28,9 @@ OURS_PW=$(cat "$W/ours/admin-password")
 OURS_PG=$(ps -o pgid= -p "${PIDS[0]}" | tr -d ' ')
 
 # MIT krb5kdc with a user and a service, on 127.0.0.1:8888.
-if ! command -v krb5kdc >/dev/null; then DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends krb5-kdc >/dev/null; fi
+if ! command -v krb5kdc >/dev/null || ! command -v kadmin.local >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends krb5-kdc krb5-admin-server >/dev/null
+fi
 M="$W/mit"; mkdir -p "$M"
 cat > "$M/kdc.conf" <<CONF
 [kdcdefaults]
