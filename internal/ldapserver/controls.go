@@ -2,6 +2,7 @@ package ldapserver
 
 import (
 	"bytes"
+	"cmp"
 	"slices"
 	"strconv"
 	"strings"
@@ -142,11 +143,15 @@ func (e sortError) Error() string { return string(e) }
 const errNoSortKey = sortError("no sort key")
 
 // sortResponse is SortResult ::= SEQUENCE { sortResult ENUMERATED } ([RFC 2891] 1.2).
-func sortResponse(code int) *ber.Packet {
-	val := ber.NewSequence("SortResult")
-	val.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagEnumerated, int64(code), "sortResult"))
+func sortResponse(code int) *ber.Packet { return resultControl(oidSortResponse, code) }
+
+// resultControl is a response control whose value is SEQUENCE { result ENUMERATED }, as
+// the sort response and the attribute scoped query's response are.
+func resultControl(oid string, code int) *ber.Packet {
+	val := ber.NewSequence("value")
+	val.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagEnumerated, int64(code), "result"))
 	ctl := ber.NewSequence("Control")
-	ctl.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, oidSortResponse, "controlType"))
+	ctl.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, oid, "controlType"))
 	ctl.AppendChild(octets(val.Bytes()))
 	return ctl
 }
@@ -167,10 +172,7 @@ func compareSortValues(a, b []byte, reverse bool) int {
 	x, errX := strconv.ParseInt(string(a), 10, 64)
 	y, errY := strconv.ParseInt(string(b), 10, 64)
 	if errX == nil && errY == nil {
-		c = map[bool]int{true: -1, false: 1}[x < y]
-		if x == y {
-			c = 0
-		}
+		c = cmp.Compare(x, y)
 	} else if c = strings.Compare(strings.ToLower(string(a)), strings.ToLower(string(b))); c == 0 {
 		c = bytes.Compare(a, b)
 	}
@@ -181,11 +183,4 @@ func compareSortValues(a, b []byte, reverse bool) int {
 }
 
 // asqResponse is ASQResponseValue ::= SEQUENCE { searchResult ENUMERATED }.
-func asqResponse(code int) *ber.Packet {
-	val := ber.NewSequence("ASQResponseValue")
-	val.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagEnumerated, int64(code), "searchResult"))
-	ctl := ber.NewSequence("Control")
-	ctl.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, oidASQ, "controlType"))
-	ctl.AppendChild(octets(val.Bytes()))
-	return ctl
-}
+func asqResponse(code int) *ber.Packet { return resultControl(oidASQ, code) }
