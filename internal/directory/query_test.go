@@ -89,6 +89,12 @@ func TestSearch(t *testing.T) {
 		t.Errorf("missing base: %v", err)
 	}
 	v := &View{d: d, ctx: ctx, req: sys, o: g}
+	// Without a search's budget (an entry's view), in-chain still resolves each way.
+	hosts := must(d.Resolve(ctx, "Hosts"))
+	if (Extensible{RuleInChain, "member", []byte("CN=WEB01,CN=Computers," + base)}).eval(&View{d: d, ctx: ctx, req: sys, o: hosts}) != fTrue ||
+		(Extensible{RuleInChain, "memberOf", []byte("CN=AllHosts,CN=Users," + base)}).eval(&View{d: d, ctx: ctx, req: sys, o: hosts}) != fTrue {
+		t.Error("in-chain without a budget")
+	}
 	if oc := v.Get("objectClass"); len(oc) != 6 || string(oc[5]) != "msDS-GroupManagedServiceAccount" {
 		t.Errorf("objectClass %q", oc)
 	}

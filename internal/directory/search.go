@@ -425,7 +425,7 @@ func (b *budget) finish() {
 }
 
 // target resolves an in-chain assertion's DN once per search, charged as a lookup.
-// Only the GUID is kept (nil: no such object), so the map grows with the distinct DNs
+// Only the GUID is kept (found false: no such object), so the map grows with the distinct DNs
 // of the filter, which the request's size bounds.
 func (b *budget) target(v *View, dn []byte) (ntsec.GUID, bool) {
 	if b == nil {
@@ -455,17 +455,10 @@ func (b *budget) target(v *View, dn []byte) (ntsec.GUID, bool) {
 // groups returns the transitive groups of the object with GUID g (o when at hand),
 // once per search.
 func (b *budget) groups(v *View, g ntsec.GUID, o *Object) map[ntsec.GUID]bool {
-	if b == nil {
-		if o == nil {
-			var err error
-			if o, err = v.d.byGUID(v.ctx, g.String()); err != nil {
-				return nil
-			}
+	if b != nil {
+		if c, ok := b.closure[g]; ok {
+			return c
 		}
-		return v.d.transitiveGroups(v.ctx, o, nil)
-	}
-	if c, ok := b.closure[g]; ok {
-		return c
 	}
 	if o == nil {
 		var err error
@@ -477,6 +470,9 @@ func (b *budget) groups(v *View, g ntsec.GUID, o *Object) map[ntsec.GUID]bool {
 		}
 	}
 	c := v.d.transitiveGroups(v.ctx, o, b)
+	if b == nil {
+		return c
+	}
 	if b.closure == nil {
 		b.closure = map[ntsec.GUID]map[ntsec.GUID]bool{}
 	}
