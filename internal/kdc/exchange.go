@@ -1,5 +1,5 @@
 // Package kdc is the Kerberos transport of the DC-lite ([RFC 4120]): AS and TGS
-// exchanges over UDP and TCP on gokrb5's messages and crypto. Accounts and keys come
+// exchanges over UDP and TCP, with gokrb5's message types read and written by krbmsg. Accounts and keys come
 // from the directory, which derives gMSA keys from the password schedule at lookup;
 // the KDC translates requests and never decides who an account is.
 package kdc
@@ -16,7 +16,6 @@ import (
 	"github.com/jcmturner/gofork/encoding/asn1"
 	"github.com/jcmturner/gokrb5/v8/crypto"
 	"github.com/jcmturner/gokrb5/v8/iana"
-	"github.com/jcmturner/gokrb5/v8/iana/asnAppTag"
 	"github.com/jcmturner/gokrb5/v8/iana/errorcode"
 	"github.com/jcmturner/gokrb5/v8/iana/flags"
 	"github.com/jcmturner/gokrb5/v8/iana/keyusage"
@@ -28,6 +27,7 @@ import (
 
 	"gmsa/internal/directory"
 	"gmsa/internal/krbkey"
+	"gmsa/internal/krbmsg"
 	"gmsa/internal/pac"
 )
 
@@ -107,9 +107,9 @@ func (x *Exchange) Handle(ctx context.Context, req []byte, remote string) []byte
 	return b
 }
 
-// handle dispatches a request. gokrb5's decoders panic on some malformed input (an
-// index out of range in additional tickets, found by FuzzHandle): a panic while serving
-// one request becomes that request's error, never the server's end.
+// handle dispatches a request. The S4U padata still go through gokrb5's decoders, which
+// panic on some malformed input (an index out of range, found by FuzzHandle): a panic
+// while serving one request becomes that request's error, never the server's end.
 func (x *Exchange) handle(ctx context.Context, req []byte, remote string, now time.Time) (reply []byte, err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -156,10 +156,11 @@ func principalName(p types.PrincipalName) (string, bool, error) {
 // as answers an AS-REQ ([RFC 4120] 3.1): pre-authentication with PA-ENC-TIMESTAMP,
 // then a ticket for the requested service (normally krbtgt).
 func (x *Exchange) as(ctx context.Context, raw []byte, remote string, now time.Time) ([]byte, error) {
-	var req messages.ASReq
-	if err := req.Unmarshal(raw); err != nil {
+	fields, _, err := krbmsg.ParseKDCReq(raw, krbmsg.AppASReq)
+	if err != nil {
 		return nil, kerr(errorcode.KDC_ERR_BADOPTION, "malformed AS-REQ")
 	}
+	req := messages.ASReq{KDCReqFields: fields}
 	body := req.ReqBody
 	if !strings.EqualFold(body.Realm, x.Realm) {
 		return nil, kerr(errorcode.KDC_ERR_WRONG_REALM, "this KDC serves %s, not %s", x.Realm, body.Realm)
@@ -228,15 +229,15 @@ func (x *Exchange) as(ctx context.Context, raw []byte, remote string, now time.T
 	}
 	enc := messages.EncKDCRepPart{Key: session, LastReqs: []messages.LastReq{{LRType: 0, LRValue: now}}, Nonce: body.Nonce,
 		Flags: tflags, AuthTime: now, StartTime: now, EndTime: end, RenewTill: renewTill, SRealm: x.Realm, SName: body.SName}
-	encPart, err := x.seal(replyKey.key, keyusage.AS_REP_ENCPART, encKDCRepPart(&enc, asnAppTag.EncASRepPart), replyKey.kvno, true)
+	encPart, err := x.seal(replyKey.key, keyusage.AS_REP_ENCPART, krbmsg.EncKDCRepPart(&enc, krbmsg.AppEncASRepPart), replyKey.kvno, true)
 	if err != nil {
 		return nil, err
 	}
-	info, _ := asn1.Marshal(types.ETypeInfo2{etypeInfo(replyKey.etype, replyKey.salt)})
+	info := krbmsg.ETypeInfo2(types.ETypeInfo2{etypeInfo(replyKey.etype, replyKey.salt)})
 	rep := messages.ASRep{KDCRepFields: messages.KDCRepFields{PVNO: iana.PVNO, MsgType: msgtype.KRB_AS_REP,
 		PAData: []types.PAData{{PADataType: patype.PA_ETYPE_INFO2, PADataValue: info}}, CRealm: x.Realm, CName: cname, Ticket: t, EncPart: encPart}}
 	x.Dir.KerberosTicketIssued(client, service, true, remote)
-	return kdcRep(&rep.KDCRepFields, asnAppTag.ASREP), nil
+	return krbmsg.KDCRep(&rep.KDCRepFields, krbmsg.AppASRep), nil
 }
 
 // replyKey is the client key an AS-REP is encrypted in: the one pre-authentication used.
@@ -267,13 +268,12 @@ func (x *Exchange) preauth(ctx context.Context, req *messages.ASReq, client *dir
 		if len(infos) == 0 {
 			return replyKey{}, kerr(errorcode.KDC_ERR_ETYPE_NOSUPP, "%s has no key of the encryption types asked for", client.SAM)
 		}
-		info, _ := asn1.Marshal(infos)
-		method, _ := asn1.Marshal(types.PADataSequence{{PADataType: patype.PA_ETYPE_INFO2, PADataValue: info},
+		method := krbmsg.PADataSequence(types.PADataSequence{{PADataType: patype.PA_ETYPE_INFO2, PADataValue: krbmsg.ETypeInfo2(infos)},
 			{PADataType: patype.PA_ENC_TIMESTAMP, PADataValue: []byte{}}})
 		return replyKey{}, &krbError{code: errorcode.KDC_ERR_PREAUTH_REQUIRED, text: "pre-authentication required", edata: method}
 	}
-	var ed types.EncryptedData
-	if err := ed.Unmarshal(ts.PADataValue); err != nil {
+	ed, err := krbmsg.ParseEncryptedData(ts.PADataValue)
+	if err != nil {
 		return replyKey{}, kerr(errorcode.KDC_ERR_PREAUTH_FAILED, "malformed PA-ENC-TIMESTAMP")
 	}
 	for _, set := range [][]directory.KerberosKey{client.Keys, client.OldKeys} {
@@ -286,8 +286,8 @@ func (x *Exchange) preauth(ctx context.Context, req *messages.ASReq, client *dir
 			if err != nil {
 				continue
 			}
-			var enc types.PAEncTSEnc
-			if err := enc.Unmarshal(plain); err != nil {
+			enc, err := krbmsg.ParsePAEncTSEnc(plain)
+			if err != nil {
 				continue
 			}
 			if d := now.Sub(enc.PATimestamp); d > x.Policy.MaxClockSkew || d < -x.Policy.MaxClockSkew {
@@ -359,7 +359,7 @@ func (x *Exchange) issue(service *directory.KerberosPrincipal, sname, cname type
 			return messages.Ticket{}, types.EncryptionKey{}, err
 		}
 	}
-	ed, err := x.seal(types.EncryptionKey{KeyType: skey.Etype, KeyValue: skey.Value}, keyusage.KDC_REP_TICKET, encTicketPart(&etp), skey.KVNO, true)
+	ed, err := x.seal(types.EncryptionKey{KeyType: skey.Etype, KeyValue: skey.Value}, keyusage.KDC_REP_TICKET, krbmsg.EncTicketPart(&etp), skey.KVNO, true)
 	if err != nil {
 		return messages.Ticket{}, types.EncryptionKey{}, err
 	}

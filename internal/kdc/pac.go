@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jcmturner/gofork/encoding/asn1"
 	"github.com/jcmturner/gokrb5/v8/crypto"
 	"github.com/jcmturner/gokrb5/v8/iana/errorcode"
 	"github.com/jcmturner/gokrb5/v8/iana/patype"
@@ -16,6 +15,7 @@ import (
 
 	"gmsa/internal/directory"
 	"gmsa/internal/krbkey"
+	"gmsa/internal/krbmsg"
 	"gmsa/internal/ntsec"
 	"gmsa/internal/pac"
 )
@@ -60,11 +60,8 @@ func wantsPAC(pas types.PADataSequence) (want, asked bool) {
 		if pa.PADataType != patype.PA_PAC_REQUEST {
 			continue
 		}
-		var r struct {
-			IncludePAC bool `asn1:"explicit,tag:0"`
-		}
-		if _, err := asn1.Unmarshal(pa.PADataValue, &r); err == nil {
-			return r.IncludePAC, true
+		if include, err := krbmsg.ParsePACRequest(pa.PADataValue); err == nil {
+			return include, true
 		}
 	}
 	return true, false
@@ -92,12 +89,9 @@ func (x *Exchange) tgtBuffers(ctx context.Context, client *directory.KerberosPri
 }
 
 // authData wraps a PAC as a ticket carries it: AD-IF-RELEVANT { AD-WIN2K-PAC }.
-func authData(p []byte) (types.AuthorizationData, error) {
-	inner, err := asn1.Marshal(types.AuthorizationData{{ADType: adWin2KPAC, ADData: p}})
-	if err != nil {
-		return nil, err
-	}
-	return types.AuthorizationData{{ADType: adIfRelevant, ADData: inner}}, nil
+func authData(p []byte) types.AuthorizationData {
+	inner := krbmsg.AuthorizationData(types.AuthorizationData{{ADType: adWin2KPAC, ADData: p}})
+	return types.AuthorizationData{{ADType: adIfRelevant, ADData: inner}}
 }
 
 // signPAC signs bufs into etp's authorization data: for a TGT with krbtgt's key as
@@ -114,10 +108,8 @@ func (x *Exchange) signPAC(etp *messages.EncTicketPart, bufs []pac.Buffer, servi
 	}
 	var ticketSig []byte
 	if !tgt {
-		if etp.AuthorizationData, err = authData([]byte{0}); err != nil {
-			return err
-		}
-		if ticketSig, err = kdc.Sum(encTicketPart(etp)); err != nil {
+		etp.AuthorizationData = authData([]byte{0})
+		if ticketSig, err = kdc.Sum(krbmsg.EncTicketPart(etp)); err != nil {
 			return err
 		}
 	}
@@ -125,8 +117,8 @@ func (x *Exchange) signPAC(etp *messages.EncTicketPart, bufs []pac.Buffer, servi
 	if err != nil {
 		return err
 	}
-	etp.AuthorizationData, err = authData(p)
-	return err
+	etp.AuthorizationData = authData(p)
+	return nil
 }
 
 // ticketPAC finds and verifies the PAC of a TGT with krbtgt's key, and returns its
@@ -176,8 +168,8 @@ func findPAC(etp *messages.EncTicketPart) ([]byte, error) {
 		if ad.ADType != adIfRelevant {
 			continue
 		}
-		var inner types.AuthorizationData
-		if _, err := asn1.Unmarshal(ad.ADData, &inner); err != nil {
+		inner, err := krbmsg.ParseAuthorizationData(ad.ADData)
+		if err != nil {
 			continue
 		}
 		for _, e := range inner {

@@ -7,10 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jcmturner/gofork/encoding/asn1"
 	"github.com/jcmturner/gokrb5/v8/crypto"
 	"github.com/jcmturner/gokrb5/v8/iana"
-	"github.com/jcmturner/gokrb5/v8/iana/asnAppTag"
 	"github.com/jcmturner/gokrb5/v8/iana/errorcode"
 	"github.com/jcmturner/gokrb5/v8/iana/flags"
 	"github.com/jcmturner/gokrb5/v8/iana/keyusage"
@@ -20,17 +18,9 @@ import (
 	"github.com/jcmturner/gokrb5/v8/types"
 
 	"gmsa/internal/directory"
+	"gmsa/internal/krbmsg"
 	"gmsa/internal/pac"
 )
-
-// rawKDCReq keeps the req-body as sent: the authenticator's checksum covers those
-// bytes ([RFC 4120] 7.2.2 key usage 6), and gokrb5 discards them.
-type rawKDCReq struct {
-	PVNO    int                  `asn1:"explicit,tag:1"`
-	MsgType int                  `asn1:"explicit,tag:2"`
-	PAData  types.PADataSequence `asn1:"explicit,optional,tag:3"`
-	ReqBody asn1.RawValue        `asn1:"explicit,tag:4"`
-}
 
 // verifyBodyChecksum checks the authenticator's checksum over the raw req-body with the
 // TGT's session key ([RFC 4120] 7.2.2 key usage 6): HMAC-SHA1-96 for AES keys, gokrb5
@@ -48,12 +38,11 @@ func (x *Exchange) verifyBodyChecksum(key types.EncryptionKey, c types.Checksum,
 // decryptTicket decrypts a ticket's part under a long-term key, into a value apart
 // from the ticket (gokrb5's Ticket would re-marshal its clear part).
 func (x *Exchange) decryptTicket(t *messages.Ticket, k directory.KerberosKey) (messages.EncTicketPart, error) {
-	var etp messages.EncTicketPart
 	b, err := x.open(types.EncryptionKey{KeyType: k.Etype, KeyValue: k.Value}, keyusage.KDC_REP_TICKET, t.EncPart)
 	if err != nil {
-		return etp, err
+		return messages.EncTicketPart{}, err
 	}
-	return etp, etp.Unmarshal(b)
+	return krbmsg.ParseEncTicketPart(b)
 }
 
 // tgs answers a TGS-REQ ([RFC 4120] 3.3): the TGT in PA-TGS-REQ is decrypted with the
@@ -61,22 +50,20 @@ func (x *Exchange) decryptTicket(t *messages.Ticket, k directory.KerberosKey) (m
 // req-body when there is one: AD accepts requests without, as impacket sends them),
 // and a ticket issued for the service, or the TGT renewed.
 func (x *Exchange) tgs(ctx context.Context, raw []byte, remote string, now time.Time) ([]byte, error) {
-	var req messages.TGSReq
-	if err := req.Unmarshal(raw); err != nil {
+	fields, rawBody, err := krbmsg.ParseKDCReq(raw, krbmsg.AppTGSReq)
+	if err != nil {
 		return nil, kerr(errorcode.KDC_ERR_BADOPTION, "malformed TGS-REQ")
 	}
-	var outer rawKDCReq
-	if _, err := asn1.UnmarshalWithParams(raw, &outer, "application,explicit,tag:12"); err != nil {
-		return nil, kerr(errorcode.KDC_ERR_BADOPTION, "malformed TGS-REQ")
-	}
+	req := messages.TGSReq{KDCReqFields: fields}
 	body := req.ReqBody
 	var ap *messages.APReq
 	for _, pa := range req.PAData {
 		if pa.PADataType == patype.PA_TGS_REQ {
-			ap = &messages.APReq{}
-			if err := ap.Unmarshal(pa.PADataValue); err != nil {
+			a, err := krbmsg.ParseAPReq(pa.PADataValue)
+			if err != nil {
 				return nil, kerr(errorcode.KRB_AP_ERR_MSG_TYPE, "malformed PA-TGS-REQ")
 			}
+			ap = &a
 		}
 	}
 	if ap == nil {
@@ -104,9 +91,13 @@ func (x *Exchange) tgs(ctx context.Context, raw []byte, remote string, now time.
 	if err != nil {
 		return nil, kerr(errorcode.KRB_AP_ERR_BAD_INTEGRITY, "the TGT does not decrypt")
 	}
-	var auth types.Authenticator
-	if b, err := x.openKey(etp.Key, keyusage.TGS_REQ_PA_TGS_REQ_AP_REQ_AUTHENTICATOR, ap.EncryptedAuthenticator, false); err != nil || auth.Unmarshal(b) != nil {
+	b, err := x.openKey(etp.Key, keyusage.TGS_REQ_PA_TGS_REQ_AP_REQ_AUTHENTICATOR, ap.EncryptedAuthenticator, false)
+	if err != nil {
 		return nil, kerr(errorcode.KRB_AP_ERR_BAD_INTEGRITY, "the authenticator does not decrypt")
+	}
+	auth, err := krbmsg.ParseAuthenticator(b)
+	if err != nil {
+		return nil, kerr(errorcode.KRB_AP_ERR_BAD_INTEGRITY, "the authenticator does not decode")
 	}
 	if !strings.EqualFold(auth.CRealm, etp.CRealm) || !auth.CName.Equal(etp.CName) {
 		return nil, kerr(errorcode.KRB_AP_ERR_BADMATCH, "the authenticator's client is not the ticket's")
@@ -114,7 +105,7 @@ func (x *Exchange) tgs(ctx context.Context, raw []byte, remote string, now time.
 	if d := now.Sub(auth.CTime); d > x.Policy.MaxClockSkew || d < -x.Policy.MaxClockSkew {
 		return nil, kerr(errorcode.KRB_AP_ERR_SKEW, "clock skew too great (%s)", d.Round(time.Second))
 	}
-	if auth.Cksum.CksumType != 0 && !x.verifyBodyChecksum(etp.Key, auth.Cksum, outer.ReqBody.Bytes) {
+	if auth.Cksum.CksumType != 0 && !x.verifyBodyChecksum(etp.Key, auth.Cksum, rawBody) {
 		return nil, kerr(errorcode.KRB_AP_ERR_MODIFIED, "the authenticator's checksum does not cover this request")
 	}
 	opts := &body.KDCOptions
@@ -242,12 +233,12 @@ func (x *Exchange) tgs(ctx context.Context, raw []byte, remote string, now time.
 	}
 	enc := messages.EncKDCRepPart{Key: session, LastReqs: []messages.LastReq{{LRType: 0, LRValue: now}}, Nonce: body.Nonce,
 		Flags: tflags, AuthTime: authTime, StartTime: start, EndTime: end, RenewTill: renewTill, SRealm: x.Realm, SName: sname}
-	encPart, err := x.seal(replyKey, usage, encKDCRepPart(&enc, asnAppTag.EncTGSRepPart), 0, false)
+	encPart, err := x.seal(replyKey, usage, krbmsg.EncKDCRepPart(&enc, krbmsg.AppEncTGSRepPart), 0, false)
 	if err != nil {
 		return nil, err
 	}
 	rep := messages.TGSRep{KDCRepFields: messages.KDCRepFields{PVNO: iana.PVNO, MsgType: msgtype.KRB_TGS_REP, PAData: padata, CRealm: x.Realm,
 		CName: cname, Ticket: t, EncPart: encPart}}
 	x.Dir.KerberosTicketIssued(issuedTo, service, false, remote)
-	return kdcRep(&rep.KDCRepFields, asnAppTag.TGSREP), nil
+	return krbmsg.KDCRep(&rep.KDCRepFields, krbmsg.AppTGSRep), nil
 }
