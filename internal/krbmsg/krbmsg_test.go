@@ -226,11 +226,11 @@ func TestShortKDCOptions(t *testing.T) {
 func TestMalformed(t *testing.T) {
 	good := KDCReq(AppASReq, nil, KDCReqBody(&messages.KDCReqBody{KDCOptions: types.NewKrbFlags(), Realm: "R", SName: sname, Till: now, Nonce: 1, EType: []int32{18}}))
 	for name, b := range map[string][]byte{
-		"empty":     nil,
-		"truncated": good[:len(good)-1],
-		"trailing":  append(append([]byte{}, good...), 0),
-		"wrong tag": append([]byte{0x6b}, good[1:]...),
-		"no till":   KDCReq(AppASReq, nil, []byte{0x30, 0x03, 0xa2, 0x01, 0x00}),
+		"empty":      nil,
+		"truncated":  good[:len(good)-1],
+		"trailing":   append(append([]byte{}, good...), 0),
+		"wrong tag":  append([]byte{0x6b}, good[1:]...),
+		"no till":    KDCReq(AppASReq, nil, []byte{0x30, 0x03, 0xa2, 0x01, 0x00}),
 		"empty body": KDCReq(AppASReq, nil, KDCReqBody(&messages.KDCReqBody{KDCOptions: types.NewKrbFlags(), Realm: "R", Till: now, Nonce: 1, EType: []int32{18}})[:0:0]),
 	} {
 		if _, _, err := ParseKDCReq(b, AppASReq); err == nil {
