@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"gmsa/internal/ntsec"
+	"gmsa/internal/store"
 )
 
 // Token is a requester's security context: its SID, every group SID it holds
@@ -39,7 +40,52 @@ func (d *Directory) TokenFor(ctx context.Context, ref string) (*Token, error) {
 	return d.token(ctx, o)
 }
 
+// token returns o's token, from the token cache while the store vouches that nothing
+// was written since it was computed (store.Generations). Tokens are shared: callers
+// read them and never modify them.
 func (d *Directory) token(ctx context.Context, o *Object) (*Token, error) {
+	gens, cacheable := d.st.(store.Generations)
+	if !cacheable {
+		return d.computeToken(ctx, o)
+	}
+	gen, ok := gens.Generation()
+	if !ok {
+		return d.computeToken(ctx, o)
+	}
+	d.tokMu.Lock()
+	c, hit := d.tokCache[o.GUID]
+	d.tokMu.Unlock()
+	if hit && c.gen == gen && c.usn == o.USNChanged {
+		return c.tok, nil
+	}
+	t, err := d.computeToken(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	if after, ok := gens.Generation(); ok && after == gen { // no write overtook the reads
+		d.tokMu.Lock()
+		if d.tokCache == nil || len(d.tokCache) >= tokCacheSize {
+			d.tokCache = map[ntsec.GUID]cachedToken{} // every entry of an older generation is dead anyway
+		}
+		d.tokCache[o.GUID] = cachedToken{gen, o.USNChanged, t}
+		d.tokMu.Unlock()
+	}
+	return t, nil
+}
+
+// tokCacheSize bounds the token cache.
+const tokCacheSize = 4096
+
+// cachedToken is a token and what it was computed from: the store's generation and the
+// account's record revision.
+type cachedToken struct {
+	gen uint64
+	usn int64
+	tok *Token
+}
+
+// computeToken expands o's group memberships transitively through the memberof/ links.
+func (d *Directory) computeToken(ctx context.Context, o *Object) (*Token, error) {
 	t := &Token{Token: ntsec.Token{User: o.ObjectSID()}, Name: o.SAM, Names: map[string]string{o.SID: o.SAM}, Via: map[string]string{}}
 	seen := map[string]bool{o.GUID.String(): true}
 	type item struct{ guid, via string }

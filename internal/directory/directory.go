@@ -71,6 +71,9 @@ type Directory struct {
 	objMu    sync.RWMutex
 	objCache map[string]cachedObject // obj/<guid> → decoded record
 
+	tokMu    sync.Mutex
+	tokCache map[ntsec.GUID]cachedToken // see token
+
 	mu          sync.Mutex
 	keysRev     int64     // revision of keyRootKeyVersion the cached keys belong to
 	keysChecked time.Time // when that revision was last confirmed

@@ -471,3 +471,25 @@ func TestKDCKeysInTheLookAheadWindow(t *testing.T) {
 		t.Fatalf("after the rollover: kvno %d, the next password's key %v", kvno, bytes.Equal(k, keyOf(early.Current)))
 	}
 }
+
+// A token is computed once while nothing is written, and again after any write,
+// including one that changes a group of a group without touching the account's record.
+func TestTokenCache(t *testing.T) {
+	d, _ := lab(t)
+	must(d.NewGroup(ctx, sys, "Inner", ScopeGlobal, ""))
+	must(d.NewGroup(ctx, sys, "Outer", ScopeUniversal, ""))
+	must(d.NewComputer(ctx, sys, ComputerOptions{Name: "H1"}))
+	must(d.AddMember(ctx, sys, "Inner", "H1$"))
+	first := must(d.TokenFor(ctx, "H1$"))
+	if again := must(d.TokenFor(ctx, "h1$")); again != first {
+		t.Fatal("token computed again with nothing written")
+	}
+	must(d.AddMember(ctx, sys, "Outer", "Inner"))
+	tok := must(d.TokenFor(ctx, "H1$"))
+	if tok == first || !strings.Contains(strings.Join(tok.GroupNames(), ","), "Outer") {
+		t.Fatalf("nested membership not in the token: %v", tok.GroupNames())
+	}
+	if strings.Contains(strings.Join(first.GroupNames(), ","), "Outer") {
+		t.Fatal("a cached token was modified")
+	}
+}

@@ -117,6 +117,17 @@ type Store interface {
 	Close() error
 }
 
+// Generations is a store that can tell cheaply whether anything changed, for caches of
+// values derived from many keys (a token from an account's group memberships):
+// Generation returns a value that differs after every write the store has applied, and
+// ok false while it cannot vouch that its reads are current (a write of this process
+// in flight; a distributed store's view not confirmed recent). A value derived from
+// reads made after Generation returned (g, true) may be kept while Generation keeps
+// returning (g, true).
+type Generations interface {
+	Generation() (gen uint64, ok bool)
+}
+
 // CacheCounts counts a read cache's answers: Gets it served, and Gets that went to the
 // storage.
 type CacheCounts struct{ hits, misses atomic.Uint64 }

@@ -51,6 +51,10 @@ type readCache struct {
 
 const maxCacheBytes = 64 << 20
 
+// Generation is the count of writes finished, while none is in progress (see
+// store.Generations).
+func (s *Store) Generation() (uint64, bool) { return s.cache.quiet() }
+
 // quiet returns the write count when no write is in progress.
 func (c *readCache) quiet() (uint64, bool) {
 	f := c.finished.Load()

@@ -74,19 +74,40 @@ type cachedValue struct {
 
 const maxCacheBytes = 64 << 20
 
-// get returns key's cached state: found is whether the key exists, ok whether the cache
-// may answer at all.
-func (c *watchCache) get(key string) (kv store.KV, found, ok bool) {
+// lockServing takes c.mu when the cache may serve reads: no write of this process in
+// flight, the watch running, past this process's last write and confirmed recently.
+// Otherwise it returns false without the lock.
+func (c *watchCache) lockServing() bool {
 	f := c.finished.Load()
 	if c.started.Load() != f {
-		return kv, false, false // a write of this process is in flight
+		return false // a write of this process is in flight
 	}
 	now := c.now()
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if !c.running || c.rev < c.ownRev.Load() || now.Sub(c.confirmed) > c.maxStale {
+		c.mu.Unlock()
+		return false
+	}
+	return true
+}
+
+// generation is the revision of the last event applied, while the cache could serve
+// reads (see store.Generations).
+func (c *watchCache) generation() (uint64, bool) {
+	if !c.lockServing() {
+		return 0, false
+	}
+	defer c.mu.Unlock()
+	return uint64(c.rev), true
+}
+
+// get returns key's cached state: found is whether the key exists, ok whether the cache
+// may answer at all.
+func (c *watchCache) get(key string) (kv store.KV, found, ok bool) {
+	if !c.lockServing() {
 		return kv, false, false
 	}
+	defer c.mu.Unlock()
 	v, hit := c.m[key]
 	if !hit {
 		return kv, false, false

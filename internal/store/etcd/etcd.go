@@ -121,6 +121,15 @@ func (s *Store) wrap(ctx context.Context, err error) error {
 	return fmt.Errorf("etcd: %w", err)
 }
 
+// Generation is the revision of the watch's last event while the cache serves reads;
+// without the cache it cannot vouch for anything (see store.Generations).
+func (s *Store) Generation() (uint64, bool) {
+	if s.cache == nil {
+		return 0, false
+	}
+	return s.cache.generation()
+}
+
 func (s *Store) Get(ctx context.Context, key string) (store.KV, error) {
 	if s.closed.Load() {
 		return store.KV{}, store.ErrClosed

@@ -23,6 +23,13 @@ type Store struct {
 // New returns an empty store.
 func New() *Store { return &Store{data: map[string]store.KV{}} }
 
+// Generation is the revision of the last write (see store.Generations).
+func (s *Store) Generation() (uint64, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return uint64(s.rev), true
+}
+
 func (s *Store) Get(_ context.Context, key string) (store.KV, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"gmsa/internal/store"
 )
@@ -32,6 +33,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		"DumpRestore":       func(t *testing.T, s store.Store) { testDumpRestore(t, s, open(t)) },
 		"BadKeys":           testBadKeys,
 		"Closed":            testClosed,
+		"Generations":       testGenerations,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -353,5 +355,44 @@ func testClosed(t *testing.T, s store.Store) {
 	}
 	if _, err := s.Apply(ctx, store.Put("x", nil)); !errors.Is(err, store.ErrClosed) {
 		t.Fatalf("Apply after Close: %v", err)
+	}
+}
+
+// testGenerations: a store that offers generations never reports the generation from
+// before a write as current after the write returned, and vouches again once its reads
+// are current (a watch-fed cache when the write's event has arrived).
+func testGenerations(t *testing.T, s store.Store) {
+	g, ok := s.(store.Generations)
+	if !ok {
+		t.Skip("the store offers no generations")
+	}
+	_, err := s.Apply(ctx, store.Put("gen/a", []byte("1")))
+	must(t, err)
+	var before uint64
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var ok bool
+		if before, ok = g.Generation(); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the store never vouched for its reads")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	_, err = s.Apply(ctx, store.Put("gen/b", []byte("2")))
+	must(t, err)
+	for {
+		gen, ok := g.Generation()
+		if ok && gen == before {
+			t.Fatalf("generation %d still reported after a write", gen)
+		}
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the store never vouched for its reads after the write")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
