@@ -4,11 +4,15 @@
 # AS exchanges with PA-ENC-TIMESTAMP and TGS exchanges for a service, over UDP, at 1, 4
 # and 16 concurrent clients, with the server's CPU per request. Ours and Samba put a PAC
 # in every ticket; MIT 1.20 a minimal one.
-# Needs root (apt, Samba chroot). Usage: scripts/bench-kdc.sh [seconds per run, default 5]
+# Needs root (apt, Samba chroot).
+# Usage: scripts/bench-kdc.sh [seconds per run, default 5] [servers, default "ours mit samba"]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=$PATH:/usr/local/go/bin
 D=${1:-5}s
+SERVERS=" ${2:-ours mit samba} "
+want() { [[ $SERVERS == *" $1 "* ]]; }
+maybe() { if want "$1"; then run "$@"; fi; }  # run, if that server was asked for
 W=$(mktemp -d /tmp/gmsa-bench-kdc.XXXXXX)
 PEERS=test/interop/peers.sh
 go build -o "$W/gmsa" ./cmd/gmsa
@@ -56,22 +60,25 @@ MIT_PG=$(ps -o pgid= -p "${PIDS[1]}" | tr -d ' ')
 unset KRB5_CONFIG KRB5_KDC_PROFILE
 
 # Samba 4.22.
-bash $PEERS install >/dev/null
-bash $PEERS samba-provision
-bash $PEERS samba-start >/dev/null
-SD=$(bash $PEERS dir)
-SAMBA_PG=$(ps -o pgid= -p "$(cat "$SD/run/samba.pid")" | tr -d ' ')
+SAMBA_PG=
+if want samba; then
+  bash $PEERS install >/dev/null
+  bash $PEERS samba-provision
+  bash $PEERS samba-start >/dev/null
+  SD=$(bash $PEERS dir)
+  SAMBA_PG=$(ps -o pgid= -p "$(cat "$SD/run/samba.pid")" | tr -d ' ')
+fi
 SAMBA_PW='Passw0rd!Adm1n'
 sleep 1
 
 echo "== AS and TGS exchanges, $D per run"
 for c in 1 4 16; do
-  run ours "$OURS_PG" -kdc "$OURS" -realm EXAMPLE.TEST -user Administrator -password "$OURS_PW" -mode as -c $c -d $D
-  run mit "$MIT_PG" -kdc 127.0.0.1:8888 -realm MIT.TEST -user alice -password Bench-Pass-123! -mode as -c $c -d $D
-  run samba "$SAMBA_PG" -kdc 127.0.0.1:88 -realm EXAMPLE.TEST -user Administrator -password "$SAMBA_PW" -mode as -c $c -d $D
+  maybe ours "$OURS_PG" -kdc "$OURS" -realm EXAMPLE.TEST -user Administrator -password "$OURS_PW" -mode as -c $c -d $D
+  maybe mit "$MIT_PG" -kdc 127.0.0.1:8888 -realm MIT.TEST -user alice -password Bench-Pass-123! -mode as -c $c -d $D
+  maybe samba "$SAMBA_PG" -kdc 127.0.0.1:88 -realm EXAMPLE.TEST -user Administrator -password "$SAMBA_PW" -mode as -c $c -d $D
 done
 for c in 1 4 16; do
-  run ours "$OURS_PG" -kdc "$OURS" -realm EXAMPLE.TEST -user Administrator -password "$OURS_PW" -mode tgs -service host/dc1.example.test -c $c -d $D
-  run mit "$MIT_PG" -kdc 127.0.0.1:8888 -realm MIT.TEST -user alice -password Bench-Pass-123! -mode tgs -service HTTP/svc.mit.test -c $c -d $D
-  run samba "$SAMBA_PG" -kdc 127.0.0.1:88 -realm EXAMPLE.TEST -user Administrator -password "$SAMBA_PW" -mode tgs -service host/dc1.example.test -c $c -d $D
+  maybe ours "$OURS_PG" -kdc "$OURS" -realm EXAMPLE.TEST -user Administrator -password "$OURS_PW" -mode tgs -service host/dc1.example.test -c $c -d $D
+  maybe mit "$MIT_PG" -kdc 127.0.0.1:8888 -realm MIT.TEST -user alice -password Bench-Pass-123! -mode tgs -service HTTP/svc.mit.test -c $c -d $D
+  maybe samba "$SAMBA_PG" -kdc 127.0.0.1:88 -realm EXAMPLE.TEST -user Administrator -password "$SAMBA_PW" -mode tgs -service host/dc1.example.test -c $c -d $D
 done

@@ -41,7 +41,6 @@ type Config struct {
 type Server struct {
 	cfg   Config
 	slots chan struct{}
-	udp   chan struct{}
 
 	mu        sync.Mutex
 	closed    bool
@@ -72,7 +71,7 @@ func New(cfg Config) *Server {
 	if cfg.ReadTimeout <= 0 {
 		cfg.ReadTimeout = 10 * time.Second
 	}
-	return &Server{cfg: cfg, slots: make(chan struct{}, cfg.MaxConns), udp: make(chan struct{}, cfg.UDPWorkers),
+	return &Server{cfg: cfg, slots: make(chan struct{}, cfg.MaxConns),
 		perSource: map[string]int{}, conns: map[net.Conn]struct{}{}}
 }
 
@@ -128,13 +127,37 @@ func classify(req, reply []byte) (typ, result string) {
 	return typ, name
 }
 
-// ServeUDP answers datagrams on pc until Shutdown; replies larger than MaxUDPReply
-// become KRB_ERR_RESPONSE_TOO_BIG, so the client retries over TCP.
+// ServeUDP answers datagrams on pc until Shutdown with UDPWorkers long-lived workers,
+// each reading its next datagram when it has answered the last, so a flood queues in
+// the socket's buffer and costs no goroutines; replies larger than MaxUDPReply become
+// KRB_ERR_RESPONSE_TOO_BIG, so the client retries over TCP.
 func (s *Server) ServeUDP(pc net.PacketConn) error {
 	if !s.track(pc) {
 		return ErrServerClosed
 	}
-	buf := make([]byte, 65536)
+	errs := make(chan error, s.cfg.UDPWorkers)
+	var workers sync.WaitGroup
+	for range s.cfg.UDPWorkers {
+		workers.Add(1)
+		s.wg.Add(1)
+		go func() {
+			defer func() { workers.Done(); s.wg.Done() }()
+			errs <- s.udpWorker(pc)
+		}()
+	}
+	workers.Wait()
+	close(errs)
+	for err := range errs {
+		if !errors.Is(err, ErrServerClosed) {
+			return err
+		}
+	}
+	return ErrServerClosed
+}
+
+// udpWorker answers datagrams one at a time until the listener closes.
+func (s *Server) udpWorker(pc net.PacketConn) error {
+	buf := make([]byte, min(s.cfg.MaxRequest+1, 65536)) // a datagram that fills it is too large
 	for {
 		n, addr, err := pc.ReadFrom(buf)
 		if err != nil {
@@ -145,24 +168,19 @@ func (s *Server) ServeUDP(pc net.PacketConn) error {
 			if errors.As(err, &ne) && ne.Timeout() {
 				continue
 			}
+			pc.Close() // the other workers stop too
 			return fmt.Errorf("kdc: UDP listener %s failed: %w", pc.LocalAddr(), err)
 		}
 		if n > s.cfg.MaxRequest {
 			continue
 		}
-		req := append([]byte(nil), buf[:n]...)
-		s.udp <- struct{}{} // bounded: a flood waits here, it does not spawn goroutines
-		s.wg.Add(1)
-		go func() {
-			defer func() { <-s.udp; s.wg.Done() }()
-			reply := s.answer(req, addr.String())
-			if len(reply) > s.cfg.MaxUDPReply {
-				reply = s.tooBig()
-			}
-			if reply != nil {
-				pc.WriteTo(reply, addr)
-			}
-		}()
+		reply := s.answer(buf[:n], addr.String()) // nothing keeps the request past answer
+		if len(reply) > s.cfg.MaxUDPReply {
+			reply = s.tooBig()
+		}
+		if reply != nil {
+			pc.WriteTo(reply, addr)
+		}
 	}
 }
 

@@ -109,6 +109,15 @@ type storeTimer struct {
 	m *metrics.Metrics
 }
 
+// Generation passes the store's generations through (store.Generations), so caches
+// keyed on them keep working behind the timer.
+func (s storeTimer) Generation() (uint64, bool) {
+	if g, ok := s.Store.(store.Generations); ok {
+		return g.Generation()
+	}
+	return 0, false
+}
+
 func (s storeTimer) Apply(ctx context.Context, ops ...store.Op) (int64, error) {
 	start := time.Now()
 	rev, err := s.Store.Apply(ctx, ops...)

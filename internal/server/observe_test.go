@@ -29,6 +29,8 @@ import (
 	"gmsa/internal/directory"
 	"gmsa/internal/metrics"
 	"gmsa/internal/ntsec"
+	"gmsa/internal/store"
+	"gmsa/internal/store/memory"
 )
 
 // testClock is a clock a test moves.
@@ -489,3 +491,25 @@ func TestLogLinesUnderTheJournal(t *testing.T) {
 		}
 	}
 }
+
+// The commit timer keeps the store's generations visible, so the directory's token
+// cache works behind it, and reports none for a store that has none.
+func TestStoreTimerPassesGenerationsThrough(t *testing.T) {
+	m := metrics.New()
+	st := memory.New()
+	g, ok := instrument(m, st).(store.Generations).Generation()
+	if !ok || g != 0 {
+		t.Fatalf("generation %d %v of an empty store", g, ok)
+	}
+	if _, err := st.Apply(t.Context(), store.Put("k", []byte("v"))); err != nil {
+		t.Fatal(err)
+	}
+	if g, ok := instrument(m, st).(store.Generations).Generation(); !ok || g != 1 {
+		t.Fatalf("generation %d %v after a write", g, ok)
+	}
+	if _, ok := (storeTimer{Store: noGenerations{st}, m: m}).Generation(); ok {
+		t.Fatal("a generation vouched for a store without any")
+	}
+}
+
+type noGenerations struct{ store.Store }
