@@ -24,3 +24,34 @@ func BenchmarkAESKeys(b *testing.B) {
 		}
 	}
 }
+
+// A KDC's work per message under a long-term key: a ticket-sized part sealed and
+// opened, and a PAC-sized checksum.
+func BenchmarkUsageKey(b *testing.B) {
+	u, err := NewUsageKey(bytes.Repeat([]byte{7}, 32), 2)
+	if err != nil {
+		b.Fatal(err)
+	}
+	confounder, plain, pac := make([]byte, ConfounderSize), make([]byte, 1200), make([]byte, 900)
+	b.Run("encrypt", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			u.Encrypt(nil, confounder, plain)
+		}
+	})
+	sealed := u.Encrypt(nil, confounder, plain)
+	b.Run("decrypt", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := u.Decrypt(sealed); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("checksum", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			u.Checksum(pac)
+		}
+	})
+}

@@ -8,6 +8,9 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"hash"
+	"slices"
+	"sync"
 )
 
 // UsageKey is an aes*-cts-hmac-sha1-96 key prepared for one key usage ([RFC 3961] 5.3):
@@ -16,8 +19,32 @@ import (
 // times (a KDC's long-term keys, a GSS context's wrap tokens) derives them once.
 // Safe for concurrent use.
 type UsageKey struct {
-	ke     cipher.Block
-	ki, kc []byte
+	ke        cipher.Block
+	integrity macPool // HMAC-SHA1 under Ki
+	checksum  macPool // HMAC-SHA1 under Kc
+}
+
+// macPool hands out HMAC-SHA1 states keyed once: Reset returns one to its keyed start
+// without hashing the key blocks again.
+type macPool struct {
+	key  []byte
+	pool sync.Pool
+}
+
+// sum appends HMAC-SHA1(key, parts…) to dst.
+func (p *macPool) sum(dst []byte, parts ...[]byte) []byte {
+	m, _ := p.pool.Get().(hash.Hash)
+	if m == nil {
+		m = hmac.New(sha1.New, p.key)
+	} else {
+		m.Reset()
+	}
+	for _, b := range parts {
+		m.Write(b)
+	}
+	dst = m.Sum(dst)
+	p.pool.Put(m)
+	return dst
 }
 
 // ChecksumSize is the length of an HMAC-SHA1-96 checksum ([RFC 3962] 6).
@@ -43,7 +70,7 @@ func NewUsageKey(key []byte, usage uint32) (*UsageKey, error) {
 // UsageKeyFromDerived prepares usage keys already derived (by a caller that caches
 // the n-folded constants); ke may be nil when only checksums are needed.
 func UsageKeyFromDerived(ke, ki, kc []byte) (*UsageKey, error) {
-	u := &UsageKey{ki: ki, kc: kc}
+	u := &UsageKey{integrity: macPool{key: ki}, checksum: macPool{key: kc}}
 	if ke != nil {
 		b, err := aes.NewCipher(ke)
 		if err != nil {
@@ -59,16 +86,15 @@ func UsageKeyFromDerived(ke, ki, kc []byte) (*UsageKey, error) {
 // under Ki of the same. The result is appended to dst.
 func (u *UsageKey) Encrypt(dst, confounder, plain []byte) []byte {
 	n := ConfounderSize + len(plain)
-	msg := make([]byte, n, n+aes.BlockSize)
+	dst = slices.Grow(dst, n+sha1.Size)
+	start := len(dst)
+	msg := dst[start : start+n]
+	clear(msg[:ConfounderSize])
 	copy(msg, confounder)
 	copy(msg[ConfounderSize:], plain)
-	m := hmac.New(sha1.New, u.ki)
-	m.Write(msg)
-	sum := m.Sum(nil)
-	start := len(dst)
-	dst = append(dst, msg...)
-	u.ctsEncrypt(dst[start:])
-	return append(dst, sum[:ChecksumSize]...)
+	dst = u.integrity.sum(dst[:start+n], msg) // the MAC of the plaintext, after it
+	u.ctsEncrypt(msg)
+	return dst[:start+n+ChecksumSize]
 }
 
 // Decrypt reverses Encrypt, checking the HMAC, and returns the plaintext without its
@@ -78,11 +104,10 @@ func (u *UsageKey) Decrypt(ciphertext []byte) ([]byte, error) {
 		return nil, ErrIntegrity
 	}
 	ct, mac := ciphertext[:len(ciphertext)-ChecksumSize], ciphertext[len(ciphertext)-ChecksumSize:]
-	msg := append([]byte(nil), ct...)
+	msg := make([]byte, len(ct), len(ct)+sha1.Size)
+	copy(msg, ct)
 	u.ctsDecrypt(msg)
-	m := hmac.New(sha1.New, u.ki)
-	m.Write(msg)
-	if subtle.ConstantTimeCompare(m.Sum(nil)[:ChecksumSize], mac) != 1 {
+	if subtle.ConstantTimeCompare(u.integrity.sum(msg[len(msg):], msg)[:ChecksumSize], mac) != 1 {
 		return nil, ErrIntegrity
 	}
 	return msg[ConfounderSize:], nil
@@ -91,11 +116,7 @@ func (u *UsageKey) Decrypt(ciphertext []byte) ([]byte, error) {
 // Checksum is the keyed checksum HMAC-SHA1-96 under Kc of the concatenated parts
 // ([RFC 3962] 6).
 func (u *UsageKey) Checksum(parts ...[]byte) []byte {
-	m := hmac.New(sha1.New, u.kc)
-	for _, p := range parts {
-		m.Write(p)
-	}
-	return m.Sum(nil)[:ChecksumSize]
+	return u.checksum.sum(make([]byte, 0, sha1.Size), parts...)[:ChecksumSize]
 }
 
 // ctsEncrypt encrypts b (at least one block) in place with AES-CBC-CS3, IV zero.
