@@ -68,12 +68,16 @@ func (c *keyCache) get(k types.EncryptionKey, usage uint32, keep bool, need int)
 	if len(k.KeyValue) != 16 && len(k.KeyValue) != 32 {
 		return nil, errors.New("kdc: not an AES key")
 	}
+	base, err := krbkey.NewBaseKey(k.KeyValue)
+	if err != nil {
+		return nil, err
+	}
 	var ke, ki, kc []byte
 	if need&needSeal != 0 {
-		ke, ki = krbkey.DeriveFolded(k.KeyValue, c.fold(usage, 0xaa)), krbkey.DeriveFolded(k.KeyValue, c.fold(usage, 0x55))
+		ke, ki = base.Derive(c.fold(usage, 0xaa)), base.Derive(c.fold(usage, 0x55))
 	}
 	if need&needChecksum != 0 {
-		kc = krbkey.DeriveFolded(k.KeyValue, c.fold(usage, 0x99))
+		kc = base.Derive(c.fold(usage, 0x99))
 	}
 	u, err := krbkey.UsageKeyFromDerived(ke, ki, kc)
 	if err != nil {

@@ -4,6 +4,7 @@ package krbkey
 
 import (
 	"crypto/aes"
+	"crypto/cipher"
 	"crypto/pbkdf2"
 	"crypto/sha1"
 	"encoding/binary"
@@ -128,17 +129,39 @@ func derive(key, constant []byte) []byte { return DeriveFolded(key, NFold(consta
 // DeriveFolded is DK for an AES key and a constant already n-folded to one block, so
 // that callers deriving usage keys ([RFC 3961] 5.3) fold each usage constant once.
 func DeriveFolded(key, folded []byte) []byte {
-	c, err := aes.NewCipher(key)
+	b, err := NewBaseKey(key)
 	if err != nil {
 		return nil
 	}
+	return b.Derive(folded)
+}
+
+// BaseKey is an AES base key with its cipher expanded once, for the several DK
+// derivations of its usage keys ([RFC 3961] 5.1).
+type BaseKey struct {
+	c   cipher.Block
+	len int
+}
+
+// NewBaseKey prepares an AES key (16 or 32 bytes).
+func NewBaseKey(key []byte) (*BaseKey, error) {
+	c, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("krbkey: %w", err)
+	}
+	return &BaseKey{c, len(key)}, nil
+}
+
+// Derive is DK(base, constant) for a constant n-folded to one block: the folded block
+// encrypted repeatedly until the key length is filled.
+func (b *BaseKey) Derive(folded []byte) []byte {
 	block := append(make([]byte, 0, aes.BlockSize), folded...)
-	out := make([]byte, 0, len(key)+aes.BlockSize)
-	for len(out) < len(key) {
-		c.Encrypt(block, block)
+	out := make([]byte, 0, b.len+aes.BlockSize)
+	for len(out) < b.len {
+		b.c.Encrypt(block, block)
 		out = append(out, block...)
 	}
-	return out[:len(key)]
+	return out[:b.len]
 }
 
 // NFold is the n-fold operation of [RFC 3961] 5.1, to n bytes.

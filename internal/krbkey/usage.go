@@ -61,10 +61,14 @@ func NewUsageKey(key []byte, usage uint32) (*UsageKey, error) {
 	if len(key) != 16 && len(key) != 32 {
 		return nil, fmt.Errorf("krbkey: a %d-byte key is not an AES key", len(key))
 	}
+	base, err := NewBaseKey(key)
+	if err != nil {
+		return nil, err
+	}
 	c := func(kind byte) []byte {
 		return NFold([]byte{byte(usage >> 24), byte(usage >> 16), byte(usage >> 8), byte(usage), kind}, aes.BlockSize)
 	}
-	return UsageKeyFromDerived(DeriveFolded(key, c(0xaa)), DeriveFolded(key, c(0x55)), DeriveFolded(key, c(0x99)))
+	return UsageKeyFromDerived(base.Derive(c(0xaa)), base.Derive(c(0x55)), base.Derive(c(0x99)))
 }
 
 // UsageKeyFromDerived prepares usage keys already derived (by a caller that caches
