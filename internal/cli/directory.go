@@ -367,6 +367,7 @@ func serverCommand(e *env) *cobra.Command {
 				fmt.Fprintln(e.stdout, "configuration is valid")
 				return nil
 			}
+			server.ApplyMemory(cfg.Memory, e.getenv)
 			now := e.now
 			if off := cfg.DevClockOffset; off != 0 {
 				now = func() time.Time { return e.now().Add(off) }

@@ -34,7 +34,6 @@ type Config struct {
 	MaxRequest        int           // largest request, default 128 KiB (AD's MaxTokenSize is 48 000)
 	MaxUDPReply       int           // larger replies over UDP get KRB_ERR_RESPONSE_TOO_BIG, default 4096 (MIT's)
 	ReadTimeout       time.Duration // a TCP request must arrive whole within this, default 10 s
-	UDPWorkers        int           // datagrams answered at once, default 64
 }
 
 // Server serves Kerberos on UDP and TCP ([RFC 4120] 7.2).
@@ -67,7 +66,6 @@ func New(cfg Config) *Server {
 	def(&cfg.MaxConnsPerSource, 100)
 	def(&cfg.MaxRequest, 128<<10)
 	def(&cfg.MaxUDPReply, 4096)
-	def(&cfg.UDPWorkers, 64)
 	if cfg.ReadTimeout <= 0 {
 		cfg.ReadTimeout = 10 * time.Second
 	}
@@ -127,36 +125,18 @@ func classify(req, reply []byte) (typ, result string) {
 	return typ, name
 }
 
-// ServeUDP answers datagrams on pc until Shutdown with UDPWorkers long-lived workers,
-// each reading its next datagram when it has answered the last, so a flood queues in
-// the socket's buffer and costs no goroutines; replies larger than MaxUDPReply become
-// KRB_ERR_RESPONSE_TOO_BIG, so the client retries over TCP.
+// ServeUDP answers the datagrams of pc one at a time until Shutdown; a flood queues in
+// the socket's buffer and costs nothing more. To answer several at once, open several
+// sockets on one address with SO_REUSEPORT and serve each: the kernel spreads the
+// datagrams over them by source, and no datagram is handed between goroutines.
+// Replies larger than MaxUDPReply become KRB_ERR_RESPONSE_TOO_BIG, so the client
+// retries over TCP.
 func (s *Server) ServeUDP(pc net.PacketConn) error {
 	if !s.track(pc) {
 		return ErrServerClosed
 	}
-	errs := make(chan error, s.cfg.UDPWorkers)
-	var workers sync.WaitGroup
-	for range s.cfg.UDPWorkers {
-		workers.Add(1)
-		s.wg.Add(1)
-		go func() {
-			defer func() { workers.Done(); s.wg.Done() }()
-			errs <- s.udpWorker(pc)
-		}()
-	}
-	workers.Wait()
-	close(errs)
-	for err := range errs {
-		if !errors.Is(err, ErrServerClosed) {
-			return err
-		}
-	}
-	return ErrServerClosed
-}
-
-// udpWorker answers datagrams one at a time until the listener closes.
-func (s *Server) udpWorker(pc net.PacketConn) error {
+	s.wg.Add(1)
+	defer s.wg.Done()
 	buf := make([]byte, min(s.cfg.MaxRequest+1, 65536)) // a datagram that fills it is too large
 	for {
 		n, addr, err := pc.ReadFrom(buf)
@@ -168,7 +148,6 @@ func (s *Server) udpWorker(pc net.PacketConn) error {
 			if errors.As(err, &ne) && ne.Timeout() {
 				continue
 			}
-			pc.Close() // the other workers stop too
 			return fmt.Errorf("kdc: UDP listener %s failed: %w", pc.LocalAddr(), err)
 		}
 		if n > s.cfg.MaxRequest {

@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"gmsa/internal/atomicfile"
 	"gmsa/internal/audit"
 	"gmsa/internal/directory"
@@ -385,12 +387,12 @@ func startKDC(cfg Config, deps Deps, dir *directory.Directory, trail *audit.Log,
 	pol.ImplicitDollar = !cfg.KDC.NoImplicitDollar
 	x := &kdc.Exchange{Dir: dir, Realm: dir.Domain().Realm, Policy: pol, Now: deps.Now, Rand: deps.Rand, Log: deps.Logger}
 	srv := kdc.New(kdc.Config{Exchange: x, Audit: trail, Logger: deps.Logger, Metrics: m})
-	l, pc, err := listenTwin(addr)
+	l, pcs, err := listenTwin(addr, kdcUDPSockets)
 	if err != nil {
 		return nil, fmt.Errorf("KDC listener %s: %w", addr, err)
 	}
 	ep.KDC = l.Addr().String()
-	return serveTwin(srv, l, pc, kdc.ErrServerClosed, failed), nil
+	return serveTwin(srv, l, pcs, kdc.ErrServerClosed, failed), nil
 }
 
 // startDNS answers the domain's locator records on dns.listen (UDP and TCP on one
@@ -419,12 +421,12 @@ func startDNS(cfg Config, deps Deps, dom directory.Domain, failed chan<- error, 
 	if err != nil {
 		return nil, err
 	}
-	l, pc, err := listenTwin(addr)
+	l, pcs, err := listenTwin(addr, 1) // the DNS server runs several readers on one socket
 	if err != nil {
 		return nil, fmt.Errorf("DNS listener %s: %w", addr, err)
 	}
 	ep.DNS = l.Addr().String()
-	return serveTwin(srv, l, pc, dnsserver.ErrServerClosed, failed), nil
+	return serveTwin(srv, l, pcs, dnsserver.ErrServerClosed, failed), nil
 }
 
 // twinServer serves one protocol over TCP and UDP (the KDC, DNS).
@@ -434,16 +436,18 @@ type twinServer interface {
 	Shutdown(context.Context) error
 }
 
-// serveTwin runs srv on l and pc; a listener that ends with anything but closed is
-// sent on failed. The returned function shuts srv down.
-func serveTwin(srv twinServer, l net.Listener, pc net.PacketConn, closed error, failed chan<- error) func() {
+// serveTwin runs srv on l and each of pcs; a listener that ends with anything but
+// closed is sent on failed. The returned function shuts srv down.
+func serveTwin(srv twinServer, l net.Listener, pcs []net.PacketConn, closed error, failed chan<- error) func() {
 	serve := func(f func() error) {
 		if err := f(); !errors.Is(err, closed) {
 			failed <- err
 		}
 	}
 	go serve(func() error { return srv.ServeTCP(l) })
-	go serve(func() error { return srv.ServeUDP(pc) })
+	for _, pc := range pcs {
+		go serve(func() error { return srv.ServeUDP(pc) })
+	}
 	return func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -451,18 +455,22 @@ func serveTwin(srv twinServer, l net.Listener, pc net.PacketConn, closed error, 
 	}
 }
 
-// listenTwin opens TCP and UDP on one port: with port 0, a free TCP port whose UDP
-// twin is free too.
-func listenTwin(addr string) (net.Listener, net.PacketConn, error) {
+// kdcUDPSockets is how many Kerberos datagrams are answered at once: one per socket.
+const kdcUDPSockets = 32
+
+// listenTwin opens TCP and n UDP sockets on one port: with port 0, a free TCP port
+// whose UDP twin is free too. Several UDP sockets share the port with SO_REUSEPORT
+// (only sockets of this user can join them).
+func listenTwin(addr string, n int) (net.Listener, []net.PacketConn, error) {
 	var err error
 	for try := 0; try < 10; try++ {
 		var l net.Listener
 		if l, err = net.Listen("tcp", addr); err != nil {
 			return nil, nil, err
 		}
-		var pc net.PacketConn
-		if pc, err = net.ListenPacket("udp", l.Addr().String()); err == nil {
-			return l, pc, nil
+		var pcs []net.PacketConn
+		if pcs, err = listenUDP(l.Addr().String(), n); err == nil {
+			return l, pcs, nil
 		}
 		l.Close()
 		if _, port, _ := net.SplitHostPort(addr); port != "0" {
@@ -470,6 +478,32 @@ func listenTwin(addr string) (net.Listener, net.PacketConn, error) {
 		}
 	}
 	return nil, nil, fmt.Errorf("UDP: %w", err)
+}
+
+// listenUDP opens n UDP sockets on addr, sharing it with SO_REUSEPORT when n > 1.
+func listenUDP(addr string, n int) ([]net.PacketConn, error) {
+	var lc net.ListenConfig
+	if n > 1 {
+		lc.Control = func(_, _ string, c syscall.RawConn) error {
+			var serr error
+			if err := c.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1) }); err != nil {
+				return err
+			}
+			return serr
+		}
+	}
+	pcs := make([]net.PacketConn, 0, n)
+	for range n {
+		pc, err := lc.ListenPacket(context.Background(), "udp", addr)
+		if err != nil {
+			for _, p := range pcs {
+				p.Close()
+			}
+			return nil, err
+		}
+		pcs = append(pcs, pc)
+	}
+	return pcs, nil
 }
 
 // krb5Conf is a krb5.conf pointing MIT and Heimdal clients at the KDC.
