@@ -58,19 +58,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "krbload:", err)
 		os.Exit(2)
 	}
-	if *salt == "" {
-		*salt = *realm + *user
-	}
-	l := &load{kdc: *kdc, realm: *realm, user: *user, service: *service, tcp: *tcp,
-		cname: types.PrincipalName{NameType: nametype.KRB_NT_PRINCIPAL, NameString: []string{*user}},
-		sname: types.PrincipalName{NameType: nametype.KRB_NT_SRV_INST, NameString: []string{"krbtgt", *realm}}}
-	if *service != "" {
-		l.tgs = types.NewPrincipalName(nametype.KRB_NT_SRV_INST, *service)
-	}
-	var err error
-	if l.key, err = aesKey(*password, *salt); err == nil {
-		l.tsKey, err = krbkey.NewUsageKey(l.key.KeyValue, keyusage.AS_REQ_PA_ENC_TIMESTAMP)
-	}
+	l, err := newLoad(*kdc, *realm, *user, *password, *salt, *service, *tcp)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "krbload:", err)
 		os.Exit(1)
@@ -107,6 +95,25 @@ func aesKey(password, salt string) (types.EncryptionKey, error) {
 	}
 	k, err := et.StringToKey(password, salt, "00001000") // 4096 iterations, RFC 3962
 	return types.EncryptionKey{KeyType: 18, KeyValue: k}, err
+}
+
+// newLoad prepares the client's key and its PA-ENC-TIMESTAMP usage key; salt "" is a
+// user's (REALM + user).
+func newLoad(kdc, realm, user, password, salt, service string, tcp bool) (*load, error) {
+	if salt == "" {
+		salt = realm + user
+	}
+	l := &load{kdc: kdc, realm: realm, user: user, service: service, tcp: tcp,
+		cname: types.PrincipalName{NameType: nametype.KRB_NT_PRINCIPAL, NameString: []string{user}},
+		sname: types.PrincipalName{NameType: nametype.KRB_NT_SRV_INST, NameString: []string{"krbtgt", realm}}}
+	if service != "" {
+		l.tgs = types.NewPrincipalName(nametype.KRB_NT_SRV_INST, service)
+	}
+	var err error
+	if l.key, err = aesKey(password, salt); err == nil {
+		l.tsKey, err = krbkey.NewUsageKey(l.key.KeyValue, keyusage.AS_REQ_PA_ENC_TIMESTAMP)
+	}
+	return l, err
 }
 
 type load struct {
@@ -146,15 +153,17 @@ func (l *load) login(password string) error {
 	return err
 }
 
-// body is a KDC-REQ-BODY for sname: forwardable and renewable, AES-256 only, a fresh nonce.
+// body is a KDC-REQ-BODY for sname: AES-256 only, a fresh nonce; an AS-REQ (cname)
+// asks for a forwardable and renewable TGT as kinit -f -r does, a TGS-REQ for no
+// option (the TGT from gokrb5 is neither, and a KDC may refuse options its TGT lacks).
 func (l *load) body(sname types.PrincipalName, now time.Time, cname bool) []byte {
 	opts := types.NewKrbFlags()
-	types.SetFlag(&opts, flags.Forwardable)
-	types.SetFlag(&opts, flags.Renewable)
 	b := messages.KDCReqBody{KDCOptions: opts, Realm: l.realm, SName: sname, Till: now.Add(10 * time.Hour),
-		RTime: now.Add(7 * 24 * time.Hour), Nonce: int(rand.Uint32() >> 1), EType: []int32{krbkey.EtypeAES256CTSHMACSHA}}
+		Nonce: int(rand.Uint32() >> 1), EType: []int32{krbkey.EtypeAES256CTSHMACSHA}}
 	if cname {
-		b.CName = l.cname
+		types.SetFlag(&b.KDCOptions, flags.Forwardable)
+		types.SetFlag(&b.KDCOptions, flags.Renewable)
+		b.CName, b.RTime = l.cname, now.Add(7*24*time.Hour)
 	}
 	return krbmsg.KDCReqBody(&b)
 }

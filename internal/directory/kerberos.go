@@ -177,6 +177,7 @@ func (d *Directory) kerberosPrincipal(ctx context.Context, o *Object) (*Kerberos
 		return nil, fmt.Errorf("directory: %s: %w", o.SAM, ErrNoKeys)
 	}
 	salt := d.salt(o)
+	p.Keys = make([]KerberosKey, 0, len(o.Keys))
 	for _, k := range o.Keys {
 		p.Keys = append(p.Keys, KerberosKey{Etype: k.Etype, Value: k.Value, KVNO: o.KVNO, Salt: saltFor(k.Etype, salt)})
 	}

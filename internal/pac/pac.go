@@ -38,7 +38,11 @@ type Buffer struct {
 // then each buffer's data at an 8-byte aligned offset.
 func Encode(bufs []Buffer) []byte {
 	off := align8(8 + 16*len(bufs))
-	out := make([]byte, 8, off)
+	total := off
+	for _, b := range bufs {
+		total = align8(total + len(b.Data))
+	}
+	out := make([]byte, 8, total) // one allocation, the final size
 	binary.LittleEndian.PutUint32(out, uint32(len(bufs)))
 	for _, b := range bufs {
 		out = binary.LittleEndian.AppendUint32(out, b.Type)
@@ -49,7 +53,7 @@ func Encode(bufs []Buffer) []byte {
 	out = out[:align8(len(out))]
 	for _, b := range bufs {
 		out = append(out, b.Data...)
-		out = append(out, make([]byte, align8(len(out))-len(out))...)
+		out = out[:align8(len(out))] // zero padding: the capacity is fresh
 	}
 	return out
 }
