@@ -113,6 +113,12 @@ type Store interface {
 	// under one new revision, which it returns, or nothing changes and the error names
 	// the first failed condition.
 	Apply(ctx context.Context, ops ...Op) (int64, error)
+	// Scan walks the keys with the prefix that sort after `after` ("" for all), in key
+	// order and from one consistent view, calling fn for each until fn returns false or
+	// the keys run out. It is how large ranges are read without holding them: fn runs
+	// while the store holds its view, so it must be quick and must not call the store,
+	// and key and value are valid only during the call (fn copies what it keeps).
+	Scan(ctx context.Context, prefix, after string, fn func(key, value []byte, rev int64) bool) error
 	// Close releases the store.
 	Close() error
 }

@@ -194,6 +194,31 @@ func (s *Store) List(_ context.Context, prefix string) ([]store.KV, error) {
 	return out, err
 }
 
+func (s *Store) Scan(_ context.Context, prefix, after string, fn func(key, value []byte, rev int64) bool) error {
+	err := s.view(func(b *bbolt.Bucket) error {
+		c := b.Cursor()
+		p := []byte(prefix)
+		start := p
+		if after != "" && after >= prefix {
+			start = []byte(after)
+		}
+		k, v := c.Seek(start)
+		if after != "" && k != nil && string(k) == after {
+			k, v = c.Next()
+		}
+		for ; k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+			if !fn(k, v[8:], int64(binary.BigEndian.Uint64(v))) {
+				break
+			}
+		}
+		return nil
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
 func (s *Store) Apply(_ context.Context, ops ...store.Op) (int64, error) {
 	for i := range ops {
 		if err := store.ValidKey(ops[i].Key); err != nil {

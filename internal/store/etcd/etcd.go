@@ -172,8 +172,32 @@ func (s *Store) List(ctx context.Context, prefix string) ([]store.KV, error) {
 
 // list reads every key with the prefix at one revision, which it returns.
 func (s *Store) list(ctx context.Context, prefix string) ([]store.KV, int64, error) {
-	from, end := s.prefix+prefix, clientv3.GetPrefixRangeEnd(s.prefix+prefix)
 	var out []store.KV
+	rev, err := s.scan(ctx, prefix, "", func(key, value []byte, rev int64) bool {
+		out = append(out, store.KV{Key: string(key), Value: value, Rev: rev}) // the response's own bytes
+		return true
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	return out, rev, nil
+}
+
+// Scan reads the keys with the prefix after `after` at one revision, a page at a time.
+func (s *Store) Scan(ctx context.Context, prefix, after string, fn func(key, value []byte, rev int64) bool) error {
+	if s.closed.Load() {
+		return store.ErrClosed
+	}
+	_, err := s.scan(ctx, prefix, after, fn)
+	return err
+}
+
+// scan pages through the range at the revision of its first page, which it returns.
+func (s *Store) scan(ctx context.Context, prefix, after string, fn func(key, value []byte, rev int64) bool) (int64, error) {
+	from, end := s.prefix+prefix, clientv3.GetPrefixRangeEnd(s.prefix+prefix)
+	if after != "" && after >= prefix {
+		from = s.prefix + after + "\x00"
+	}
 	var rev int64
 	for {
 		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(pageSize), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend)}
@@ -182,16 +206,18 @@ func (s *Store) list(ctx context.Context, prefix string) ([]store.KV, int64, err
 		}
 		r, err := s.c.Get(ctx, from, opts...)
 		if err != nil {
-			return nil, 0, s.wrap(ctx, err)
+			return 0, s.wrap(ctx, err)
 		}
 		if rev == 0 {
 			rev = r.Header.Revision
 		}
 		for _, kv := range r.Kvs {
-			out = append(out, store.KV{Key: string(kv.Key[len(s.prefix):]), Value: kv.Value, Rev: kv.ModRevision})
+			if !fn(kv.Key[len(s.prefix):], kv.Value, kv.ModRevision) {
+				return rev, nil
+			}
 		}
 		if !r.More || len(r.Kvs) == 0 {
-			return out, rev, nil
+			return rev, nil
 		}
 		from = string(r.Kvs[len(r.Kvs)-1].Key) + "\x00"
 	}

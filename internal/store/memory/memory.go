@@ -59,6 +59,28 @@ func (s *Store) List(_ context.Context, prefix string) ([]store.KV, error) {
 	return out, nil
 }
 
+func (s *Store) Scan(_ context.Context, prefix, after string, fn func(key, value []byte, rev int64) bool) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return store.ErrClosed
+	}
+	var keys []string
+	for k := range s.data {
+		if strings.HasPrefix(k, prefix) && k > after {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		kv := s.data[k]
+		if !fn([]byte(k), kv.Value, kv.Rev) {
+			break
+		}
+	}
+	return nil
+}
+
 func (s *Store) Apply(_ context.Context, ops ...store.Op) (int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

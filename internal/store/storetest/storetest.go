@@ -25,6 +25,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		"AtomicBatch":       testAtomic,
 		"Delete":            testDelete,
 		"ListPrefix":        testList,
+		"ScanRange":         testScan,
 		"Checks":            testChecks,
 		"Revisions":         testRevisions,
 		"ValueIsolation":    testIsolation,
@@ -154,6 +155,52 @@ func testList(t *testing.T, s store.Store) {
 	all, _ := s.List(ctx, "")
 	if len(all) != 6 || all[0].Key != "name/a" || all[5].Key != "objx" {
 		t.Fatalf("List() = %v", all)
+	}
+}
+
+// testScan walks ranges: the prefix's bounds, resumption after a key (present or not),
+// early stops, revisions, and a view that later writes do not disturb.
+func testScan(t *testing.T, s store.Store) {
+	revs := map[string]int64{}
+	for _, k := range []string{"ix/b\x00g2", "ix/b\x00g1", "ix/a\x00g9", "ix/c\x00g0", "ix", "ix0", "iw/z"} {
+		r, err := s.Apply(ctx, store.Put(k, []byte("v:"+k)))
+		must(t, err)
+		revs[k] = r
+	}
+	scan := func(prefix, after string, stopAt int) []string {
+		t.Helper()
+		var got []string
+		must(t, s.Scan(ctx, prefix, after, func(k, v []byte, rev int64) bool {
+			if string(v) != "v:"+string(k) || rev != revs[string(k)] {
+				t.Fatalf("Scan gave %q = %q at %d", k, v, rev)
+			}
+			got = append(got, string(k))
+			return len(got) != stopAt
+		}))
+		return got
+	}
+	for _, c := range []struct {
+		prefix, after string
+		stop          int
+		want          string
+	}{
+		{"ix/", "", 0, "[ix/a\x00g9 ix/b\x00g1 ix/b\x00g2 ix/c\x00g0]"},
+		{"ix/b\x00", "", 0, "[ix/b\x00g1 ix/b\x00g2]"},
+		{"ix/", "ix/b\x00g1", 0, "[ix/b\x00g2 ix/c\x00g0]"},
+		{"ix/", "ix/b", 0, "[ix/b\x00g1 ix/b\x00g2 ix/c\x00g0]"}, // after a key that does not exist
+		{"ix/", "ix/", 0, "[ix/a\x00g9 ix/b\x00g1 ix/b\x00g2 ix/c\x00g0]"},
+		{"ix/", "ix/c\x00g0", 0, "[]"},
+		{"ix/", "a", 0, "[ix/a\x00g9 ix/b\x00g1 ix/b\x00g2 ix/c\x00g0]"}, // before the prefix: from its start
+		{"ix/", "", 2, "[ix/a\x00g9 ix/b\x00g1]"},
+		{"nothing/", "", 0, "[]"},
+		{"", "ix0", 0, "[]"},
+	} {
+		if got := fmt.Sprint(scan(c.prefix, c.after, c.stop)); got != c.want {
+			t.Errorf("Scan(%q, after %q, stop %d) = %q, want %q", c.prefix, c.after, c.stop, got, c.want)
+		}
+	}
+	if got := scan("", "", 0); len(got) != 7 || got[0] != "iw/z" || got[6] != "ix0" {
+		t.Fatalf("Scan of everything = %q", got)
 	}
 }
 
