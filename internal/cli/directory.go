@@ -434,3 +434,57 @@ func serverStatusCommand(e *env) *cobra.Command {
 	e.dataFlag(c)
 	return c
 }
+
+// indexCommand checks and rebuilds the directory's indexes on a stopped server's store.
+func indexCommand(e *env) *cobra.Command {
+	c := &cobra.Command{Use: "index", Short: "Check or rebuild the directory's indexes (no server may run on the store)"}
+	for _, repair := range []bool{false, true} {
+		use, short := "check", "Compare every index entry with the objects; exit 1 when they differ"
+		if repair {
+			use, short = "rebuild", "Write the index entries the objects need and remove those none needs"
+		}
+		sub := &cobra.Command{Use: use, Short: short, Args: cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				st, _, release, err := e.openStore(cmd, false)
+				if err != nil {
+					return err
+				}
+				defer release()
+				d, err := directory.Open(cmd.Context(), st, directory.Options{Now: e.now, Rand: e.rand})
+				if err != nil {
+					return dirError(err)
+				}
+				var r directory.IndexReport
+				if repair {
+					r, err = d.RebuildIndexes(cmd.Context())
+				} else {
+					r, err = d.CheckIndexes(cmd.Context())
+				}
+				if err != nil {
+					return err
+				}
+				if e.output == "json" {
+					if err := e.writeJSON(r); err != nil {
+						return err
+					}
+				} else {
+					verb := "found"
+					if repair {
+						verb = "repaired"
+					}
+					fmt.Fprintf(e.stdout, "objects %d, index entries %d; %s: %d missing or wrong, %d stale; %d unique names claimed twice\n",
+						r.Objects, r.Entries, verb, r.Missing, r.Stale, r.Conflicts)
+					for _, k := range r.Examples {
+						fmt.Fprintf(e.stdout, "  %s\n", k)
+					}
+				}
+				if !r.OK() {
+					return errors.New("index: the indexes do not match the objects" + map[bool]string{true: " (names claimed twice need an administrator)", false: ": run 'gmsa index rebuild'"}[repair])
+				}
+				return nil
+			}}
+		e.dataFlag(sub)
+		c.AddCommand(sub)
+	}
+	return c
+}

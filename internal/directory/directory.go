@@ -1,6 +1,7 @@
 package directory
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -46,6 +47,12 @@ type Options struct {
 	// HeavySearches is how many searches past their first units of work may run at
 	// once (default: half the processors, at least one).
 	HeavySearches int
+	// ObjectCache bounds the decoded objects kept for reuse (default 100 000; a
+	// negative value keeps none). Each takes about 2 KiB.
+	ObjectCache int
+	// MaxIndexCandidates bounds the candidates the planner reads from one index term
+	// (default 20 000); a term with more is checked per candidate or left to a scan.
+	MaxIndexCandidates int
 }
 
 // Directory is the domain over a store.
@@ -68,8 +75,12 @@ type Directory struct {
 	pwCache  map[pwKey]kds.Password    // see password
 	keyCache map[keysKey][]KerberosKey // see derivedKeys
 
-	objMu    sync.RWMutex
-	objCache map[string]cachedObject // obj/<guid> → decoded record
+	objMu        sync.RWMutex
+	objCache     map[string]cachedObject // obj/<guid> → decoded record
+	objCacheSize int                     // Options.ObjectCache
+	decodes      atomic.Uint64           // candidates a search decoded (for tests of the planner)
+
+	maxCandidates int // Options.MaxIndexCandidates
 
 	tokMu    sync.Mutex
 	tokCache map[ntsec.GUID]cachedToken // see token
@@ -137,12 +148,18 @@ func (o *Options) defaults() {
 	if o.HeavySearches <= 0 {
 		o.HeavySearches = max(1, runtime.GOMAXPROCS(0)/2)
 	}
+	if o.ObjectCache == 0 {
+		o.ObjectCache = 100_000
+	}
+	if o.MaxIndexCandidates <= 0 {
+		o.MaxIndexCandidates = 20_000
+	}
 }
 
 // newDirectory wires a Directory from its options.
 func newDirectory(st store.Store, opt Options) *Directory {
 	return &Directory{st: st, now: opt.Now, rand: opt.Rand, log: opt.Logger, cache: kds.NewCache(opt.PasswordCache),
-		audit: opt.Audit, heavy: make(chan struct{}, opt.HeavySearches)}
+		audit: opt.Audit, heavy: make(chan struct{}, opt.HeavySearches), objCacheSize: opt.ObjectCache, maxCandidates: opt.MaxIndexCandidates}
 }
 
 // Open returns the directory over st, which must hold a provisioned domain.
@@ -161,6 +178,9 @@ func Open(ctx context.Context, st store.Store, opt Options) (*Directory, error) 
 	}
 	if d.sid, err = ntsec.ParseSID(d.domain.SID); err != nil {
 		return nil, fmt.Errorf("directory: the domain record is damaged: %w", err)
+	}
+	if err := d.upgradeIndexes(ctx); err != nil {
+		return nil, err
 	}
 	return d, nil
 }
@@ -192,8 +212,6 @@ func decode(kv store.KV) (*Object, error) {
 	return o, nil
 }
 
-// objCacheSize bounds the decoded-object cache.
-const objCacheSize = 50_000
 
 // cachedObject is a decoded record and the revision it was decoded from.
 type cachedObject struct {
@@ -215,14 +233,17 @@ func (d *Directory) decodeCached(kv store.KV) (*Object, error) {
 	if err != nil {
 		return nil, err
 	}
+	if d.objCacheSize <= 0 {
+		return o, nil
+	}
 	d.objMu.Lock()
 	if d.objCache == nil {
 		d.objCache = map[string]cachedObject{}
 	}
-	if len(d.objCache) >= objCacheSize {
-		for k := range d.objCache {
+	if len(d.objCache) >= d.objCacheSize {
+		for k := range d.objCache { // random eviction: map order
 			delete(d.objCache, k)
-			if len(d.objCache) < objCacheSize*9/10 {
+			if len(d.objCache) < d.objCacheSize*9/10 {
 				break
 			}
 		}
@@ -230,6 +251,26 @@ func (d *Directory) decodeCached(kv store.KV) (*Object, error) {
 	d.objCache[kv.Key] = cachedObject{kv.Rev, o}
 	d.objMu.Unlock()
 	return o, nil
+}
+
+// cachedObject is the object decoded from key at revision rev, when the cache has it.
+func (d *Directory) cachedObject(key []byte, rev int64) *Object {
+	d.objMu.RLock()
+	c, ok := d.objCache[string(key)]
+	d.objMu.RUnlock()
+	if ok && c.rev == rev {
+		return c.o
+	}
+	return nil
+}
+
+// candidate decodes a record a search considers, counting it when it is not cached.
+func (d *Directory) candidate(kv store.KV) (*Object, error) {
+	if o := d.cachedObject([]byte(kv.Key), kv.Rev); o != nil {
+		return o, nil
+	}
+	d.decodes.Add(1)
+	return d.decodeCached(kv)
 }
 
 // byGUID reads an object.
@@ -432,12 +473,12 @@ func (d *Directory) modify(ctx context.Context, g ntsec.GUID, fn func(o *Object)
 			}
 		}
 		for k, v := range after {
-			if _, had := before[k]; !had {
-				if uniqueIndex(k) {
-					ops = append(ops, store.Create(k, v))
-				} else {
-					ops = append(ops, store.Put(k, v))
-				}
+			old, had := before[k]
+			switch {
+			case !had && uniqueIndex(k):
+				ops = append(ops, store.Create(k, v))
+			case !had || !bytes.Equal(old, v): // a moved object's index entries carry its new DN
+				ops = append(ops, store.Put(k, v))
 			}
 		}
 		result = next

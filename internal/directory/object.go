@@ -7,6 +7,7 @@ package directory
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	"gmsa/internal/kds"
@@ -224,7 +225,8 @@ func (o *Object) encode() []byte {
 }
 
 // Store keys. Every object lives at obj/<guid>; the indexes make names, SIDs, SPNs and
-// DNs unique and findable, and memberof/ lets a token be computed without scanning.
+// DNs unique and findable, memberof/ and members/ hold group links both ways (a token is
+// computed without scanning), and ix/ and tree/ serve the query planner (plan.go).
 func objKey(g ntsec.GUID) string        { return "obj/" + g.String() }
 func dnKey(dn string) string            { return "dn/" + strings.ToLower(dn) }
 func samKey(sam string) string          { return "sam/" + strings.ToLower(sam) }
@@ -234,17 +236,46 @@ func classKey(c Class, g string) string { return "class/" + string(c) + "/" + g 
 func memberOfKey(member, group string) string {
 	return "memberof/" + member + "/" + group
 }
+func membersKey(group, member string) string { return "members/" + group + "/" + member }
+
+// ixPrefix is where an attribute's non-unique index holds a value: every object with
+// it has the key prefix+guid, whose value is the object's normalized DN (so a scope is
+// checked without reading the object).
+func ixPrefix(attr, lowerValue string) string { return "ix/" + attr + "/" + lowerValue + "\x00" }
+
+// treeKey is an object's place in the DN tree: its normalized DN with the RDNs from the
+// root down, so that a subtree is one key range. Names with escaped separators are
+// refused when objects are named (splitDN), so a comma always separates RDNs.
+func treeKey(ndn string) string {
+	rdns := strings.Split(ndn, ",")
+	slices.Reverse(rdns)
+	return "tree/" + strings.Join(rdns, ",")
+}
 
 const (
 	keyDomain         = "domain"
 	keyNextRID        = "rid"
 	keyRootKeyVersion = "kds/version" // changes with every root key add or remove
+	// keyIndexVersion says which index layout the store's index keys follow; Open
+	// rebuilds them when it is older than indexVersion.
+	keyIndexVersion = "ixversion"
+	indexVersion    = "2"
 )
+
+// indexedAttrs are the attributes with a non-unique ix/ index: those AD marks fATTINDEX
+// in searchFlags ([MS-ADTS] 3.1.1.2.3, the values in [MS-ADA1..3]) that are not unique
+// here (sAMAccountName, objectSid, servicePrincipalName and the DN have unique keys;
+// objectClass and objectCategory the class/ keys; member and memberOf the link keys).
+// cn, name, ou and dc share the RDN value's index.
+var indexedAttrs = map[string]string{"cn": "name", "name": "name", "ou": "name", "dc": "name",
+	"userprincipalname": "upn", "dnshostname": "dnshostname"}
 
 // indexOps returns the index entries of o.
 func indexOps(o *Object) map[string][]byte {
-	g := []byte(o.GUID.String())
-	m := map[string][]byte{dnKey(o.DN): g, classKey(o.Class, o.GUID.String()): nil}
+	gs := o.GUID.String()
+	g := []byte(gs)
+	ndn := []byte(normDN(o.DN))
+	m := map[string][]byte{dnKey(o.DN): g, classKey(o.Class, gs): ndn, treeKey(string(ndn)): g}
 	if o.SAM != "" {
 		m[samKey(o.SAM)] = g
 	}
@@ -255,7 +286,13 @@ func indexOps(o *Object) map[string][]byte {
 		m[spnKey(s)] = g
 	}
 	for _, member := range o.Members {
-		m[memberOfKey(member, o.GUID.String())] = nil
+		m[memberOfKey(member, gs)] = nil
+		m[membersKey(gs, member)] = nil
+	}
+	for _, ix := range [...]struct{ attr, value string }{{"name", o.Name}, {"upn", o.UPN}, {"dnshostname", o.DNSHostName}} {
+		if ix.value != "" {
+			m[ixPrefix(ix.attr, strings.ToLower(ix.value))+gs] = ndn
+		}
 	}
 	return m
 }

@@ -150,7 +150,7 @@ func Provision(ctx context.Context, st store.Store, popt ProvisionOptions, opt O
 	}
 	// The domain record goes last: a store cut short before it holds no domain (and
 	// says what to remove); on bolt it is all one batch.
-	ops = append(ops, store.Create(keyDomain, domainRec))
+	ops = append(ops, store.Put(keyIndexVersion, []byte(indexVersion)), store.Create(keyDomain, domainRec))
 	if err := store.ApplyInBatches(ctx, st, ops); err != nil {
 		return nil, fmt.Errorf("directory: provisioning: %w (a store it was cut short in is not empty: clear it before provisioning again)", err)
 	}

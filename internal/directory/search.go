@@ -1,10 +1,12 @@
 package directory
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -58,6 +60,9 @@ type Query struct {
 	Filter   Filter
 	Select   Selection
 	Deadline time.Time
+	// After resumes a search after the object with this GUID: objects are handed out in
+	// GUID order, so a paged search keeps only where it stopped.
+	After string
 }
 
 // Search errors, mapped by transports to their result codes.
@@ -125,11 +130,11 @@ func (d *Directory) extendValues(ctx context.Context, vals [][]byte, form Extend
 func (m *Match) GUID() ntsec.GUID { return m.o.GUID }
 
 // Search calls fn for every object in scope that matches the filter as the requester
-// sees it, stopping at fn's first error; fn must not keep the Match past its return. The search runs within ctx's deadline and the
-// directory's budget for heavy searches: over it, it ends with ErrTimeLimit (the
-// matches already handed to fn stand). Equality on sAMAccountName, objectSid,
-// servicePrincipalName, distinguishedName, objectGUID or objectClass/objectCategory
-// is answered from the indexes; other filters scan.
+// sees it, in GUID order, stopping at fn's first error; fn must not keep the Match past
+// its return. The search runs within ctx's deadline and the directory's budget for
+// heavy searches: over it, it ends with ErrTimeLimit (the matches already handed to fn
+// stand). The planner (plan.go) finds the candidates in the indexes; without an index
+// the objects are scanned, each tested on its stored form before it is decoded.
 func (d *Directory) Search(ctx context.Context, req *Requester, q Query, fn func(*Match) error) error {
 	if req == nil || req.Token == nil {
 		return fmt.Errorf("directory: search of %q: %w", q.Base, ErrNeedBind)
@@ -150,15 +155,15 @@ func (d *Directory) Search(ctx context.Context, req *Requester, q Query, fn func
 	}
 	b := &budget{d: d, ctx: ctx, deadline: q.Deadline}
 	defer b.finish()
-	inScope := func(o *Object) bool {
+	inScope := func(ndn string) bool {
 		switch q.Scope {
 		case ScopeBase:
-			return normDN(o.DN) == base
+			return ndn == base
 		case ScopeOne:
-			_, parent, ok := strings.Cut(o.DN, ",")
-			return ok && normDN(parent) == base
+			_, parent, ok := strings.Cut(ndn, ",")
+			return ok && parent == base
 		}
-		return under(o.DN, base, true)
+		return under(ndn, base, true)
 	}
 	m := &Match{d: d, ctx: ctx, req: req, sel: q.Select, scope: q.Scope}
 	v := &View{d: d, ctx: ctx, req: req, b: b}
@@ -166,7 +171,7 @@ func (d *Directory) Search(ctx context.Context, req *Requester, q Query, fn func
 		if !b.spend(1) {
 			return b.err
 		}
-		if !inScope(o) {
+		if !inScope(normDN(o.DN)) {
 			return nil
 		}
 		v.o = o
@@ -182,32 +187,46 @@ func (d *Directory) Search(ctx context.Context, req *Requester, q Query, fn func
 	}
 	if q.Scope == ScopeBase {
 		o, err := d.byIndex(ctx, dnKey(base))
-		if err != nil {
+		if err != nil || q.After != "" && o.GUID.String() <= q.After {
 			return err
 		}
 		return visit(o)
 	}
-	if guids, ok := d.plan(ctx, q.Filter); ok {
-		for _, g := range guids {
-			o, err := d.byGUID(ctx, g)
-			if errors.Is(err, ErrNotFound) {
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			if err := visit(o); err != nil {
-				return err
-			}
+	var raw rawTest
+	if q.Filter != nil {
+		raw = d.compileRaw(q.Filter)
+	}
+	var plan planResult
+	if q.Filter != nil {
+		plan = d.planSearch(ctx, b, q.Filter, base, q.Scope)
+	} else {
+		plan = d.planSearch(ctx, b, And{}, base, q.Scope)
+	}
+	d.log.Debug("search plan", "base", base, "scope", q.Scope, "plan", plan.explain, "candidates", len(plan.set), "indexed", plan.indexed)
+	if !plan.indexed {
+		return d.scan(ctx, b, q.After, raw, visit)
+	}
+	start, _ := slices.BinarySearchFunc(plan.set, q.After, func(c candidate, after string) int {
+		if c.guid <= after {
+			return -1
 		}
-		return nil
-	}
-	kvs, err := d.st.List(ctx, "obj/")
-	if err != nil {
-		return err
-	}
-	for _, kv := range kvs {
-		o, err := d.decodeCached(kv)
+		return 1
+	})
+	for _, c := range plan.set[start:] {
+		if c.ndn != "" && !inScope(c.ndn) || !plan.passes(ctx, d.st, c.guid) {
+			continue
+		}
+		kv, err := d.st.Get(ctx, "obj/"+c.guid)
+		if errors.Is(err, store.ErrNotFound) {
+			continue // removed since the index was read
+		}
+		if err != nil {
+			return err
+		}
+		if raw != nil && !raw.may(kv.Value) {
+			continue
+		}
+		o, err := d.candidate(kv)
 		if err != nil {
 			return err
 		}
@@ -216,6 +235,62 @@ func (d *Directory) Search(ctx context.Context, req *Requester, q Query, fn func
 		}
 	}
 	return nil
+}
+
+// scanBatch is how many objects one read view of a scan covers.
+const scanBatch = 1024
+
+// scan visits the objects after the GUID `after` in GUID order, a batch per read view:
+// each record is tested by raw before it is copied out of the view or decoded, and the
+// objects already decoded at the same revision are taken from the cache.
+func (d *Directory) scan(ctx context.Context, b *budget, after string, raw rawTest, visit func(*Object) error) error {
+	type hit struct {
+		kv store.KV
+		o  *Object
+	}
+	var batch []hit
+	pos := "obj/" + after
+	if after == "" {
+		pos = ""
+	}
+	var last []byte
+	for {
+		batch, last = batch[:0], last[:0]
+		seen := 0
+		err := d.st.Scan(ctx, "obj/", pos, func(k, val []byte, rev int64) bool {
+			seen++
+			last = append(last[:0], k...)
+			if raw == nil || raw.may(val) {
+				if o := d.cachedObject(k, rev); o != nil {
+					batch = append(batch, hit{o: o})
+				} else {
+					batch = append(batch, hit{kv: store.KV{Key: string(k), Value: bytes.Clone(val), Rev: rev}})
+				}
+			}
+			return seen < scanBatch
+		})
+		if err != nil {
+			return err
+		}
+		for _, h := range batch {
+			o := h.o
+			if o == nil {
+				if o, err = d.candidate(h.kv); err != nil {
+					return err
+				}
+			}
+			if err := visit(o); err != nil {
+				return err
+			}
+		}
+		if seen < scanBatch {
+			return nil
+		}
+		if !b.spend(seen - len(batch)) { // the objects skipped unread cost a unit each too
+			return b.err
+		}
+		pos = string(last)
+	}
 }
 
 // Lookup fetches an object a search matched earlier (for a later page), as the

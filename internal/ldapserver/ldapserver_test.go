@@ -391,13 +391,30 @@ func TestPagedStateIsBounded(t *testing.T) {
 	if _, err := page(cookies[2]); err != nil {
 		t.Fatalf("the newest paged search: %v", err)
 	}
+	// A paged search holds only where it stopped: it pages through more entries than
+	// MaxResultSetSize, each once; a sorted one holds its order, within the bound.
 	small := setup(t, servertest.Options{Limits: ldapserver.Config{MaxResultSetSize: 5}})
 	c = dialTLS(t, small)
 	must(struct{}{}, c.Bind("Administrator", small.AdminPassword))
-	ctl := ldap.NewControlPaging(1)
-	_, err := c.Search(ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, 0, 0, 0, false, "(objectClass=*)", []string{"cn"}, []ldap.Control{ctl}))
+	r, err := c.SearchWithPaging(ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, 0, 0, 0, false, "(objectClass=*)", []string{"cn"}, nil), 2)
+	if err != nil {
+		t.Fatalf("a paged search of more than MaxResultSetSize entries: %v", err)
+	}
+	seen := map[string]bool{}
+	for _, e := range r.Entries {
+		if seen[e.DN] {
+			t.Fatalf("%s sent twice", e.DN)
+		}
+		seen[e.DN] = true
+	}
+	all := must(c.Search(ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, 0, 0, 0, false, "(objectClass=*)", []string{"cn"}, nil)))
+	if len(r.Entries) != len(all.Entries) || len(all.Entries) <= 5 {
+		t.Fatalf("paged: %d entries, unpaged %d", len(r.Entries), len(all.Entries))
+	}
+	sorted := []ldap.Control{ldap.NewControlPaging(1), ldap.NewControlServerSideSortingWithSortKeys([]*ldap.SortKey{{AttributeType: "cn"}})}
+	_, err = c.Search(ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, 0, 0, 0, false, "(objectClass=*)", []string{"cn"}, sorted))
 	if code(err) != ldap.LDAPResultAdminLimitExceeded {
-		t.Fatalf("a paged search holding more than MaxResultSetSize: %v", err)
+		t.Fatalf("a sorted search ordering more than MaxResultSetSize: %v", err)
 	}
 }
 

@@ -99,9 +99,12 @@ func parseFilter(p *ber.Packet, depth int) (directory.Filter, error) {
 	return nil, fmt.Errorf("unknown filter choice [%d]", p.Tag)
 }
 
-// pageState is a paged search in progress on a connection ([RFC 2696]): the objects
+// pageState is a paged search in progress on a connection ([RFC 2696]): either the
+// query itself, resumed after the last object sent (the directory hands objects out in
+// GUID order, so nothing else is held), or for sorted and scoped searches the objects
 // still to return, by GUID, fetched again as each page is sent.
 type pageState struct {
+	query     *directory.Query
 	guids     []ntsec.GUID
 	sel       directory.Selection
 	typesOnly bool
@@ -191,6 +194,10 @@ func (c *conn) search(ctx context.Context, id int64, op *ber.Packet, controls []
 			return
 		}
 		c.takePage(cookie)
+		if st.query != nil {
+			c.pagedSearch(ctx, id, *st.query, pageSize, st.typesOnly, done)
+			return
+		}
 		n := min(pageSize, len(st.guids))
 		for _, g := range st.guids[:n] {
 			m, err := dir.Lookup(ctx, c.req, g, st.sel)
@@ -225,35 +232,53 @@ func (c *conn) search(ctx context.Context, id int64, op *ber.Packet, controls []
 		c.sortedSearch(ctx, id, q, rc.sort, limit, paged, typesOnly, done)
 		return
 	}
-	sent, total := 0, 0
-	var rest []ntsec.GUID
+	if paged {
+		c.pagedSearch(ctx, id, q, pageSize, typesOnly, done)
+		return
+	}
+	sent := 0
 	err = dir.Search(ctx, c.req, q, func(m *directory.Match) error {
-		total++
-		if sent < limit {
-			sent++
-			return c.sendEntry(id, m, typesOnly)
-		}
-		if !paged {
+		if sent == limit {
 			return errSizeLimit
 		}
-		if int64(len(rest)) >= c.srv.cfg.MaxResultSetSize || c.srv.paged.Load() >= c.srv.cfg.MaxResultSetSize {
-			return directory.ErrAdminLimit
-		}
-		rest = append(rest, m.GUID())
-		return nil
+		sent++
+		return c.sendEntry(id, m, typesOnly)
 	})
 	switch {
 	case errors.Is(err, errSizeLimit):
 		done(resultSizeLimitExceeded, "")
-	case errors.Is(err, directory.ErrAdminLimit):
-		done(resultAdminLimitExceeded, fmt.Sprintf("00002024: a paged search may hold at most %d entries between pages; narrow the filter", c.srv.cfg.MaxResultSetSize))
 	case err != nil:
 		le := fromDomain(err)
 		done(le.code, le.diag)
-	case paged:
-		done(resultSuccess, "", pagedControl(total, c.keepPage(rest, sel, typesOnly)))
 	default:
 		done(resultSuccess, "")
+	}
+}
+
+// errPageFull ends a page when one more entry matches than the page holds.
+var errPageFull = errors.New("page full")
+
+// pagedSearch sends one page of q and keeps q, to resume after the page's last entry,
+// under the cookie it returns while more entries match. The size it reports is 0, "not
+// known" ([RFC 2696] 3): counting would mean reading every match up front.
+func (c *conn) pagedSearch(ctx context.Context, id int64, q directory.Query, pageSize int, typesOnly bool, done func(int, string, ...*ber.Packet)) {
+	sent := 0
+	err := c.srv.cfg.Dir.Search(ctx, c.req, q, func(m *directory.Match) error {
+		if sent == pageSize {
+			return errPageFull
+		}
+		sent++
+		q.After = m.GUID().String()
+		return c.sendEntry(id, m, typesOnly)
+	})
+	switch {
+	case errors.Is(err, errPageFull):
+		done(resultSuccess, "", pagedControl(0, c.keepQuery(q, typesOnly)))
+	case err != nil:
+		le := fromDomain(err)
+		done(le.code, le.diag)
+	default:
+		done(resultSuccess, "", pagedControl(0, ""))
 	}
 }
 
@@ -276,6 +301,18 @@ func (c *conn) keepPage(guids []ntsec.GUID, sel directory.Selection, typesOnly b
 	if len(guids) == 0 {
 		return ""
 	}
+	c.srv.paged.Add(int64(len(guids)))
+	return c.keep(&pageState{guids: guids, sel: sel, typesOnly: typesOnly})
+}
+
+// keepQuery holds a paged search to resume under a new cookie.
+func (c *conn) keepQuery(q directory.Query, typesOnly bool) string {
+	return c.keep(&pageState{query: &q, typesOnly: typesOnly})
+}
+
+// keep holds a paged search under a new cookie, within MaxResultSetsPerConn (the
+// oldest is dropped).
+func (c *conn) keep(st *pageState) string {
 	for len(c.pages) >= c.srv.cfg.MaxResultSetsPerConn {
 		oldest := ""
 		for k, st := range c.pages {
@@ -289,8 +326,8 @@ func (c *conn) keepPage(guids []ntsec.GUID, sel directory.Selection, typesOnly b
 	rand.Read(b)
 	cookie := hex.EncodeToString(b)
 	c.pageSeq++
-	c.pages[cookie] = &pageState{guids: guids, sel: sel, typesOnly: typesOnly, seq: c.pageSeq}
-	c.srv.paged.Add(int64(len(guids)))
+	st.seq = c.pageSeq
+	c.pages[cookie] = st
 	return cookie
 }
 

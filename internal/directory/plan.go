@@ -1,0 +1,454 @@
+package directory
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"gmsa/internal/ntsec"
+	"gmsa/internal/store"
+)
+
+// The query planner. A search's filter is turned into a candidate set from the
+// indexes before any object is read: an equality on an indexed attribute is one key
+// (unique names) or one key range (ix/, class/ and the link keys, whose keys end in
+// the GUID); an initial substring or a presence test on an indexed attribute is a
+// range of values; AND intersects, OR unites, and the scope below a container is the
+// range of its tree/ keys. Every set is sorted by GUID, so a search hands out objects
+// in one order and a paged search resumes after the last GUID it sent. A term whose
+// set would pass Options.MaxIndexCandidates is not materialized: an exact one is then
+// checked per candidate with one key lookup, others are left to the filter. With no
+// set at all the search scans the objects, testing the filter on their stored form
+// first (rawfilter.go) so that only objects that may match are decoded.
+
+// candidate is an object an index names; ndn is its normalized DN when the index
+// holds it (ix/ and class/ entries do), so that the scope is checked without reading it.
+type candidate struct{ guid, ndn string }
+
+// smallSet is a candidate set small enough that other terms are checked per candidate
+// rather than materialized.
+const smallSet = 64
+
+// termKind orders a conjunction's terms by their expected cost.
+type termKind uint8
+
+const (
+	termUnique termKind = iota // unique keys: at most one candidate each
+	termExact                  // key ranges of one value: prefix+guid keys
+	termRange                  // ranges of many values: initial substrings, presence
+	termScope                  // the tree/ range of the search's scope
+)
+
+// term is what the indexes offer for one filter term.
+type term struct {
+	kind termKind
+	what string // for the plan's explanation
+	// unique: keys whose value is the GUID; guids: GUIDs known outright (objectGUID).
+	unique []string
+	guids  []string
+	// exact: prefixes whose keys are prefix+GUID.
+	prefixes []string
+	// range: one prefix over many keys, and how a key and value name the object.
+	rangePrefix string
+	guidOf      func(key, value []byte) (guid, ndn string, ok bool)
+}
+
+// planner plans one search.
+type planner struct {
+	d       *Directory
+	ctx     context.Context
+	b       *budget
+	limit   int
+	explain []string
+	checks  []*term // exact terms checked per candidate
+}
+
+// planResult is a search's candidates, or none (scan) when no index serves it.
+type planResult struct {
+	set     []candidate
+	indexed bool
+	checks  []*term
+	explain string
+}
+
+// planSearch plans a search of filter within the scope of base (normalized).
+func (d *Directory) planSearch(ctx context.Context, b *budget, f Filter, base string, scope Scope) planResult {
+	p := &planner{d: d, ctx: ctx, b: b, limit: d.maxCandidates}
+	conj := []Filter{f}
+	if a, ok := f.(And); ok {
+		conj = a
+	}
+	var extra []*term
+	if t := d.scopeTerm(base, scope); t != nil {
+		extra = append(extra, t)
+	}
+	set, ok := p.and(conj, extra)
+	r := planResult{set: set, indexed: ok, checks: p.checks, explain: strings.Join(p.explain, "; ")}
+	if !ok {
+		r.explain = "scan of every object, filter tested on the stored form first"
+		if len(p.explain) > 0 {
+			r.explain += " (" + strings.Join(p.explain, "; ") + ")"
+		}
+	}
+	return r
+}
+
+// scopeTerm is the tree/ range of a one-level search, or of a subtree below the
+// naming context's root (the root's subtree is everything: no term).
+func (d *Directory) scopeTerm(base string, scope Scope) *term {
+	if scope == ScopeBase || scope == ScopeSub && strings.EqualFold(base, d.domain.BaseDN) {
+		return nil
+	}
+	prefix := treeKey(base) + ","
+	return &term{kind: termScope, what: "scope " + base, rangePrefix: prefix,
+		guidOf: func(key, value []byte) (string, string, bool) {
+			if scope == ScopeOne && slices.Contains(key[len(prefix):], ',') {
+				return "", "", false
+			}
+			return string(value), "", true
+		}}
+}
+
+// and intersects the sets of a conjunction's indexed terms (and extra terms), cheapest
+// first; ok false when none gives a set within the limit.
+func (p *planner) and(fs []Filter, extra []*term) ([]candidate, bool) {
+	terms := extra
+	var subsets [][]candidate
+	for _, f := range fs {
+		switch x := f.(type) {
+		case And:
+			if s, ok := p.and(x, nil); ok {
+				subsets = append(subsets, s)
+			}
+		case Or:
+			if s, ok := p.or(x); ok {
+				subsets = append(subsets, s)
+			}
+		default:
+			if t := p.d.termOf(p.ctx, f); t != nil {
+				terms = append(terms, t)
+			}
+		}
+	}
+	slices.SortStableFunc(terms, func(a, b *term) int { return int(a.kind) - int(b.kind) })
+	var best []candidate
+	found := false
+	for _, s := range subsets {
+		if !found || len(s) < len(best) {
+			best, found = intersect(best, s, found), true
+		} else {
+			best = intersect(best, s, true)
+		}
+	}
+	for _, t := range terms {
+		if found && len(best) <= smallSet {
+			if t.kind <= termExact {
+				p.checks = append(p.checks, t)
+			}
+			continue
+		}
+		limit := p.limit
+		if found {
+			limit = len(best)
+		}
+		s, ok := p.materialize(t, limit)
+		if !ok {
+			p.explain = append(p.explain, t.what+": over "+fmt.Sprint(limit)+" entries, not used")
+			if t.kind <= termExact {
+				p.checks = append(p.checks, t)
+			}
+			continue
+		}
+		p.explain = append(p.explain, fmt.Sprintf("%s: %d", t.what, len(s)))
+		best, found = intersect(best, s, found), true
+	}
+	return best, found
+}
+
+// or unites the sets of a disjunction, when every branch has one within the limit.
+func (p *planner) or(fs []Filter) ([]candidate, bool) {
+	var out []candidate
+	for _, f := range fs {
+		var s []candidate
+		var ok bool
+		switch x := f.(type) {
+		case And:
+			s, ok = p.and(x, nil)
+		case Or:
+			s, ok = p.or(x)
+		default:
+			if t := p.d.termOf(p.ctx, f); t != nil {
+				if s, ok = p.materialize(t, p.limit); ok {
+					p.explain = append(p.explain, fmt.Sprintf("%s: %d", t.what, len(s)))
+				}
+			}
+		}
+		if !ok {
+			return nil, false
+		}
+		if out = union(out, s); len(out) > p.limit {
+			return nil, false
+		}
+	}
+	return out, true
+}
+
+// materialize reads a term's candidates, sorted by GUID; ok false past limit.
+func (p *planner) materialize(t *term, limit int) ([]candidate, bool) {
+	var out []candidate
+	switch {
+	case t.guids != nil:
+		for _, g := range t.guids {
+			out = append(out, candidate{guid: g})
+		}
+	case t.unique != nil:
+		for _, k := range t.unique {
+			if !p.b.spend(lookupUnits) {
+				return nil, false
+			}
+			if kv, err := p.d.st.Get(p.ctx, k); err == nil {
+				out = append(out, candidate{guid: string(kv.Value)})
+			}
+		}
+	case t.prefixes != nil:
+		for _, prefix := range t.prefixes {
+			over := false
+			err := p.d.st.Scan(p.ctx, prefix, "", func(k, v []byte, _ int64) bool {
+				if len(out) >= limit {
+					over = true
+					return false
+				}
+				out = append(out, candidate{guid: string(k[len(prefix):]), ndn: string(v)})
+				return true
+			})
+			if err != nil || over || !p.b.spend(len(out)) {
+				return nil, false
+			}
+		}
+	default:
+		over := false
+		err := p.d.st.Scan(p.ctx, t.rangePrefix, "", func(k, v []byte, _ int64) bool {
+			g, ndn, ok := t.guidOf(k, v)
+			if !ok {
+				return true
+			}
+			if len(out) >= limit {
+				over = true
+				return false
+			}
+			out = append(out, candidate{guid: g, ndn: ndn})
+			return true
+		})
+		if err != nil || over || !p.b.spend(len(out)) {
+			return nil, false
+		}
+	}
+	slices.SortFunc(out, func(a, b candidate) int { return strings.Compare(a.guid, b.guid) })
+	return slices.CompactFunc(out, func(a, b candidate) bool { return a.guid == b.guid }), true
+}
+
+// intersect is the candidates in both sorted sets (b alone when a is not yet a set).
+func intersect(a, b []candidate, aSet bool) []candidate {
+	if !aSet {
+		return b
+	}
+	var out []candidate
+	for i, j := 0, 0; i < len(a) && j < len(b); {
+		switch c := strings.Compare(a[i].guid, b[j].guid); {
+		case c < 0:
+			i++
+		case c > 0:
+			j++
+		default:
+			x := a[i]
+			if x.ndn == "" {
+				x.ndn = b[j].ndn
+			}
+			out = append(out, x)
+			i, j = i+1, j+1
+		}
+	}
+	return out
+}
+
+// union is the candidates in either sorted set.
+func union(a, b []candidate) []candidate {
+	out := make([]candidate, 0, len(a)+len(b))
+	i, j := 0, 0
+	for i < len(a) && j < len(b) {
+		switch c := strings.Compare(a[i].guid, b[j].guid); {
+		case c < 0:
+			out = append(out, a[i])
+			i++
+		case c > 0:
+			out = append(out, b[j])
+			j++
+		default:
+			out = append(out, a[i])
+			i, j = i+1, j+1
+		}
+	}
+	return append(append(out, a[i:]...), b[j:]...)
+}
+
+// passes reports whether the object with GUID g has every checked term's key.
+func (p *planResult) passes(ctx context.Context, st store.Store, g string) bool {
+	for _, t := range p.checks {
+		ok := false
+		switch {
+		case t.guids != nil:
+			ok = slices.Contains(t.guids, g)
+		case t.unique != nil:
+			for _, k := range t.unique {
+				if kv, err := st.Get(ctx, k); err == nil && string(kv.Value) == g {
+					ok = true
+				}
+			}
+		default:
+			for _, prefix := range t.prefixes {
+				if _, err := st.Get(ctx, prefix+g); err == nil {
+					ok = true
+					break
+				}
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// termOf is what the indexes offer for one filter term; nil when none serves it.
+func (d *Directory) termOf(ctx context.Context, f Filter) *term {
+	switch x := f.(type) {
+	case Equal:
+		return d.equalTerm(ctx, x.Attr, x.Value)
+	case Extensible:
+		if x.Rule == "" {
+			return d.equalTerm(ctx, x.Attr, x.Value)
+		}
+	case Substr:
+		if len(x.Initial) == 0 {
+			return nil
+		}
+		low := strings.ToLower(string(x.Initial))
+		what := x.Attr + "=" + string(x.Initial) + "*"
+		switch a := strings.ToLower(x.Attr); a {
+		case "samaccountname", "serviceprincipalname":
+			family := map[string]string{"samaccountname": "sam/", "serviceprincipalname": "spn/"}[a]
+			return &term{kind: termRange, what: what, rangePrefix: family + low, guidOf: uniqueGUID}
+		default:
+			if ix, ok := indexedAttrs[a]; ok {
+				return &term{kind: termRange, what: what, rangePrefix: "ix/" + ix + "/" + low, guidOf: ixGUID}
+			}
+		}
+	case Present:
+		what := x.Attr + "=*"
+		switch a := strings.ToLower(x.Attr); a {
+		case "serviceprincipalname":
+			return &term{kind: termRange, what: what, rangePrefix: "spn/", guidOf: uniqueGUID}
+		case "userprincipalname", "dnshostname":
+			return &term{kind: termRange, what: what, rangePrefix: "ix/" + indexedAttrs[a] + "/", guidOf: ixGUID}
+		}
+	}
+	return nil
+}
+
+// uniqueGUID reads a unique key's entry: the value is the GUID.
+func uniqueGUID(_, value []byte) (string, string, bool) { return string(value), "", true }
+
+// ixGUID reads an ix/ entry: the key ends in the GUID, the value is the DN.
+func ixGUID(key, value []byte) (string, string, bool) {
+	i := slices.Index(key, 0)
+	return string(key[i+1:]), string(value), i >= 0
+}
+
+// equalTerm is the index term of an equality.
+func (d *Directory) equalTerm(ctx context.Context, attr string, value []byte) *term {
+	what := attr + "=" + string(value)
+	a := strings.ToLower(attr)
+	switch a {
+	case "samaccountname":
+		return &term{kind: termUnique, what: what, unique: []string{samKey(string(value))}}
+	case "serviceprincipalname":
+		return &term{kind: termUnique, what: what, unique: []string{spnKey(string(value))}}
+	case "distinguishedname":
+		return &term{kind: termUnique, what: what, unique: []string{dnKey(normDN(string(value)))}}
+	case "objectsid":
+		sid, err := ntsec.ParseSID(string(value))
+		if err != nil {
+			if sid, err = ntsec.SIDFromBytes(value); err != nil {
+				return &term{kind: termUnique, what: what, guids: []string{}} // no such SID can exist
+			}
+		}
+		return &term{kind: termUnique, what: what, unique: []string{sidKey(sid.String())}}
+	case "objectguid":
+		g, err := ntsec.ParseGUID(string(value))
+		if err != nil || len(value) < 36 {
+			if g, err = ntsec.GUIDFromBytes(value); err != nil {
+				return &term{kind: termUnique, what: what, guids: []string{}}
+			}
+		}
+		return &term{kind: termUnique, what: what, guids: []string{g.String()}}
+	case "objectclass", "objectcategory":
+		classes, ok := d.classesMatching(a, string(value))
+		if !ok {
+			return nil
+		}
+		t := &term{kind: termExact, what: what, prefixes: []string{}}
+		for _, c := range classes {
+			t.prefixes = append(t.prefixes, "class/"+string(c)+"/")
+		}
+		return t
+	case "member", "memberof":
+		kv, err := d.st.Get(ctx, dnKey(normDN(d.resolvedDN(ctx, string(value)))))
+		if err != nil {
+			return &term{kind: termUnique, what: what, guids: []string{}} // names nothing here
+		}
+		family := map[string]string{"member": "memberof/", "memberof": "members/"}[a] // groups of a member; members of a group
+		return &term{kind: termExact, what: what, prefixes: []string{family + string(kv.Value) + "/"}}
+	}
+	if ix, ok := indexedAttrs[a]; ok {
+		return &term{kind: termExact, what: what, prefixes: []string{ixPrefix(ix, strings.ToLower(string(value)))}}
+	}
+	return nil
+}
+
+// resolvedDN turns an alternative DN form into the DN; anything else is returned as is.
+func (d *Directory) resolvedDN(ctx context.Context, dn string) string {
+	if r, err := d.ResolveDN(ctx, dn); err == nil {
+		return r
+	}
+	return dn
+}
+
+// classesMatching lists the classes an objectClass or objectCategory equality selects;
+// ok false for objectClass=top, which every object has.
+func (d *Directory) classesMatching(attr, value string) ([]Class, bool) {
+	var classes []Class
+	for c, def := range classChain {
+		match := false
+		if attr == "objectclass" {
+			if strings.EqualFold(value, "top") {
+				return nil, false
+			}
+			for _, x := range def.chain {
+				match = match || strings.EqualFold(x, value)
+			}
+		} else {
+			cat := value
+			if cn, ok := categoryByClass[strings.ToLower(value)]; ok {
+				cat = cn
+			}
+			full := "CN=" + def.category + ",CN=Schema," + d.domain.ConfigDN
+			match = strings.EqualFold(cat, def.category) || normDN(cat) == normDN(full)
+		}
+		if match {
+			classes = append(classes, c)
+		}
+	}
+	slices.Sort(classes)
+	return classes, true
+}
