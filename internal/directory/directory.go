@@ -212,7 +212,6 @@ func decode(kv store.KV) (*Object, error) {
 	return o, nil
 }
 
-
 // cachedObject is a decoded record and the revision it was decoded from.
 type cachedObject struct {
 	rev int64

@@ -24,7 +24,9 @@ type IndexReport struct {
 }
 
 // OK reports whether the indexes match the objects.
-func (r IndexReport) OK() bool { return r.Missing+r.Stale+r.Conflicts == 0 || r.Repaired && r.Conflicts == 0 }
+func (r IndexReport) OK() bool {
+	return r.Missing+r.Stale+r.Conflicts == 0 || r.Repaired && r.Conflicts == 0
+}
 
 func (r *IndexReport) fault(key string) {
 	if len(r.Examples) < 8 {

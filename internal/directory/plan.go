@@ -141,7 +141,22 @@ func (p *planner) and(fs []Filter, extra []*term) ([]candidate, bool) {
 			best = intersect(best, s, true)
 		}
 	}
-	for _, t := range terms {
+	// Exact terms with few entries are found by reading a few keys of each, so that a
+	// selective term is not preceded by a large one of the same kind.
+	used := make([]bool, len(terms))
+	for i, t := range terms {
+		if t.kind > termExact {
+			break
+		}
+		if s, ok := p.materialize(t, smallSet); ok {
+			p.explain = append(p.explain, fmt.Sprintf("%s: %d", t.what, len(s)))
+			best, found, used[i] = intersect(best, s, found), true, true
+		}
+	}
+	for i, t := range terms {
+		if used[i] {
+			continue
+		}
 		if found && len(best) <= smallSet {
 			if t.kind <= termExact {
 				p.checks = append(p.checks, t)
@@ -212,6 +227,13 @@ func (p *planner) materialize(t *term, limit int) ([]candidate, bool) {
 			}
 		}
 	case t.prefixes != nil:
+		n := 0 // counted first, so that a term over the limit allocates nothing
+		for _, prefix := range t.prefixes {
+			if err := p.d.st.Scan(p.ctx, prefix, "", func([]byte, []byte, int64) bool { n++; return n <= limit }); err != nil || n > limit {
+				return nil, false
+			}
+		}
+		out = make([]candidate, 0, n)
 		for _, prefix := range t.prefixes {
 			over := false
 			err := p.d.st.Scan(p.ctx, prefix, "", func(k, v []byte, _ int64) bool {

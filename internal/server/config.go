@@ -94,6 +94,13 @@ type MemoryConfig struct {
 	// Limit is a soft limit of the process's Go memory in bytes (GOMEMLIMIT): nearing
 	// it, collections run more often. Default none. GOMEMLIMIT in the environment wins.
 	Limit int64 `yaml:"limit"`
+	// ObjectCache bounds the decoded directory objects kept for reuse (about 2 KiB
+	// each), default 100 000: searches and binds over more objects than it holds read
+	// and decode again. The store's own read cache is bounded at 64 MiB.
+	ObjectCache int `yaml:"object_cache"`
+	// IndexCandidates bounds the objects the query planner reads from one index term
+	// before it checks the term per candidate or scans instead, default 20 000.
+	IndexCandidates int `yaml:"index_candidates"`
 }
 
 // DefaultGCPercent is memory.gc_percent's default.
@@ -224,7 +231,8 @@ func (c *Config) Validate() error {
 		"init_recv_timeout": int64(l.InitRecvTimeout), "max_conn_idle_time": int64(l.MaxConnIdleTime), "max_query_duration": int64(l.MaxQueryDuration),
 		"kdc.max_ticket_age": int64(c.KDC.MaxTicketAge), "kdc.max_renew_age": int64(c.KDC.MaxRenewAge), "kdc.max_service_age": int64(c.KDC.MaxServiceAge),
 		"kdc.max_clock_skew": int64(c.KDC.MaxClockSkew), "dns.queries_per_second": int64(c.DNS.QueriesPerSecond),
-		"memory.gc_percent": int64(c.Memory.GCPercent), "memory.limit": c.Memory.Limit} {
+		"memory.gc_percent": int64(c.Memory.GCPercent), "memory.limit": c.Memory.Limit,
+		"memory.object_cache": int64(c.Memory.ObjectCache), "memory.index_candidates": int64(c.Memory.IndexCandidates)} {
 		if v < 0 {
 			if !strings.Contains(name, ".") {
 				name = "ldap.limits." + name

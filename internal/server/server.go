@@ -112,7 +112,8 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	opts := directory.Options{Now: deps.Now, Rand: deps.Rand, Logger: log, Audit: trail}
+	opts := directory.Options{Now: deps.Now, Rand: deps.Rand, Logger: log, Audit: trail,
+		ObjectCache: cfg.Memory.ObjectCache, MaxIndexCandidates: cfg.Memory.IndexCandidates}
 	dir, err := directory.Open(ctx, st, opts)
 	if errors.Is(err, directory.ErrNotProvisioned) && cfg.Dev {
 		dir, err = provisionDev(ctx, cfg, deps, st, opts)
