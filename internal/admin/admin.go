@@ -81,6 +81,9 @@ type Admin interface {
 	ComputerNew(ctx context.Context, opt directory.ComputerOptions) (Entry, []krbkey.Key, error)
 
 	UserNew(ctx context.Context, opt directory.UserOptions) (Entry, error)
+	// UserImport adds many users (Import-Csv | New-ADUser), returning how many were
+	// added before any error.
+	UserImport(ctx context.Context, users []directory.UserOptions) (int, error)
 	UserSetPassword(ctx context.Context, ref, password string) (Entry, error)
 	// Unlock clears an account's lockout (Unlock-ADAccount).
 	Unlock(ctx context.Context, ref string) (Entry, error)

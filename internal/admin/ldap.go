@@ -568,6 +568,37 @@ func (l *LDAP) UserNew(ctx context.Context, opt directory.UserOptions) (Entry, e
 	return l.Get(ctx, dn, "")
 }
 
+// UserImport adds the users one LDAP add each, as New-ADUser does per CSV row.
+func (l *LDAP) UserImport(_ context.Context, users []directory.UserOptions) (int, error) {
+	for i, opt := range users {
+		cn, container := opt.CN, opt.Container
+		if cn == "" {
+			cn = opt.Name
+		}
+		if container == "" {
+			container = "CN=Users," + l.C.BaseDN
+		}
+		req := ldap.NewAddRequest("CN="+cn+","+container, nil)
+		req.Attribute("objectClass", []string{"user"})
+		req.Attribute("sAMAccountName", []string{opt.Name})
+		uac := directory.UACNormalAccount
+		if opt.Disabled || opt.Password == "" {
+			uac |= directory.UACAccountDisable
+		}
+		req.Attribute("userAccountControl", []string{strconv.Itoa(uac)})
+		if opt.Password != "" {
+			req.Attribute("unicodePwd", []string{adclient.UnicodePwd(opt.Password)})
+		}
+		if opt.Description != "" {
+			req.Attribute("description", []string{opt.Description})
+		}
+		if err := l.C.Conn.Add(req); err != nil {
+			return i, fmt.Errorf("%s: %w", opt.Name, ldapErr(err))
+		}
+	}
+	return len(users), nil
+}
+
 func (l *LDAP) UserSetPassword(ctx context.Context, ref, password string) (Entry, error) {
 	e, err := l.C.Find(ref, "cn")
 	if err != nil {

@@ -191,6 +191,10 @@ func (l *Local) UserNew(ctx context.Context, opt directory.UserOptions) (Entry, 
 	return l.wrap(ctx)(l.Dir.NewUser(ctx, l.requester(), opt))
 }
 
+func (l *Local) UserImport(ctx context.Context, users []directory.UserOptions) (int, error) {
+	return l.Dir.ImportUsers(ctx, l.requester(), users)
+}
+
 func (l *Local) UserSetPassword(ctx context.Context, ref, password string) (Entry, error) {
 	return l.wrap(ctx)(l.Dir.SetPassword(ctx, l.requester(), ref, password))
 }

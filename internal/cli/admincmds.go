@@ -3,9 +3,11 @@ package cli
 import (
 	"context"
 	"encoding/base64"
+	"encoding/csv"
 	"encoding/hex"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 
@@ -571,7 +573,17 @@ func userCommand(e *env) *cobra.Command {
 	}
 	newCmd.Flags().StringVar(&opt.Description, "description", "", "description")
 	newCmd.Flags().BoolVar(&opt.Disabled, "disabled", false, "create the user disabled")
-	return group("user", "Users (the *-ADUser cmdlets)", newCmd, setPw, unlock, e.getCmd(directory.ClassUser),
+	importCmd := e.adminCmd("import CSV-FILE", "Create the users a CSV file lists (Import-Csv | New-ADUser)", cobra.ExactArgs(1), func(ctx context.Context, a admin.Admin, args []string) error {
+		f, err := os.Open(args[0])
+		if err != nil {
+			return usagef("%v", err)
+		}
+		defer f.Close()
+		n, err := importUsers(ctx, a, f, args[0])
+		fmt.Fprintf(e.stdout, "imported %d users\n", n)
+		return err
+	})
+	return group("user", "Users (the *-ADUser cmdlets)", newCmd, importCmd, setPw, unlock, e.getCmd(directory.ClassUser),
 		e.listCmd(directory.ClassUser, "NAME", "SID", "ENABLED"), e.removeCmd(directory.ClassUser))
 }
 
@@ -590,4 +602,67 @@ func passwordText(b []byte, from string) (string, error) {
 		return "", usagef("the password from %s is empty", from)
 	}
 	return s, nil
+}
+
+// importColumns are the CSV columns user import reads, by lower-case header, as
+// New-ADUser's parameters name them; SamAccountName is required.
+var importColumns = map[string]func(*directory.UserOptions, string){
+	"samaccountname": func(o *directory.UserOptions, v string) { o.Name = v },
+	"name":           func(o *directory.UserOptions, v string) { o.CN = v },
+	"description":    func(o *directory.UserOptions, v string) { o.Description = v },
+	"path":           func(o *directory.UserOptions, v string) { o.Container = v },
+	"password":       func(o *directory.UserOptions, v string) { o.Password = v },
+}
+
+// importBatch is how many users one call of UserImport adds.
+const importBatch = 5000
+
+// importUsers reads a CSV with a header row and adds its users a batch at a time, so
+// that a file of millions is never held whole.
+func importUsers(ctx context.Context, a admin.Admin, r io.Reader, name string) (int, error) {
+	cr := csv.NewReader(r)
+	cr.ReuseRecord = true
+	header, err := cr.Read()
+	if err != nil {
+		return 0, usagef("%s: no header row: %v", name, err)
+	}
+	set := make([]func(*directory.UserOptions, string), len(header))
+	hasSAM := false
+	for i, h := range header {
+		key := strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")))
+		if set[i] = importColumns[key]; set[i] == nil {
+			return 0, usagef("%s: column %q: the columns are SamAccountName (required), Name, Description, Path and Password", name, h)
+		}
+		hasSAM = hasSAM || key == "samaccountname"
+	}
+	if !hasSAM {
+		return 0, usagef("%s: a SamAccountName column is required", name)
+	}
+	added := 0
+	var batch []directory.UserOptions
+	flush := func() error {
+		n, err := a.UserImport(ctx, batch)
+		added += n
+		batch = batch[:0]
+		return err
+	}
+	for {
+		rec, err := cr.Read()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return added, usagef("%s: %v", name, err)
+		}
+		var o directory.UserOptions
+		for i, v := range rec {
+			set[i](&o, v)
+		}
+		if batch = append(batch, o); len(batch) == importBatch {
+			if err := flush(); err != nil {
+				return added, err
+			}
+		}
+	}
+	return added, flush()
 }

@@ -210,6 +210,19 @@ func TestDirectoryEndToEnd(t *testing.T) {
 	if _, _, err := runEnv(e, "index", "check", "--data", restored); err != nil {
 		t.Fatalf("index check after the rebuild: %v", err)
 	}
+	// A CSV import, as Import-Csv | New-ADUser: New-ADUser's column names, any case.
+	csvFile := filepath.Join(dir, "users.csv")
+	os.WriteFile(csvFile, []byte("samAccountName,Name,Description\nalice,Alice A,first\nbob,,second\n"), 0o600)
+	if out, _, err := runEnv(e, "user", "import", csvFile, "--data", restored); err != nil || !strings.Contains(out, "imported 2 users") {
+		t.Fatalf("user import: %v %s", err, out)
+	}
+	if out, _, err := runEnv(e, "user", "get", "alice", "--data", restored); err != nil || !strings.Contains(out, "CN=Alice A,CN=Users,") {
+		t.Fatalf("imported user: %v %s", err, out)
+	}
+	os.WriteFile(csvFile, []byte("samAccountName,Mail\ncarol,c@example.test\n"), 0o600)
+	if _, _, err := runEnv(e, "user", "import", csvFile, "--data", restored); err == nil || !strings.Contains(err.Error(), `column "Mail"`) {
+		t.Fatalf("an unknown column: %v", err)
+	}
 }
 
 // auditedWrite changes Administrator's description over LDAPS on the running server.

@@ -351,3 +351,38 @@ func FuzzRawFilter(f *testing.F) {
 		}
 	})
 }
+
+// An import adds users in batches with every index entry, refuses a name twice in one
+// file or one already taken, and says how many it added.
+func TestImportUsers(t *testing.T) {
+	d, _ := lab(t)
+	var users []UserOptions
+	for i := range 2500 {
+		users = append(users, UserOptions{Name: fmt.Sprintf("imp%d", i), Description: "imported", Container: map[bool]string{true: "OU=Domain Controllers,DC=example,DC=test"}[i%2 == 0]})
+	}
+	if n, err := d.ImportUsers(ctx, sys, users); n != 2500 || err != nil {
+		t.Fatalf("import: %d, %v", n, err)
+	}
+	if r := must(d.CheckIndexes(ctx)); !r.OK() || r.Missing+r.Stale != 0 {
+		t.Fatalf("indexes after the import: %+v", r)
+	}
+	o := must(d.Resolve(ctx, "imp2498"))
+	if o.DN != "CN=imp2498,OU=Domain Controllers,DC=example,DC=test" || o.Enabled() || o.SID == "" {
+		t.Fatalf("imported user: %+v", o)
+	}
+	if _, err := d.NewUser(ctx, sys, UserOptions{Name: "imp7"}); !errors.Is(err, ErrExists) {
+		t.Fatalf("a name an import took: %v", err)
+	}
+	if n, err := d.ImportUsers(ctx, sys, []UserOptions{{Name: "new1"}, {Name: "new2"}, {Name: "NEW1"}}); n != 0 || !errors.Is(err, ErrExists) {
+		t.Fatalf("a name twice in one import: %d, %v", n, err)
+	}
+	if _, err := d.Resolve(ctx, "new2"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a refused batch left a user: %v", err)
+	}
+	if n, err := d.ImportUsers(ctx, sys, []UserOptions{{Name: "bad,name"}}); n != 0 || err == nil {
+		t.Fatalf("an invalid name: %d, %v", n, err)
+	}
+	if _, err := d.ImportUsers(ctx, Anonymous(ProtectionNone, "127.0.0.1"), users[:1]); !errors.Is(err, ErrNeedBind) && !errors.Is(err, ErrAccessDenied) {
+		t.Fatalf("an import by a requester who may not add users: %v", err)
+	}
+}

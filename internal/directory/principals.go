@@ -151,6 +151,18 @@ func (d *Directory) place(ctx context.Context, cn, name, container, def string) 
 }
 
 func (d *Directory) newUser(ctx context.Context, opt UserOptions) (*Object, error) {
+	o, err := d.userObject(ctx, opt)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.create(ctx, o, true); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// userObject builds a new user's object, not yet stored and without its SID.
+func (d *Directory) userObject(ctx context.Context, opt UserOptions) (*Object, error) {
 	if err := checkName("user", opt.Name, 20); err != nil {
 		return nil, err
 	}
@@ -169,10 +181,69 @@ func (d *Directory) newUser(ctx context.Context, opt UserOptions) (*Object, erro
 			return nil, err
 		}
 	}
-	if err := d.create(ctx, o, true); err != nil {
-		return nil, err
-	}
 	return o, nil
+}
+
+// ImportUsers adds many users at once, as an offline import of a directory export or
+// of a CSV (Import-Csv | New-ADUser): each user is checked as NewUser checks it, and
+// the users are written in transactions of many, each user whole within one. A name
+// already taken fails its transaction; the users of earlier transactions stay, and the
+// error says how many were added.
+func (d *Directory) ImportUsers(ctx context.Context, req *Requester, users []UserOptions) (int, error) {
+	if err := d.authorizeChange(req, "add user"); err != nil {
+		return 0, err
+	}
+	maxOps := 10_000
+	if b, ok := d.st.(interface{ MaxBatch() int }); ok {
+		maxOps = min(maxOps, b.MaxBatch())
+	}
+	var batch []store.Op
+	var names []string
+	taken := map[string]bool{} // the batch's unique names: its creates are checked against the store before it
+	added := 0
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		if _, err := d.st.Apply(ctx, batch...); err != nil {
+			return fmt.Errorf("%w (%d users added before this batch)", d.conflictError(ctx, err), added)
+		}
+		for _, dn := range names {
+			d.changed(req, "add", dn)
+		}
+		added += len(names)
+		batch, names = batch[:0], names[:0]
+		clear(taken)
+		return nil
+	}
+	now := d.nowFT()
+	for _, opt := range users {
+		o, err := d.userObject(ctx, opt)
+		if err != nil {
+			return added, fmt.Errorf("%w (%d users added)", err, added)
+		}
+		rid, err := d.allocateRID(ctx)
+		if err != nil {
+			return added, err
+		}
+		o.SID, o.Created, o.Changed = d.sid.Child(rid).String(), now, now
+		ops := createOps(o)
+		if len(batch)+len(ops) > maxOps {
+			if err := flush(); err != nil {
+				return added, err
+			}
+		}
+		for _, op := range ops {
+			if uniqueIndex(op.Key) && taken[op.Key] {
+				return added, fmt.Errorf("directory: %s is imported twice: %w (%d users added)", op.Key, ErrExists, added)
+			}
+			if uniqueIndex(op.Key) {
+				taken[op.Key] = true
+			}
+		}
+		batch, names = append(batch, ops...), append(names, o.DN)
+	}
+	return added, flush()
 }
 
 // SetPassword sets a user's or computer's password (keys, kvno, pwdLastSet). A gMSA's
