@@ -70,3 +70,20 @@ func FuzzParseResponse(f *testing.F) {
 		}
 	})
 }
+
+// A paged enumeration follows the cookies to the end: every entry once per operation.
+func TestLoadEnumeratesPaged(t *testing.T) {
+	ctx := context.Background()
+	s := servertest.Start(t, servertest.Options{})
+	for i := range 25 {
+		if _, err := s.Dir.NewUser(ctx, directory.LocalSystem(), directory.UserOptions{Name: fmt.Sprintf("p%d", i), Description: "paged"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := loadConfig{url: "ldaps://" + s.LDAPS, bindDN: "Administrator@example.test", password: s.AdminPassword, base: "DC=example,DC=test",
+		filter: "(description=paged)", attrs: []string{"cn"}, n: 1, conns: 1, depth: 1, page: 4, dur: 100 * time.Millisecond}
+	r, err := load(cfg)
+	if err != nil || r.errors != 0 || r.ops < 1 || r.withAttr != 25*r.ops {
+		t.Fatalf("paged: %+v %v", r, err)
+	}
+}

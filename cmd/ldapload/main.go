@@ -51,6 +51,7 @@ func main() {
 	conns := flag.Int("c", 1, "connections")
 	depth := flag.Int("depth", 1, "requests outstanding per connection (1: wait for each result)")
 	dur := flag.Duration("d", 5*time.Second, "duration")
+	page := flag.Int("page", 0, "enumerate: each operation is a whole paged search (RFC 2696) with pages of this size")
 	populate := flag.String("populate", "", "users or gmsas: create -n objects named bench0… under -base")
 	userPW := flag.String("user-password", "Bench-Pass-123!", "password of populated users")
 	allow := flag.String("allow", "", "SID allowed to read populated gMSAs' passwords")
@@ -109,13 +110,15 @@ func main() {
 		}
 	}
 	r, err := load(loadConfig{url: *u, bindDN: *bindDN, password: *password, base: *base, filter: *filter,
-		attrs: want, n: *n, conns: *conns, depth: *depth, dur: *dur, sasl: sasl})
+		attrs: want, n: *n, conns: *conns, depth: *depth, dur: *dur, sasl: sasl, page: *page})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ldapload:", err)
 		os.Exit(2)
 	}
 	fmt.Printf("url=%s c=%d depth=%d ops=%d rate=%.0f/s errors=%d", *u, *conns, *depth, r.ops, r.rate, r.errors)
-	if len(want) > 0 {
+	if *page > 0 {
+		fmt.Printf(" entries=%d secs_per_op=%.3f", r.withAttr, 1/max(r.rate, 1e-9))
+	} else if len(want) > 0 {
 		fmt.Printf(" with_%s=%d", want[0], r.withAttr)
 	}
 	if r.firstErr != "" {
@@ -128,12 +131,13 @@ type loadConfig struct {
 	url, bindDN, password, base, filter string
 	attrs                               []string
 	n, conns, depth                     int
+	page                                int // > 0: each operation enumerates with pages of this size
 	dur                                 time.Duration
 	sasl                                saslBinder
 }
 
 type loadResult struct {
-	ops, errors, withAttr int64   // searches done, failures, entries carrying attrs[0]
+	ops, errors, withAttr int64   // searches done, failures, entries carrying attrs[0] (paged: entries)
 	rate                  float64 // searches per second
 	firstErr              string
 }
@@ -180,6 +184,18 @@ func load(cfg loadConfig) (loadResult, error) {
 				return
 			}
 			defer c.nc.Close()
+			if cfg.page > 0 {
+				for time.Now().Before(stop) || ops.Load() == 0 {
+					n, err := c.enumerate(requests[rand.IntN(len(requests))], cfg.page)
+					if err != nil {
+						fail(err)
+						return
+					}
+					ops.Add(1)
+					withAttr.Add(int64(n))
+				}
+				return
+			}
 			outstanding := 0
 			for ; outstanding < cfg.depth; outstanding++ {
 				c.send(requests[rand.IntN(len(requests))])

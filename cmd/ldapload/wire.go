@@ -20,12 +20,58 @@ import (
 	"gmsa/internal/tlv"
 )
 
-// message wraps an encoded protocol operation into an LDAPMessage with id.
-func message(dst []byte, id int64, op []byte) []byte {
+// message wraps an encoded protocol operation (and controls, [0] encoded, or nil) into
+// an LDAPMessage with id.
+func message(dst []byte, id int64, op []byte, controls ...byte) []byte {
 	var tmp [12]byte
 	idTLV := tlv.AppendInt(tmp[:0], 0x02, id)
-	dst = tlv.AppendLength(append(dst, 0x30), len(idTLV)+len(op))
-	return append(append(dst, idTLV...), op...)
+	dst = tlv.AppendLength(append(dst, 0x30), len(idTLV)+len(op)+len(controls))
+	return append(append(append(dst, idTLV...), op...), controls...)
+}
+
+const oidPaged = "1.2.840.113556.1.4.319"
+
+// pagedControls encodes the [0] Controls of a paged search request ([RFC 2696]).
+func pagedControls(size int, cookie []byte) []byte {
+	val := tlv.Append(tlv.AppendInt(nil, 0x02, int64(size)), 0x04, cookie)
+	ctl := tlv.Append(nil, 0x04, []byte(oidPaged))
+	ctl = tlv.Append(ctl, 0x04, tlv.Append(nil, 0x30, val))
+	return tlv.Append(nil, 0xa0, tlv.Append(nil, 0x30, ctl))
+}
+
+// pagedCookie finds the paged results control's cookie in a message's controls.
+func pagedCookie(controls []byte) []byte {
+	for len(controls) > 0 {
+		_, ctl, rest, err := tlv.Split(controls)
+		if err != nil {
+			return nil
+		}
+		controls = rest
+		_, oid, more, err := tlv.Split(ctl)
+		if err != nil || string(oid) != oidPaged {
+			continue
+		}
+		for len(more) > 0 {
+			tag, v, next, err := tlv.Split(more)
+			if err != nil {
+				return nil
+			}
+			more = next
+			if tag != 0x04 {
+				continue // criticality
+			}
+			_, seq, _, err := tlv.Split(v)
+			if err != nil {
+				return nil
+			}
+			if _, _, after, err := tlv.Split(seq); err == nil {
+				if _, cookie, _, err := tlv.Split(after); err == nil {
+					return cookie
+				}
+			}
+		}
+	}
+	return nil
 }
 
 func simpleBind(name, password string) []byte {
@@ -62,6 +108,7 @@ type response struct {
 	code    int    // LDAPResult resultCode, for results
 	diag    string // diagnosticMessage, for results
 	hasAttr bool   // a SearchResultEntry with a non-empty value of the watched attribute
+	cookie  []byte // a SearchResultDone's paged results cookie (points into the message)
 }
 
 func parseResponse(msg []byte, watch string) (response, error) {
@@ -73,11 +120,16 @@ func parseResponse(msg []byte, watch string) (response, error) {
 	if _, _, body, err = tlv.Split(body); err != nil { // messageID
 		return r, err
 	}
-	tag, op, _, err := tlv.Split(body)
+	tag, op, controls, err := tlv.Split(body)
 	if err != nil {
 		return r, err
 	}
 	r.op = tag
+	if tag == 0x65 && len(controls) > 0 {
+		if _, list, _, err := tlv.Split(controls); err == nil {
+			r.cookie = pagedCookie(list)
+		}
+	}
 	if tag == 0x64 { // SearchResultEntry: objectName, then the attribute list
 		_, _, rest, err := tlv.Split(op)
 		if err != nil {
@@ -190,10 +242,40 @@ func dialWire(rawURL, name, password string, sasl saslBinder) (*wireConn, error)
 }
 
 // send queues a request with the next message ID.
-func (c *wireConn) send(op []byte) {
+func (c *wireConn) send(op []byte, controls ...byte) {
 	c.id++
-	c.buf = message(c.buf[:0], c.id, op)
+	c.buf = message(c.buf[:0], c.id, op, controls...)
 	c.w.Write(c.buf)
+}
+
+// enumerate runs one paged search to its end, returning the entries it gave.
+func (c *wireConn) enumerate(op []byte, pageSize int) (int, error) {
+	entries := 0
+	var cookie []byte
+	for {
+		c.send(op, pagedControls(pageSize, cookie)...)
+		for {
+			resp, err := c.next("")
+			if err != nil {
+				return entries, err
+			}
+			if resp.op == 0x64 {
+				entries++
+				continue
+			}
+			if resp.op != 0x65 {
+				continue
+			}
+			if resp.code != 0 {
+				return entries, fmt.Errorf("paged search: result %d %s", resp.code, resp.diag)
+			}
+			if len(resp.cookie) == 0 {
+				return entries, nil
+			}
+			cookie = append(cookie[:0], resp.cookie...)
+			break
+		}
+	}
 }
 
 func (c *wireConn) next(watch string) (response, error) {
