@@ -110,7 +110,12 @@ func Open(path string, opt Options) (*Store, error) {
 		return nil, fmt.Errorf("store: opening %s: %w", path, err)
 	}
 	db.MaxBatchDelay = 2 * time.Millisecond // a lone writer waits this long for company
-	if !opt.ReadOnly {
+	ready := false // the buckets exist: no write (and no fsync) at every open
+	db.View(func(tx *bbolt.Tx) error {
+		ready = tx.Bucket(bucketKV) != nil && tx.Bucket(bucketMeta) != nil
+		return nil
+	})
+	if !opt.ReadOnly && !ready {
 		if err := db.Update(func(tx *bbolt.Tx) error {
 			for _, b := range [][]byte{bucketKV, bucketMeta} {
 				if _, err := tx.CreateBucketIfNotExists(b); err != nil {
