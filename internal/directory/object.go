@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"gmsa/internal/kds"
@@ -259,7 +260,7 @@ const (
 	// keyIndexVersion says which index layout the store's index keys follow; Open
 	// rebuilds them when it is older than indexVersion.
 	keyIndexVersion = "ixversion"
-	indexVersion    = "2"
+	indexVersion    = "3"
 )
 
 // indexedAttrs are the attributes with a non-unique ix/ index: those AD marks fATTINDEX
@@ -268,7 +269,10 @@ const (
 // objectClass and objectCategory the class/ keys; member and memberOf the link keys).
 // cn, name, ou and dc share the RDN value's index.
 var indexedAttrs = map[string]string{"cn": "name", "name": "name", "ou": "name", "dc": "name",
-	"userprincipalname": "upn", "dnshostname": "dnshostname"}
+	"userprincipalname": "upn", "dnshostname": "dnshostname", "samaccounttype": "samaccounttype", "primarygroupid": "primarygroupid"}
+
+// integerIndexes are the ix/ indexes of integers, keyed by the decimal value.
+var integerIndexes = map[string]bool{"samaccounttype": true, "primarygroupid": true}
 
 // indexOps returns the index entries of o.
 func indexOps(o *Object) map[string][]byte {
@@ -289,7 +293,15 @@ func indexOps(o *Object) map[string][]byte {
 		m[memberOfKey(member, gs)] = nil
 		m[membersKey(gs, member)] = nil
 	}
-	for _, ix := range [...]struct{ attr, value string }{{"name", o.Name}, {"upn", o.UPN}, {"dnshostname", o.DNSHostName}} {
+	var samType, primaryGroup string
+	if t, ok := samAccountType(o); ok {
+		samType = strconv.FormatUint(uint64(t), 10)
+	}
+	if o.Class == ClassUser || o.Class == ClassComputer || o.Class == ClassGMSA { // as the view has primaryGroupID
+		primaryGroup = strconv.FormatUint(uint64(o.PrimaryGroupRID), 10)
+	}
+	for _, ix := range [...]struct{ attr, value string }{{"name", o.Name}, {"upn", o.UPN}, {"dnshostname", o.DNSHostName},
+		{"samaccounttype", samType}, {"primarygroupid", primaryGroup}} {
 		if ix.value != "" {
 			m[ixPrefix(ix.attr, strings.ToLower(ix.value))+gs] = ndn
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"gmsa/internal/ntsec"
@@ -362,7 +363,7 @@ func (d *Directory) termOf(ctx context.Context, f Filter) *term {
 			family := map[string]string{"samaccountname": "sam/", "serviceprincipalname": "spn/"}[a]
 			return &term{kind: termRange, what: what, rangePrefix: family + low, guidOf: uniqueGUID}
 		default:
-			if ix, ok := indexedAttrs[a]; ok {
+			if ix, ok := indexedAttrs[a]; ok && !integerIndexes[ix] { // substrings of integers are Undefined
 				return &term{kind: termRange, what: what, rangePrefix: "ix/" + ix + "/" + low, guidOf: ixGUID}
 			}
 		}
@@ -433,7 +434,15 @@ func (d *Directory) equalTerm(ctx context.Context, attr string, value []byte) *t
 		return &term{kind: termExact, what: what, prefixes: []string{family + string(kv.Value) + "/"}}
 	}
 	if ix, ok := indexedAttrs[a]; ok {
-		return &term{kind: termExact, what: what, prefixes: []string{ixPrefix(ix, strings.ToLower(string(value)))}}
+		v := strings.ToLower(string(value))
+		if integerIndexes[ix] {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				return &term{kind: termUnique, what: what, guids: []string{}} // not an integer: Undefined for every object
+			}
+			v = strconv.FormatInt(n, 10)
+		}
+		return &term{kind: termExact, what: what, prefixes: []string{ixPrefix(ix, v)}}
 	}
 	return nil
 }

@@ -141,6 +141,9 @@ func planCases() []planCase {
 		{staff, ScopeSub, eq("sAMAccountName", "user03"), true},
 		{dom, ScopeSub, eq("objectSid", "S-1-5-32-544"), true},
 		{dom, ScopeSub, eq("userPrincipalName", "nobody@example.test"), true},
+		{dom, ScopeSub, eq("sAMAccountType", "805306368"), true},
+		{dom, ScopeSub, And{eq("sAMAccountType", " 805306369"), eq("primaryGroupID", "515")}, true},
+		{dom, ScopeSub, eq("primaryGroupID", "x"), true},
 		// Not served by an index: answers must still agree with the reference.
 		{staff, ScopeSub, eq("sAMAccountName", "user04"), false}, // out of scope: read to find out
 		{dom, ScopeSub, eq("description", "team 3"), false},
