@@ -110,7 +110,7 @@ func Open(path string, opt Options) (*Store, error) {
 		return nil, fmt.Errorf("store: opening %s: %w", path, err)
 	}
 	db.MaxBatchDelay = 2 * time.Millisecond // a lone writer waits this long for company
-	ready := false // the buckets exist: no write (and no fsync) at every open
+	ready := false                          // the buckets exist: no write (and no fsync) at every open
 	db.View(func(tx *bbolt.Tx) error {
 		ready = tx.Bucket(bucketKV) != nil && tx.Bucket(bucketMeta) != nil
 		return nil
