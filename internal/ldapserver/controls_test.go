@@ -20,7 +20,7 @@ import (
 // ignored. The RootDSE lists what is honoured.
 func TestControls(t *testing.T) {
 	s := setup(t, servertest.Options{})
-	for _, n := range []string{"carol", "alice", "bob"} {
+	for _, n := range []string{"carol", "alice", "bob", "erin", "dave"} {
 		must(s.Dir.NewUser(ctx, directory.LocalSystem(), directory.UserOptions{Name: n, Password: "Passw0rd!" + n}))
 	}
 	c := dialTLS(t, s)
@@ -74,6 +74,21 @@ func TestControls(t *testing.T) {
 	}
 	if paged := names(false, 2); !slices.Equal(paged, up) {
 		t.Fatalf("sorted in pages of 2: %v, want %v", paged, up)
+	}
+	// A size limit keeps only the first keys while matches arrive: the same first two,
+	// then sizeLimitExceeded.
+	for _, reverse := range []bool{false, true} {
+		sortCtl := ldap.NewControlServerSideSortingWithSortKeys([]*ldap.SortKey{{AttributeType: "sAMAccountName", Reverse: reverse}})
+		r, err := c.Search(ldap.NewSearchRequest("CN=Users,DC=example,DC=test", ldap.ScopeSingleLevel, 0, 2, 0, false, "(objectClass=user)",
+			[]string{"sAMAccountName"}, []ldap.Control{sortCtl}))
+		want := up[:2]
+		if reverse {
+			want = rev[:2]
+		}
+		if code(err) != ldap.LDAPResultSizeLimitExceeded || r == nil || len(r.Entries) != 2 ||
+			strings.ToLower(r.Entries[0].GetAttributeValue("sAMAccountName")) != want[0] || strings.ToLower(r.Entries[1].GetAttributeValue("sAMAccountName")) != want[1] {
+			t.Fatalf("sorted with size limit 2 (reverse %v): %v %v, want %v", reverse, r, err, want)
+		}
 	}
 
 	accepted := []ldap.Control{

@@ -440,8 +440,10 @@ func containsFold(list []string, s string) bool {
 }
 
 // sortedSearch answers a search with the server-side sort control ([RFC 2891]): the
-// matches (at most MaxResultSetSize) ordered by the key's attribute as the requester
-// sees it, then sent as a plain or paged search sends them, with the sort response.
+// matches ordered by the key's attribute as the requester sees it, then sent as a plain
+// or paged search sends them, with the sort response. A plain search keeps only the
+// first limit+1 keys in order as it goes (the rest could never be sent); a paged one
+// orders every match, at most MaxResultSetSize (AD's MaxTempTableSize plays that part).
 func (c *conn) sortedSearch(ctx context.Context, id int64, q directory.Query, key *sortKey, limit int, paged, typesOnly bool,
 	done func(int, string, ...*ber.Packet)) {
 	type keyed struct {
@@ -452,9 +454,14 @@ func (c *conn) sortedSearch(ctx context.Context, id int64, q directory.Query, ke
 	q.Select = directory.Selection{Names: []string{key.attr}}
 	var all []keyed
 	dir := c.srv.cfg.Dir
+	order := func(a, b keyed) int { return compareSortValues(a.value, b.value, key.reverse) }
 	err := dir.Search(ctx, c.req, q, func(m *directory.Match) error {
-		if int64(len(all)) >= c.srv.cfg.MaxResultSetSize {
+		switch {
+		case paged && int64(len(all)) >= c.srv.cfg.MaxResultSetSize:
 			return directory.ErrAdminLimit
+		case !paged && len(all) >= 2*(limit+1): // matches come in GUID order: a stable sort keeps ties so
+			slices.SortStableFunc(all, order)
+			all = all[:limit+1]
 		}
 		k := keyed{guid: m.GUID()}
 		attrs, err := m.Attributes(nil)
@@ -478,7 +485,7 @@ func (c *conn) sortedSearch(ctx context.Context, id int64, q directory.Query, ke
 		done(le.code, le.diag)
 		return
 	}
-	slices.SortStableFunc(all, func(a, b keyed) int { return compareSortValues(a.value, b.value, key.reverse) })
+	slices.SortStableFunc(all, order)
 	sent, next := 0, 0
 	for ; next < len(all) && sent < limit; next++ {
 		m, err := dir.Lookup(ctx, c.req, all[next].guid, sel)
