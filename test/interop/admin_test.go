@@ -4,6 +4,7 @@ package interop
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -47,6 +48,22 @@ func adminScenario(t *testing.T, tg target) (blob, kvno string) {
 	ok(tg.admin, tg.adminPW, "App-Pass-123!\n", "user", "new", "apphost", "--password-stdin")
 	ok(tg.admin, tg.adminPW, "Other-Pass-123!\n", "user", "new", "stranger", "--password-stdin")
 	as("group", "add-member", "App Hosts", "apphost")
+	// A CSV import, one LDAP add per row on any DC: a user with a password is enabled,
+	// one without starts disabled, the Name column is the cn.
+	csvFile := filepath.Join(t.TempDir(), "users.csv")
+	os.WriteFile(csvFile, []byte("SamAccountName,Name,Description,Password\nimported1,Imported One,from csv,Imp-Pass-123!\nimported2,,no password,\n"), 0o600)
+	if out := as("user", "import", csvFile); !strings.Contains(out, "imported 2 users") {
+		t.Fatalf("%s: user import: %s", tg.name, out)
+	}
+	var imp map[string]any
+	json.Unmarshal([]byte(as("user", "get", "imported1", "-o", "json")), &imp)
+	if !strings.HasPrefix(fmt.Sprint(imp["dn"]), "CN=Imported One,CN=Users,") || imp["enabled"] != true || imp["description"] != "from csv" {
+		t.Fatalf("%s: imported user: %v", tg.name, imp)
+	}
+	json.Unmarshal([]byte(as("user", "get", "imported2", "-o", "json")), &imp)
+	if imp["enabled"] != false {
+		t.Fatalf("%s: an imported user without a password: %v", tg.name, imp)
+	}
 	var acct map[string]any
 	json.Unmarshal([]byte(as("account", "new", "app", "--dns-host-name", "app.example.test", "--principals-allowed", "App Hosts",
 		"--interval-days", "5", "--enctypes", "aes128,aes256", "--spn", "http/app.example.test", "-o", "json")), &acct)
