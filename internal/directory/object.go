@@ -244,10 +244,18 @@ func membersKey(group, member string) string { return "members/" + group + "/" +
 // checked without reading the object).
 func ixPrefix(attr, lowerValue string) string { return "ix/" + attr + "/" + lowerValue + "\x00" }
 
-// treeKey is an object's place in the DN tree: its normalized DN with the RDNs from the
-// root down, so that a subtree is one key range. Names with escaped separators are
-// refused when objects are named (splitDN), so a comma always separates RDNs.
+// treeKey is an object's place in the DN tree: its parent's normalized DN with the RDNs
+// from the root down, NUL, then its own RDN. A container's children are then the range
+// treeParent(dn)+"\x00" and its deeper descendants the range treeParent(dn)+",". Names
+// with escaped separators are refused when objects are named (splitDN), so a comma
+// always separates RDNs.
 func treeKey(ndn string) string {
+	rdn, parent, _ := strings.Cut(ndn, ",")
+	return treeParent(parent) + "\x00" + rdn
+}
+
+// treeParent is the tree/ prefix of the objects below the container ndn.
+func treeParent(ndn string) string {
 	rdns := strings.Split(ndn, ",")
 	slices.Reverse(rdns)
 	return "tree/" + strings.Join(rdns, ",")
@@ -260,7 +268,7 @@ const (
 	// keyIndexVersion says which index layout the store's index keys follow; Open
 	// rebuilds them when it is older than indexVersion.
 	keyIndexVersion = "ixversion"
-	indexVersion    = "3"
+	indexVersion    = "4"
 )
 
 // indexedAttrs are the attributes with a non-unique ix/ index: those AD marks fATTINDEX

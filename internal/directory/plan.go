@@ -50,9 +50,9 @@ type term struct {
 	guids  []string
 	// exact: prefixes whose keys are prefix+GUID.
 	prefixes []string
-	// range: one prefix over many keys, and how a key and value name the object.
-	rangePrefix string
-	guidOf      func(key, value []byte) (guid, ndn string, ok bool)
+	// range: prefixes over many keys, and how a key and value name the object.
+	ranges []string
+	guidOf func(key, value []byte) (guid, ndn string, ok bool)
 }
 
 // planner plans one search.
@@ -101,14 +101,13 @@ func (d *Directory) scopeTerm(base string, scope Scope) *term {
 	if scope == ScopeBase || scope == ScopeSub && strings.EqualFold(base, d.domain.BaseDN) {
 		return nil
 	}
-	prefix := treeKey(base) + ","
-	return &term{kind: termScope, what: "scope " + base, rangePrefix: prefix,
-		guidOf: func(key, value []byte) (string, string, bool) {
-			if scope == ScopeOne && slices.Contains(key[len(prefix):], ',') {
-				return "", "", false
-			}
-			return string(value), "", true
-		}}
+	below := treeParent(base)
+	t := &term{kind: termScope, what: "scope " + base, ranges: []string{below + "\x00"}, guidOf: uniqueGUID} // the children
+	if scope == ScopeSub {
+		t.ranges = append(t.ranges, below+",") // their descendants
+		t.unique = []string{dnKey(base)}       // and the base itself
+	}
+	return t
 }
 
 // and intersects the sets of a conjunction's indexed terms (and extra terms), cheapest
@@ -213,28 +212,25 @@ func (p *planner) or(fs []Filter) ([]candidate, bool) {
 // materialize reads a term's candidates, sorted by GUID; ok false past limit.
 func (p *planner) materialize(t *term, limit int) ([]candidate, bool) {
 	var out []candidate
-	switch {
-	case t.guids != nil:
-		for _, g := range t.guids {
-			out = append(out, candidate{guid: g})
+	for _, g := range t.guids {
+		out = append(out, candidate{guid: g})
+	}
+	for _, k := range t.unique {
+		if !p.b.spend(lookupUnits) {
+			return nil, false
 		}
-	case t.unique != nil:
-		for _, k := range t.unique {
-			if !p.b.spend(lookupUnits) {
-				return nil, false
-			}
-			if kv, err := p.d.st.Get(p.ctx, k); err == nil {
-				out = append(out, candidate{guid: string(kv.Value)})
-			}
+		if kv, err := p.d.st.Get(p.ctx, k); err == nil {
+			out = append(out, candidate{guid: string(kv.Value)})
 		}
-	case t.prefixes != nil:
+	}
+	if t.prefixes != nil {
 		n := 0 // counted first, so that a term over the limit allocates nothing
 		for _, prefix := range t.prefixes {
 			if err := p.d.st.Scan(p.ctx, prefix, "", func([]byte, []byte, int64) bool { n++; return n <= limit }); err != nil || n > limit {
 				return nil, false
 			}
 		}
-		out = make([]candidate, 0, n)
+		out = slices.Grow(out, n)
 		for _, prefix := range t.prefixes {
 			over := false
 			err := p.d.st.Scan(p.ctx, prefix, "", func(k, v []byte, _ int64) bool {
@@ -249,9 +245,10 @@ func (p *planner) materialize(t *term, limit int) ([]candidate, bool) {
 				return nil, false
 			}
 		}
-	default:
+	}
+	for _, r := range t.ranges {
 		over := false
-		err := p.d.st.Scan(p.ctx, t.rangePrefix, "", func(k, v []byte, _ int64) bool {
+		err := p.d.st.Scan(p.ctx, r, "", func(k, v []byte, _ int64) bool {
 			g, ndn, ok := t.guidOf(k, v)
 			if !ok {
 				return true
@@ -361,19 +358,19 @@ func (d *Directory) termOf(ctx context.Context, f Filter) *term {
 		switch a := strings.ToLower(x.Attr); a {
 		case "samaccountname", "serviceprincipalname":
 			family := map[string]string{"samaccountname": "sam/", "serviceprincipalname": "spn/"}[a]
-			return &term{kind: termRange, what: what, rangePrefix: family + low, guidOf: uniqueGUID}
+			return &term{kind: termRange, what: what, ranges: []string{family + low}, guidOf: uniqueGUID}
 		default:
 			if ix, ok := indexedAttrs[a]; ok && !integerIndexes[ix] { // substrings of integers are Undefined
-				return &term{kind: termRange, what: what, rangePrefix: "ix/" + ix + "/" + low, guidOf: ixGUID}
+				return &term{kind: termRange, what: what, ranges: []string{"ix/" + ix + "/" + low}, guidOf: ixGUID}
 			}
 		}
 	case Present:
 		what := x.Attr + "=*"
 		switch a := strings.ToLower(x.Attr); a {
 		case "serviceprincipalname":
-			return &term{kind: termRange, what: what, rangePrefix: "spn/", guidOf: uniqueGUID}
+			return &term{kind: termRange, what: what, ranges: []string{"spn/"}, guidOf: uniqueGUID}
 		case "userprincipalname", "dnshostname":
-			return &term{kind: termRange, what: what, rangePrefix: "ix/" + indexedAttrs[a] + "/", guidOf: ixGUID}
+			return &term{kind: termRange, what: what, ranges: []string{"ix/" + indexedAttrs[a] + "/"}, guidOf: ixGUID}
 		}
 	}
 	return nil

@@ -137,6 +137,8 @@ func planCases() []planCase {
 		{dom, ScopeSub, eq("memberOf", "CN=Web Hosts,CN=Users,DC=example,DC=test"), true},
 		{dom, ScopeSub, And{eq("objectClass", "user"), eq("memberOf", "CN=Web Hosts,CN=Users,DC=example,DC=test")}, true},
 		{staff, ScopeOne, nil, true},
+		{dom, ScopeOne, nil, true},
+		{users, ScopeSub, Present{Attr: "objectClass"}, true},
 		{staff, ScopeSub, eq("objectClass", "user"), true},
 		{staff, ScopeSub, eq("sAMAccountName", "user03"), true},
 		{dom, ScopeSub, eq("objectSid", "S-1-5-32-544"), true},
