@@ -615,7 +615,7 @@ var importColumns = map[string]func(*directory.UserOptions, string){
 }
 
 // importBatch is how many users one call of UserImport adds.
-const importBatch = 5000
+const importBatch = 20_000
 
 // importUsers reads a CSV with a header row and adds its users a batch at a time, so
 // that a file of millions is never held whole.

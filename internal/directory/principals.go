@@ -193,7 +193,7 @@ func (d *Directory) ImportUsers(ctx context.Context, req *Requester, users []Use
 	if err := d.authorizeChange(req, "add user"); err != nil {
 		return 0, err
 	}
-	maxOps := 10_000
+	maxOps := 30_000
 	if b, ok := d.st.(interface{ MaxBatch() int }); ok {
 		maxOps = min(maxOps, b.MaxBatch())
 	}
