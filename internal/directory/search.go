@@ -155,15 +155,15 @@ func (d *Directory) Search(ctx context.Context, req *Requester, q Query, fn func
 	}
 	b := &budget{d: d, ctx: ctx, deadline: q.Deadline}
 	defer b.finish()
-	inScope := func(ndn string) bool {
+	inScope := func(dn string) bool {
 		switch q.Scope {
 		case ScopeBase:
-			return ndn == base
+			return normDN(dn) == base
 		case ScopeOne:
-			_, parent, ok := strings.Cut(ndn, ",")
-			return ok && parent == base
+			_, parent, ok := strings.Cut(dn, ",")
+			return ok && normDN(parent) == base
 		}
-		return under(ndn, base, true)
+		return under(dn, base, true) // normalizes only a DN that needs it
 	}
 	m := &Match{d: d, ctx: ctx, req: req, sel: q.Select, scope: q.Scope}
 	v := &View{d: d, ctx: ctx, req: req, b: b}
@@ -171,7 +171,7 @@ func (d *Directory) Search(ctx context.Context, req *Requester, q Query, fn func
 		if !b.spend(1) {
 			return b.err
 		}
-		if !inScope(normDN(o.DN)) {
+		if !inScope(o.DN) {
 			return nil
 		}
 		v.o = o
