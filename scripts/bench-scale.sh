@@ -9,6 +9,8 @@
 # every user, and msDS-ManagedPassword reads (ours and Samba; slapd has none).
 # Needs root (Samba chroot, apt). Usage:
 #   scripts/bench-scale.sh [users, default 100000] [seconds per run, default 5] ["ours slapd samba"]
+# Our server runs with memory.limit $GMSA_BENCH_MEMORY_LIMIT (default 512 MiB) and
+# memory.object_cache $GMSA_BENCH_OBJECT_CACHE (default 100 000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=$PATH:/usr/local/go/bin
@@ -28,6 +30,8 @@ BASE=DC=example,DC=test
 has() { [[ " $SERVERS " == *" $1 "* ]]; }
 ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 rss_mb() { ps -o rss= -g "$1" | awk '{s+=$1} END {printf "%.0f", s/1024}'; }
+# heap_mb PID: the process's anonymous memory (its heap; the rest of its RSS is mapped files).
+heap_mb() { awk '/RssAnon/ {printf "%.0f", $2/1024}' "/proc/$1/status"; }
 wait_port() { for _ in $(seq 2000); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.01; done; return 1; }
 
 # users.{csv,ldif}: the same N users for each server's bulk path.
@@ -58,7 +62,8 @@ if has ours; then
   "$W/gmsa" domain provision --realm EXAMPLE.TEST --data "$W/ours" --root-key-effective-time "$(date -u -d '-2 days' +%Y-%m-%dT%H:%M:%SZ)" >/dev/null
   t=$(date +%s%N); "$W/gmsa" user import "$W/users.csv" --data "$W/ours" >/dev/null
   echo "ours bulk_load_ms=$(ms "$t") db_mb=$(( $(stat -c %s "$W/ours/gmsa.db") >> 20 ))"
-  printf 'data: %s\nlog:\n  level: warn\nldap:\n  listen: 127.0.0.1:0\n  ldaps_listen: 127.0.0.1:0\n  allow_plain_simple_bind: true\nkdc:\n  listen: "off"\n' "$W/ours" > "$W/ours.yaml"
+  printf 'data: %s\nlog:\n  level: warn\nldap:\n  listen: 127.0.0.1:0\n  ldaps_listen: 127.0.0.1:0\n  allow_plain_simple_bind: true\nkdc:\n  listen: "off"\nmemory:\n  limit: %s\n  object_cache: %s\n' \
+    "$W/ours" "${GMSA_BENCH_MEMORY_LIMIT:-536870912}" "${GMSA_BENCH_OBJECT_CACHE:-100000}" > "$W/ours.yaml"
   t=$(date +%s%N)
   setsid "$W/gmsa" server --config "$W/ours.yaml" 2>"$W/ours.log" & PIDS+=($!)
   OURS_PG=$!
@@ -69,7 +74,7 @@ if has ours; then
   OURS_PW=$(cat "$W/ours/admin-password")
   $L -url "$OURS_LDAPS" -bind-dn Administrator@example.test -password "$OURS_PW" -populate gmsas -n 20 -base "CN=Managed Service Accounts,$BASE" \
     -allow "$(sid_of "$OURS_LDAPS" "$OURS_PW" Administrator)" >/dev/null
-  sleep 2; echo "ours rss_idle_mb=$(rss_mb "$OURS_PG")"
+  sleep 2; echo "ours rss_idle_mb=$(rss_mb "$OURS_PG") anon_mb=$(heap_mb "$OURS_PG")"
 fi
 
 if has slapd; then
@@ -145,7 +150,7 @@ each "and-indexed c=4" '(&(objectCategory=person)(cn=bench%d))' '(&(objectClass=
 each "unindexed c=1" '(description=nomatch)' '(description=nomatch)' '(description=nomatch)' -attrs cn -c 1 -d $D
 each "unindexed c=4" '(description=nomatch)' '(description=nomatch)' '(description=nomatch)' -attrs cn -c 4 -d $D
 each "enumerate page=1000" '(objectClass=user)' '(objectClass=inetOrgPerson)' '(objectClass=user)' -attrs cn -page 1000 -c 1 -d $D
-has ours && echo "ours rss_after_enumeration_mb=$(rss_mb "$OURS_PG")"
+has ours && echo "ours rss_after_enumeration_mb=$(rss_mb "$OURS_PG") anon_mb=$(heap_mb "$OURS_PG")"
 has slapd && echo "slapd rss_after_enumeration_mb=$(rss_mb "$SLAPD_PG")"
 has samba && echo "samba rss_after_enumeration_mb=$(rss_mb "$SAMBA_PG")"
 
