@@ -48,7 +48,7 @@ type Options struct {
 	// once (default: half the processors, at least one).
 	HeavySearches int
 	// ObjectCache bounds the decoded objects kept for reuse (default 100 000; a
-	// negative value keeps none). Each takes about 2 KiB.
+	// negative value keeps none). Each takes about 4 KiB of heap.
 	ObjectCache int
 	// MaxIndexCandidates bounds the candidates the planner reads from one index term
 	// (default 20 000); a term with more is checked per candidate or left to a scan.
