@@ -221,7 +221,11 @@ type cachedObject struct {
 // decodeCached decodes kv, reusing the object decoded from the same revision. Objects
 // the directory returns are shared: callers read them and never modify them (changes go
 // through modify, which decodes its own copy).
-func (d *Directory) decodeCached(kv store.KV) (*Object, error) {
+func (d *Directory) decodeCached(kv store.KV) (*Object, error) { return d.decodeKept(kv, true) }
+
+// decodeKept is decodeCached; evict false keeps the object only while the cache has
+// room, so that a scan of the whole directory does not push out the objects in use.
+func (d *Directory) decodeKept(kv store.KV, evict bool) (*Object, error) {
 	d.objMu.RLock()
 	c, ok := d.objCache[kv.Key]
 	d.objMu.RUnlock()
@@ -238,6 +242,10 @@ func (d *Directory) decodeCached(kv store.KV) (*Object, error) {
 	d.objMu.Lock()
 	if d.objCache == nil {
 		d.objCache = map[string]cachedObject{}
+	}
+	if len(d.objCache) >= d.objCacheSize && !evict {
+		d.objMu.Unlock()
+		return o, nil
 	}
 	if len(d.objCache) >= d.objCacheSize {
 		for k := range d.objCache { // random eviction: map order
@@ -264,12 +272,13 @@ func (d *Directory) cachedObject(key []byte, rev int64) *Object {
 }
 
 // candidate decodes a record a search considers, counting it when it is not cached.
-func (d *Directory) candidate(kv store.KV) (*Object, error) {
+// Objects a scan reads are kept only while the cache has room.
+func (d *Directory) candidate(kv store.KV, scanned bool) (*Object, error) {
 	if o := d.cachedObject([]byte(kv.Key), kv.Rev); o != nil {
 		return o, nil
 	}
 	d.decodes.Add(1)
-	return d.decodeCached(kv)
+	return d.decodeKept(kv, !scanned)
 }
 
 // byGUID reads an object.

@@ -391,3 +391,20 @@ func TestImportUsers(t *testing.T) {
 		t.Fatalf("an import by a requester who may not add users: %v", err)
 	}
 }
+
+// A scan of the whole directory keeps objects only while the cache has room: the
+// objects in use stay cached.
+func TestScansDoNotFloodTheCache(t *testing.T) {
+	d := populated(t, memory.New(), Options{})
+	d.objCacheSize = 5
+	hot := must(d.Resolve(ctx, "user01"))
+	for range 3 {
+		if _, err := searchGUIDs(d, Query{Base: d.domain.BaseDN, Scope: ScopeSub, Filter: Present{Attr: "description"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kv := must(d.st.Get(ctx, objKey(hot.GUID)))
+	if d.cachedObject([]byte(kv.Key), kv.Rev) == nil || len(d.objCache) > 5 {
+		t.Fatalf("after scans: the object in use was pushed out, or the cache holds %d > 5", len(d.objCache))
+	}
+}

@@ -226,7 +226,7 @@ func (d *Directory) Search(ctx context.Context, req *Requester, q Query, fn func
 		if raw != nil && !raw.may(kv.Value) {
 			continue
 		}
-		o, err := d.candidate(kv)
+		o, err := d.candidate(kv, false)
 		if err != nil {
 			return err
 		}
@@ -275,7 +275,7 @@ func (d *Directory) scan(ctx context.Context, b *budget, after string, raw rawTe
 		for _, h := range batch {
 			o := h.o
 			if o == nil {
-				if o, err = d.candidate(h.kv); err != nil {
+				if o, err = d.candidate(h.kv, true); err != nil {
 					return err
 				}
 			}
