@@ -82,6 +82,9 @@ type Directory struct {
 
 	maxCandidates int // Options.MaxIndexCandidates
 
+	classIndexOnce                   sync.Once // see classesMatching
+	classesByName, classesByCategory map[string][]Class
+
 	tokMu    sync.Mutex
 	tokCache map[ntsec.GUID]cachedToken // see token
 

@@ -1,6 +1,7 @@
 package directory
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -48,8 +49,9 @@ type term struct {
 	// unique: keys whose value is the GUID; guids: GUIDs known outright (objectGUID).
 	unique []string
 	guids  []string
-	// exact: prefixes whose keys are prefix+GUID.
+	// exact: prefixes whose keys are prefix+GUID; class says they are class/ ranges.
 	prefixes []string
+	class    bool
 	// range: prefixes over many keys, and how a key and value name the object.
 	ranges []string
 	guidOf func(key, value []byte) (guid, ndn string, ok bool)
@@ -131,21 +133,20 @@ func (p *planner) and(fs []Filter, extra []*term) ([]candidate, bool) {
 			}
 		}
 	}
-	slices.SortStableFunc(terms, func(a, b *term) int { return int(a.kind) - int(b.kind) })
+	slices.SortStableFunc(terms, func(a, b *term) int { // by kind; a class, usually broad, after other exact terms
+		return cmp.Or(cmp.Compare(a.kind, b.kind), cmp.Compare(boolRank(a.class), boolRank(b.class)))
+	})
 	var best []candidate
 	found := false
 	for _, s := range subsets {
-		if !found || len(s) < len(best) {
-			best, found = intersect(best, s, found), true
-		} else {
-			best = intersect(best, s, true)
-		}
+		best, found = intersect(best, s, found), true
 	}
 	// Exact terms with few entries are found by reading a few keys of each, so that a
-	// selective term is not preceded by a large one of the same kind.
+	// selective term is not preceded by a large one of the same kind; once the set is
+	// small, the rest are checked per candidate instead.
 	used := make([]bool, len(terms))
 	for i, t := range terms {
-		if t.kind > termExact {
+		if t.kind > termExact || found && len(best) <= smallSet {
 			break
 		}
 		if s, ok := p.materialize(t, smallSet); ok {
@@ -179,6 +180,13 @@ func (p *planner) and(fs []Filter, extra []*term) ([]candidate, bool) {
 		best, found = intersect(best, s, found), true
 	}
 	return best, found
+}
+
+func boolRank(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // or unites the sets of a disjunction, when every branch has one within the limit.
@@ -417,7 +425,7 @@ func (d *Directory) equalTerm(ctx context.Context, attr string, value []byte) *t
 		if !ok {
 			return nil
 		}
-		t := &term{kind: termExact, what: what, prefixes: []string{}}
+		t := &term{kind: termExact, what: what, prefixes: []string{}, class: true}
 		for _, c := range classes {
 			t.prefixes = append(t.prefixes, "class/"+string(c)+"/")
 		}
@@ -455,28 +463,38 @@ func (d *Directory) resolvedDN(ctx context.Context, dn string) string {
 // classesMatching lists the classes an objectClass or objectCategory equality selects;
 // ok false for objectClass=top, which every object has.
 func (d *Directory) classesMatching(attr, value string) ([]Class, bool) {
-	var classes []Class
-	for c, def := range classChain {
-		match := false
-		if attr == "objectclass" {
-			if strings.EqualFold(value, "top") {
-				return nil, false
-			}
-			for _, x := range def.chain {
-				match = match || strings.EqualFold(x, value)
-			}
-		} else {
-			cat := value
-			if cn, ok := categoryByClass[strings.ToLower(value)]; ok {
-				cat = cn
-			}
-			full := "CN=" + def.category + ",CN=Schema," + d.domain.ConfigDN
-			match = strings.EqualFold(cat, def.category) || normDN(cat) == normDN(full)
+	d.classIndexOnce.Do(d.buildClassIndex)
+	if attr == "objectclass" {
+		if strings.EqualFold(value, "top") {
+			return nil, false
 		}
-		if match {
-			classes = append(classes, c)
+		return d.classesByName[strings.ToLower(value)], true
+	}
+	if cn, ok := categoryByClass[strings.ToLower(value)]; ok {
+		value = cn
+	}
+	if strings.Contains(value, "=") {
+		value = normDN(value)
+	}
+	return d.classesByCategory[strings.ToLower(value)], true
+}
+
+// buildClassIndex maps objectClass values and objectCategory values (the category's CN
+// and its DN in the schema) to the classes they select, sorted.
+func (d *Directory) buildClassIndex() {
+	d.classesByName, d.classesByCategory = map[string][]Class{}, map[string][]Class{}
+	for c, def := range classChain {
+		for _, x := range def.chain {
+			d.classesByName[strings.ToLower(x)] = append(d.classesByName[strings.ToLower(x)], c)
+		}
+		full := normDN("CN=" + def.category + ",CN=Schema," + d.domain.ConfigDN)
+		for _, k := range []string{strings.ToLower(def.category), full} {
+			d.classesByCategory[k] = append(d.classesByCategory[k], c)
 		}
 	}
-	slices.Sort(classes)
-	return classes, true
+	for _, m := range []map[string][]Class{d.classesByName, d.classesByCategory} {
+		for _, cs := range m {
+			slices.Sort(cs)
+		}
+	}
 }
