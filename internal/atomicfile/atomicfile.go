@@ -18,7 +18,18 @@ func Write(path string, data []byte, mode os.FileMode) (err error) {
 
 // WriteOwned is Write with the file's owner and group set (-1 keeps the process's)
 // before any byte is written, so the file never exists with another owner.
-func WriteOwned(path string, data []byte, mode os.FileMode, uid, gid int) (err error) {
+func WriteOwned(path string, data []byte, mode os.FileMode, uid, gid int) error {
+	return write(path, data, mode, uid, gid, true)
+}
+
+// WriteRuntime replaces path as Write does but without syncing: for the files a
+// process rewrites every time it starts (its pid, the addresses it listens on), which
+// a crash may lose but never leaves half written while the system runs.
+func WriteRuntime(path string, data []byte, mode os.FileMode) error {
+	return write(path, data, mode, -1, -1, false)
+}
+
+func write(path string, data []byte, mode os.FileMode, uid, gid int, durable bool) (err error) {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
@@ -50,14 +61,19 @@ func WriteOwned(path string, data []byte, mode os.FileMode, uid, gid int) (err e
 	if _, err = f.Write(data); err != nil {
 		return fmt.Errorf("atomicfile: writing %s: %w", path, err)
 	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("atomicfile: syncing %s: %w", path, err)
+	if durable {
+		if err = f.Sync(); err != nil {
+			return fmt.Errorf("atomicfile: syncing %s: %w", path, err)
+		}
 	}
 	if err = f.Close(); err != nil {
 		return fmt.Errorf("atomicfile: %w", err)
 	}
 	if err = os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("atomicfile: %w", err)
+	}
+	if !durable {
+		return nil
 	}
 	if d, derr := os.Open(dir); derr == nil {
 		d.Sync()

@@ -7,6 +7,12 @@ import (
 )
 
 func TestWrite(t *testing.T) {
+	for name, write := range map[string]func(string, []byte, os.FileMode) error{"Write": Write, "WriteRuntime": WriteRuntime} {
+		t.Run(name, func(t *testing.T) { testWrite(t, write) })
+	}
+}
+
+func testWrite(t *testing.T, Write func(string, []byte, os.FileMode) error) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "k.keytab")
 	if err := os.WriteFile(p, []byte("old"), 0o644); err != nil {

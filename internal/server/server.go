@@ -92,7 +92,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	defer release()
 	st = instrument(m, st)
 	pidPath := filepath.Join(cfg.Data, PIDFile)
-	if err := atomicfile.Write(pidPath, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+	if err := atomicfile.WriteRuntime(pidPath, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
 		return err
 	}
 	defer os.Remove(pidPath)
@@ -180,14 +180,14 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	certs.metrics = m
 	if ep.KDC != "" {
 		krb5 := filepath.Join(cfg.Data, Krb5ConfFile)
-		if err := atomicfile.Write(krb5, krb5Conf(dom, ep.KDC), 0o644); err != nil {
+		if err := atomicfile.WriteRuntime(krb5, krb5Conf(dom, ep.KDC), 0o644); err != nil {
 			log.Warn("krb5.conf not written", "path", krb5, "err", err)
 		}
 		defer os.Remove(krb5)
 	}
 	epPath := filepath.Join(cfg.Data, EndpointsFile)
 	if b, err := json.MarshalIndent(ep, "", "  "); err == nil {
-		atomicfile.Write(epPath, append(b, '\n'), 0o644)
+		atomicfile.WriteRuntime(epPath, append(b, '\n'), 0o644)
 	}
 	defer os.Remove(epPath)
 	log.Info("gmsa server running", "realm", dom.Realm, "data", cfg.Data, "store", cfg.Store.describe(), "pid", os.Getpid(), "ldap", ep.LDAP, "ldaps", ep.LDAPS, "kdc", ep.KDC,
