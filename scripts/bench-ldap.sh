@@ -50,28 +50,7 @@ for target in "ours $OURS_LDAPS $OURS_PW" "samba ldaps://127.0.0.1:636 $SAMBA_PW
 done
 
 # slapd with the same 2000 names (uid=bench%d).
-if ! command -v slapd >/dev/null; then DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends slapd >/dev/null; fi
-mkdir -p "$W/slapd/db"
-cat > "$W/slapd/slapd.conf" <<CONF
-include /etc/ldap/schema/core.schema
-include /etc/ldap/schema/cosine.schema
-include /etc/ldap/schema/nis.schema
-include /etc/ldap/schema/inetorgperson.schema
-pidfile $W/slapd/slapd.pid
-modulepath /usr/lib/ldap
-moduleload back_mdb
-loglevel none
-threads 4
-database mdb
-maxsize 1073741824
-suffix "$BASE"
-rootdn "cn=admin,$BASE"
-rootpw secret
-directory $W/slapd/db
-index objectClass eq
-index uid eq
-access to * by * read
-CONF
+slapd_conf "$W/slapd" 1073741824 "$(printf 'index objectClass eq\nindex uid eq\naccess to * by * read')"
 python3 - "$W/slapd/data.ldif" <<'PY'
 import sys
 with open(sys.argv[1], "w") as f:

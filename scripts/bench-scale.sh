@@ -79,29 +79,7 @@ fi
 
 if has slapd; then
   echo "== slapd: slapadd of $N users, start"
-  if ! command -v slapd >/dev/null; then DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends slapd >/dev/null; fi
-  mkdir -p "$W/slapd/db"
-  cat > "$W/slapd/slapd.conf" <<CONF
-include /etc/ldap/schema/core.schema
-include /etc/ldap/schema/cosine.schema
-include /etc/ldap/schema/nis.schema
-include /etc/ldap/schema/inetorgperson.schema
-pidfile $W/slapd/slapd.pid
-modulepath /usr/lib/ldap
-moduleload back_mdb
-loglevel none
-threads 4
-sizelimit unlimited
-database mdb
-maxsize 17179869184
-suffix "$BASE"
-rootdn "cn=admin,$BASE"
-rootpw secret
-directory $W/slapd/db
-index objectClass eq
-index uid eq
-index cn eq
-CONF
+  slapd_conf "$W/slapd" 17179869184 "$(printf 'sizelimit unlimited\nindex objectClass eq\nindex uid eq\nindex cn eq')"
   t=$(date +%s%N); slapadd -f "$W/slapd/slapd.conf" -q -l "$W/slapd.ldif" 2>/dev/null
   echo "slapd bulk_load_ms=$(ms "$t")"
   t=$(date +%s%N)
