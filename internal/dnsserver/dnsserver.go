@@ -22,6 +22,8 @@ import (
 
 	"github.com/miekg/dns"
 	"golang.org/x/net/netutil"
+
+	"gmsa/internal/ratelimit"
 )
 
 // DefaultSite is the site every DC of a new forest is in.
@@ -29,14 +31,15 @@ const DefaultSite = "Default-First-Site-Name"
 
 // Records are what the server publishes.
 type Records struct {
-	Domain string       // the domain's DNS name: example.test
-	DCHost string       // the DC's fully qualified name: dc1.example.test
-	Addrs  []netip.Addr // the DC's addresses (A and AAAA)
-	Site   string       // default DefaultSite
-	LDAP   uint16       // the LDAP port; 0 publishes no _ldap records
-	KDC    uint16       // the Kerberos port (UDP and TCP); 0 publishes no _kerberos records
-	GC     uint16       // a global catalog port; 0 publishes no _gc records
-	TTL    uint32       // default 600 s, as netlogon registers them
+	Domain  string       // the domain's DNS name: example.test
+	DCHost  string       // the DC's fully qualified name: dc1.example.test
+	Addrs   []netip.Addr // the DC's addresses (A and AAAA)
+	Site    string       // default DefaultSite
+	LDAP    uint16       // the LDAP port; 0 publishes no _ldap records
+	KDC     uint16       // the Kerberos port (UDP and TCP); 0 publishes no _kerberos records
+	Kpasswd uint16       // the kpasswd port (UDP and TCP); 0 publishes no _kpasswd records
+	GC      uint16       // a global catalog port; 0 publishes no _gc records
+	TTL     uint32       // default 600 s, as netlogon registers them
 }
 
 // Config tunes the server.
@@ -59,7 +62,7 @@ type Server struct {
 	mu    sync.Mutex
 	srvs  []*dns.Server
 	pcs   []net.PacketConn
-	limit *limiter
+	limit *ratelimit.PerSource
 	// replies are packed positive answers by question (replyKey); cached counts them.
 	replies sync.Map
 	cached  atomic.Int64
@@ -89,7 +92,7 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	s := &Server{cfg: cfg, apex: fqdn(r.Domain), zone: map[string][]dns.RR{},
-		limit: &limiter{rate: float64(cfg.QueriesPerSecond), burst: 2 * float64(cfg.QueriesPerSecond), now: cfg.Now, buckets: map[netip.Addr]*bucket{}}}
+		limit: ratelimit.New(cfg.QueriesPerSecond, cfg.Now)}
 	s.build()
 	return s, nil
 }
@@ -134,6 +137,11 @@ func (s *Server) build() {
 		for _, n := range []string{"_kerberos._tcp." + dom, "_kerberos._udp." + dom, "_kerberos._tcp.dc._msdcs." + dom,
 			"_kerberos._tcp." + site + "._sites." + dom, "_kerberos._tcp." + site + "._sites.dc._msdcs." + dom} {
 			srv(n, r.KDC)
+		}
+	}
+	if r.Kpasswd != 0 {
+		for _, n := range []string{"_kpasswd._tcp." + dom, "_kpasswd._udp." + dom} {
+			srv(n, r.Kpasswd)
 		}
 	}
 	if r.GC != 0 {
@@ -200,7 +208,7 @@ func (s *Server) hasBelow(name string) bool {
 // ServeDNS answers TCP queries within the source's budget; a source past it gets no
 // reply.
 func (s *Server) ServeDNS(w dns.ResponseWriter, q *dns.Msg) {
-	if !s.limit.allow(remoteAddr(w.RemoteAddr())) {
+	if !s.limit.Allow(ratelimit.Source(w.RemoteAddr())) {
 		return
 	}
 	if err := w.WriteMsg(s.Answer(q)); err != nil {
@@ -280,18 +288,6 @@ func cacheKey(query []byte) (string, bool) {
 	return string(query[2:]), true
 }
 
-func remoteAddr(a net.Addr) netip.Addr {
-	switch a := a.(type) {
-	case *net.UDPAddr:
-		ip, _ := netip.AddrFromSlice(a.IP)
-		return ip.Unmap()
-	case *net.TCPAddr:
-		ip, _ := netip.AddrFromSlice(a.IP)
-		return ip.Unmap()
-	}
-	return netip.Addr{}
-}
-
 // ServeUDP answers on pc until Shutdown, with one reader per processor.
 func (s *Server) ServeUDP(pc net.PacketConn) error {
 	s.mu.Lock()
@@ -325,7 +321,7 @@ func (s *Server) readUDP(pc net.PacketConn) error {
 			}
 			return fmt.Errorf("dnsserver: %w", err)
 		}
-		if !s.limit.allow(remoteAddr(addr)) {
+		if !s.limit.Allow(ratelimit.Source(addr)) {
 			continue
 		}
 		if b := s.udpReply(buf[:n], out); b != nil {
@@ -380,43 +376,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// limiter is a token bucket per source address; the table is cleared when it holds
-// too many sources, so a spoofing flood costs memory only up to that bound.
-type limiter struct {
-	mu          sync.Mutex
-	rate, burst float64
-	now         func() time.Time
-	buckets     map[netip.Addr]*bucket
-}
-
-type bucket struct {
-	tokens float64
-	at     time.Time
-}
-
-const maxSources = 16384
-
-func (l *limiter) allow(a netip.Addr) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := l.now()
-	b := l.buckets[a]
-	if b == nil {
-		if len(l.buckets) >= maxSources {
-			clear(l.buckets)
-		}
-		b = &bucket{tokens: l.burst, at: now}
-		l.buckets[a] = b
-	}
-	b.tokens = min(l.burst, b.tokens+now.Sub(b.at).Seconds()*l.rate)
-	b.at = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
-}
-
 // perSource closes a connection from an address that already holds max.
 type perSource struct {
 	net.Listener
@@ -431,7 +390,7 @@ func (p *perSource) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		a := remoteAddr(c.RemoteAddr())
+		a := ratelimit.Source(c.RemoteAddr())
 		p.mu.Lock()
 		if p.open[a] >= p.max {
 			p.mu.Unlock()

@@ -135,20 +135,20 @@ func TestPerSourceRate(t *testing.T) {
 	a, b := netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("127.0.0.3")
 	allowed := 0
 	for range 100 {
-		if s.limit.allow(a) {
+		if s.limit.Allow(a) {
 			allowed++
 		}
 	}
 	if allowed != 10 { // the burst: twice the rate
 		t.Fatalf("%d of 100 allowed at once, want 10", allowed)
 	}
-	if !s.limit.allow(b) {
+	if !s.limit.Allow(b) {
 		t.Fatal("another source was refused")
 	}
 	now = now.Add(time.Second)
 	allowed = 0
 	for range 100 {
-		if s.limit.allow(a) {
+		if s.limit.Allow(a) {
 			allowed++
 		}
 	}

@@ -157,6 +157,18 @@ func (c *conn) search(ctx context.Context, id int64, op *ber.Packet, controls []
 	}
 	sel.ExtendedDN = rc.extendedDN
 	if base == "" && scope == 0 {
+		entry, isPing, err := c.srv.pingEntry(ctx, id, op.Children[6], rawNames, c.nc.LocalAddr())
+		if err != nil {
+			done(resultOther, "the LDAP ping could not be answered")
+			return
+		}
+		if isPing {
+			if entry != nil {
+				c.sendRaw(entry)
+			}
+			done(resultSuccess, "")
+			return
+		}
 		c.rootDSE(id, sel.All, rawNames)
 		done(resultSuccess, "")
 		return

@@ -128,6 +128,7 @@ type Server struct {
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
+	packets   []net.PacketConn // CLDAP
 	conns     map[*conn]struct{}
 	perSource map[string]int
 	closed    bool
@@ -291,9 +292,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for c := range s.conns {
 		cs = append(cs, c)
 	}
+	packets := s.packets
 	s.mu.Unlock()
 	for _, l := range ls { // network I/O outside the lock
 		l.Close()
+	}
+	for _, pc := range packets {
+		pc.Close()
 	}
 	for _, c := range cs {
 		go c.disconnect(resultUnavailable, "the server is shutting down")
