@@ -214,6 +214,35 @@ func (d *Directory) changePassword(ctx context.Context, req *Requester, o *Objec
 	return n, nil
 }
 
+// ChangeOwnPassword sets the requester's own password after the transport proved the
+// requester knew the old one (the kpasswd service's change request, [RFC 3244]: a
+// ticket from an AS exchange, which needed the old password). Only users and
+// computers have a password to change; the lockout counters are reset.
+func (d *Directory) ChangeOwnPassword(ctx context.Context, req *Requester, password string) (*Object, error) {
+	if req == nil || req.Token == nil {
+		return nil, fmt.Errorf("directory: %w", ErrNeedBind)
+	}
+	o, err := d.Resolve(ctx, req.Token.User.String())
+	if err != nil {
+		return nil, err
+	}
+	if o.Class != ClassUser && o.Class != ClassComputer {
+		return nil, fmt.Errorf("directory: %s is a %s; only users and computers have a password that can be changed: %w", o.DN, o.Class, ErrInvalid)
+	}
+	if password == "" {
+		return nil, fmt.Errorf("directory: 0000052D: the new password is empty: %w", ErrConstraint)
+	}
+	n, err := d.modify(ctx, o.GUID, func(n *Object) ([]store.Op, error) {
+		n.BadPwdCount, n.LockoutTime = 0, 0
+		return nil, d.setKeys(n, EncodePassword(password))
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.audit.Record(d.now(), audit.Info, "password changed", "principal", req.Name(), "remote", req.Remote, "account", n.SAM)
+	return n, nil
+}
+
 // resolveMembers finds the objects that member changes name, before the transaction.
 func (d *Directory) resolveMembers(ctx context.Context, changes []Change) (map[string]*Object, error) {
 	out := map[string]*Object{}
@@ -582,7 +611,7 @@ func (d *Directory) Add(ctx context.Context, req *Requester, dn string, attrs ma
 			return nil, err
 		}
 	case strings.Contains(classes, "computer"):
-		opt := ComputerOptions{Name: orDefault(sam, cn), CN: cn, Container: parent, DNSHostName: first("dNSHostName"), SPNs: all("servicePrincipalName")}
+		opt := ComputerOptions{Name: orDefault(sam, cn), CN: cn, Container: parent, DNSHostName: first("dNSHostName"), SPNs: all("servicePrincipalName"), Exact: true}
 		if v := attrs["unicodepwd"]; len(v) > 0 {
 			pw, err := DecodeUnicodePwd(v[0])
 			if err != nil {

@@ -40,6 +40,9 @@ type KerberosPrincipal struct {
 	Disabled    bool
 	LockedOut   bool
 	ServerTrust bool // a domain controller
+	// TicketGranting is krbtgt looked up as krbtgt/REALM: its tickets are TGTs. The
+	// same account as kadmin/changepw issues tickets to the kpasswd service.
+	TicketGranting bool
 	// Delegation: protocol transition (S4U2Self tickets forwardable) and the SPNs
 	// the account may get tickets to on a user's behalf (S4U2Proxy).
 	TrustedToAuth       bool
@@ -135,6 +138,19 @@ func (d *Directory) KerberosService(ctx context.Context, components []string) (*
 	var err error
 	switch {
 	case len(components) == 2 && strings.EqualFold(components[0], "krbtgt") && strings.EqualFold(components[1], d.domain.Realm):
+		o, err := d.byIndex(ctx, samKey("krbtgt"))
+		if err != nil {
+			return nil, err
+		}
+		p, err := d.kerberosPrincipal(ctx, o)
+		if p != nil {
+			p.TicketGranting = true
+		}
+		return p, err
+	case len(components) == 2 && strings.EqualFold(components[0], "kadmin") && strings.EqualFold(components[1], "changepw"):
+		// The kpasswd service shares krbtgt's keys, as in AD, where kadmin/changepw
+		// is an SPN of krbtgt ([MS-KILE] 3.3.5.1.1); the PAC tells its tickets
+		// from TGTs (only TGTs carry PAC_REQUESTOR).
 		o, err = d.byIndex(ctx, samKey("krbtgt"))
 	case len(components) == 1:
 		return d.KerberosClient(ctx, components[0], false, true)

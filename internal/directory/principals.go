@@ -277,6 +277,9 @@ type ComputerOptions struct {
 	DNSHostName string // default name.domain
 	SPNs        []string
 	Password    []byte // UTF-16LE machine password; default random, as Windows sets
+	// Exact creates the account with the names given and nothing more, as an LDAP add
+	// does in AD: no default dNSHostName or SPNs, the sAMAccountName's case kept.
+	Exact bool
 }
 
 // NewComputer creates a computer account with a random machine password, as adcli join
@@ -291,11 +294,15 @@ func (d *Directory) newComputer(ctx context.Context, opt ComputerOptions) (*Obje
 		return nil, err
 	}
 	host := opt.DNSHostName
-	if host == "" {
+	if host == "" && !opt.Exact {
 		host = strings.ToLower(name) + "." + d.domain.DNSName
 	}
 	short := strings.ToLower(name)
 	spns := []string{"HOST/" + short, "HOST/" + host, "RestrictedKrbHost/" + short, "RestrictedKrbHost/" + host}
+	sam := strings.ToUpper(name) + "$"
+	if opt.Exact {
+		spns, sam = nil, name+"$"
+	}
 	for _, s := range opt.SPNs { // the defaults and the SPNs given, once each (adcli and admin tools send the defaults too)
 		if !slices.ContainsFunc(spns, func(x string) bool { return strings.EqualFold(x, s) }) {
 			spns = append(spns, s)
@@ -309,7 +316,7 @@ func (d *Directory) newComputer(ctx context.Context, opt ComputerOptions) (*Obje
 		return nil, err
 	}
 	o := &Object{GUID: d.newGUID(), Class: ClassComputer, Name: cn, DN: dn,
-		SAM: strings.ToUpper(name) + "$", UAC: UACWorkstationTrust, DNSHostName: host, SPNs: spns,
+		SAM: sam, UAC: UACWorkstationTrust, DNSHostName: host, SPNs: spns,
 		PrimaryGroupRID: ntsec.RIDDomainComputers, SupportedEnctypes: EnctypeAES128 | EnctypeAES256 | EnctypeRC4}
 	pw := opt.Password
 	if pw == nil {

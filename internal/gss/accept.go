@@ -87,11 +87,62 @@ func (a *Acceptor) Accept(token, appData []byte) (acc *Accepted, err error) {
 	if id != tokAPReq {
 		return nil, fmt.Errorf("%w: token identifier %x is not an AP-REQ", ErrMalformed, id)
 	}
+	v, err := a.Verify(msg)
+	if err != nil {
+		return nil, err
+	}
+	ap, etp, auth := v.APReq, v.Ticket, v.Authenticator
+	reject := func(format string, args ...any) (*Accepted, error) {
+		return nil, fmt.Errorf("%w: %s", ErrRejected, fmt.Sprintf(format, args...))
+	}
+	gssFlags, err := a.checkChecksum(auth.Cksum, appData)
+	if err != nil {
+		return reject("%v", err)
+	}
+	ctxKey := etp.Key
+	if auth.SubKey.KeyType != 0 {
+		ctxKey = auth.SubKey
+	}
+	initSeq := uint64(auth.SeqNumber) & 0xffffffff
+	out := &Accepted{Mech: oid, Client: etp.CName, Realm: etp.CRealm, Ticket: etp}
+	sendSeq := initSeq // without mutual authentication both directions start alike
+	if types.IsFlagSet(&ap.APOptions, apOptionMutual) {
+		var b [4]byte
+		if _, err := io.ReadFull(a.Rand, b[:]); err != nil {
+			return nil, err
+		}
+		sendSeq = uint64(binary.BigEndian.Uint32(b[:])&0x3fffffff | 1) // below 2^30 (MIT's older peers read it signed)
+		rep, err := a.APRep(etp.Key, auth, sendSeq)
+		if err != nil {
+			return nil, err
+		}
+		out.Reply = krb5Token(oid, tokAPRep, rep)
+		gssFlags |= FlagMutual
+	}
+	if out.Context, err = newContext(false, false, ctxKey.KeyType, ctxKey.KeyValue, gssFlags, sendSeq, initSeq, a.Rand); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Verified is an AP-REQ whose ticket and authenticator checked out.
+type Verified struct {
+	APReq         messages.APReq
+	Ticket        messages.EncTicketPart
+	Authenticator types.Authenticator
+}
+
+// Verify checks a bare AP-REQ ([RFC 4120] 3.2.3) as Accept does, without the GSS
+// framing and checksum (the kpasswd protocol sends one, [RFC 3244]): the ticket under
+// the service key, its times within MaxSkew, the authenticator under the ticket's
+// session key, for the ticket's client, fresh.
+func (a *Acceptor) Verify(msg []byte) (v *Verified, err error) {
+	defer decoderPanic(&err)
 	var ap messages.APReq
 	if err := ap.Unmarshal(msg); err != nil {
 		return nil, fmt.Errorf("%w: AP-REQ: %v", ErrMalformed, err)
 	}
-	reject := func(format string, args ...any) (*Accepted, error) {
+	reject := func(format string, args ...any) (*Verified, error) {
 		return nil, fmt.Errorf("%w: %s", ErrRejected, fmt.Sprintf(format, args...))
 	}
 	if !strings.EqualFold(ap.Ticket.Realm, a.Realm) {
@@ -139,34 +190,7 @@ func (a *Acceptor) Accept(token, appData []byte) (acc *Accepted, err error) {
 	if a.Replay != nil && !a.Replay.Fresh(ap.EncryptedAuthenticator.Cipher, auth.CTime, now) {
 		return reject("the authenticator was seen before (KRB_AP_ERR_REPEAT)")
 	}
-	gssFlags, err := a.checkChecksum(auth.Cksum, appData)
-	if err != nil {
-		return reject("%v", err)
-	}
-	ctxKey := etp.Key
-	if auth.SubKey.KeyType != 0 {
-		ctxKey = auth.SubKey
-	}
-	initSeq := uint64(auth.SeqNumber) & 0xffffffff
-	out := &Accepted{Mech: oid, Client: etp.CName, Realm: etp.CRealm, Ticket: etp}
-	sendSeq := initSeq // without mutual authentication both directions start alike
-	if types.IsFlagSet(&ap.APOptions, apOptionMutual) {
-		var b [4]byte
-		if _, err := io.ReadFull(a.Rand, b[:]); err != nil {
-			return nil, err
-		}
-		sendSeq = uint64(binary.BigEndian.Uint32(b[:])&0x3fffffff | 1) // below 2^30 (MIT's older peers read it signed)
-		rep, err := a.apRep(etp.Key, auth, sendSeq)
-		if err != nil {
-			return nil, err
-		}
-		out.Reply = krb5Token(oid, tokAPRep, rep)
-		gssFlags |= FlagMutual
-	}
-	if out.Context, err = newContext(false, false, ctxKey.KeyType, ctxKey.KeyValue, gssFlags, sendSeq, initSeq, a.Rand); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return &Verified{APReq: ap, Ticket: etp, Authenticator: auth}, nil
 }
 
 // checkChecksum reads the GSS checksum ([RFC 4121] 4.1.1: Lgth 16, Bnd, Flags) and
@@ -220,10 +244,10 @@ type apRepPart struct {
 	SequenceNumber int64     `asn1:"explicit,tag:3"`
 }
 
-// apRep builds the AP-REP: the authenticator's time and our sequence number under the
+// APRep builds the AP-REP: the authenticator's time and our sequence number under the
 // ticket's session key (usage 12). No acceptor subkey is sent: the initiator's subkey
 // protects the messages.
-func (a *Acceptor) apRep(session types.EncryptionKey, auth types.Authenticator, seq uint64) ([]byte, error) {
+func (a *Acceptor) APRep(session types.EncryptionKey, auth types.Authenticator, seq uint64) ([]byte, error) {
 	part, err := krbasn1.Marshal(apRepPart{CTime: auth.CTime.UTC(), Cusec: auth.Cusec, SequenceNumber: int64(seq)})
 	if err != nil {
 		return nil, err

@@ -83,7 +83,6 @@ func kerr(code int32, format string, a ...any) *krbError {
 func (x *Exchange) Handle(ctx context.Context, req []byte, remote string) []byte {
 	now := x.Now().UTC()
 	reply, err := x.handle(ctx, req, remote, now)
-	sname := types.PrincipalName{NameType: nametype.KRB_NT_SRV_INST, NameString: []string{"krbtgt", x.Realm}}
 	if err == nil {
 		return reply
 	}
@@ -98,13 +97,24 @@ func (x *Exchange) Handle(ctx context.Context, req []byte, remote string) []byte
 	if x.Log != nil {
 		x.Log.Debug("Kerberos request refused", "remote", remote, "code", errorcode.Lookup(ke.code), "reason", ke.text)
 	}
+	return x.krbError(now, ke)
+}
+
+// krbError encodes a KRB-ERROR from the TGS.
+func (x *Exchange) krbError(now time.Time, ke *krbError) []byte {
+	sname := types.PrincipalName{NameType: nametype.KRB_NT_SRV_INST, NameString: []string{"krbtgt", x.Realm}}
 	m := messages.KRBError{PVNO: iana.PVNO, MsgType: msgtype.KRB_ERROR, STime: now.Truncate(time.Second), Susec: now.Nanosecond() / 1000,
 		ErrorCode: ke.code, Realm: x.Realm, SName: sname, EText: ke.text, EData: ke.edata}
-	b, merr := m.Marshal()
-	if merr != nil {
+	b, err := m.Marshal()
+	if err != nil {
 		return nil
 	}
 	return b
+}
+
+// TooBig is KRB_ERR_RESPONSE_TOO_BIG ([RFC 4120] 7.2.1): the client retries over TCP.
+func (x *Exchange) TooBig() []byte {
+	return x.krbError(x.Now().UTC(), kerr(errorcode.KRB_ERR_RESPONSE_TOO_BIG, "the reply is too large for UDP: use TCP"))
 }
 
 // handle dispatches a request. The S4U padata still go through gokrb5's decoders, which
@@ -219,7 +229,7 @@ func (x *Exchange) as(ctx context.Context, raw []byte, remote string, now time.T
 		if bufs, err = x.tgtBuffers(ctx, client, cname, now, asked, false); err != nil {
 			return nil, err
 		}
-		if service.SAM != "krbtgt" { // a service ticket straight from AS: no TGT-only buffers
+		if !service.TicketGranting { // a service ticket straight from AS (kadmin/changepw too): no TGT-only buffers
 			bufs = bufs[:3]
 		}
 	}
@@ -355,7 +365,7 @@ func (x *Exchange) issue(service *directory.KerberosPrincipal, sname, cname type
 	etp := messages.EncTicketPart{Flags: tflags, Key: session, CRealm: x.Realm, CName: cname,
 		Transited: messages.TransitedEncoding{TRType: 1, Contents: []byte{}}, AuthTime: auth, StartTime: start, EndTime: end, RenewTill: renewTill}
 	if bufs != nil {
-		if err := x.signPAC(&etp, bufs, skey, kdcKey, service.SAM == "krbtgt"); err != nil {
+		if err := x.signPAC(&etp, bufs, skey, kdcKey, service.TicketGranting); err != nil {
 			return messages.Ticket{}, types.EncryptionKey{}, err
 		}
 	}

@@ -64,7 +64,7 @@ func start(t *testing.T) *lab {
 	must(d.NewGMSA(ctx, sys, directory.GMSAOptions{Name: "svc", DNSHostName: "svc.example.test", PrincipalsAllowed: []string{"WEB01$"},
 		SPNs: []string{"HTTP/svc.example.test"}, Enctypes: directory.EnctypeAES256 | directory.EnctypeAES128}))
 	x := &kdc.Exchange{Dir: d, Realm: "EXAMPLE.TEST", Policy: kdc.DefaultPolicy(), Now: time.Now, Rand: rand.Reader}
-	srv := kdc.New(kdc.Config{Exchange: x, Audit: trail})
+	srv := kdc.New(kdc.Config{Handler: x, Audit: trail})
 	l := must(net.Listen("tcp", "127.0.0.1:0"))
 	pc := must(net.ListenPacket("udp", l.Addr().String()))
 	go srv.ServeTCP(l)
@@ -195,7 +195,7 @@ func TestTransportBounds(t *testing.T) {
 	back := ntsec.FileTimeFromTime(time.Now()) - 2*ntsec.TicksPerDay
 	p := must(directory.Provision(ctx, memory.New(), directory.ProvisionOptions{Realm: "EXAMPLE.TEST", RootKey: &back}, directory.Options{}))
 	x := &kdc.Exchange{Dir: p.Directory, Realm: "EXAMPLE.TEST", Policy: kdc.DefaultPolicy(), Now: time.Now, Rand: rand.Reader}
-	srv := kdc.New(kdc.Config{Exchange: x, MaxUDPReply: 100, MaxRequest: 4096})
+	srv := kdc.New(kdc.Config{Handler: x, MaxUDPReply: 100, MaxRequest: 4096})
 	l := must(net.Listen("tcp", "127.0.0.1:0"))
 	pc := must(net.ListenPacket("udp", l.Addr().String()))
 	go srv.ServeTCP(l)

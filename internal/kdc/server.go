@@ -12,22 +12,27 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jcmturner/gokrb5/v8/iana"
 	"github.com/jcmturner/gokrb5/v8/iana/errorcode"
-	"github.com/jcmturner/gokrb5/v8/iana/msgtype"
 	"github.com/jcmturner/gokrb5/v8/messages"
-	"github.com/jcmturner/gokrb5/v8/types"
 
 	"gmsa/internal/audit"
 	"gmsa/internal/metrics"
 )
 
+// Handler answers the requests a Server reads: the KDC's Exchange, or Kpasswd.
+type Handler interface {
+	// Handle answers one request (without the TCP length prefix); nil sends nothing.
+	Handle(ctx context.Context, req []byte, remote string) []byte
+	// TooBig is what a UDP client gets instead of a reply over MaxUDPReply.
+	TooBig() []byte
+}
+
 // Config wires a Server; zero limits take the defaults.
 type Config struct {
-	Exchange *Exchange
-	Audit    *audit.Log // the directory's trail: a reply leaves only after its records are written
-	Logger   *slog.Logger
-	Metrics  *metrics.Metrics // nil: none
+	Handler Handler
+	Audit   *audit.Log // the directory's trail: a reply leaves only after its records are written
+	Logger  *slog.Logger
+	Metrics *metrics.Metrics // nil: none
 
 	MaxConns          int           // concurrent TCP connections, default 1000
 	MaxConnsPerSource int           // TCP connections from one address, default 100
@@ -88,7 +93,7 @@ func (s *Server) track(c io.Closer) bool {
 
 // answer runs the exchange and waits for the audit trail before the reply may leave.
 func (s *Server) answer(req []byte, remote string) []byte {
-	reply := s.cfg.Exchange.Handle(context.Background(), req, remote)
+	reply := s.cfg.Handler.Handle(context.Background(), req, remote)
 	if s.cfg.Metrics != nil {
 		s.cfg.Metrics.KDC(classify(req, reply))
 	}
@@ -155,23 +160,12 @@ func (s *Server) ServeUDP(pc net.PacketConn) error {
 		}
 		reply := s.answer(buf[:n], addr.String()) // nothing keeps the request past answer
 		if len(reply) > s.cfg.MaxUDPReply {
-			reply = s.tooBig()
+			reply = s.cfg.Handler.TooBig()
 		}
 		if reply != nil {
 			pc.WriteTo(reply, addr)
 		}
 	}
-}
-
-// tooBig is KRB_ERR_RESPONSE_TOO_BIG ([RFC 4120] 7.2.1).
-func (s *Server) tooBig() []byte {
-	now := time.Now().UTC()
-	realm := s.cfg.Exchange.Realm
-	m := messages.KRBError{PVNO: iana.PVNO, MsgType: msgtype.KRB_ERROR, STime: now.Truncate(time.Second), Susec: now.Nanosecond() / 1000,
-		ErrorCode: errorcode.KRB_ERR_RESPONSE_TOO_BIG, Realm: realm, SName: types.PrincipalName{NameType: 2, NameString: []string{"krbtgt", realm}},
-		EText: "the reply is too large for UDP: use TCP"}
-	b, _ := m.Marshal()
-	return b
 }
 
 // ServeTCP serves length-prefixed requests on l until Shutdown; a listener that fails

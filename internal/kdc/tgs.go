@@ -207,7 +207,7 @@ func (x *Exchange) tgs(ctx context.Context, raw []byte, remote string, now time.
 			return nil, kerr(errorcode.KDC_ERR_S_PRINCIPAL_UNKNOWN, "service %s is disabled", strings.Join(sname.NameString, "/"))
 		}
 		maxAge := x.Policy.MaxServiceAge
-		if service.SAM == "krbtgt" {
+		if service.TicketGranting {
 			maxAge = x.Policy.MaxTicketAge
 		}
 		start = now
@@ -223,7 +223,7 @@ func (x *Exchange) tgs(ctx context.Context, raw []byte, remote string, now time.
 			}
 		}
 		bufs = keep
-		if service.SAM == "krbtgt" { // a TGT again: its PAC keeps its TGT-only buffers
+		if service.TicketGranting { // a TGT again: its PAC keeps its TGT-only buffers
 			bufs = append(append([]pac.Buffer(nil), keep...), tgtOnly...)
 		}
 	}

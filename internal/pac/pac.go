@@ -117,6 +117,19 @@ func UPNDNSInfo(upn, dnsDomain string, constructed bool, sam string, sid ntsec.S
 	return append(b, data...)
 }
 
+// UPNDNSInfoSID reads the account SID an extended UPN_DNS_INFO carries ([MS-PAC] 2.10:
+// flag S, SidLength at 16, SidOffset at 18).
+func UPNDNSInfoSID(b []byte) (ntsec.SID, error) {
+	if len(b) < 24 || binary.LittleEndian.Uint32(b[8:])&2 == 0 {
+		return ntsec.SID{}, errors.New("pac: UPN_DNS_INFO carries no SID")
+	}
+	n, off := int(binary.LittleEndian.Uint16(b[16:])), int(binary.LittleEndian.Uint16(b[18:]))
+	if off+n > len(b) {
+		return ntsec.SID{}, errors.New("pac: UPN_DNS_INFO's SID runs past its end")
+	}
+	return ntsec.SIDFromBytes(b[off : off+n])
+}
+
 // Attributes is PAC_ATTRIBUTES_INFO ([MS-PAC] 2.14): the PAC was requested.
 func Attributes(requested bool) []byte {
 	flags := uint32(2) // PAC_WAS_GIVEN_IMPLICITLY

@@ -59,7 +59,10 @@ type Config struct {
 	} `yaml:"ldap"`
 	Store StoreConfig `yaml:"store"`
 	KDC   struct {
-		Listen           string        `yaml:"listen"`             // UDP and TCP; default 127.0.0.1:88, with --dev a free port; "off" turns it off
+		Listen string `yaml:"listen"` // UDP and TCP; default 127.0.0.1:88, with --dev a free port; "off" turns it off
+		// KpasswdListen serves password changes and sets ([RFC 3244], UDP and TCP);
+		// default the KDC's host on port 464, or a free port when the KDC's is; "off".
+		KpasswdListen    string        `yaml:"kpasswd_listen"`
 		MaxTicketAge     time.Duration `yaml:"max_ticket_age"`     // AD's MaxTicketAge, default 10 h
 		MaxRenewAge      time.Duration `yaml:"max_renew_age"`      // AD's MaxRenewAge, default 7 days
 		MaxServiceAge    time.Duration `yaml:"max_service_age"`    // AD's MaxServiceAge, default 600 min
@@ -135,6 +138,7 @@ type Limits struct {
 	MaxPageSize             int           `yaml:"max_page_size"`              // MaxPageSize (AD 1000), default 1000
 	MaxResultSetsPerConn    int           `yaml:"max_result_sets_per_conn"`   // MaxResultSetsPerConn (AD 10), default 10
 	MaxResultSetSize        int64         `yaml:"max_result_set_size"`        // entries held by paged searches (AD: 262144 bytes), default 1 000 000
+	PingsPerSecond          int           `yaml:"pings_per_second"`           // ours: CLDAP pings per source address, default 50 (burst twice that)
 }
 
 // DefaultConfig returns the defaults.
@@ -227,7 +231,7 @@ func (c *Config) Validate() error {
 	l := c.LDAP.Limits
 	for name, v := range map[string]int64{"max_connections": int64(l.MaxConnections), "max_connections_per_source": int64(l.MaxConnectionsPerSource),
 		"max_receive_buffer": int64(l.MaxReceiveBuffer), "max_unbound_request": int64(l.MaxUnboundRequest), "unbound_memory": l.UnboundMemory,
-		"max_page_size": int64(l.MaxPageSize), "max_result_sets_per_conn": int64(l.MaxResultSetsPerConn), "max_result_set_size": l.MaxResultSetSize,
+		"max_page_size": int64(l.MaxPageSize), "max_result_sets_per_conn": int64(l.MaxResultSetsPerConn), "max_result_set_size": l.MaxResultSetSize, "pings_per_second": int64(l.PingsPerSecond),
 		"init_recv_timeout": int64(l.InitRecvTimeout), "max_conn_idle_time": int64(l.MaxConnIdleTime), "max_query_duration": int64(l.MaxQueryDuration),
 		"kdc.max_ticket_age": int64(c.KDC.MaxTicketAge), "kdc.max_renew_age": int64(c.KDC.MaxRenewAge), "kdc.max_service_age": int64(c.KDC.MaxServiceAge),
 		"kdc.max_clock_skew": int64(c.KDC.MaxClockSkew), "dns.queries_per_second": int64(c.DNS.QueriesPerSecond),
@@ -284,6 +288,26 @@ func (c *Config) listenAddrs() (ldap, ldaps, kdc string) {
 		return def
 	}
 	return pick(c.LDAP.Listen, "127.0.0.1:389"), pick(c.LDAP.LDAPSListen, "127.0.0.1:636"), pick(c.KDC.Listen, "127.0.0.1:88")
+}
+
+// kpasswdAddr is where kpasswd is served ("" when off): kdc.kpasswd_listen, else the
+// KDC's host on port 464, or on a free port when the KDC's port is chosen freely.
+func (c *Config) kpasswdAddr() string {
+	_, _, kdc := c.listenAddrs()
+	switch {
+	case c.KDC.KpasswdListen == "off" || kdc == "" && c.KDC.KpasswdListen == "":
+		return ""
+	case c.KDC.KpasswdListen != "":
+		return c.KDC.KpasswdListen
+	}
+	host, port, err := net.SplitHostPort(kdc)
+	if err != nil {
+		return ""
+	}
+	if port == "0" {
+		return net.JoinHostPort(host, "0")
+	}
+	return net.JoinHostPort(host, "464")
 }
 
 // dnsAddr is where DNS is answered: off unless configured, with --dev a free port.

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -180,7 +181,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	certs.metrics = m
 	if ep.KDC != "" {
 		krb5 := filepath.Join(cfg.Data, Krb5ConfFile)
-		if err := atomicfile.WriteRuntime(krb5, krb5Conf(dom, ep.KDC), 0o644); err != nil {
+		if err := atomicfile.WriteRuntime(krb5, krb5Conf(dom, ep.KDC, ep.Kpasswd), 0o644); err != nil {
 			log.Warn("krb5.conf not written", "path", krb5, "err", err)
 		}
 		defer os.Remove(krb5)
@@ -242,11 +243,13 @@ const AuditFile = "audit.log"
 
 // Endpoints tells clients (and tests) where a running server listens.
 type Endpoints struct {
-	LDAP  string `json:"ldap,omitempty"`  // ldap://host:port
-	LDAPS string `json:"ldaps,omitempty"` // ldaps://host:port
-	KDC   string `json:"kdc,omitempty"`   // host:port, UDP and TCP
-	DNS   string `json:"dns,omitempty"`   // host:port, UDP and TCP: the DC locator records
-	CA    string `json:"ca,omitempty"`    // the CA certificate clients trust
+	LDAP    string `json:"ldap,omitempty"`    // ldap://host:port
+	LDAPS   string `json:"ldaps,omitempty"`   // ldaps://host:port
+	CLDAP   string `json:"cldap,omitempty"`   // host:port, UDP: LDAP pings
+	KDC     string `json:"kdc,omitempty"`     // host:port, UDP and TCP
+	Kpasswd string `json:"kpasswd,omitempty"` // host:port, UDP and TCP: password changes
+	DNS     string `json:"dns,omitempty"`     // host:port, UDP and TCP: the DC locator records
+	CA      string `json:"ca,omitempty"`      // the CA certificate clients trust
 	// Health is the base URL of /metrics, /healthz and /readyz (metrics.listen).
 	Health string `json:"health,omitempty"`
 }
@@ -319,6 +322,23 @@ func startLDAP(cfg Config, deps Deps, dir *directory.Directory, trail *audit.Log
 		}
 		ls = append(ls, l)
 		*x.dst = map[bool]string{false: "ldap://", true: "ldaps://"}[x.ldaps] + l.Addr().String()
+		if !x.ldaps { // LDAP pings over UDP on the LDAP port ([MS-ADTS] 6.3.3)
+			pcs, err := listenUDP(l.Addr().String(), 1)
+			if err != nil {
+				closeAll()
+				return ep, nil, nil, fmt.Errorf("CLDAP listener %s: %w", l.Addr(), err)
+			}
+			ep.CLDAP = pcs[0].LocalAddr().String()
+			perSecond := lim.PingsPerSecond
+			if perSecond == 0 {
+				perSecond = 50
+			}
+			go func() {
+				if err := srv.ServeCLDAP(pcs[0], perSecond); !errors.Is(err, ldapserver.ErrServerClosed) {
+					failed <- err
+				}
+			}()
+		}
 		go func(l net.Listener, ldaps bool) {
 			if err := srv.Serve(l, ldaps); !errors.Is(err, ldapserver.ErrServerClosed) {
 				failed <- err
@@ -387,13 +407,27 @@ func startKDC(cfg Config, deps Deps, dir *directory.Directory, trail *audit.Log,
 	}
 	pol.ImplicitDollar = !cfg.KDC.NoImplicitDollar
 	x := &kdc.Exchange{Dir: dir, Realm: dir.Domain().Realm, Policy: pol, Now: deps.Now, Rand: deps.Rand, Log: deps.Logger}
-	srv := kdc.New(kdc.Config{Exchange: x, Audit: trail, Logger: deps.Logger, Metrics: m})
+	srv := kdc.New(kdc.Config{Handler: x, Audit: trail, Logger: deps.Logger, Metrics: m})
 	l, pcs, err := listenTwin(addr, kdcUDPSockets)
 	if err != nil {
 		return nil, fmt.Errorf("KDC listener %s: %w", addr, err)
 	}
 	ep.KDC = l.Addr().String()
-	return serveTwin(srv, l, pcs, kdc.ErrServerClosed, failed), nil
+	stopKDC := serveTwin(srv, l, pcs, kdc.ErrServerClosed, failed)
+	addr = cfg.kpasswdAddr()
+	if addr == "" {
+		return stopKDC, nil
+	}
+	kl, kpcs, err := listenTwin(addr, 2)
+	if err != nil {
+		stopKDC()
+		return nil, fmt.Errorf("kpasswd listener %s: %w", addr, err)
+	}
+	ep.Kpasswd = kl.Addr().String()
+	local, _ := netip.ParseAddrPort(ep.Kpasswd)
+	kp := kdc.New(kdc.Config{Handler: kdc.NewKpasswd(x, local.Addr()), Audit: trail, Logger: deps.Logger, MaxRequest: 16 << 10})
+	stopKpasswd := serveTwin(kp, kl, kpcs, kdc.ErrServerClosed, failed)
+	return func() { stopKpasswd(); stopKDC() }, nil
 }
 
 // startDNS answers the domain's locator records on dns.listen (UDP and TCP on one
@@ -418,7 +452,7 @@ func startDNS(cfg Config, deps Deps, dom directory.Domain, failed chan<- error, 
 	}
 	srv, err := dnsserver.New(dnsserver.Config{Logger: deps.Logger, Now: deps.Now, QueriesPerSecond: cfg.DNS.QueriesPerSecond, Records: dnsserver.Records{
 		Domain: dom.DNSName, DCHost: strings.ToLower(dom.DCName) + "." + strings.ToLower(dom.DNSName), Addrs: addrs,
-		LDAP: port(ep.LDAP), KDC: port(ep.KDC)}})
+		LDAP: port(ep.LDAP), KDC: port(ep.KDC), Kpasswd: port(ep.Kpasswd)}})
 	if err != nil {
 		return nil, err
 	}
@@ -508,7 +542,11 @@ func listenUDP(addr string, n int) ([]net.PacketConn, error) {
 }
 
 // krb5Conf is a krb5.conf pointing MIT and Heimdal clients at the KDC.
-func krb5Conf(dom directory.Domain, kdcAddr string) []byte {
+func krb5Conf(dom directory.Domain, kdcAddr, kpasswdAddr string) []byte {
+	kpasswd := ""
+	if kpasswdAddr != "" {
+		kpasswd = "\n\t\tkpasswd_server = " + kpasswdAddr
+	}
 	return []byte(fmt.Sprintf(`# written by gmsa server while it runs: KRB5_CONFIG=<this file> kinit …
 [libdefaults]
 	default_realm = %[1]s
@@ -520,13 +558,13 @@ func krb5Conf(dom directory.Domain, kdcAddr string) []byte {
 
 [realms]
 	%[1]s = {
-		kdc = %[2]s
+		kdc = %[2]s%[4]s
 	}
 
 [domain_realm]
 	.%[3]s = %[1]s
 	%[3]s = %[1]s
-`, dom.Realm, kdcAddr, dom.DNSName))
+`, dom.Realm, kdcAddr, dom.DNSName, kpasswd))
 }
 
 // provisionDev creates EXAMPLE.TEST with a root key back-dated past the 10-hour wait,
