@@ -46,11 +46,14 @@ func ourServerWith(t *testing.T, ldapSettings string) (data string, ep map[strin
 	return data, ep
 }
 
-// startServer runs 'gmsa server' on data with the given configuration (YAML; KDC on a
-// free port) and waits for its endpoints; the test's cleanup stops it by PID.
+// startServer runs 'gmsa server' on data with the given configuration (YAML; the KDC on
+// a free port unless it says otherwise) and waits for its endpoints; the test's cleanup stops it by PID.
 func startServer(t *testing.T, data, settings string) (ep map[string]string, srv *exec.Cmd) {
 	cfg := filepath.Join(t.TempDir(), "gmsa.yaml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf("data: %s\n%skdc:\n  listen: 127.0.0.1:0\n", data, settings)), 0o600)
+	if !strings.Contains(settings, "kdc:") {
+		settings += "kdc:\n  listen: 127.0.0.1:0\n"
+	}
+	os.WriteFile(cfg, []byte(fmt.Sprintf("data: %s\n%s", data, settings)), 0o600)
 	epFile := filepath.Join(data, "endpoints.json")
 	os.Remove(epFile) // left by a killed server
 	srv = exec.Command(gmsaBin, "server", "--config", cfg)

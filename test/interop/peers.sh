@@ -13,7 +13,10 @@
 #   peers.sh etcd             the path of etcd's server (for internal/store/etcd's tests)
 #
 # install also maps dc1.example.test to 127.0.0.1 in /etc/hosts (the host's and the
-# chroot's): a Kerberos bind asks for ldap/<the host name of the URL>.
+# chroot's): a Kerberos bind asks for ldap/<the host name of the URL>. And it maps
+# dc1.ours.test to 127.0.0.9 on the host: our DC when adcli and msktutil join a host
+# to it on the standard ports (the name comes from the LDAP ping), beside Samba's
+# 127.0.0.1.
 #
 # State lives under $GMSA_PEERS (default /var/tmp/gmsa-peers) so a machine that already
 # built the chroot reuses it. Ports on 127.0.0.1: 88, 389, 636, 3268/3269, 445, 135, 464.
@@ -28,7 +31,7 @@ SAMBA_PKGS="samba samba-ad-dc samba-ad-provision samba-dsdb-modules samba-vfs-mo
 # clients (they conflict with MIT's krb5-user on the host) are a second Kerberos stack.
 CHROOT_EXTRA="faketime heimdal-clients"
 FAKETIME_LIB=/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1
-HOST_PKGS="debootstrap systemd bind9-dnsutils ldap-utils krb5-user python3-ldap3 python3-impacket python3-gssapi ca-certificates iproute2 faketime libsasl2-modules-gssapi-mit libgssapi3-heimdal"
+HOST_PKGS="debootstrap systemd bind9-dnsutils ldap-utils krb5-user python3-ldap3 python3-impacket python3-gssapi adcli msktutil ca-certificates iproute2 faketime libsasl2-modules-gssapi-mit libgssapi3-heimdal"
 # Cyrus SASL's Heimdal GSSAPI plugin conflicts with the MIT one: it is unpacked here and
 # chosen with SASL_PATH.
 HEIMDAL_SASL=$PEERS/heimdal-sasl
@@ -37,6 +40,7 @@ HEIMDAL_SASL=$PEERS/heimdal-sasl
 ETCD_DIR=$PEERS/etcd
 # The DC's name: Kerberos binds ask for a ticket to ldap/<name in the URL>.
 DC_HOSTS_LINE="127.0.0.1 dc1.example.test dc1"
+OUR_DC_HOSTS_LINE="127.0.0.9 dc1.ours.test"
 
 chroot_apt() {
   mount_proc
@@ -65,6 +69,7 @@ install_host() {
     rm -rf "$tmp"
   fi
   grep -q 'dc1\.example\.test' /etc/hosts || echo "$DC_HOSTS_LINE" >> /etc/hosts
+  grep -q 'dc1\.ours\.test' /etc/hosts || echo "$OUR_DC_HOSTS_LINE" >> /etc/hosts
 }
 
 install_samba() {
