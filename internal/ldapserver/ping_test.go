@@ -14,7 +14,9 @@ import (
 	"gmsa/internal/servertest"
 )
 
-func ntVer(v uint32) string { return ldap.EscapeFilter(string(binary.LittleEndian.AppendUint32(nil, v))) }
+func ntVer(v uint32) string {
+	return ldap.EscapeFilter(string(binary.LittleEndian.AppendUint32(nil, v)))
+}
 
 // pingRequest is a CLDAP search of the root DSE for Netlogon with filter f.
 func pingRequest(id int64, f string) []byte {
