@@ -197,7 +197,14 @@ func (p *planner) or(fs []Filter) ([]candidate, bool) {
 		var ok bool
 		switch x := f.(type) {
 		case And:
+			// Terms the branch leaves to a check per candidate hold for this branch
+			// only: they filter its set here, not the whole search's candidates.
+			n := len(p.checks)
 			s, ok = p.and(x, nil)
+			if ok && len(p.checks) > n {
+				s = p.keep(s, p.checks[n:])
+			}
+			p.checks = p.checks[:n]
 		case Or:
 			s, ok = p.or(x)
 		default:
@@ -215,6 +222,18 @@ func (p *planner) or(fs []Filter) ([]candidate, bool) {
 		}
 	}
 	return out, true
+}
+
+// keep is the candidates of s that have every term of checks.
+func (p *planner) keep(s []candidate, checks []*term) []candidate {
+	r := planResult{checks: checks}
+	out := s[:0:0]
+	for _, c := range s {
+		if p.b.spend(len(checks)*lookupUnits) && r.passes(p.ctx, p.d.st, c.guid) {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // materialize reads a term's candidates, sorted by GUID; ok false past limit.

@@ -95,7 +95,7 @@ func oracle(t *testing.T, d *Directory, q Query) []string {
 			in = under(ndn, base, true)
 		}
 		v := &View{d: d, ctx: ctx, req: sys, o: o}
-		if in && (q.Filter == nil || q.Filter.eval(v) == fTrue) {
+		if in && (!o.Deleted || q.ShowDeleted) && (q.Filter == nil || q.Filter.eval(v) == fTrue) {
 			out = append(out, o.GUID.String())
 		}
 	}
@@ -146,6 +146,12 @@ func planCases() []planCase {
 		{dom, ScopeSub, eq("sAMAccountType", "805306368"), true},
 		{dom, ScopeSub, And{eq("sAMAccountType", " 805306369"), eq("primaryGroupID", "515")}, true},
 		{dom, ScopeSub, eq("primaryGroupID", "x"), true},
+		// samba-tool's group member lookup: each branch's own checks hold for it alone.
+		{dom, ScopeSub, Or{And{eq("sAMAccountName", "user01"), eq("sAMAccountType", "805306368")},
+			And{eq("sAMAccountName", "user01"), eq("objectClass", "group")},
+			And{eq("sAMAccountType", "805306369"), Not{eq("objectCategory", "msDS-ManagedServiceAccount")}, eq("sAMAccountName", "user01$")}}, true},
+		{dom, ScopeSub, And{eq("objectClass", "user"), Or{And{eq("sAMAccountName", "HOST1$"), eq("primaryGroupID", "515")},
+			And{eq("sAMAccountName", "user02"), eq("primaryGroupID", "513")}}}, true},
 		// Not served by an index: answers must still agree with the reference.
 		{staff, ScopeSub, eq("sAMAccountName", "user04"), false}, // out of scope: read to find out
 		{dom, ScopeSub, eq("description", "team 3"), false},
