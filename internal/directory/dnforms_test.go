@@ -158,3 +158,30 @@ func TestWellKnownObjects(t *testing.T) {
 		t.Errorf("otherWellKnownObjects %v", other)
 	}
 }
+
+// A filter's DN values take the alternative forms too: samba-tool lists a group's
+// members with (memberOf=<SID=…>), which the index and the per-object test both serve.
+func TestAlternativeDNFormsInFilters(t *testing.T) {
+	d, _ := lab(t)
+	admins := must(d.Resolve(ctx, "Domain Admins"))
+	count := func(f Filter) int {
+		n := 0
+		if err := d.Search(ctx, sys, Query{Base: d.Domain().BaseDN, Scope: ScopeSub, Filter: f}, func(*Match) error { n++; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	want := count(Equal{Attr: "memberOf", Value: []byte(admins.DN)})
+	if want == 0 {
+		t.Fatal("Domain Admins has no members to find")
+	}
+	for _, form := range []string{"<SID=" + admins.SID + ">", "<GUID=" + admins.GUID.String() + ">"} {
+		for _, f := range []Filter{Equal{Attr: "memberOf", Value: []byte(form)},
+			Or{Equal{Attr: "primaryGroupID", Value: []byte("999")}, Equal{Attr: "memberOf", Value: []byte(form)}},    // indexed
+			And{Equal{Attr: "memberOf", Value: []byte(form)}, Not{Equal{Attr: "description", Value: []byte("x")}}}} { // per object
+			if got := count(f); got != want {
+				t.Errorf("%v: %d matches, want %d", f, got, want)
+			}
+		}
+	}
+}

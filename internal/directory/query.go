@@ -117,8 +117,11 @@ var categoryByClass = map[string]string{"person": "Person", "user": "Person", "c
 	"container": "Container", "organizationalunit": "Organizational-Unit", "domaindns": "Domain-DNS", "domain": "Domain-DNS"}
 
 // assertion turns a filter value into the form stored values take: SIDs and GUIDs may be
-// written as strings, objectCategory as a class name.
+// written as strings, objectCategory as a class name, a DN in an alternative form.
 func assertion(attr string, syntax Syntax, val []byte, v *View) []byte {
+	if syntax == SyntaxDN && len(val) > 0 && val[0] == '<' { // <SID=…>, <GUID=…>, <WKGUID=…>: the DN they name
+		return []byte(v.d.resolvedDN(v.ctx, string(val)))
+	}
 	switch strings.ToLower(attr) {
 	case "objectsid":
 		if bytes.HasPrefix(bytes.ToUpper(val), []byte("S-1-")) {
