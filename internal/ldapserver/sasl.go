@@ -229,7 +229,13 @@ func (c *conn) spnego(ctx context.Context, reply func(int, string, []byte), fail
 			return
 		}
 	}
-	resp := &gss.NegTokenResp{State: gss.AcceptCompleted, HasState: true, SupportedMech: first, ResponseToken: acc.Reply, MechListMIC: g.MIC(mechList)}
+	resp := &gss.NegTokenResp{State: gss.AcceptCompleted, HasState: true, SupportedMech: first, ResponseToken: acc.Reply}
+	if init.MechListMIC != nil {
+		// The client's preferred mechanism was taken, so the MIC exchange is optional
+		// ([RFC 4178] 5): ours answers the client's. A client that wants no integrity
+		// (over TLS) sends none and could not check ours (Samba fails the bind).
+		resp.MechListMIC = g.MIC(mechList)
+	}
 	layer := byte(gss.LayerNone)
 	switch f := g.Flags(); {
 	case c.req.Protection == directory.ProtectionTLS:
