@@ -91,6 +91,11 @@ type Admin interface {
 	// the TGTs issued under them (New-KrbtgtKeys.ps1).
 	KrbtgtReset(ctx context.Context) (Entry, error)
 
+	// OUNew creates an organizational unit under parent (default the domain).
+	OUNew(ctx context.Context, name, parent, description string) (Entry, error)
+	// RemoveTree removes an object and everything below it (the tree delete control).
+	RemoveTree(ctx context.Context, ref string) error
+
 	// Get, List and Remove work on any of the classes above.
 	Get(ctx context.Context, ref string, class directory.Class) (Entry, error)
 	List(ctx context.Context, class directory.Class) ([]Entry, error)

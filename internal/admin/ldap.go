@@ -528,7 +528,7 @@ func (l *LDAP) ComputerNew(ctx context.Context, opt directory.ComputerOptions) (
 		return Entry{}, nil, err
 	}
 	short := strings.ToLower(name)
-	dn := "CN=" + name + ",CN=Computers," + l.C.BaseDN
+	dn := "CN=" + name + "," + orDefault(opt.Container, "CN=Computers,"+l.C.BaseDN)
 	req := ldap.NewAddRequest(dn, nil)
 	req.Attribute("objectClass", []string{"computer"})
 	req.Attribute("sAMAccountName", []string{name + "$"})
@@ -549,7 +549,7 @@ func (l *LDAP) ComputerNew(ctx context.Context, opt directory.ComputerOptions) (
 }
 
 func (l *LDAP) UserNew(ctx context.Context, opt directory.UserOptions) (Entry, error) {
-	dn := "CN=" + opt.Name + ",CN=Users," + l.C.BaseDN
+	dn := "CN=" + opt.Name + "," + orDefault(opt.Container, "CN=Users,"+l.C.BaseDN)
 	req := ldap.NewAddRequest(dn, nil)
 	req.Attribute("objectClass", []string{"user"})
 	req.Attribute("sAMAccountName", []string{opt.Name})
@@ -636,7 +636,7 @@ func (l *LDAP) Unlock(ctx context.Context, ref string) (Entry, error) {
 }
 
 var ldapClass = map[directory.Class]string{directory.ClassGMSA: "msDS-GroupManagedServiceAccount", directory.ClassGroup: "group",
-	directory.ClassComputer: "computer", directory.ClassUser: "user", directory.ClassRootKey: "msKds-ProvRootKey"}
+	directory.ClassComputer: "computer", directory.ClassUser: "user", directory.ClassRootKey: "msKds-ProvRootKey", directory.ClassOU: "organizationalUnit"}
 
 func (l *LDAP) Get(ctx context.Context, ref string, class directory.Class) (Entry, error) {
 	e, err := l.C.Find(ref, entryAttrs...)
@@ -681,6 +681,40 @@ func (l *LDAP) Remove(ctx context.Context, ref string, class directory.Class) er
 		return err
 	}
 	return ldapErr(l.C.Conn.Del(ldap.NewDelRequest(e.DN, nil)))
+}
+
+func (l *LDAP) OUNew(ctx context.Context, name, parent, desc string) (Entry, error) {
+	if parent == "" {
+		parent = l.C.BaseDN
+	}
+	dn := "OU=" + name + "," + parent
+	req := ldap.NewAddRequest(dn, nil)
+	req.Attribute("objectClass", []string{"top", "organizationalUnit"})
+	if desc != "" {
+		req.Attribute("description", []string{desc})
+	}
+	if err := l.C.Conn.Add(req); err != nil {
+		return Entry{}, ldapErr(err)
+	}
+	return l.Get(ctx, dn, "")
+}
+
+// oidTreeDelete is the tree delete control ([MS-ADTS] 3.1.1.3.4.1.3).
+const oidTreeDelete = "1.2.840.113556.1.4.805"
+
+func (l *LDAP) RemoveTree(ctx context.Context, ref string) error {
+	e, err := l.Get(ctx, ref, "")
+	if err != nil {
+		return err
+	}
+	return ldapErr(l.C.Conn.Del(ldap.NewDelRequest(e.DN, []ldap.Control{ldap.NewControlString(oidTreeDelete, true, "")})))
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
 }
 
 var _ Admin = (*LDAP)(nil)

@@ -231,6 +231,15 @@ func (l *Local) List(ctx context.Context, class directory.Class) ([]Entry, error
 	return out, nil
 }
 
+func (l *Local) OUNew(ctx context.Context, name, parent, desc string) (Entry, error) {
+	return l.wrap(ctx)(l.Dir.NewContainer(ctx, l.requester(), directory.ClassOU, name, parent, desc))
+}
+
+func (l *Local) RemoveTree(ctx context.Context, ref string) error {
+	_, err := l.Dir.DeleteTree(ctx, l.requester(), ref)
+	return err
+}
+
 func (l *Local) Remove(ctx context.Context, ref string, class directory.Class) error {
 	return l.Dir.Remove(ctx, l.requester(), ref, class)
 }

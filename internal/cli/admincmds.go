@@ -106,7 +106,7 @@ func (e *env) printList(entries []admin.Entry, cols ...string) error {
 		},
 		"EFFECTIVE": func(x admin.Entry) string { return x.EffectiveTime }, "USABLE FOR NEW": func(x admin.Entry) string { return x.UsableForNew },
 		"HASH": func(x admin.Entry) string { return x.KDFHash }, "SCOPE": func(x admin.Entry) string { return x.GroupScope },
-		"INTERVAL": func(x admin.Entry) string { return plural(x.PasswordIntervalDays, "day") },
+		"INTERVAL": func(x admin.Entry) string { return plural(x.PasswordIntervalDays, "day") }, "DN": func(x admin.Entry) string { return x.DN },
 	}
 	width := make([]int, len(cols))
 	cells := [][]string{cols}
@@ -423,7 +423,8 @@ func (e *env) removeCmd(class directory.Class) *cobra.Command {
 }
 
 func classWord(c directory.Class) string {
-	return map[directory.Class]string{directory.ClassGMSA: "gMSA", directory.ClassGroup: "group", directory.ClassComputer: "computer", directory.ClassUser: "user"}[c]
+	return map[directory.Class]string{directory.ClassGMSA: "gMSA", directory.ClassGroup: "group", directory.ClassComputer: "computer", directory.ClassUser: "user",
+		directory.ClassOU: "organizational unit"}[c]
 }
 
 func groupCommand(e *env) *cobra.Command {
@@ -458,6 +459,38 @@ func groupCommand(e *env) *cobra.Command {
 		member("add-member", "Add members (Add-ADGroupMember)", admin.Admin.GroupAddMember),
 		member("remove-member", "Remove members (Remove-ADGroupMember)", admin.Admin.GroupRemoveMember),
 		e.removeCmd(directory.ClassGroup))
+}
+
+func ouCommand(e *env) *cobra.Command {
+	var parent, desc string
+	var recursive bool
+	newCmd := e.adminCmd("new NAME", "Create an organizational unit (New-ADOrganizationalUnit, samba-tool ou create)", cobra.ExactArgs(1),
+		func(ctx context.Context, a admin.Admin, args []string) error {
+			en, err := a.OUNew(ctx, args[0], parent, desc)
+			if err != nil {
+				return err
+			}
+			return e.printEntry(en)
+		})
+	newCmd.Flags().StringVar(&parent, "path", "", "the parent's DN (default the domain)")
+	newCmd.Flags().StringVar(&desc, "description", "", "description")
+	removeCmd := e.adminCmd("remove DN", "Remove an organizational unit (Remove-ADOrganizationalUnit); --recursive removes what is below it too",
+		cobra.ExactArgs(1), func(ctx context.Context, a admin.Admin, args []string) error {
+			var err error
+			if recursive {
+				err = a.RemoveTree(ctx, args[0])
+			} else {
+				err = a.Remove(ctx, args[0], directory.ClassOU)
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "removed organizational unit %s\n", args[0])
+			return nil
+		})
+	removeCmd.Flags().BoolVar(&recursive, "recursive", false, "remove the objects below it too (the tree delete control)")
+	return group("ou", "Organizational units (the *-ADOrganizationalUnit cmdlets)", newCmd, e.getCmd(directory.ClassOU),
+		e.listCmd(directory.ClassOU, "NAME", "DN"), removeCmd)
 }
 
 func computerCommand(e *env) *cobra.Command {
@@ -507,6 +540,7 @@ func computerCommand(e *env) *cobra.Command {
 			return e.printEntry(en)
 		})
 	newCmd.Flags().StringVar(&opt.DNSHostName, "dns-host-name", "", "DNS host name (default HOST.domain)")
+	newCmd.Flags().StringVar(&opt.Container, "path", "", "the container's or OU's DN (default CN=Computers)")
 	newCmd.Flags().StringArrayVar(&spns, "spn", nil, "extra service principal names")
 	newCmd.Flags().StringVar(&keytab, "write-keytab", "", "write the account's keys to this keytab (mode 0600), as adcli join does")
 	newCmd.Flags().StringVar(&etypes, "enctypes", "aes256,aes128", "keytab encryption types: aes256, aes128, rc4")
@@ -572,6 +606,7 @@ func userCommand(e *env) *cobra.Command {
 		c.Flags().BoolVar(&pwStdin, "password-stdin", false, "read the user's password from standard input")
 	}
 	newCmd.Flags().StringVar(&opt.Description, "description", "", "description")
+	newCmd.Flags().StringVar(&opt.Container, "path", "", "the container's or OU's DN (default CN=Users)")
 	newCmd.Flags().BoolVar(&opt.Disabled, "disabled", false, "create the user disabled")
 	importCmd := e.adminCmd("import CSV-FILE", "Create the users a CSV file lists (Import-Csv | New-ADUser)", cobra.ExactArgs(1), func(ctx context.Context, a admin.Admin, args []string) error {
 		f, err := os.Open(args[0])

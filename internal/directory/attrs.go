@@ -60,6 +60,7 @@ var schema = func() map[string]*attrDef {
 		pub("msDS-ManagedPasswordPreviousId", SyntaxBinary), pub("msDS-GroupMSAMembership", SyntaxBinary),
 		pub("badPwdCount", SyntaxInteger), pub("badPasswordTime", SyntaxInteger), pub("lockoutTime", SyntaxInteger),
 		pub("lockoutThreshold", SyntaxInteger), pub("lockoutDuration", SyntaxInteger), pub("lockOutObservationWindow", SyntaxInteger),
+		pub("isDeleted", SyntaxString), pub("lastKnownParent", SyntaxDN),
 		{Name: "msDS-User-Account-Control-Computed", Syntax: SyntaxInteger, Operational: true},
 		{Name: "tokenGroups", Syntax: SyntaxBinary, Operational: true},
 		{Name: "msDS-ManagedPassword", Syntax: SyntaxBinary, Operational: true, Access: accessConstructedSecret},
@@ -167,7 +168,7 @@ var userAttributes = []string{"objectClass", "cn", "name", "distinguishedName", 
 	"msDS-ManagedPasswordInterval", "msDS-ManagedPasswordId", "msDS-ManagedPasswordPreviousId", "msDS-GroupMSAMembership",
 	"msKds-Version", "msKds-KDFAlgorithmID", "msKds-KDFParam", "msKds-CreateTime", "msKds-UseStartTime", "msKds-DomainID",
 	"msKds-SecretAgreementAlgorithmID", "msKds-SecretAgreementParam", "msKds-PublicKeyLength", "msKds-PrivateKeyLength",
-	"msKds-RootKeyData"}
+	"msKds-RootKeyData", "isDeleted", "lastKnownParent"}
 
 // names lists the user attributes the view has values for, in AD's spelling.
 func (v *View) names() []string {
@@ -214,8 +215,14 @@ func (v *View) Get(name string) [][]byte {
 // value computes an attribute's values, whoever asks: callers decide visibility.
 func (v *View) value(lower string) [][]byte {
 	o := v.o
-	isAccount := o.Class == ClassUser || o.Class == ClassComputer || o.Class == ClassGMSA
+	isAccount := (o.Class == ClassUser || o.Class == ClassComputer || o.Class == ClassGMSA) && !o.Deleted
 	switch lower {
+	case "isdeleted":
+		if o.Deleted {
+			return str("TRUE")
+		}
+	case "lastknownparent":
+		return str(o.LastKnownParent)
 	case "objectclass":
 		var out [][]byte
 		for _, c := range classChain[o.Class].chain {
@@ -223,6 +230,9 @@ func (v *View) value(lower string) [][]byte {
 		}
 		return out
 	case "objectcategory":
+		if o.Deleted { // a tombstone keeps no category ([MS-ADTS] 3.1.1.5.5.1.1)
+			return nil
+		}
 		return str("CN=" + classChain[o.Class].category + ",CN=Schema," + v.d.domain.ConfigDN)
 	case "cn":
 		if o.Class == ClassOU || o.Class == ClassDomain {

@@ -146,6 +146,10 @@ func (d *Directory) Modify(ctx context.Context, req *Requester, dn string, chang
 	}
 	n, err := d.modify(ctx, o.GUID, func(n *Object) ([]store.Op, error) {
 		var ops []store.Op
+		changes, err := d.foldSwaps(ctx, n, changes)
+		if err != nil {
+			return nil, err
+		}
 		for _, ch := range changes {
 			more, err := d.apply(n, ch, members)
 			if err != nil {
@@ -160,6 +164,35 @@ func (d *Directory) Modify(ctx context.Context, req *Requester, dn string, chang
 	}
 	d.changed(req, "modify", n.DN)
 	return n, nil
+}
+
+// swappable are single-valued attributes clients change by deleting the value they
+// read and adding the new one in one modify, a compare-and-swap (samba-tool does for
+// userAccountControl).
+var swappable = map[string]bool{"useraccountcontrol": true, "msds-supportedencryptiontypes": true, "dnshostname": true, "description": true}
+
+// foldSwaps turns each delete of a single-valued attribute's value followed by an add
+// of the same attribute into a replace, once the deleted value is n's current one;
+// otherwise the modify fails as AD's does (noSuchAttribute), changing nothing.
+func (d *Directory) foldSwaps(ctx context.Context, n *Object, changes []Change) ([]Change, error) {
+	out := make([]Change, 0, len(changes))
+	for i := 0; i < len(changes); i++ {
+		ch := changes[i]
+		if ch.Op == ChangeDelete && len(ch.Values) == 1 && swappable[strings.ToLower(ch.Attr)] && i+1 < len(changes) &&
+			changes[i+1].Op == ChangeAdd && strings.EqualFold(changes[i+1].Attr, ch.Attr) {
+			v := &View{d: d, ctx: ctx, req: LocalSystem(), o: n}
+			if (Equal{Attr: ch.Attr, Value: ch.Values[0]}).eval(v) != fTrue {
+				return nil, fmt.Errorf("directory: %s does not hold %s %q (changed meanwhile?): %w", n.DN, ch.Attr, ch.Values[0], errNoSuchValue)
+			}
+			next := changes[i+1]
+			next.Op = ChangeReplace
+			out = append(out, next)
+			i++
+			continue
+		}
+		out = append(out, ch)
+	}
+	return out, nil
 }
 
 // passwordChange recognizes AD's password change: delete unicodePwd old, add new.
@@ -551,6 +584,25 @@ func (d *Directory) Add(ctx context.Context, req *Requester, dn string, attrs ma
 	if err != nil {
 		return nil, err
 	}
+	classes := strings.ToLower(strings.Join(all("objectClass"), " "))
+	if slices.Contains(strings.Fields(classes), "organizationalunit") || strings.TrimSpace(strings.ReplaceAll(classes, "top", "")) == "container" {
+		class, want := ClassOU, "OU"
+		if !strings.Contains(classes, "organizationalunit") {
+			class, want = ClassContainer, "CN"
+		}
+		if !strings.EqualFold(rdnAttr, want) {
+			return nil, fmt.Errorf("directory: 00002099: %s: a %s is named %s=…: %w", dn, class, want, ErrNamingViolation)
+		}
+		if v := first(want); v != "" && !strings.EqualFold(v, cn) {
+			return nil, fmt.Errorf("directory: 00002099: %s %q differs from the DN's %q: %w", strings.ToLower(want), v, cn, ErrNamingViolation)
+		}
+		o, err := d.newContainer(ctx, class, cn, parentDN, first("description"))
+		if err != nil {
+			return nil, err
+		}
+		d.changed(req, "add", o.DN)
+		return o, nil
+	}
 	if !strings.EqualFold(rdnAttr, "CN") {
 		return nil, fmt.Errorf("directory: 00002099: %s: users, computers, groups, gMSAs and root keys are named CN=…: %w", dn, ErrNamingViolation)
 	}
@@ -573,7 +625,6 @@ func (d *Directory) Add(ctx context.Context, req *Requester, dn string, attrs ma
 		disabled = n&UACAccountDisable != 0
 	}
 	sam := first("sAMAccountName")
-	classes := strings.ToLower(strings.Join(all("objectClass"), " "))
 	var o *Object
 	switch {
 	case strings.Contains(classes, "mskds-provrootkey"):

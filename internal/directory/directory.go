@@ -53,6 +53,9 @@ type Options struct {
 	// MaxIndexCandidates bounds the candidates the planner reads from one index term
 	// (default 20 000); a term with more is checked per candidate or left to a scan.
 	MaxIndexCandidates int
+	// TombstoneLifetime is how long deleted objects stay as tombstones before
+	// CollectTombstones removes them (default DefaultTombstoneLifetime).
+	TombstoneLifetime time.Duration
 }
 
 // Directory is the domain over a store.
@@ -80,7 +83,8 @@ type Directory struct {
 	objCacheSize int                     // Options.ObjectCache
 	decodes      atomic.Uint64           // candidates a search decoded (for tests of the planner)
 
-	maxCandidates int // Options.MaxIndexCandidates
+	maxCandidates     int           // Options.MaxIndexCandidates
+	tombstoneLifetime time.Duration // Options.TombstoneLifetime
 
 	classIndexOnce                   sync.Once // see classesMatching
 	classesByName, classesByCategory map[string][]Class
@@ -157,12 +161,16 @@ func (o *Options) defaults() {
 	if o.MaxIndexCandidates <= 0 {
 		o.MaxIndexCandidates = 20_000
 	}
+	if o.TombstoneLifetime <= 0 {
+		o.TombstoneLifetime = DefaultTombstoneLifetime
+	}
 }
 
 // newDirectory wires a Directory from its options.
 func newDirectory(st store.Store, opt Options) *Directory {
 	return &Directory{st: st, now: opt.Now, rand: opt.Rand, log: opt.Logger, cache: kds.NewCache(opt.PasswordCache),
-		audit: opt.Audit, heavy: make(chan struct{}, opt.HeavySearches), objCacheSize: opt.ObjectCache, maxCandidates: opt.MaxIndexCandidates}
+		audit: opt.Audit, heavy: make(chan struct{}, opt.HeavySearches), objCacheSize: opt.ObjectCache, maxCandidates: opt.MaxIndexCandidates,
+		tombstoneLifetime: opt.TombstoneLifetime}
 }
 
 // Open returns the directory over st, which must hold a provisioned domain.
@@ -324,7 +332,7 @@ func (d *Directory) Resolve(ctx context.Context, ref string) (*Object, error) {
 	case strings.Contains(ref, "=") && strings.Contains(ref, ","):
 		keys = []string{dnKey(ref)}
 	case len(ref) == 36 && strings.Count(ref, "-") == 4:
-		if o, err := d.byGUID(ctx, strings.ToLower(ref)); err == nil {
+		if o, err := d.byGUID(ctx, strings.ToLower(ref)); err == nil && !o.Deleted {
 			return o, nil
 		}
 	default:
@@ -348,8 +356,11 @@ func (d *Directory) Resolve(ctx context.Context, ref string) (*Object, error) {
 	}
 	for _, k := range keys {
 		o, err := d.byIndex(ctx, k)
-		if err == nil {
+		if err == nil && !o.Deleted { // a tombstone is found only by a search that shows deleted objects
 			return o, nil
+		}
+		if err == nil {
+			continue
 		}
 		if !errors.Is(err, store.ErrNotFound) {
 			return nil, err
@@ -501,7 +512,7 @@ func (d *Directory) modify(ctx context.Context, g ntsec.GUID, fn func(o *Object)
 	return result, nil
 }
 
-// remove deletes o and its indexes; groups lose it as a member.
+// remove deletes o and its indexes for good; groups lose it as a member.
 func (d *Directory) remove(ctx context.Context, o *Object) error {
 	ops := []store.Op{store.DeleteAt(objKey(o.GUID), o.USNChanged)}
 	for k := range indexOps(o) {
@@ -514,6 +525,11 @@ func (d *Directory) remove(ctx context.Context, o *Object) error {
 	if err != nil {
 		return err
 	}
+	return d.leaveGroups(ctx, o)
+}
+
+// leaveGroups takes o out of every group that lists it.
+func (d *Directory) leaveGroups(ctx context.Context, o *Object) error {
 	groups, err := d.st.List(ctx, "memberof/"+o.GUID.String()+"/")
 	if err != nil {
 		return err

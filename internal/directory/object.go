@@ -119,6 +119,11 @@ type Object struct {
 	// KDS root keys.
 	RootKey *RootKeyRecord `json:"root_key,omitempty"`
 
+	// Tombstones ([MS-ADTS] 3.1.1.5.5): a deleted object keeps its GUID, SID and names
+	// under CN=Deleted Objects until the tombstone lifetime ends; isDeleted is TRUE.
+	Deleted         bool   `json:"deleted,omitempty"`
+	LastKnownParent string `json:"last_known_parent,omitempty"`
+
 	sid        ntsec.SID                 // SID parsed when the record was read
 	membership *ntsec.SecurityDescriptor // msDS-GroupMSAMembership parsed when the record was read
 
@@ -287,6 +292,9 @@ func indexOps(o *Object) map[string][]byte {
 	gs := o.GUID.String()
 	g := []byte(gs)
 	ndn := []byte(normDN(o.DN))
+	if o.Deleted { // a tombstone holds no name another object may need, and no class or value index
+		return map[string][]byte{dnKey(o.DN): g, treeKey(string(ndn)): g}
+	}
 	m := map[string][]byte{dnKey(o.DN): g, classKey(o.Class, gs): ndn, treeKey(string(ndn)): g}
 	if o.SAM != "" {
 		m[samKey(o.SAM)] = g

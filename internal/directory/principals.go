@@ -472,13 +472,19 @@ func (d *Directory) Remove(ctx context.Context, req *Requester, ref string, clas
 	switch o.Class {
 	case ClassRootKey:
 		return d.RemoveRootKey(ctx, req, o.GUID.String())
-	case ClassDomain, ClassContainer, ClassOU:
+	case ClassDomain:
 		return fmt.Errorf("directory: %s is a container of the domain's layout and cannot be removed: %w", o.DN, ErrInvalid)
+	case ClassContainer, ClassOU:
+		if err := d.removeContainer(ctx, o); err != nil {
+			return err
+		}
+		d.changed(req, "delete", o.DN)
+		return nil
 	}
 	if sid := o.ObjectSID(); !sid.IsZero() && (sid.RID() < 1000 || o.UAC&UACServerTrust != 0) {
 		return fmt.Errorf("directory: %s is a built-in principal and cannot be removed: %w", o.DN, ErrInvalid)
 	}
-	if err := d.remove(ctx, o); err != nil {
+	if err := d.tombstone(ctx, o); err != nil {
 		return err
 	}
 	d.changed(req, "delete", o.DN)
@@ -495,10 +501,25 @@ func (d *Directory) Rename(ctx context.Context, req *Requester, ref, newName, ne
 	if err != nil {
 		return nil, err
 	}
+	rdn := "CN"
 	switch o.Class {
 	case ClassUser, ClassComputer, ClassGroup, ClassGMSA:
+	case ClassOU, ClassContainer:
+		// An empty OU or container moves as a leaf does; one with objects below would
+		// need every descendant's name rewritten in one transaction.
+		if d.systemObject(o) {
+			return nil, fmt.Errorf("directory: %s is a container of the domain's layout and cannot be renamed or moved: %w", o.DN, ErrInvalid)
+		}
+		if kids, err := d.children(ctx, normDN(o.DN), 1); err != nil {
+			return nil, err
+		} else if len(kids) > 0 {
+			return nil, fmt.Errorf("directory: %s: %w; renaming or moving a container with objects below is not supported: move them first", o.DN, ErrNotLeaf)
+		}
+		if o.Class == ClassOU {
+			rdn = "OU"
+		}
 	default:
-		return nil, fmt.Errorf("directory: %s is a %s; only accounts and groups can be renamed or moved: %w", o.DN, o.Class, ErrInvalid)
+		return nil, fmt.Errorf("directory: %s is a %s; only accounts, groups, OUs and containers can be renamed or moved: %w", o.DN, o.Class, ErrInvalid)
 	}
 	if newName == "" || strings.ContainsAny(newName, ",=+\"\\<>;") || strings.TrimSpace(newName) != newName {
 		return nil, fmt.Errorf("directory: new name %q is not a valid cn: %w", newName, ErrInvalid)
@@ -513,7 +534,7 @@ func (d *Directory) Rename(ctx context.Context, req *Requester, ref, newName, ne
 		}
 	}
 	n, err := d.modify(ctx, o.GUID, func(n *Object) ([]store.Op, error) {
-		n.Name, n.DN = newName, "CN="+newName+","+parent
+		n.Name, n.DN = newName, rdn+"="+newName+","+parent
 		return nil, nil
 	})
 	if err == nil {

@@ -63,6 +63,9 @@ type Query struct {
 	// After resumes a search after the object with this GUID: objects are handed out in
 	// GUID order, so a paged search keeps only where it stopped.
 	After string
+	// ShowDeleted includes tombstones (the show deleted and show recycled controls,
+	// [MS-ADTS] 3.1.1.3.4.1.14 and .1.29); such a search scans.
+	ShowDeleted bool
 }
 
 // Search errors, mapped by transports to their result codes.
@@ -147,8 +150,8 @@ func (d *Directory) Search(ctx context.Context, req *Requester, q Query, fn func
 		return err
 	}
 	base := normDN(resolved)
-	if _, err := d.st.Get(ctx, dnKey(base)); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
+	if bo, err := d.byIndex(ctx, dnKey(base)); err != nil || bo.Deleted && !q.ShowDeleted {
+		if err == nil || errors.Is(err, store.ErrNotFound) || errors.Is(err, ErrNotFound) {
 			return fmt.Errorf("directory: search base %q: %w", q.Base, ErrNoSuchBase)
 		}
 		return err
@@ -171,7 +174,7 @@ func (d *Directory) Search(ctx context.Context, req *Requester, q Query, fn func
 		if !b.spend(1) {
 			return b.err
 		}
-		if !inScope(o.DN) {
+		if !inScope(o.DN) || o.Deleted && !q.ShowDeleted {
 			return nil
 		}
 		v.o = o
@@ -203,7 +206,7 @@ func (d *Directory) Search(ctx context.Context, req *Requester, q Query, fn func
 		plan = d.planSearch(ctx, b, And{}, base, q.Scope)
 	}
 	d.log.Debug("search plan", "base", base, "scope", q.Scope, "plan", plan.explain, "candidates", len(plan.set), "indexed", plan.indexed)
-	if !plan.indexed {
+	if !plan.indexed || q.ShowDeleted { // tombstones are in no class or value index
 		return d.scan(ctx, b, q.After, raw, visit)
 	}
 	start, _ := slices.BinarySearchFunc(plan.set, q.After, func(c candidate, after string) int {

@@ -23,10 +23,14 @@ const (
 	oidDomainScope      = "1.2.840.113556.1.4.1339"
 	oidSearchOptions    = "1.2.840.113556.1.4.1340"
 	oidPermissiveModify = "1.2.840.113556.1.4.1413"
+	oidTreeDelete       = "1.2.840.113556.1.4.805"
+	oidShowDeleted      = "1.2.840.113556.1.4.417"
+	oidShowRecycled     = "1.2.840.113556.1.4.2064"
 )
 
 // supportedControls are the controls in the RootDSE, in AD's order.
-var supportedControls = []string{oidPagedResults, oidSort, oidExtendedDN, oidLazyCommit, oidDomainScope, oidSearchOptions, oidPermissiveModify, oidASQ}
+var supportedControls = []string{oidPagedResults, oidSort, oidTreeDelete, oidShowDeleted, oidExtendedDN, oidLazyCommit, oidDomainScope,
+	oidSearchOptions, oidPermissiveModify, oidASQ, oidShowRecycled}
 
 // controlsFor says which operations each control applies to; elsewhere it is unknown.
 var controlsFor = map[string][]ber.Tag{
@@ -38,15 +42,23 @@ var controlsFor = map[string][]ber.Tag{
 	oidSearchOptions:    {appSearchRequest},                                                // domain scope and phantom root: one domain here
 	oidLazyCommit:       {appAddRequest, appModifyRequest, appDelRequest, appModDNRequest}, // every commit is durable anyway
 	oidPermissiveModify: {appModifyRequest},
+	oidTreeDelete:       {appDelRequest},
+	// Tombstones show in searches, and are found by DN, GUID or SID (extended DN).
+	// Without a recycle bin there are no recycled-but-not-tombstoned objects, so both
+	// show the same ([MS-ADTS] 3.1.1.3.4.1.14, 3.1.1.3.4.1.29).
+	oidShowDeleted:  {appSearchRequest},
+	oidShowRecycled: {appSearchRequest},
 }
 
 // requestControls are what one request's controls ask of the server.
 type requestControls struct {
-	paged      *ber.Packet // read before the search runs, then dropped with the request
-	sort       *sortKey
-	permissive bool
-	extendedDN directory.ExtendedDNForm
-	asq        string // the attribute scoped query's source attribute
+	paged       *ber.Packet // read before the search runs, then dropped with the request
+	sort        *sortKey
+	permissive  bool
+	treeDelete  bool
+	showDeleted bool
+	extendedDN  directory.ExtendedDNForm
+	asq         string // the attribute scoped query's source attribute
 }
 
 // sortKey is the first key of a sort request (AD sorts by one attribute).
@@ -87,6 +99,10 @@ func parseControls(controls []*ber.Packet, op ber.Tag) (*requestControls, *ldapE
 			rc.sort = k
 		case oidPermissiveModify:
 			rc.permissive = true
+		case oidTreeDelete:
+			rc.treeDelete = true
+		case oidShowDeleted, oidShowRecycled:
+			rc.showDeleted = true
 		case oidASQ:
 			// ASQRequestValue ::= SEQUENCE { sourceAttribute OCTET STRING } ([MS-ADTS]
 			// 3.1.1.3.4.1.13)

@@ -25,6 +25,7 @@ var errorTable = []struct {
 	{directory.ErrObjectClass, resultObjectClassViolation, "0000207F: UpdErr: DSID-03150F4C, problem 6002 (OBJ_CLASS_VIOLATION), data 0: %s"},
 	{directory.ErrInvalidSyntax, resultInvalidSyntax, "0000200B: AtrErr: DSID-03152D2C, problem 1005 (INVALID_ATT_SYNTAX), data 0: %s"},
 	{directory.ErrInvalidDN, resultInvalidDNSyntax, "0000208F: NameErr: DSID-03100225, problem 2006 (BAD_NAME_SYNTAX), data 8350: %s"},
+	{directory.ErrNotLeaf, resultNotAllowedOnNonLeaf, "0000208C: UpdErr: DSID-03120A9A, problem 6003 (CANT_ON_NON_LEAF), data 0: %s"},
 	{directory.ErrNoSuchBase, resultNoSuchObject, "0000208D: NameErr: DSID-0310028D, problem 2001 (NO_OBJECT), data 0: %s"},
 	{directory.ErrNotFound, resultNoSuchObject, "0000208D: NameErr: DSID-0310028D, problem 2001 (NO_OBJECT), data 0: %s"},
 	{directory.ErrExists, resultEntryAlreadyExists, "00002071: UpdErr: DSID-0305038D, problem 6005 (ENTRY_EXISTS), data 0: %s"},

@@ -235,7 +235,7 @@ func (c *conn) search(ctx context.Context, id int64, op *ber.Packet, controls []
 	} else if sizeLimit > 0 && int(sizeLimit) < limit {
 		limit = int(sizeLimit)
 	}
-	q := directory.Query{Base: base, Scope: directory.Scope(scope), Filter: filter, Select: sel, Deadline: c.deadline(timeLimit)}
+	q := directory.Query{Base: base, Scope: directory.Scope(scope), Filter: filter, Select: sel, Deadline: c.deadline(timeLimit), ShowDeleted: rc.showDeleted}
 	if rc.asq != "" {
 		c.scopedSearch(ctx, id, q, rc.asq, limit, typesOnly, done)
 		return

@@ -85,7 +85,11 @@ func (c *conn) write(ctx context.Context, id int64, op *ber.Packet, controls []*
 		}
 		_, err = dir.Modify(ctx, c.req, str(op.Children[0]), changes)
 	case appDelRequest:
-		err = dir.Delete(ctx, c.req, str(op))
+		if rc.treeDelete {
+			_, err = dir.DeleteTree(ctx, c.req, str(op))
+		} else {
+			err = dir.Delete(ctx, c.req, str(op))
+		}
 	case appModDNRequest:
 		err = c.modifyDN(ctx, op)
 	}
@@ -103,8 +107,8 @@ func (c *conn) modifyDN(ctx context.Context, op *ber.Packet) error {
 		return lerr(resultProtocolError, "malformed ModifyDNRequest")
 	}
 	key, name, ok := strings.Cut(str(op.Children[1]), "=")
-	if !ok || !strings.EqualFold(strings.TrimSpace(key), "CN") {
-		return lerr(resultNamingViolation, "00002099: the new RDN must be CN=name")
+	if !ok || !strings.EqualFold(strings.TrimSpace(key), "CN") && !strings.EqualFold(strings.TrimSpace(key), "OU") {
+		return lerr(resultNamingViolation, "00002099: the new RDN must be CN=name (OU=name for an organizational unit)")
 	}
 	if !boolValue(op.Children[2]) {
 		return lerr(resultUnwillingToPerform, "0000209A: cn is single-valued: deleteoldrdn must be TRUE")

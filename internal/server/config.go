@@ -30,7 +30,10 @@ type Config struct {
 	// DevClockOffset runs a --dev server's clock ahead (or behind), to watch gMSA
 	// rotations in a lab as Samba under faketime would; refused without --dev.
 	DevClockOffset time.Duration `yaml:"dev_clock_offset"`
-	Log            struct {
+	// TombstoneLifetime is how long deleted objects stay as tombstones (AD's
+	// tombstoneLifetime), default 180 days (4320h).
+	TombstoneLifetime time.Duration `yaml:"tombstone_lifetime"`
+	Log               struct {
 		Level  string `yaml:"level"`  // debug, info, warn, error
 		Format string `yaml:"format"` // text or json
 	} `yaml:"log"`
@@ -243,6 +246,9 @@ func (c *Config) Validate() error {
 			}
 			errs = append(errs, fmt.Errorf("%s: %d is negative; leave it out for the default", name, v))
 		}
+	}
+	if c.TombstoneLifetime < 0 {
+		errs = append(errs, fmt.Errorf("tombstone_lifetime: %s is negative; leave it out for the default", c.TombstoneLifetime))
 	}
 	errs = append(errs, c.Store.validate()...)
 	if c.DevClockOffset != 0 && !c.Dev {

@@ -114,7 +114,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	defer signal.Stop(hup)
 
 	opts := directory.Options{Now: deps.Now, Rand: deps.Rand, Logger: log, Audit: trail,
-		ObjectCache: cfg.Memory.ObjectCache, MaxIndexCandidates: cfg.Memory.IndexCandidates}
+		ObjectCache: cfg.Memory.ObjectCache, MaxIndexCandidates: cfg.Memory.IndexCandidates, TombstoneLifetime: cfg.TombstoneLifetime}
 	dir, err := directory.Open(ctx, st, opts)
 	if errors.Is(err, directory.ErrNotProvisioned) && cfg.Dev {
 		dir, err = provisionDev(ctx, cfg, deps, st, opts)
@@ -199,6 +199,8 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	}
 	certPoll := time.NewTicker(CertPollInterval)
 	defer certPoll.Stop()
+	collect := time.NewTicker(GarbageCollectionPeriod)
+	defer collect.Stop()
 	var runErr error
 	for running := true; running; {
 		select {
@@ -220,6 +222,10 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 				log.Error("the TLS certificate files changed but were not taken; the current one stays", "err", err)
 			}
 			certs.checkExpiry()
+		case <-collect.C: // expired tombstones go for good
+			if n, err := dir.CollectTombstones(ctx); err != nil {
+				log.Warn("tombstone collection stopped; the next period resumes it", "removed", n, "err", err)
+			}
 		case err := <-failed: // a listener that stops accepting ends the server, loudly
 			log.Error("shutting down: a listener failed", "err", err)
 			runErr, running = err, false
@@ -233,6 +239,10 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	<-done
 	return runErr
 }
+
+// GarbageCollectionPeriod is how often expired tombstones are removed (AD's
+// garbageCollPeriod, 12 hours).
+const GarbageCollectionPeriod = 12 * time.Hour
 
 // CertPollInterval is how often the operator's certificate files are checked for a
 // change.

@@ -27,6 +27,8 @@ func TestLocatorRecordsWithDig(t *testing.T) {
 			"_ldap._tcp.Default-First-Site-Name._sites.dc._msdcs.example.test": portOf(ep["ldap"]),
 			"_kerberos._tcp.example.test":                                      portOf(ep["kdc"]),
 			"_kerberos._udp.example.test":                                      portOf(ep["kdc"]),
+			"_kpasswd._tcp.example.test":                                       portOf(ep["kpasswd"]),
+			"_kpasswd._udp.example.test":                                       portOf(ep["kpasswd"]),
 		} {
 			if got, want := dig(proto, "+short", "SRV", name), fmt.Sprintf("0 100 %s dc1.example.test.", p); got != want {
 				t.Errorf("dig %s SRV %s: %q, want %q", proto, name, got, want)
@@ -39,7 +41,7 @@ func TestLocatorRecordsWithDig(t *testing.T) {
 	if out := dig("A", "www.example.org"); !strings.Contains(out, "status: REFUSED") {
 		t.Errorf("another zone:\n%s", out)
 	}
-	if out := dig("SRV", "_kpasswd._tcp.example.test"); !strings.Contains(out, "status: NXDOMAIN") || !strings.Contains(out, "flags: qr aa") {
+	if out := dig("SRV", "_gc._tcp.example.test"); !strings.Contains(out, "status: NXDOMAIN") || !strings.Contains(out, "flags: qr aa") { // no global catalog
 		t.Errorf("a record not served:\n%s", out)
 	}
 }
