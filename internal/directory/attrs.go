@@ -61,6 +61,7 @@ var schema = func() map[string]*attrDef {
 		pub("badPwdCount", SyntaxInteger), pub("badPasswordTime", SyntaxInteger), pub("lockoutTime", SyntaxInteger),
 		pub("lockoutThreshold", SyntaxInteger), pub("lockoutDuration", SyntaxInteger), pub("lockOutObservationWindow", SyntaxInteger),
 		pub("isDeleted", SyntaxString), pub("lastKnownParent", SyntaxDN),
+		pub("nTSecurityDescriptor", SyntaxBinary), // read through Match.Attributes only, when named
 		{Name: "msDS-User-Account-Control-Computed", Syntax: SyntaxInteger, Operational: true},
 		{Name: "tokenGroups", Syntax: SyntaxBinary, Operational: true},
 		{Name: "msDS-ManagedPassword", Syntax: SyntaxBinary, Operational: true, Access: accessConstructedSecret},

@@ -30,10 +30,37 @@ var (
 	ErrWrongPassword   = errors.New("the old password is not correct")
 )
 
-// authorizeChange lets the domain's administrators change the directory, as AD's
-// default security descriptors do: SYSTEM, Domain Admins, Enterprise Admins and
-// BUILTIN\Administrators.
-func (d *Directory) authorizeChange(r *Requester, what string) error {
+// authorizeChange checks one modify change against o's security descriptor: a
+// password reset needs the Reset Password right, the security descriptor WRITE_DAC
+// (DACL) and WRITE_OWNER (owner, group), anything else the right to write the
+// attribute ([MS-ADTS] 3.1.1.5.3.1).
+func (d *Directory) authorizeChange(ctx context.Context, req *Requester, o *Object, ch Change) error {
+	switch strings.ToLower(ch.Attr) {
+	case "unicodepwd":
+		return d.checkAccess(ctx, req, o, ntsec.RightDSControlAccess, "reset the password", rightResetPassword)
+	case "ntsecuritydescriptor":
+		parts := ch.SDFlags
+		if parts == 0 {
+			parts = sdAll
+		}
+		if parts&sdSACL != 0 && !d.isAdmin(req) {
+			return fmt.Errorf("directory: 00000005: %s may not write the SACL of %s (ACCESS_SYSTEM_SECURITY): %w", req.Name(), o.DN, ErrAccessDenied)
+		}
+		var rights uint32
+		if parts&sdDACL != 0 {
+			rights |= ntsec.RightWriteDAC
+		}
+		if parts&(sdOwner|sdGroup) != 0 {
+			rights |= ntsec.RightWriteOwner
+		}
+		return d.checkAccess(ctx, req, o, rights, "write the security descriptor")
+	}
+	return d.authorizeWrite(ctx, req, o, ch.Attr)
+}
+
+// authorizeAdmin lets the domain's administrators do what only they do here (KDS root
+// keys, krbtgt): SYSTEM, Domain Admins, Enterprise Admins and BUILTIN\Administrators.
+func (d *Directory) authorizeAdmin(r *Requester, what string) error {
 	if r == nil || r.Token == nil {
 		return fmt.Errorf("directory: %w", ErrNeedBind)
 	}
@@ -67,6 +94,9 @@ type Change struct {
 	// Permissive is the permissive modify control ([MS-ADTS] 3.1.1.3.4.1.8): adding a
 	// value already there, or deleting one that is not, is no error.
 	Permissive bool
+	// SDFlags are the SD flags control's parts a nTSecurityDescriptor write replaces
+	// (owner 1, group 2, DACL 4, SACL 8; 0: all).
+	SDFlags uint32
 }
 
 // systemOnly are attributes the directory assigns.
@@ -129,8 +159,13 @@ func (d *Directory) Modify(ctx context.Context, req *Requester, dn string, chang
 	if oldPw, newPw, ok := passwordChange(changes); ok {
 		return d.changePassword(ctx, req, o, oldPw, newPw)
 	}
-	if err := d.authorizeChange(req, "modify "+o.DN); err != nil {
-		return nil, err
+	if o.Deleted {
+		return nil, fmt.Errorf("directory: %s: %w", dn, ErrNotFound)
+	}
+	for _, ch := range changes {
+		if err := d.authorizeChange(ctx, req, o, ch); err != nil {
+			return nil, err
+		}
 	}
 	for _, ch := range changes {
 		if err := checkWritable(ch.Attr); err != nil {
@@ -448,6 +483,11 @@ func (d *Directory) apply(n *Object, ch Change, members map[string]*Object) ([]s
 			return nil, fmt.Errorf("directory: 0000052D: the password is empty: %w", ErrConstraint)
 		}
 		return nil, d.setKeys(n, EncodePassword(pw))
+	case "ntsecuritydescriptor":
+		if ch.Op == ChangeDelete || len(ch.Values) != 1 {
+			return nil, fmt.Errorf("directory: nTSecurityDescriptor is replaced by one value: %w", ErrConstraint)
+		}
+		return nil, d.writeSD(n, ch.Values[0], ch.SDFlags)
 	case "lockoutthreshold", "lockoutduration", "lockoutobservationwindow":
 		if n.Class != ClassDomain {
 			return nil, notFor()
@@ -555,8 +595,8 @@ func checkNesting(g, m *Object) error {
 // Add creates the object an LDAP add describes — a user, computer, group, gMSA or KDS
 // root key — at exactly the requested DN, or refuses it; one audit record.
 func (d *Directory) Add(ctx context.Context, req *Requester, dn string, attrs map[string][][]byte) (*Object, error) {
-	if err := d.authorizeChange(req, "add "+dn); err != nil {
-		return nil, err
+	if req == nil || req.Token == nil {
+		return nil, fmt.Errorf("directory: %w", ErrNeedBind)
 	}
 	for name := range attrs {
 		if strings.EqualFold(name, "msKds-RootKeyData") || strings.EqualFold(name, "unicodePwd") || strings.EqualFold(name, "objectClass") ||
@@ -585,6 +625,16 @@ func (d *Directory) Add(ctx context.Context, req *Requester, dn string, attrs ma
 		return nil, err
 	}
 	classes := strings.ToLower(strings.Join(all("objectClass"), " "))
+	if c, ok := addedClass(classes); ok {
+		parent := parentDN
+		if r, err := d.ResolveDN(ctx, parent); err == nil {
+			parent = r
+		}
+		if err := d.authorizeCreate(ctx, req, normDN(parent), c); err != nil {
+			return nil, err
+		}
+		ctx = withCreator(ctx, req)
+	}
 	if slices.Contains(strings.Fields(classes), "organizationalunit") || strings.TrimSpace(strings.ReplaceAll(classes, "top", "")) == "container" {
 		class, want := ClassOU, "OU"
 		if !strings.Contains(classes, "organizationalunit") {
@@ -713,6 +763,20 @@ func (d *Directory) Add(ctx context.Context, req *Requester, dn string, attrs ma
 	}
 	d.changed(req, "add", o.DN)
 	return o, nil
+}
+
+// addedClass is the class an add's objectClass values ask for (most specific first).
+func addedClass(classes string) (Class, bool) {
+	for _, c := range []struct {
+		name  string
+		class Class
+	}{{"mskds-provrootkey", ClassRootKey}, {"msds-groupmanagedserviceaccount", ClassGMSA}, {"computer", ClassComputer},
+		{"group", ClassGroup}, {"user", ClassUser}, {"organizationalunit", ClassOU}, {"container", ClassContainer}} {
+		if slices.Contains(strings.Fields(classes), c.name) {
+			return c.class, true
+		}
+	}
+	return "", false
 }
 
 func orDefault(v, def string) string {

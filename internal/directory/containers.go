@@ -23,14 +23,8 @@ var ErrNotLeaf = errors.New("the object has objects below it")
 // organizationalUnit's possible superiors are the domain and other OUs; a container
 // may live under a container too).
 func (d *Directory) NewContainer(ctx context.Context, req *Requester, class Class, name, parent, description string) (*Object, error) {
-	if err := d.authorizeChange(req, "create containers"); err != nil {
-		return nil, err
-	}
-	o, err := d.newContainer(ctx, class, name, parent, description)
-	if err == nil {
-		d.changed(req, "add", o.DN)
-	}
-	return o, err
+	ctx, done := d.created(ctx, req, parent, d.domain.BaseDN, class)
+	return done(d.newContainer(ctx, class, name, parent, description))
 }
 
 func (d *Directory) newContainer(ctx context.Context, class Class, name, parent, description string) (*Object, error) {
@@ -116,11 +110,11 @@ func (d *Directory) removeContainer(ctx context.Context, o *Object) error {
 // built-in principal, the domain controller or a part of the domain's layout. A
 // deadline reached midway leaves the rest for a repeated request, as AD's does.
 func (d *Directory) DeleteTree(ctx context.Context, req *Requester, dn string) (int, error) {
-	if err := d.authorizeChange(req, "delete subtrees"); err != nil {
-		return 0, err
-	}
 	root, err := d.Resolve(ctx, dn)
 	if err != nil {
+		return 0, err
+	}
+	if err := d.checkAccess(ctx, req, root, ntsec.RightDSDeleteTree, "delete the subtree"); err != nil {
 		return 0, err
 	}
 	var all []*Object

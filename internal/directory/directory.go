@@ -92,6 +92,8 @@ type Directory struct {
 	tokMu    sync.Mutex
 	tokCache map[ntsec.GUID]cachedToken // see token
 
+	defaults defaultSDs // the classes' default security descriptors, parsed once
+
 	mu          sync.Mutex
 	keysRev     int64     // revision of keyRootKeyVersion the cached keys belong to
 	keysChecked time.Time // when that revision was last confirmed
@@ -456,6 +458,13 @@ func (d *Directory) allocateRID(ctx context.Context) (uint32, error) {
 func (d *Directory) create(ctx context.Context, o *Object, allocateSID bool) error {
 	now := d.nowFT()
 	o.Created, o.Changed = now, now
+	if o.SD == nil {
+		sd, err := d.creatorSD(ctx, o.Class)
+		if err != nil {
+			return err
+		}
+		o.SD = sd
+	}
 	if allocateSID {
 		rid, err := d.allocateRID(ctx)
 		if err != nil {

@@ -55,7 +55,8 @@ func ParseEnctypes(s string) (uint32, error) {
 // NewGMSA creates a group Managed Service Account under CN=Managed Service Accounts with
 // its first msDS-ManagedPasswordId, as a DC does at creation (gmsa-algorithm.md §8).
 func (d *Directory) NewGMSA(ctx context.Context, req *Requester, opt GMSAOptions) (*Object, error) {
-	return d.created(req, "add gMSA")(d.newGMSA(ctx, opt))
+	ctx, done := d.created(ctx, req, opt.Container, d.domain.MSADN(), ClassGMSA)
+	return done(d.newGMSA(ctx, opt))
 }
 
 func (d *Directory) newGMSA(ctx context.Context, opt GMSAOptions) (*Object, error) {

@@ -207,7 +207,7 @@ func (d *Directory) kerberosPrincipal(ctx context.Context, o *Object) (*Kerberos
 // ones, so TGTs issued before stay valid until they expire; a second rotation (after
 // the longest ticket lifetime, as AD administrators do after an incident) retires them.
 func (d *Directory) RotateKrbtgt(ctx context.Context, req *Requester) (*Object, error) {
-	if err := d.authorizeChange(req, "reset krbtgt"); err != nil {
+	if err := d.authorizeAdmin(req, "reset krbtgt"); err != nil {
 		return nil, err
 	}
 	o, err := d.byIndex(ctx, samKey("krbtgt"))

@@ -47,14 +47,14 @@ func (d *Directory) Policy(ctx context.Context) DomainPolicy { return d.domainPo
 
 // SetPolicy changes the domain's lockout policy (Set-ADDefaultDomainPasswordPolicy).
 func (d *Directory) SetPolicy(ctx context.Context, req *Requester, p DomainPolicy) error {
-	if err := d.authorizeChange(req, "change the domain policy"); err != nil {
-		return err
-	}
 	if p.LockoutDuration != 0 && p.ObservationWindow > p.LockoutDuration {
 		return fmt.Errorf("directory: the observation window must not be longer than the lockout duration: %w", ErrInvalid)
 	}
 	dom, err := d.byIndex(ctx, dnKey(d.domain.BaseDN))
 	if err != nil {
+		return err
+	}
+	if err := d.authorizeWrite(ctx, req, dom, "lockoutThreshold", "lockoutDuration", "lockOutObservationWindow"); err != nil {
 		return err
 	}
 	if _, err := d.modify(ctx, dom.GUID, func(n *Object) ([]store.Op, error) { n.Policy = &p; return nil, nil }); err != nil {
@@ -71,11 +71,11 @@ func (d *Directory) lockedOut(o *Object, p DomainPolicy, now ntsec.FileTime) boo
 
 // Unlock clears an account's lockout (Unlock-ADAccount).
 func (d *Directory) Unlock(ctx context.Context, req *Requester, ref string) (*Object, error) {
-	if err := d.authorizeChange(req, "unlock accounts"); err != nil {
-		return nil, err
-	}
 	o, err := d.Resolve(ctx, ref)
 	if err != nil {
+		return nil, err
+	}
+	if err := d.authorizeWrite(ctx, req, o, "lockoutTime"); err != nil {
 		return nil, err
 	}
 	if o.Class != ClassUser && o.Class != ClassComputer && o.Class != ClassGMSA {

@@ -119,6 +119,11 @@ type Object struct {
 	// KDS root keys.
 	RootKey *RootKeyRecord `json:"root_key,omitempty"`
 
+	// SD is the object's own nTSecurityDescriptor (self-relative): owner, group and the
+	// explicit ACEs; inherited ACEs are computed from the parents when it is used. Nil
+	// means the class's default security descriptor with Domain Admins as owner.
+	SD []byte `json:"sd,omitempty"`
+
 	// Tombstones ([MS-ADTS] 3.1.1.5.5): a deleted object keeps its GUID, SID and names
 	// under CN=Deleted Objects until the tombstone lifetime ends; isDeleted is TRUE.
 	Deleted         bool   `json:"deleted,omitempty"`

@@ -119,15 +119,22 @@ type UserOptions struct {
 
 // NewUser creates a user (by default in CN=Users) with keys from its password.
 func (d *Directory) NewUser(ctx context.Context, req *Requester, opt UserOptions) (*Object, error) {
-	return d.created(req, "add user")(d.newUser(ctx, opt))
+	ctx, done := d.created(ctx, req, opt.Container, d.domain.UsersDN(), ClassUser)
+	return done(d.newUser(ctx, opt))
 }
 
-// created authorizes a creation and records it: the exported constructors' wrapper.
-func (d *Directory) created(req *Requester, what string) func(*Object, error) (*Object, error) {
-	if err := d.authorizeChange(req, what); err != nil {
-		return func(*Object, error) (*Object, error) { return nil, err }
+// created authorizes the creation of an object of class c in container (default def)
+// and records it: the exported constructors' wrapper. The returned context carries the
+// creator, who owns what a delegated (non-administrator) requester creates.
+func (d *Directory) created(ctx context.Context, req *Requester, container, def string, c Class) (context.Context, func(*Object, error) (*Object, error)) {
+	parent := orDefault(container, def)
+	if dn, err := d.ResolveDN(ctx, parent); err == nil {
+		parent = dn
 	}
-	return func(o *Object, err error) (*Object, error) {
+	if err := d.authorizeCreate(ctx, req, normDN(parent), c); err != nil {
+		return ctx, func(*Object, error) (*Object, error) { return nil, err }
+	}
+	return withCreator(ctx, req), func(o *Object, err error) (*Object, error) {
 		if err != nil {
 			return nil, err
 		}
@@ -190,9 +197,22 @@ func (d *Directory) userObject(ctx context.Context, opt UserOptions) (*Object, e
 // already taken fails its transaction; the users of earlier transactions stay, and the
 // error says how many were added.
 func (d *Directory) ImportUsers(ctx context.Context, req *Requester, users []UserOptions) (int, error) {
-	if err := d.authorizeChange(req, "add user"); err != nil {
-		return 0, err
+	allowed := map[string]bool{} // each container's create right, checked once
+	for _, u := range users {
+		c := orDefault(u.Container, d.domain.UsersDN())
+		if allowed[c] {
+			continue
+		}
+		parent := c
+		if r, err := d.ResolveDN(ctx, c); err == nil {
+			parent = r
+		}
+		if err := d.authorizeCreate(ctx, req, normDN(parent), ClassUser); err != nil {
+			return 0, err
+		}
+		allowed[c] = true
 	}
+	ctx = withCreator(ctx, req)
 	maxOps := 30_000
 	if b, ok := d.st.(interface{ MaxBatch() int }); ok {
 		maxOps = min(maxOps, b.MaxBatch())
@@ -217,11 +237,16 @@ func (d *Directory) ImportUsers(ctx context.Context, req *Requester, users []Use
 		return nil
 	}
 	now := d.nowFT()
+	sd, err := d.creatorSD(ctx, ClassUser)
+	if err != nil {
+		return 0, err
+	}
 	for _, opt := range users {
 		o, err := d.userObject(ctx, opt)
 		if err != nil {
 			return added, fmt.Errorf("%w (%d users added)", err, added)
 		}
+		o.SD = sd
 		rid, err := d.allocateRID(ctx)
 		if err != nil {
 			return added, err
@@ -249,11 +274,14 @@ func (d *Directory) ImportUsers(ctx context.Context, req *Requester, users []Use
 // SetPassword sets a user's or computer's password (keys, kvno, pwdLastSet). A gMSA's
 // password belongs to the system.
 func (d *Directory) SetPassword(ctx context.Context, req *Requester, ref, password string) (*Object, error) {
-	if err := d.authorizeChange(req, "reset passwords"); err != nil {
-		return nil, err
+	if req == nil || req.Token == nil {
+		return nil, fmt.Errorf("directory: %w", ErrNeedBind)
 	}
 	o, err := d.Resolve(ctx, ref)
 	if err != nil {
+		return nil, err
+	}
+	if err := d.checkAccess(ctx, req, o, ntsec.RightDSControlAccess, "reset the password", rightResetPassword); err != nil {
 		return nil, err
 	}
 	if o.Class != ClassUser && o.Class != ClassComputer {
@@ -285,7 +313,8 @@ type ComputerOptions struct {
 // NewComputer creates a computer account with a random machine password, as adcli join
 // does, and returns it with its keys (to write a keytab).
 func (d *Directory) NewComputer(ctx context.Context, req *Requester, opt ComputerOptions) (*Object, error) {
-	return d.created(req, "add computer")(d.newComputer(ctx, opt))
+	ctx, done := d.created(ctx, req, opt.Container, d.domain.ComputersDN(), ClassComputer)
+	return done(d.newComputer(ctx, opt))
 }
 
 func (d *Directory) newComputer(ctx context.Context, opt ComputerOptions) (*Object, error) {
@@ -390,7 +419,8 @@ func (o *Object) Scope() GroupScope {
 
 // NewGroup creates a security group in CN=Users.
 func (d *Directory) NewGroup(ctx context.Context, req *Requester, name string, scope GroupScope, description string) (*Object, error) {
-	return d.created(req, "add group")(d.newGroup(ctx, groupOptions{Name: name, Scope: scope, Description: description}, nil))
+	ctx, done := d.created(ctx, req, "", d.domain.UsersDN(), ClassGroup)
+	return done(d.newGroup(ctx, groupOptions{Name: name, Scope: scope, Description: description}, nil))
 }
 
 type groupOptions struct {
@@ -459,11 +489,17 @@ func (d *Directory) groupAndMember(ctx context.Context, groupRef, memberRef stri
 // Remove deletes a user, computer, group or gMSA. Well-known principals (RID < 1000)
 // and the domain controller cannot be removed.
 func (d *Directory) Remove(ctx context.Context, req *Requester, ref string, class Class) error {
-	if err := d.authorizeChange(req, "delete objects"); err != nil {
-		return err
+	if req == nil || req.Token == nil {
+		return fmt.Errorf("directory: %w", ErrNeedBind)
 	}
 	o, err := d.Resolve(ctx, ref)
 	if err != nil {
+		return err
+	}
+	if o.Class == ClassRootKey {
+		return d.RemoveRootKey(ctx, req, o.GUID.String())
+	}
+	if err := d.authorizeDelete(ctx, req, o); err != nil {
 		return err
 	}
 	if class != "" && o.Class != class {
@@ -494,11 +530,14 @@ func (d *Directory) Remove(ctx context.Context, req *Requester, ref string, clas
 // Rename gives a user, computer, group or gMSA a new cn and, with newParent, moves it
 // to another container (an LDAP modify DN). sAMAccountName, SID and memberships stay.
 func (d *Directory) Rename(ctx context.Context, req *Requester, ref, newName, newParent string) (*Object, error) {
-	if err := d.authorizeChange(req, "rename objects"); err != nil {
-		return nil, err
+	if req == nil || req.Token == nil {
+		return nil, fmt.Errorf("directory: %w", ErrNeedBind)
 	}
 	o, err := d.Resolve(ctx, ref)
 	if err != nil {
+		return nil, err
+	}
+	if err := d.authorizeWrite(ctx, req, o, "name"); err != nil {
 		return nil, err
 	}
 	rdn := "CN"
@@ -530,6 +569,9 @@ func (d *Directory) Rename(ctx context.Context, req *Requester, ref, newName, ne
 			return nil, err
 		}
 		if parent, err = d.container(ctx, newParent, parent); err != nil {
+			return nil, err
+		}
+		if err := d.authorizeCreate(ctx, req, normDN(parent), o.Class); err != nil {
 			return nil, err
 		}
 	}

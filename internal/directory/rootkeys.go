@@ -49,7 +49,7 @@ type RootKeyOptions struct {
 // AddRootKey creates a KDS root key. Several keys may exist; the warnings say what that
 // means and when a new key becomes usable for new gMSAs.
 func (d *Directory) AddRootKey(ctx context.Context, req *Requester, opt RootKeyOptions) (*Object, []string, error) {
-	if err := d.authorizeChange(req, "add KDS root keys"); err != nil {
+	if err := d.authorizeAdmin(req, "add KDS root keys"); err != nil {
 		return nil, nil, err
 	}
 	now := d.nowFT()
@@ -95,7 +95,8 @@ func (d *Directory) AddRootKey(ctx context.Context, req *Requester, opt RootKeyO
 // ImportRootKey stores a root key made elsewhere (an LDAP add of msKds-ProvRootKey, a
 // migration): it must be valid, and its GUID is its cn.
 func (d *Directory) ImportRootKey(ctx context.Context, req *Requester, k kds.RootKey) (*Object, error) {
-	return d.created(req, "add KDS root keys")(d.importRootKey(ctx, k))
+	ctx, done := d.created(ctx, req, "", d.domain.RootKeysDN(), ClassRootKey)
+	return done(d.importRootKey(ctx, k))
 }
 
 func (d *Directory) importRootKey(ctx context.Context, k kds.RootKey) (*Object, error) {
@@ -124,7 +125,7 @@ func (d *Directory) importRootKey(ctx context.Context, k kds.RootKey) (*Object, 
 
 // RemoveRootKey deletes a root key. Passwords whose ids name it can no longer be derived.
 func (d *Directory) RemoveRootKey(ctx context.Context, req *Requester, id string) error {
-	if err := d.authorizeChange(req, "remove KDS root keys"); err != nil {
+	if err := d.authorizeAdmin(req, "remove KDS root keys"); err != nil {
 		return err
 	}
 	o, err := d.rootKeyObject(ctx, id)

@@ -31,6 +31,9 @@ type Selection struct {
 	// ExtendedDN is the extended DN control ([MS-ADTS] 3.1.1.3.4.1.5): the entry's DN
 	// and DN values of objects held here carry <GUID=…> (and <SID=…>) before the DN.
 	ExtendedDN ExtendedDNForm
+	// SDFlags are the SD flags control's parts of nTSecurityDescriptor ([MS-ADTS]
+	// 3.1.1.3.4.1.11): owner 1, group 2, DACL 4, SACL 8; 0 is all of them.
+	SDFlags uint32
 }
 
 // ExtendedDNForm is how the extended DN control writes GUIDs and SIDs.
@@ -340,6 +343,12 @@ func (m *Match) Attributes(dst []Attr) ([]Attr, error) {
 				return dst, err
 			}
 			vals = bin(blob)
+		case "ntsecuritydescriptor":
+			b, err := d.readSD(m.ctx, m.req, o, m.sel.SDFlags)
+			if err != nil {
+				return dst, err
+			}
+			vals = bin(b)
 		case "tokengroups":
 			if m.scope == ScopeBase && o.IsPrincipal() && o.Class != ClassGroup { // base searches only, as AD
 				vals = d.tokenGroups(m.ctx, o)

@@ -31,16 +31,18 @@ func TestOrganizationalUnits(t *testing.T) {
 		t.Fatal(err)
 	}
 	web := "OU=Web,OU=Servers," + base
-	for dn, attrs := range map[string]map[string][]string{
-		web:                         {"objectClass": {"organizationalUnit"}, "ou": {"Web"}},
-		"CN=web07," + web:           {"objectClass": {"computer"}, "sAMAccountName": {"WEB07$"}},
-		"CN=ops,OU=Servers," + base: {"objectClass": {"user"}, "sAMAccountName": {"ops"}},
+	for _, e := range []struct {
+		dn    string
+		attrs map[string][]string
+	}{ // parents first
+		{web, map[string][]string{"objectClass": {"organizationalUnit"}, "ou": {"Web"}}},
+		{"CN=web07," + web, map[string][]string{"objectClass": {"computer"}, "sAMAccountName": {"WEB07$"}}},
+		{"CN=ops,OU=Servers," + base, map[string][]string{"objectClass": {"user"}, "sAMAccountName": {"ops"}}},
 	} {
-		if err := add(dn, attrs); err != nil {
-			t.Fatalf("add %s: %v", dn, err)
+		if err := add(e.dn, e.attrs); err != nil {
+			t.Fatalf("add %s: %v", e.dn, err)
 		}
 	}
-	// The parent must exist first: add in order.
 	if err := add("OU=Bad,CN=Users,"+base, map[string][]string{"objectClass": {"organizationalUnit"}}); code(err) != ldap.LDAPResultNamingViolation {
 		t.Fatalf("an OU under CN=Users: %v", err)
 	}

@@ -25,11 +25,12 @@ const (
 	oidPermissiveModify = "1.2.840.113556.1.4.1413"
 	oidTreeDelete       = "1.2.840.113556.1.4.805"
 	oidShowDeleted      = "1.2.840.113556.1.4.417"
+	oidSDFlags          = "1.2.840.113556.1.4.801"
 	oidShowRecycled     = "1.2.840.113556.1.4.2064"
 )
 
 // supportedControls are the controls in the RootDSE, in AD's order.
-var supportedControls = []string{oidPagedResults, oidSort, oidTreeDelete, oidShowDeleted, oidExtendedDN, oidLazyCommit, oidDomainScope,
+var supportedControls = []string{oidPagedResults, oidSort, oidTreeDelete, oidShowDeleted, oidSDFlags, oidExtendedDN, oidLazyCommit, oidDomainScope,
 	oidSearchOptions, oidPermissiveModify, oidASQ, oidShowRecycled}
 
 // controlsFor says which operations each control applies to; elsewhere it is unknown.
@@ -47,6 +48,7 @@ var controlsFor = map[string][]ber.Tag{
 	// Without a recycle bin there are no recycled-but-not-tombstoned objects, so both
 	// show the same ([MS-ADTS] 3.1.1.3.4.1.14, 3.1.1.3.4.1.29).
 	oidShowDeleted:  {appSearchRequest},
+	oidSDFlags:      {appSearchRequest, appModifyRequest, appAddRequest},
 	oidShowRecycled: {appSearchRequest},
 }
 
@@ -57,6 +59,7 @@ type requestControls struct {
 	permissive  bool
 	treeDelete  bool
 	showDeleted bool
+	sdFlags     uint32
 	extendedDN  directory.ExtendedDNForm
 	asq         string // the attribute scoped query's source attribute
 }
@@ -103,6 +106,14 @@ func parseControls(controls []*ber.Packet, op ber.Tag) (*requestControls, *ldapE
 			rc.treeDelete = true
 		case oidShowDeleted, oidShowRecycled:
 			rc.showDeleted = true
+		case oidSDFlags:
+			// SDFlagsRequestValue ::= SEQUENCE { Flags INTEGER } ([MS-ADTS] 3.1.1.3.4.1.11)
+			p, err := ber.DecodePacketErr(value)
+			if err != nil || len(p.Children) != 1 {
+				return nil, lerr(resultProtocolError, "malformed SD flags control")
+			}
+			flags, _ := intValue(p.Children[0])
+			rc.sdFlags = uint32(flags) & 0xf
 		case oidASQ:
 			// ASQRequestValue ::= SEQUENCE { sourceAttribute OCTET STRING } ([MS-ADTS]
 			// 3.1.1.3.4.1.13)

@@ -156,6 +156,7 @@ func (c *conn) search(ctx context.Context, id int64, op *ber.Packet, controls []
 		return
 	}
 	sel.ExtendedDN = rc.extendedDN
+	sel.SDFlags = rc.sdFlags
 	if base == "" && scope == 0 {
 		entry, isPing, err := c.srv.pingEntry(ctx, id, op.Children[6], rawNames, c.nc.LocalAddr())
 		if err != nil {

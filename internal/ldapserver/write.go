@@ -81,7 +81,7 @@ func (c *conn) write(ctx context.Context, id int64, op *ber.Packet, controls []*
 			return
 		}
 		for i := range changes {
-			changes[i].Permissive = rc.permissive
+			changes[i].Permissive, changes[i].SDFlags = rc.permissive, rc.sdFlags
 		}
 		_, err = dir.Modify(ctx, c.req, str(op.Children[0]), changes)
 	case appDelRequest:

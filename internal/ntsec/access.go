@@ -1,6 +1,9 @@
 package ntsec
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // Token is the security context of a requester: its own SID and every group SID it
 // holds (transitive groups, Everyone, Authenticated Users … as the caller computed).
@@ -81,6 +84,14 @@ func dsGenericMapping(mask uint32) uint32 {
 // object type do not apply to a check without one. An absent DACL grants everything; the
 // owner implicitly holds READ_CONTROL and WRITE_DAC unless an OWNER RIGHTS ACE exists.
 func AccessCheck(sd *SecurityDescriptor, tok *Token, desired uint32, self SID) Decision {
+	return AccessCheckObject(sd, tok, desired, self, nil)
+}
+
+// AccessCheckObject is AccessCheck for a right on something of the object ([MS-ADTS]
+// 5.1.3.3.3): an object ACE applies when its object type is one of types — the class
+// of a child to create, an attribute and its property set, a control access right or a
+// validated write.
+func AccessCheckObject(sd *SecurityDescriptor, tok *Token, desired uint32, self SID, types []GUID) Decision {
 	if sd.DACL == nil {
 		return Decision{Granted: true, ACE: -1, by: byNoDACL}
 	}
@@ -95,7 +106,7 @@ func AccessCheck(sd *SecurityDescriptor, tok *Token, desired uint32, self SID) D
 		if ace.Flags&ACEFlagInheritOnly != 0 {
 			continue
 		}
-		if ace.IsObject() && ace.ObjectType != nil {
+		if ace.IsObject() && ace.ObjectType != nil && !slices.Contains(types, *ace.ObjectType) {
 			continue
 		}
 		sid := ace.SID

@@ -31,6 +31,15 @@ func ParseGUID(s string) (GUID, error) {
 	return g, nil
 }
 
+// MustParseGUID is ParseGUID for constants.
+func MustParseGUID(s string) GUID {
+	g, err := ParseGUID(s)
+	if err != nil {
+		panic(err)
+	}
+	return g
+}
+
 // GUIDFromBytes reads 16 bytes in packet order.
 func GUIDFromBytes(b []byte) (GUID, error) {
 	var g GUID

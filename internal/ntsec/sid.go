@@ -178,6 +178,7 @@ func (s SID) Domain() SID {
 var (
 	SIDEveryone           = MustParseSID("S-1-1-0")
 	SIDCreatorOwner       = MustParseSID("S-1-3-0")
+	SIDCreatorGroup       = MustParseSID("S-1-3-1")
 	SIDEnterpriseDCs      = MustParseSID("S-1-5-9")
 	SIDPrincipalSelf      = MustParseSID("S-1-5-10")
 	SIDAuthenticatedUsers = MustParseSID("S-1-5-11")

@@ -1,0 +1,365 @@
+package directory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"gmsa/internal/ntsec"
+	"gmsa/internal/store"
+)
+
+// Access rights by their GUIDs ([MS-ADTS] 5.1.3.2.1 control access rights).
+var (
+	rightResetPassword  = ntsec.MustParseGUID("00299570-246d-11d0-a768-00aa006e0529") // User-Force-Change-Password
+	rightChangePassword = ntsec.MustParseGUID("ab721a53-1e2f-11d0-9819-00aa0040529b") // User-Change-Password
+)
+
+// classGUID is a class's schemaIDGUID.
+func classGUID(c Class) ntsec.GUID {
+	if f, ok := classFacts[strings.ToLower(string(c))]; ok {
+		return ntsec.MustParseGUID(f.GUID)
+	}
+	return ntsec.GUID{}
+}
+
+// attributeTypes are the object types an access check on an attribute names: the
+// attribute's schemaIDGUID and its property set's.
+func attributeTypes(attr string) []ntsec.GUID {
+	f, ok := attributeFacts[strings.ToLower(attr)]
+	if !ok {
+		return nil
+	}
+	out := []ntsec.GUID{ntsec.MustParseGUID(f.GUID)}
+	if f.PropertySet != "" {
+		out = append(out, ntsec.MustParseGUID(f.PropertySet))
+	}
+	return out
+}
+
+// defaultSDs are the classes' default security descriptors, parsed once per domain.
+type defaultSDs struct {
+	once    sync.Once
+	byClass map[Class]*ntsec.SecurityDescriptor
+	err     error
+}
+
+// classDefaultSD is class c's defaultSecurityDescriptor for this domain.
+func (d *Directory) classDefaultSD(c Class) (*ntsec.SecurityDescriptor, error) {
+	d.defaults.once.Do(func() {
+		d.defaults.byClass = map[Class]*ntsec.SecurityDescriptor{}
+		for _, cl := range []Class{ClassDomain, ClassContainer, ClassOU, ClassUser, ClassComputer, ClassGroup, ClassGMSA, ClassRootKey} {
+			f := classFacts[strings.ToLower(string(cl))]
+			sd, err := ntsec.ParseSDDL(f.DefaultSD, d.sid)
+			if err != nil {
+				d.defaults.err = fmt.Errorf("directory: the default security descriptor of %s: %w", cl, err)
+				return
+			}
+			d.defaults.byClass[cl] = sd
+		}
+	})
+	if d.defaults.err != nil {
+		return nil, d.defaults.err
+	}
+	sd, ok := d.defaults.byClass[c]
+	if !ok {
+		return nil, fmt.Errorf("directory: no default security descriptor for %s", c)
+	}
+	return sd, nil
+}
+
+// newSD is the security descriptor a new object of class c gets ([MS-ADTS]
+// 6.1.3, CreatePrivateObjectSecurity): its class's default ACEs, CREATOR OWNER and
+// CREATOR GROUP standing for the owner and group; the owner is Domain Admins when an
+// administrator (or the system) creates it, else the creator.
+func (d *Directory) newSD(c Class, creator *Requester) ([]byte, error) {
+	def, err := d.classDefaultSD(c)
+	if err != nil {
+		return nil, err
+	}
+	owner := d.sid.Child(ntsec.RIDDomainAdmins)
+	if creator != nil && creator.Token != nil && !d.isAdmin(creator) {
+		owner = creator.Token.User
+	}
+	group := d.sid.Child(ntsec.RIDDomainAdmins)
+	sd := &ntsec.SecurityDescriptor{Control: ntsec.ControlSelfRelative | ntsec.ControlDACLPresent, Owner: &owner, Group: &group,
+		DACL: &ntsec.ACL{Revision: 4}}
+	for _, a := range def.DACL.ACEs {
+		switch {
+		case a.Flags&ntsec.ACEFlagInheritOnly != 0: // CREATOR OWNER/GROUP pass on as they are
+		case a.SID.Equal(ntsec.SIDCreatorOwner):
+			a.SID = owner
+		case a.SID.Equal(ntsec.SIDCreatorGroup):
+			a.SID = group
+		}
+		sd.DACL.ACEs = append(sd.DACL.ACEs, a)
+	}
+	return sd.Bytes(), nil
+}
+
+// explicitSD is o's own security descriptor (stored, or its class's default).
+func (d *Directory) explicitSD(o *Object) (*ntsec.SecurityDescriptor, error) {
+	if len(o.SD) > 0 {
+		return ntsec.ParseSecurityDescriptor(o.SD)
+	}
+	b, err := d.newSD(o.Class, nil)
+	if err != nil {
+		return nil, err
+	}
+	return ntsec.ParseSecurityDescriptor(b)
+}
+
+// effectiveSD is o's security descriptor with the ACEs it inherits from its parents
+// ([MS-DTYP] 2.5.3.4, as AD's SD propagator computes them): computed from the root down
+// at every use, so a changed parent is in force for every object below at once.
+func (d *Directory) effectiveSD(ctx context.Context, o *Object) (*ntsec.SecurityDescriptor, error) {
+	chain := []*Object{o}
+	for cur := o; ; {
+		_, parent, ok := strings.Cut(cur.DN, ",")
+		if !ok || cur.Class == ClassDomain {
+			break
+		}
+		p, err := d.byIndex(ctx, dnKey(parent))
+		if err != nil {
+			break // the naming context's root has no parent here
+		}
+		chain = append(chain, p)
+		cur = p
+	}
+	var parentACEs []ntsec.ACE // the DACL of the object above the one being computed
+	var sd *ntsec.SecurityDescriptor
+	for i := len(chain) - 1; i >= 0; i-- {
+		obj := chain[i]
+		own, err := d.explicitSD(obj)
+		if err != nil {
+			return nil, fmt.Errorf("directory: the security descriptor of %s: %w", obj.DN, err)
+		}
+		eff := *own
+		dacl := &ntsec.ACL{Revision: 4}
+		if own.DACL != nil {
+			for _, a := range own.DACL.ACEs {
+				if a.Flags&ntsec.ACEFlagInherited == 0 {
+					dacl.ACEs = append(dacl.ACEs, a)
+				}
+			}
+		}
+		if own.Control&ntsec.ControlDACLProtected == 0 && i < len(chain)-1 {
+			dacl.ACEs = append(dacl.ACEs, inheritable(parentACEs, classGUID(obj.Class), owner(own))...)
+			eff.Control |= ntsec.ControlDACLAutoInherited
+		}
+		eff.DACL = dacl
+		sd = &eff
+		parentACEs = dacl.ACEs
+	}
+	return sd, nil
+}
+
+func owner(sd *ntsec.SecurityDescriptor) ntsec.SID {
+	if sd.Owner != nil {
+		return *sd.Owner
+	}
+	return ntsec.SID{}
+}
+
+// inheritable is what a child of class child inherits of a parent's ACEs ([MS-DTYP]
+// 2.5.3.4.1): container-inherit ACEs, marked inherited; effective on the child when they
+// name no class or its class, else inherit-only so they pass further down; a
+// no-propagate ACE stops at the child.
+func inheritable(parent []ntsec.ACE, child ntsec.GUID, childOwner ntsec.SID) []ntsec.ACE {
+	var out []ntsec.ACE
+	for _, a := range parent {
+		if a.Flags&ntsec.ACEFlagContainerInherit == 0 {
+			continue
+		}
+		c := a
+		c.Flags |= ntsec.ACEFlagInherited
+		applies := c.InheritedObjectType == nil || *c.InheritedObjectType == child
+		switch {
+		case c.Flags&ntsec.ACEFlagNoPropagate != 0:
+			if !applies {
+				continue
+			}
+			c.Flags &^= ntsec.ACEFlagContainerInherit | ntsec.ACEFlagObjectInherit | ntsec.ACEFlagNoPropagate | ntsec.ACEFlagInheritOnly
+		case applies && c.SID.Equal(ntsec.SIDCreatorOwner) && !childOwner.IsZero():
+			// CREATOR OWNER takes effect as the child's owner, and passes on as itself.
+			eff := c
+			eff.SID = childOwner
+			eff.Flags &^= ntsec.ACEFlagContainerInherit | ntsec.ACEFlagObjectInherit | ntsec.ACEFlagInheritOnly
+			out = append(out, eff)
+			c.Flags |= ntsec.ACEFlagInheritOnly
+		case applies:
+			c.Flags &^= ntsec.ACEFlagInheritOnly
+		default:
+			c.Flags |= ntsec.ACEFlagInheritOnly
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// checkAccess decides whether req holds rights on o (on something of it named by
+// types: a child class, an attribute and its property set, a control access right),
+// by o's security descriptor with what it inherits. SYSTEM holds every right.
+func (d *Directory) checkAccess(ctx context.Context, req *Requester, o *Object, rights uint32, what string, types ...ntsec.GUID) error {
+	if req == nil || req.Token == nil {
+		return fmt.Errorf("directory: %w", ErrNeedBind)
+	}
+	if req.Token.User.Equal(ntsec.SIDSystem) {
+		return nil
+	}
+	sd, err := d.effectiveSD(ctx, o)
+	if err != nil {
+		return err
+	}
+	dec := ntsec.AccessCheckObject(sd, &req.Token.Token, rights, o.ObjectSID(), types)
+	if !dec.Granted {
+		return fmt.Errorf("directory: 00000005: %s may not %s on %s (%s): %w", req.Name(), what, o.DN, dec.Reason(), ErrAccessDenied)
+	}
+	return nil
+}
+
+// authorizeCreate checks the right to create an object of class c below parentDN.
+func (d *Directory) authorizeCreate(ctx context.Context, req *Requester, parentDN string, c Class) error {
+	if req == nil || req.Token == nil {
+		return fmt.Errorf("directory: %w", ErrNeedBind)
+	}
+	p, err := d.byIndex(ctx, dnKey(parentDN))
+	if err != nil || p.Deleted {
+		if err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, store.ErrNotFound) {
+			err = ErrNoSuchBase
+		}
+		return fmt.Errorf("directory: parent %q: %w", parentDN, err)
+	}
+	return d.checkAccess(ctx, req, p, ntsec.RightDSCreateChild, "create a "+string(c), classGUID(c))
+}
+
+// authorizeWrite checks the right to write each attribute of o.
+func (d *Directory) authorizeWrite(ctx context.Context, req *Requester, o *Object, attrs ...string) error {
+	for _, a := range attrs {
+		if err := d.checkAccess(ctx, req, o, ntsec.RightDSWriteProperty, "write "+a, attributeTypes(a)...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// authorizeDelete checks the right to delete o: DELETE on it, or DELETE_CHILD on its
+// parent ([MS-ADTS] 3.1.1.5.5.3).
+func (d *Directory) authorizeDelete(ctx context.Context, req *Requester, o *Object) error {
+	err := d.checkAccess(ctx, req, o, ntsec.RightDelete, "delete")
+	if err == nil || !errors.Is(err, ErrAccessDenied) {
+		return err
+	}
+	_, parentDN, _ := strings.Cut(o.DN, ",")
+	if p, perr := d.byIndex(ctx, dnKey(parentDN)); perr == nil {
+		if d.checkAccess(ctx, req, p, ntsec.RightDSDeleteChild, "delete a child", classGUID(o.Class)) == nil {
+			return nil
+		}
+	}
+	return err
+}
+
+// creatorKey carries the requester an exported constructor creates for, so that create
+// can give the new object its security descriptor.
+type creatorKey struct{}
+
+func withCreator(ctx context.Context, req *Requester) context.Context {
+	return context.WithValue(ctx, creatorKey{}, req)
+}
+
+// creatorSD is the security descriptor create stores for a new object: nil (the class
+// default with Domain Admins as owner) when an administrator or the system creates it,
+// else one the creator owns.
+func (d *Directory) creatorSD(ctx context.Context, c Class) ([]byte, error) {
+	req, _ := ctx.Value(creatorKey{}).(*Requester)
+	if req == nil || req.Token == nil || d.isAdmin(req) {
+		return nil, nil
+	}
+	return d.newSD(c, req)
+}
+
+// SD flags parts ([MS-ADTS] 3.1.1.3.4.1.11).
+const (
+	sdOwner = 1
+	sdGroup = 2
+	sdDACL  = 4
+	sdSACL  = 8
+	sdAll   = sdOwner | sdGroup | sdDACL | sdSACL
+)
+
+// readSD is o's nTSecurityDescriptor as req may read it: nothing without READ_CONTROL;
+// the parts flags asks for (all by default), the SACL only for administrators
+// (ACCESS_SYSTEM_SECURITY), the DACL with its inherited ACEs.
+func (d *Directory) readSD(ctx context.Context, req *Requester, o *Object, flags uint32) ([]byte, error) {
+	if flags == 0 {
+		flags = sdAll
+	}
+	if err := d.checkAccess(ctx, req, o, ntsec.RightReadControl, "read the security descriptor"); err != nil {
+		if errors.Is(err, ErrAccessDenied) {
+			return nil, nil // absent, as an attribute one may not read
+		}
+		return nil, err
+	}
+	sd, err := d.effectiveSD(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	out := ntsec.SecurityDescriptor{Control: ntsec.ControlSelfRelative}
+	if flags&sdOwner != 0 {
+		out.Owner = sd.Owner
+	}
+	if flags&sdGroup != 0 {
+		out.Group = sd.Group
+	}
+	if flags&sdDACL != 0 && sd.DACL != nil {
+		out.DACL = sd.DACL
+		out.Control |= ntsec.ControlDACLPresent | sd.Control&(ntsec.ControlDACLProtected|ntsec.ControlDACLAutoInherited)
+	}
+	if flags&sdSACL != 0 && sd.SACL != nil && d.isAdmin(req) {
+		out.SACL = sd.SACL
+		out.Control |= ntsec.ControlSACLPresent
+	}
+	return out.Bytes(), nil
+}
+
+// writeSD replaces the parts flags names (all by default) of n's own security
+// descriptor with value's; inherited ACEs in value are dropped (they come from the
+// parents), and an absent part stays as it was.
+func (d *Directory) writeSD(n *Object, value []byte, flags uint32) error {
+	if flags == 0 {
+		flags = sdAll
+	}
+	in, err := ntsec.ParseSecurityDescriptor(value)
+	if err != nil {
+		return fmt.Errorf("directory: nTSecurityDescriptor: %v: %w", err, ErrInvalidSyntax)
+	}
+	cur, err := d.explicitSD(n)
+	if err != nil {
+		return err
+	}
+	if flags&sdOwner != 0 && in.Owner != nil {
+		cur.Owner = in.Owner
+	}
+	if flags&sdGroup != 0 && in.Group != nil {
+		cur.Group = in.Group
+	}
+	if flags&sdDACL != 0 && in.DACL != nil {
+		dacl := &ntsec.ACL{Revision: 4}
+		for _, a := range in.DACL.ACEs {
+			if a.Flags&ntsec.ACEFlagInherited == 0 {
+				dacl.ACEs = append(dacl.ACEs, a)
+			}
+		}
+		cur.DACL = dacl
+		cur.Control = cur.Control&^ntsec.ControlDACLProtected | in.Control&ntsec.ControlDACLProtected | ntsec.ControlDACLPresent
+	}
+	if flags&sdSACL != 0 && in.SACL != nil {
+		cur.SACL = in.SACL
+		cur.Control |= ntsec.ControlSACLPresent
+	}
+	cur.Control |= ntsec.ControlSelfRelative
+	n.SD = cur.Bytes()
+	return nil
+}
