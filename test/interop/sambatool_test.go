@@ -27,26 +27,9 @@ func TestSambaToolAgainstOurs(t *testing.T) {
 	if out, errOut, code := run(env, string(adminPW), "kinit", "Administrator"); code != 0 {
 		t.Fatalf("kinit Administrator: %s%s", out, errOut)
 	}
-	inside := chrootFiles(t, map[string]string{"krb5.conf": krb5, "cc": cc, "ca.pem": ep["ca"]}, map[string]string{})
 	url := dcURL(ep["ldaps"])
-	st := func(args ...string) string {
-		t.Helper()
-		out, errOut, code := run(nil, "", "bash", append([]string{"peers.sh", "chroot", "env", "KRB5_CONFIG=" + inside + "/krb5.conf",
-			"KRB5CCNAME=FILE:" + inside + "/cc", "samba-tool"}, append(args, "-H", url, "--use-kerberos=required",
-			"--option=tls cafile="+inside+"/ca.pem", "--option=tls verify peer = ca_and_name")...)...)
-		if code != 0 {
-			t.Fatalf("samba-tool %s: exit %d\n%s%s", strings.Join(args, " "), code, out, errOut)
-		}
-		return out
-	}
-	expect := func(out string, wants ...string) {
-		t.Helper()
-		for _, w := range wants {
-			if !strings.Contains(out, w) {
-				t.Fatalf("no %q in:\n%s", w, out)
-			}
-		}
-	}
+	st := sambaTool(t, krb5, cc, ep["ca"], url)
+	expect := expectIn(t)
 	expect(st("ou", "create", "OU=Servers", "--description=member servers"), `Added ou "OU=Servers,DC=example,DC=test"`)
 	expect(st("user", "create", "bob", "Bob-Pass-123!", "--userou=OU=Servers"), "User 'bob' added successfully")
 	expect(st("group", "add", "Ops"), "Added group Ops")
@@ -94,4 +77,106 @@ func TestSambaToolAgainstOurs(t *testing.T) {
 	if out := st("user", "list"); strings.Contains(out, "carol") {
 		t.Fatalf("carol outlived the tree delete:\n%s", out)
 	}
+}
+
+// sambaTool runs samba-tool from the chroot against url over LDAPS, with the Kerberos
+// cache cc; it fails the test when the command fails.
+func sambaTool(t *testing.T, krb5, cc, ca, url string) func(args ...string) string {
+	inside := chrootFiles(t, map[string]string{"krb5.conf": krb5, "cc": cc, "ca.pem": ca}, map[string]string{})
+	return func(args ...string) string {
+		t.Helper()
+		out, errOut, code := run(nil, "", "bash", append([]string{"peers.sh", "chroot", "env", "KRB5_CONFIG=" + inside + "/krb5.conf",
+			"KRB5CCNAME=FILE:" + inside + "/cc", "samba-tool"}, append(args, "-H", url, "--use-kerberos=required",
+			"--option=tls cafile="+inside+"/ca.pem", "--option=tls verify peer = ca_and_name")...)...)
+		if code != 0 {
+			t.Fatalf("samba-tool %s: exit %d\n%s%s", strings.Join(args, " "), code, out, errOut)
+		}
+		return out
+	}
+}
+
+// expectIn fails the test when out lacks one of wants.
+func expectIn(t *testing.T) func(out string, wants ...string) {
+	return func(out string, wants ...string) {
+		t.Helper()
+		for _, w := range wants {
+			if !strings.Contains(out, w) {
+				t.Fatalf("no %q in:\n%s", w, out)
+			}
+		}
+	}
+}
+
+// Delegation as AD administrators do it, with their tools: samba-tool dsacl set puts
+// one ACE pair on an OU (create and delete gMSAs; every right on the gMSAs below), and a
+// member of the delegated group — no administrator — creates and changes a gMSA there
+// with ldapadd and ldapmodify, owns it (nTSecurityDescriptor read with the SD flags
+// control), while a user outside the group is refused, and the operator is refused
+// anywhere else.
+func TestDelegatedGMSAAdministrationWithRealTools(t *testing.T) {
+	data, ep := ourServer(t)
+	krb5 := filepath.Join(data, "krb5.conf")
+	cc := filepath.Join(filepath.Dir(data), "admin.cc")
+	adminPW, _ := os.ReadFile(filepath.Join(data, "admin-password"))
+	if out, errOut, code := run([]string{"KRB5_CONFIG=" + krb5, "KRB5CCNAME=FILE:" + cc}, string(adminPW), "kinit", "Administrator"); code != 0 {
+		t.Fatalf("kinit Administrator: %s%s", out, errOut)
+	}
+	url := dcURL(ep["ldaps"])
+	st, expect := sambaTool(t, krb5, cc, ep["ca"], url), expectIn(t)
+	expect(st("ou", "create", "OU=Services"), "Added ou")
+	expect(st("group", "add", "gMSA Operators"), "Added group")
+	expect(st("user", "create", "operator", "Op-Pass-123!"), "added successfully")
+	expect(st("user", "create", "other", "Other-Pass-123!"), "added successfully")
+	expect(st("group", "addmembers", "gMSA Operators", "operator"), "Added members")
+	sid := objectSid(st("group", "show", "gMSA Operators", "--attributes=objectSid"))
+	const gmsaClass = "7b8b558a-93a5-4af7-adca-c017e67f1057"
+	expect(st("dsacl", "set", "--objectdn=OU=Services,DC=example,DC=test",
+		"--sddl=(OA;CI;CCDC;"+gmsaClass+";;"+sid+")(OA;CIIO;RPWPCRLCLORCSDDT;;"+gmsaClass+";"+sid+")"), "new descriptor")
+	expect(st("dsacl", "get", "--objectdn=OU=Services,DC=example,DC=test"), "(OA;CI;CCDC;"+gmsaClass+";;"+sid+")")
+
+	tls := []string{"LDAPTLS_CACERT=" + ep["ca"]}
+	as := func(user, pw string) []string {
+		return []string{"-x", "-H", url, "-D", user + "@example.test", "-w", pw}
+	}
+	gmsaLDIF := func(dn, sam string) string {
+		return "dn: " + dn + "\nobjectClass: msDS-GroupManagedServiceAccount\nsAMAccountName: " + sam + "$\ndNSHostName: " + sam + ".example.test\n"
+	}
+	websvc := "CN=websvc,OU=Services,DC=example,DC=test"
+	if out, errOut, code := run(tls, gmsaLDIF(websvc, "websvc"), "ldapadd", as("operator", "Op-Pass-123!")...); code != 0 {
+		t.Fatalf("the delegated operator adding a gMSA in the OU: %s%s", out, errOut)
+	}
+	if out, errOut, code := run(tls, "dn: "+websvc+"\nchangetype: modify\nreplace: description\ndescription: web front end\n", "ldapmodify", as("operator", "Op-Pass-123!")...); code != 0 {
+		t.Fatalf("the operator changing its gMSA: %s%s", out, errOut)
+	}
+	for _, c := range []struct{ who, pw, dn string }{
+		{"other", "Other-Pass-123!", "CN=otherapp,OU=Services,DC=example,DC=test"},
+		{"operator", "Op-Pass-123!", "CN=elsewhere,CN=Managed Service Accounts,DC=example,DC=test"},
+	} {
+		out, errOut, code := run(tls, gmsaLDIF(c.dn, strings.SplitN(strings.TrimPrefix(c.dn, "CN="), ",", 2)[0]), "ldapadd", as(c.who, c.pw)...)
+		if code == 0 || !strings.Contains(errOut, "Insufficient access") {
+			t.Fatalf("%s adding %s: exit %d %s%s", c.who, c.dn, code, out, errOut)
+		}
+	}
+	if _, errOut, code := run(tls, "dn: "+websvc+"\nchangetype: modify\nreplace: description\ndescription: mine\n", "ldapmodify", as("other", "Other-Pass-123!")...); code == 0 || !strings.Contains(errOut, "Insufficient access") {
+		t.Fatalf("a user outside the group changed the gMSA: %s", errOut)
+	}
+	// The gMSA belongs to the operator: owner and group with the SD flags control
+	// (SEQUENCE { INTEGER 3 }, critical).
+	out, errOut, _ := run(tls, "", "ldapsearch", append(as("operator", "Op-Pass-123!"), "-LLL", "-o", "ldif-wrap=no", "-E", "!1.2.840.113556.1.4.801=::MAMCAQM=",
+		"-b", websvc, "-s", "base", "(objectClass=*)", "nTSecurityDescriptor")...)
+	if !strings.Contains(out, "nTSecurityDescriptor::") {
+		t.Fatalf("the operator reading its gMSA's security descriptor: %s%s", out, errOut)
+	}
+	opSID := objectSid(st("user", "show", "operator", "--attributes=objectSid"))
+	expect(st("dsacl", "get", "--objectdn="+websvc), "O:"+opSID+"G:DA")
+}
+
+// objectSid reads the objectSid line of samba-tool's show output.
+func objectSid(out string) string {
+	for _, l := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(l, "objectSid: "); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
 }
