@@ -62,6 +62,15 @@ var schema = func() map[string]*attrDef {
 		pub("lockoutThreshold", SyntaxInteger), pub("lockoutDuration", SyntaxInteger), pub("lockOutObservationWindow", SyntaxInteger),
 		pub("isDeleted", SyntaxString), pub("lastKnownParent", SyntaxDN),
 		pub("nTSecurityDescriptor", SyntaxBinary), // read through Match.Attributes only, when named
+		// Schema entries ([MS-ADTS] 3.1.1.2.3, 3.1.1.2.4).
+		pub("lDAPDisplayName", SyntaxString), pub("attributeID", SyntaxString), pub("attributeSyntax", SyntaxString),
+		pub("oMSyntax", SyntaxInteger), pub("isSingleValued", SyntaxString), pub("searchFlags", SyntaxInteger),
+		pub("systemFlags", SyntaxInteger), pub("schemaIDGUID", SyntaxBinary), pub("attributeSecurityGUID", SyntaxBinary),
+		pub("governsID", SyntaxString), pub("subClassOf", SyntaxString), pub("objectClassCategory", SyntaxInteger),
+		pub("systemPossSuperiors", SyntaxString), pub("systemMustContain", SyntaxString), pub("systemMayContain", SyntaxString),
+		pub("mayContain", SyntaxString), pub("defaultSecurityDescriptor", SyntaxString),
+		{Name: "attributeTypes", Syntax: SyntaxString, Operational: true}, {Name: "objectClasses", Syntax: SyntaxString, Operational: true},
+		{Name: "dITContentRules", Syntax: SyntaxString, Operational: true},
 		{Name: "msDS-User-Account-Control-Computed", Syntax: SyntaxInteger, Operational: true},
 		{Name: "tokenGroups", Syntax: SyntaxBinary, Operational: true},
 		{Name: "msDS-ManagedPassword", Syntax: SyntaxBinary, Operational: true, Access: accessConstructedSecret},
@@ -119,14 +128,18 @@ var classChain = map[Class]struct {
 	chain    []string
 	category string
 }{
-	ClassDomain:    {[]string{"top", "domain", "domainDNS"}, "Domain-DNS"},
-	ClassContainer: {[]string{"top", "container"}, "Container"},
-	ClassOU:        {[]string{"top", "organizationalUnit"}, "Organizational-Unit"},
-	ClassUser:      {[]string{"top", "person", "organizationalPerson", "user"}, "Person"},
-	ClassComputer:  {[]string{"top", "person", "organizationalPerson", "user", "computer"}, "Computer"},
-	ClassGroup:     {[]string{"top", "group"}, "Group"},
-	ClassGMSA:      {[]string{"top", "person", "organizationalPerson", "user", "computer", "msDS-GroupManagedServiceAccount"}, "ms-DS-Group-Managed-Service-Account"},
-	ClassRootKey:   {[]string{"top", "msKds-ProvRootKey"}, "ms-Kds-Prov-RootKey"},
+	ClassDomain:          {[]string{"top", "domain", "domainDNS"}, "Domain-DNS"},
+	ClassContainer:       {[]string{"top", "container"}, "Container"},
+	ClassOU:              {[]string{"top", "organizationalUnit"}, "Organizational-Unit"},
+	ClassUser:            {[]string{"top", "person", "organizationalPerson", "user"}, "Person"},
+	ClassComputer:        {[]string{"top", "person", "organizationalPerson", "user", "computer"}, "Computer"},
+	ClassGroup:           {[]string{"top", "group"}, "Group"},
+	ClassGMSA:            {[]string{"top", "person", "organizationalPerson", "user", "computer", "msDS-GroupManagedServiceAccount"}, "ms-DS-Group-Managed-Service-Account"},
+	ClassRootKey:         {[]string{"top", "msKds-ProvRootKey"}, "ms-Kds-Prov-RootKey"},
+	ClassDMD:             {[]string{"top", "dMD"}, "DMD"},
+	ClassAttributeSchema: {[]string{"top", "attributeSchema"}, "Attribute-Schema"},
+	ClassClassSchema:     {[]string{"top", "classSchema"}, "Class-Schema"},
+	ClassSubSchema:       {[]string{"top", "subSchema"}, "SubSchema"},
 }
 
 // sAMAccountType values ([MS-ADTS] 2.2.15).
@@ -169,7 +182,9 @@ var userAttributes = []string{"objectClass", "cn", "name", "distinguishedName", 
 	"msDS-ManagedPasswordInterval", "msDS-ManagedPasswordId", "msDS-ManagedPasswordPreviousId", "msDS-GroupMSAMembership",
 	"msKds-Version", "msKds-KDFAlgorithmID", "msKds-KDFParam", "msKds-CreateTime", "msKds-UseStartTime", "msKds-DomainID",
 	"msKds-SecretAgreementAlgorithmID", "msKds-SecretAgreementParam", "msKds-PublicKeyLength", "msKds-PrivateKeyLength",
-	"msKds-RootKeyData", "isDeleted", "lastKnownParent"}
+	"msKds-RootKeyData", "isDeleted", "lastKnownParent", "lDAPDisplayName", "attributeID", "attributeSyntax", "oMSyntax",
+	"isSingleValued", "searchFlags", "systemFlags", "schemaIDGUID", "attributeSecurityGUID", "governsID", "subClassOf",
+	"objectClassCategory", "systemPossSuperiors", "systemMustContain", "systemMayContain", "mayContain", "defaultSecurityDescriptor"}
 
 // names lists the user attributes the view has values for, in AD's spelling.
 func (v *View) names() []string {
@@ -217,6 +232,11 @@ func (v *View) Get(name string) [][]byte {
 func (v *View) value(lower string) [][]byte {
 	o := v.o
 	isAccount := (o.Class == ClassUser || o.Class == ClassComputer || o.Class == ClassGMSA) && !o.Deleted
+	if o.SchemaName != "" || o.Class == ClassSubSchema {
+		if vals, ok := v.schemaValue(lower); ok {
+			return vals
+		}
+	}
 	switch lower {
 	case "isdeleted":
 		if o.Deleted {

@@ -157,6 +157,9 @@ func (d *Directory) Modify(ctx context.Context, req *Requester, dn string, chang
 		return nil, err
 	}
 	if oldPw, newPw, ok := passwordChange(changes); ok {
+		if err := d.checkAccess(ctx, req, o, ntsec.RightDSControlAccess, "change the password", rightChangePassword); err != nil {
+			return nil, err
+		}
 		return d.changePassword(ctx, req, o, oldPw, newPw)
 	}
 	if o.Deleted {
@@ -296,6 +299,9 @@ func (d *Directory) ChangeOwnPassword(ctx context.Context, req *Requester, passw
 	}
 	if o.Class != ClassUser && o.Class != ClassComputer {
 		return nil, fmt.Errorf("directory: %s is a %s; only users and computers have a password that can be changed: %w", o.DN, o.Class, ErrInvalid)
+	}
+	if err := d.checkAccess(ctx, req, o, ntsec.RightDSControlAccess, "change the password", rightChangePassword); err != nil {
+		return nil, err
 	}
 	if password == "" {
 		return nil, fmt.Errorf("directory: 0000052D: the new password is empty: %w", ErrConstraint)

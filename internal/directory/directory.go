@@ -195,6 +195,9 @@ func Open(ctx context.Context, st store.Store, opt Options) (*Directory, error) 
 	if err := d.upgradeIndexes(ctx); err != nil {
 		return nil, err
 	}
+	if err := d.ensureSchema(ctx); err != nil {
+		return nil, err
+	}
 	return d, nil
 }
 

@@ -119,6 +119,10 @@ type Object struct {
 	// KDS root keys.
 	RootKey *RootKeyRecord `json:"root_key,omitempty"`
 
+	// SchemaName is a schema entry's lDAPDisplayName: its values come from the schema
+	// facts (schema.go).
+	SchemaName string `json:"schema_name,omitempty"`
+
 	// SD is the object's own nTSecurityDescriptor (self-relative): owner, group and the
 	// explicit ACEs; inherited ACEs are computed from the parents when it is used. Nil
 	// means the class's default security descriptor with Domain Admins as owner.

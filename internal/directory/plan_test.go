@@ -252,7 +252,7 @@ func TestIndexCheckAndRebuild(t *testing.T) {
 			}
 			st := open(t)
 			d := populated(t, st, Options{})
-			if r := must(d.CheckIndexes(ctx)); !r.OK() || r.Objects < 70 || r.Entries < 7*r.Objects {
+			if r := must(d.CheckIndexes(ctx)); !r.OK() || r.Objects < 70 || r.Entries < 5*r.Objects {
 				t.Fatalf("fresh directory: %+v", r)
 			}
 			u := must(d.Resolve(ctx, "user07"))

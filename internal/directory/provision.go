@@ -154,6 +154,9 @@ func Provision(ctx context.Context, st store.Store, popt ProvisionOptions, opt O
 	if err := store.ApplyInBatches(ctx, st, ops); err != nil {
 		return nil, fmt.Errorf("directory: provisioning: %w (a store it was cut short in is not empty: clear it before provisioning again)", err)
 	}
+	if err := d.ensureSchema(ctx); err != nil {
+		return nil, err
+	}
 	d.log.Info("domain provisioned", "realm", realm, "sid", dom.SID, "objects", len(objs))
 	return &Provisioned{Directory: d, AdminPassword: password}, nil
 }

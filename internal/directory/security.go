@@ -64,8 +64,8 @@ func (d *Directory) classDefaultSD(c Class) (*ntsec.SecurityDescriptor, error) {
 		return nil, d.defaults.err
 	}
 	sd, ok := d.defaults.byClass[c]
-	if !ok {
-		return nil, fmt.Errorf("directory: no default security descriptor for %s", c)
+	if !ok { // the schema's own entries: as containers
+		sd = d.defaults.byClass[ClassContainer]
 	}
 	return sd, nil
 }

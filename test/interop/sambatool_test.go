@@ -30,6 +30,10 @@ func TestSambaToolAgainstOurs(t *testing.T) {
 	url := dcURL(ep["ldaps"])
 	st := sambaTool(t, krb5, cc, ep["ca"], url)
 	expect := expectIn(t)
+	// The schema, as samba-tool reads it (attributeSchema and classSchema entries).
+	expect(st("schema", "attribute", "show", "sAMAccountName"), "attributeID: 1.2.840.113556.1.4.221", "searchFlagsDecoded: fATTINDEX",
+		"attributeSecurityGUID: 59ba2f42-79a2-11d0-9020-00c04fc2d3cf")
+	expect(st("schema", "objectclass", "show", "msDS-GroupManagedServiceAccount"), "governsID: 1.2.840.113556.1.5.282", "subClassOf: computer")
 	expect(st("ou", "create", "OU=Servers", "--description=member servers"), `Added ou "OU=Servers,DC=example,DC=test"`)
 	expect(st("user", "create", "bob", "Bob-Pass-123!", "--userou=OU=Servers"), "User 'bob' added successfully")
 	expect(st("group", "add", "Ops"), "Added group Ops")
@@ -53,11 +57,17 @@ func TestSambaToolAgainstOurs(t *testing.T) {
 		t.Fatalf("bob is still listed:\n%s", out)
 	}
 
+	// The subschema subentry the RootDSE names, in AD's format.
+	out, errOut, _ := run([]string{"LDAPTLS_CACERT=" + ep["ca"]}, "", "ldapsearch", "-LLL", "-o", "ldif-wrap=no", "-x", "-H", url, "-D", "Administrator@example.test",
+		"-w", strings.TrimSpace(string(adminPW)), "-b", "CN=Aggregate,CN=Schema,CN=Configuration,DC=example,DC=test", "-s", "base", "(objectClass=*)", "attributeTypes", "objectClasses")
+	expect(out+errOut, "attributeTypes: ( 1.2.840.113556.1.4.221 NAME 'sAMAccountName' SYNTAX '1.3.6.1.4.1.1466.115.121.1.15' SINGLE-VALUE )",
+		"objectClasses: ( 1.2.840.113556.1.5.282 NAME 'msDS-GroupManagedServiceAccount' SUP computer STRUCTURAL")
+
 	// bob's tombstone, with the show deleted control (critical), and not without it.
 	ldap := []string{"-LLL", "-o", "ldif-wrap=no", "-x", "-H", url, "-D", "Administrator@example.test", "-w", strings.TrimSpace(string(adminPW)),
 		"-b", "DC=example,DC=test"}
 	tls := []string{"LDAPTLS_CACERT=" + ep["ca"]}
-	out, errOut, _ := run(tls, "", "ldapsearch", append(ldap, "-E", "!1.2.840.113556.1.4.417", "(sAMAccountName=bob)", "isDeleted", "lastKnownParent")...)
+	out, errOut, _ = run(tls, "", "ldapsearch", append(ldap, "-E", "!1.2.840.113556.1.4.417", "(sAMAccountName=bob)", "isDeleted", "lastKnownParent")...)
 	expect(out+errOut, "isDeleted: TRUE", "lastKnownParent: OU=Servers,DC=example,DC=test", `\0ADEL:`, "CN=Deleted Objects,DC=example,DC=test")
 	if out, _, _ := run(tls, "", "ldapsearch", append(ldap, "(sAMAccountName=bob)", "dn")...); strings.Contains(out, "dn:") {
 		t.Fatalf("the tombstone shows without the control:\n%s", out)

@@ -1,0 +1,67 @@
+package directory
+
+import (
+	"strings"
+	"testing"
+)
+
+// The schema as AD publishes it: an attributeSchema entry for every attribute served,
+// a classSchema entry for every class, and the subschema subentry the RootDSE names,
+// all agreeing with the directory's own facts; a store without them gets them on open.
+func TestSchemaEntries(t *testing.T) {
+	d, _ := lab(t)
+	get := func(base string, f Filter, names ...string) map[string][]string {
+		t.Helper()
+		out := map[string][]string{}
+		n := 0
+		err := d.Search(ctx, sys, Query{Base: base, Scope: ScopeSub, Filter: f, Select: Selection{Names: names}}, func(m *Match) error {
+			n++
+			for _, a := range must(m.Attributes(nil)) {
+				for _, v := range a.Values {
+					out[a.Name] = append(out[a.Name], string(v))
+				}
+			}
+			return nil
+		})
+		if err != nil || n != 1 {
+			t.Fatalf("%v under %s: %d entries, %v", f, base, n, err)
+		}
+		return out
+	}
+	schemaDN := d.Domain().SchemaDN()
+	sam := get(schemaDN, Equal{Attr: "lDAPDisplayName", Value: []byte("sAMAccountName")}, "attributeID", "attributeSyntax", "isSingleValued", "searchFlags", "objectClass", "schemaIDGUID")
+	if sam["attributeID"][0] != "1.2.840.113556.1.4.221" || sam["isSingleValued"][0] != "TRUE" || sam["attributeSyntax"][0] != "2.5.5.12" ||
+		sam["searchFlags"][0] != "13" || sam["objectClass"][1] != "attributeSchema" || len(sam["schemaIDGUID"][0]) != 16 {
+		t.Fatalf("sAMAccountName's entry: %v", sam)
+	}
+	// msKds-RootKeyData is confidential (searchFlags bit 0x80), as in AD.
+	rk := get(schemaDN, Equal{Attr: "lDAPDisplayName", Value: []byte("msKds-RootKeyData")}, "searchFlags")
+	if rk["searchFlags"][0] != "640" {
+		t.Fatalf("msKds-RootKeyData searchFlags %v", rk)
+	}
+	gmsa := get(schemaDN, And{Equal{Attr: "objectClass", Value: []byte("classSchema")}, Equal{Attr: "lDAPDisplayName", Value: []byte("msDS-GroupManagedServiceAccount")}},
+		"governsID", "subClassOf", "systemMustContain", "defaultSecurityDescriptor")
+	if gmsa["governsID"][0] != "1.2.840.113556.1.5.282" || gmsa["subClassOf"][0] != "computer" ||
+		!strings.Contains(strings.Join(gmsa["systemMustContain"], ","), "msDS-ManagedPasswordInterval") ||
+		!strings.HasPrefix(gmsa["defaultSecurityDescriptor"][0], "D:(OD;;CR;00299570") {
+		t.Fatalf("the gMSA class: %v", gmsa)
+	}
+	agg := get(schemaDN, Equal{Attr: "objectClass", Value: []byte("subSchema")}, "attributeTypes", "objectClasses", "dITContentRules")
+	at, oc := strings.Join(agg["attributeTypes"], "\n"), strings.Join(agg["objectClasses"], "\n")
+	for _, want := range []string{"( 1.2.840.113556.1.4.221 NAME 'sAMAccountName' SYNTAX '1.3.6.1.4.1.1466.115.121.1.15' SINGLE-VALUE )",
+		"( 2.5.4.31 NAME 'member' SYNTAX '1.3.6.1.4.1.1466.115.121.1.12' )"} {
+		if !strings.Contains(at, want) {
+			t.Errorf("attributeTypes lacks %s", want)
+		}
+	}
+	if !strings.Contains(oc, "( 1.2.840.113556.1.5.282 NAME 'msDS-GroupManagedServiceAccount' SUP computer STRUCTURAL MUST (msDS-ManagedPasswordInterval )") {
+		t.Errorf("objectClasses: %s", oc)
+	}
+	// Every attribute the directory serves that AD's schema has, has its entry.
+	for name := range schema {
+		if _, ok := attributeFacts[name]; !ok {
+			continue
+		}
+		get(schemaDN, Equal{Attr: "lDAPDisplayName", Value: []byte(attributeFacts[name].Name)}, "attributeID")
+	}
+}
