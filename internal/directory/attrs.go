@@ -2,6 +2,7 @@ package directory
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -73,6 +74,9 @@ var schema = func() map[string]*attrDef {
 		{Name: "dITContentRules", Syntax: SyntaxString, Operational: true},
 		{Name: "msDS-User-Account-Control-Computed", Syntax: SyntaxInteger, Operational: true},
 		{Name: "tokenGroups", Syntax: SyntaxBinary, Operational: true},
+		// Constructed ([MS-ADTS] 3.1.1.4.5): returned only when named.
+		{Name: "canonicalName", Syntax: SyntaxString, Operational: true}, {Name: "primaryGroupToken", Syntax: SyntaxInteger, Operational: true},
+		{Name: "allowedAttributes", Syntax: SyntaxString, Operational: true}, {Name: "allowedAttributesEffective", Syntax: SyntaxString, Operational: true},
 		{Name: "msDS-ManagedPassword", Syntax: SyntaxBinary, Operational: true, Access: accessConstructedSecret},
 		{Name: "msKds-RootKeyData", Syntax: SyntaxBinary, Access: accessRootKey},
 		pub("msKds-Version", SyntaxInteger),
@@ -374,6 +378,18 @@ func (v *View) value(lower string) [][]byte {
 		if isAccount {
 			return num(uint64(o.LockoutTime), true)
 		}
+	case "canonicalname":
+		return str(canonicalName(o.DN))
+	case "primarygrouptoken":
+		if o.Class == ClassGroup && o.SID != "" {
+			return num(o.ObjectSID().RID(), true)
+		}
+	case "allowedattributes":
+		var out [][]byte
+		for _, a := range allowedAttributes(o.Class) {
+			out = append(out, []byte(a))
+		}
+		return out
 	case "msds-user-account-control-computed":
 		if isAccount {
 			var flags uint32
@@ -438,4 +454,51 @@ func (d *Directory) MemberOf(ctx context.Context, o *Object) ([]*Object, error) 
 func (d *Directory) memberOf(ctx context.Context, o *Object) []*Object {
 	gs, _ := d.MemberOf(ctx, o)
 	return gs
+}
+
+// canonicalName is a DN in AD's canonical form ([MS-ADTS] 3.1.1.4.5.12): the domain's
+// DNS name, then each RDN's value from the top down, joined by slashes.
+func canonicalName(dn string) string {
+	var dcs, rest []string
+	for _, rdn := range strings.Split(dn, ",") {
+		k, v, _ := strings.Cut(strings.TrimSpace(rdn), "=")
+		if strings.EqualFold(k, "DC") {
+			dcs = append(dcs, v)
+		} else {
+			rest = append(rest, v)
+		}
+	}
+	slices.Reverse(rest)
+	return strings.Join(append([]string{strings.Join(dcs, ".")}, rest...), "/")
+}
+
+// allowedAttributes are the attributes the directory serves that an object of class c
+// may hold: the must and may lists of its classes ([MS-ADTS] 3.1.1.4.5.7), in AD's
+// spelling.
+func allowedAttributes(c Class) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, cl := range classChain[c].chain {
+		f, ok := classFacts[strings.ToLower(cl)]
+		if !ok {
+			continue
+		}
+		for _, l := range [][]string{f.MustContain, f.MayContain, f.MayContainToo} {
+			for _, a := range l {
+				if !seen[a] {
+					seen[a] = true
+					out = append(out, a)
+				}
+			}
+		}
+	}
+	for _, a := range []string{"objectClass", "cn", "name", "distinguishedName", "objectGUID", "description", "whenCreated", "whenChanged",
+		"uSNCreated", "uSNChanged", "instanceType", "nTSecurityDescriptor", "objectCategory", "isDeleted", "lastKnownParent"} { // top's
+		if !seen[a] {
+			seen[a] = true
+			out = append(out, a)
+		}
+	}
+	slices.Sort(out)
+	return out
 }

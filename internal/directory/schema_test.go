@@ -1,6 +1,7 @@
 package directory
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -63,5 +64,39 @@ func TestSchemaEntries(t *testing.T) {
 			continue
 		}
 		get(schemaDN, Equal{Attr: "lDAPDisplayName", Value: []byte(attributeFacts[name].Name)}, "attributeID")
+	}
+}
+
+// Constructed attributes AD offers for these objects: canonicalName, primaryGroupToken,
+// allowedAttributes, and allowedAttributesEffective by the requester's write rights.
+func TestConstructedAttributes(t *testing.T) {
+	d, _ := lab(t)
+	must(d.NewUser(ctx, sys, UserOptions{Name: "plain", Password: "Plain-Pass-1!"}))
+	plain := &Requester{Token: must(d.TokenFor(ctx, "plain")), Auth: AuthSimple, Protection: ProtectionTLS}
+	values := func(req *Requester, dn string, names ...string) map[string][]string {
+		out := map[string][]string{}
+		must(0, d.Search(ctx, req, Query{Base: dn, Scope: ScopeBase, Select: Selection{Names: names}}, func(m *Match) error {
+			for _, a := range must(m.Attributes(nil)) {
+				for _, v := range a.Values {
+					out[a.Name] = append(out[a.Name], string(v))
+				}
+			}
+			return nil
+		}))
+		return out
+	}
+	admins := values(sys, "CN=Domain Admins,CN=Users,DC=example,DC=test", "canonicalName", "primaryGroupToken", "allowedAttributes")
+	if admins["canonicalName"][0] != "example.test/Users/Domain Admins" || admins["primaryGroupToken"][0] != "512" ||
+		!strings.Contains(strings.Join(admins["allowedAttributes"], ","), "member") {
+		t.Fatalf("Domain Admins: %v", admins)
+	}
+	dn := "CN=plain,CN=Users,DC=example,DC=test"
+	all := strings.Join(values(sys, dn, "allowedAttributesEffective")["allowedAttributesEffective"], ",")
+	own := values(plain, dn, "allowedAttributesEffective")["allowedAttributesEffective"]
+	if !strings.Contains(all, "description") || !strings.Contains(all, "userAccountControl") {
+		t.Fatalf("an administrator may write: %s", all)
+	}
+	if slices.Contains(own, "userAccountControl") || slices.Contains(own, "description") || len(own) >= len(strings.Split(all, ",")) {
+		t.Fatalf("the user itself may write: %v", own)
 	}
 }

@@ -343,6 +343,12 @@ func (m *Match) Attributes(dst []Attr) ([]Attr, error) {
 				return dst, err
 			}
 			vals = bin(blob)
+		case "allowedattributeseffective": // those of allowedAttributes the requester may write
+			for _, name := range allowedAttributes(o.Class) {
+				if checkWritable(name) == nil && d.authorizeWrite(m.ctx, m.req, o, name) == nil {
+					vals = append(vals, []byte(name))
+				}
+			}
 		case "ntsecuritydescriptor":
 			b, err := d.readSD(m.ctx, m.req, o, m.sel.SDFlags)
 			if err != nil {
