@@ -3,6 +3,7 @@ package ldapserver
 import (
 	"bytes"
 	"cmp"
+	"errors"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,12 +27,14 @@ const (
 	oidTreeDelete       = "1.2.840.113556.1.4.805"
 	oidShowDeleted      = "1.2.840.113556.1.4.417"
 	oidSDFlags          = "1.2.840.113556.1.4.801"
+	oidVLV              = "2.16.840.1.113730.3.4.9"  // virtual list view request
+	oidVLVResponse      = "2.16.840.1.113730.3.4.10" // and its response
 	oidShowRecycled     = "1.2.840.113556.1.4.2064"
 )
 
 // supportedControls are the controls in the RootDSE, in AD's order.
 var supportedControls = []string{oidPagedResults, oidSort, oidTreeDelete, oidShowDeleted, oidSDFlags, oidExtendedDN, oidLazyCommit, oidDomainScope,
-	oidSearchOptions, oidPermissiveModify, oidASQ, oidShowRecycled}
+	oidSearchOptions, oidPermissiveModify, oidASQ, oidShowRecycled, oidVLV}
 
 // controlsFor says which operations each control applies to; elsewhere it is unknown.
 var controlsFor = map[string][]ber.Tag{
@@ -49,6 +52,7 @@ var controlsFor = map[string][]ber.Tag{
 	// show the same ([MS-ADTS] 3.1.1.3.4.1.14, 3.1.1.3.4.1.29).
 	oidShowDeleted:  {appSearchRequest},
 	oidSDFlags:      {appSearchRequest, appModifyRequest, appAddRequest},
+	oidVLV:          {appSearchRequest},
 	oidShowRecycled: {appSearchRequest},
 }
 
@@ -60,6 +64,7 @@ type requestControls struct {
 	treeDelete  bool
 	showDeleted bool
 	sdFlags     uint32
+	vlv         *vlvRequest
 	extendedDN  directory.ExtendedDNForm
 	asq         string // the attribute scoped query's source attribute
 }
@@ -106,6 +111,12 @@ func parseControls(controls []*ber.Packet, op ber.Tag) (*requestControls, *ldapE
 			rc.treeDelete = true
 		case oidShowDeleted, oidShowRecycled:
 			rc.showDeleted = true
+		case oidVLV:
+			v, err := parseVLV(value)
+			if err != nil {
+				return nil, lerr(resultProtocolError, "malformed virtual list view control: %v", err)
+			}
+			rc.vlv = v
 		case oidSDFlags:
 			// SDFlagsRequestValue ::= SEQUENCE { Flags INTEGER } ([MS-ADTS] 3.1.1.3.4.1.11)
 			p, err := ber.DecodePacketErr(value)
@@ -211,3 +222,59 @@ func compareSortValues(a, b []byte, reverse bool) int {
 
 // asqResponse is ASQResponseValue ::= SEQUENCE { searchResult ENUMERATED }.
 func asqResponse(code int) *ber.Packet { return resultControl(oidASQ, code) }
+
+// vlvRequest is a virtual list view request (draft-ietf-ldapext-ldapv3-vlv-09 6.1,
+// [MS-ADTS] 3.1.1.3.4.1.17): a window of the sorted results, around an offset in it
+// or the first entry not below an assertion value.
+type vlvRequest struct {
+	before, after        int
+	offset, contentCount int    // byOffset, offset from 1
+	assertion            []byte // greaterThanOrEqual, when not nil
+}
+
+// parseVLV reads VirtualListViewRequest ::= SEQUENCE { beforeCount INTEGER, afterCount
+// INTEGER, target CHOICE { byOffset [0] SEQUENCE { offset, contentCount },
+// greaterThanOrEqual [1] AssertionValue }, contextID OCTET STRING OPTIONAL }.
+func parseVLV(value []byte) (*vlvRequest, error) {
+	p, err := ber.DecodePacketErr(value)
+	if err != nil || len(p.Children) < 3 {
+		return nil, errors.New("want beforeCount, afterCount and a target")
+	}
+	before, _ := intValue(p.Children[0])
+	after, _ := intValue(p.Children[1])
+	if before < 0 || after < 0 || before > 1<<20 || after > 1<<20 {
+		return nil, errors.New("counts out of range")
+	}
+	v := &vlvRequest{before: int(before), after: int(after)}
+	t := p.Children[2]
+	switch {
+	case t.ClassType == ber.ClassContext && t.Tag == 0:
+		if len(t.Children) != 2 {
+			return nil, errors.New("byOffset needs an offset and a content count")
+		}
+		off, _ := intValue(t.Children[0])
+		cnt, _ := intValue(t.Children[1])
+		if off < 0 || cnt < 0 || off > 1<<31 || cnt > 1<<31 {
+			return nil, errors.New("offset out of range")
+		}
+		v.offset, v.contentCount = int(off), int(cnt)
+	case t.ClassType == ber.ClassContext && t.Tag == 1:
+		v.assertion = raw(t)
+	default:
+		return nil, errors.New("the target is neither byOffset nor greaterThanOrEqual")
+	}
+	return v, nil
+}
+
+// vlvResponse is VirtualListViewResponse ::= SEQUENCE { targetPosition INTEGER,
+// contentCount INTEGER, virtualListViewResult ENUMERATED }.
+func vlvResponse(position, count, code int) *ber.Packet {
+	val := ber.NewSequence("value")
+	val.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagInteger, int64(position), "targetPosition"))
+	val.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagInteger, int64(count), "contentCount"))
+	val.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagEnumerated, int64(code), "result"))
+	ctl := ber.NewSequence("Control")
+	ctl.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, oidVLVResponse, "controlType"))
+	ctl.AppendChild(octets(val.Bytes()))
+	return ctl
+}

@@ -52,6 +52,8 @@ const (
 	resultInsufficientAccess     = 50
 	resultBusy                   = 51
 	resultUnwillingToPerform     = 53
+	resultSortControlMissing     = 60
+	resultOffsetRangeError       = 61
 	resultNamingViolation        = 64
 	resultObjectClassViolation   = 65
 	resultNotAllowedOnNonLeaf    = 66

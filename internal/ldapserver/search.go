@@ -241,8 +241,16 @@ func (c *conn) search(ctx context.Context, id int64, op *ber.Packet, controls []
 		c.scopedSearch(ctx, id, q, rc.asq, limit, typesOnly, done)
 		return
 	}
+	if rc.vlv != nil && (rc.sort == nil || paged) {
+		code, why := resultSortControlMissing, "the virtual list view control needs the server-side sort control"
+		if paged {
+			code, why = resultUnwillingToPerform, "the virtual list view and paged results controls do not go together"
+		}
+		done(code, why, vlvResponse(0, 0, code))
+		return
+	}
 	if rc.sort != nil {
-		c.sortedSearch(ctx, id, q, rc.sort, limit, paged, typesOnly, done)
+		c.sortedSearch(ctx, id, q, rc.sort, limit, paged || rc.vlv != nil, typesOnly, rc.vlv, done)
 		return
 	}
 	if paged {
@@ -457,7 +465,7 @@ func containsFold(list []string, s string) bool {
 // or paged search sends them, with the sort response. A plain search keeps only the
 // first limit+1 keys in order as it goes (the rest could never be sent); a paged one
 // orders every match, at most MaxResultSetSize (AD's MaxTempTableSize plays that part).
-func (c *conn) sortedSearch(ctx context.Context, id int64, q directory.Query, key *sortKey, limit int, paged, typesOnly bool,
+func (c *conn) sortedSearch(ctx context.Context, id int64, q directory.Query, key *sortKey, limit int, paged, typesOnly bool, vlv *vlvRequest,
 	done func(int, string, ...*ber.Packet)) {
 	type keyed struct {
 		guid  ntsec.GUID
@@ -499,6 +507,46 @@ func (c *conn) sortedSearch(ctx context.Context, id int64, q directory.Query, ke
 		return
 	}
 	slices.SortStableFunc(all, order)
+	if vlv != nil {
+		// The window ([MS-ADTS] 3.1.1.3.4.1.17): the target by offset (scaled to the
+		// client's idea of the count) or by the first value not below the assertion.
+		target := len(all) + 1
+		switch {
+		case vlv.assertion != nil:
+			target = len(all) + 1
+			for i, k := range all {
+				if compareSortValues(k.value, vlv.assertion, key.reverse) >= 0 {
+					target = i + 1
+					break
+				}
+			}
+		case vlv.offset == 0:
+			done(resultOffsetRangeError, "the virtual list view offset starts at 1", sortResponse(resultSuccess), vlvResponse(0, len(all), resultOffsetRangeError))
+			return
+		case vlv.contentCount == 0 || vlv.contentCount == len(all):
+			target = vlv.offset
+		default:
+			target = int(int64(vlv.offset) * int64(len(all)) / int64(vlv.contentCount))
+		}
+		target = max(1, min(target, len(all)+1))
+		from, to := max(0, target-1-vlv.before), min(len(all), target+vlv.after)
+		for _, k := range all[from:to][:min(to-from, c.srv.cfg.MaxPageSize)] {
+			m, err := dir.Lookup(ctx, c.req, k.guid, sel)
+			if errors.Is(err, directory.ErrNotFound) {
+				continue
+			}
+			if err == nil {
+				err = c.sendEntry(id, m, typesOnly)
+			}
+			if err != nil {
+				le := fromDomain(err)
+				done(le.code, le.diag)
+				return
+			}
+		}
+		done(resultSuccess, "", sortResponse(resultSuccess), vlvResponse(target, len(all), resultSuccess))
+		return
+	}
 	sent, next := 0, 0
 	for ; next < len(all) && sent < limit; next++ {
 		m, err := dir.Lookup(ctx, c.req, all[next].guid, sel)

@@ -563,7 +563,15 @@ func (c *conn) disconnect(code int, diag string) {
 	c.close()
 }
 
-func (c *conn) close() { c.once.Do(func() { c.nc.Close() }) }
+// close closes the connection once; StartTLS and SASL layers replace c.nc under wmu.
+func (c *conn) close() {
+	c.once.Do(func() {
+		c.wmu.Lock()
+		nc := c.nc
+		c.wmu.Unlock()
+		nc.Close()
+	})
+}
 
 // servedCert is a certificate and its channel binding data.
 type servedCert struct {

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -115,7 +116,10 @@ func (s *Store) wrap(ctx context.Context, err error) error {
 		return fmt.Errorf("etcd: %w: %v", ErrNoQuorum, err)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, rpctypes.ErrTimeout), errors.Is(err, rpctypes.ErrTimeoutDueToLeaderFail),
 		errors.Is(err, rpctypes.ErrNoLeader), errors.Is(err, rpctypes.ErrTimeoutDueToConnectionLost),
-		status.Code(err) == codes.Unavailable, status.Code(err) == codes.DeadlineExceeded:
+		status.Code(err) == codes.Unavailable, status.Code(err) == codes.DeadlineExceeded,
+		// A member that cannot commit in time answers with its own deadline as an
+		// untyped error.
+		status.Code(err) == codes.Unknown && strings.Contains(status.Convert(err).Message(), context.DeadlineExceeded.Error()):
 		return fmt.Errorf("etcd: %w: %v", ErrNoQuorum, err)
 	}
 	return fmt.Errorf("etcd: %w", err)
