@@ -52,7 +52,8 @@ var schema = func() map[string]*attrDef {
 		pub("sAMAccountType", SyntaxInteger), pub("userAccountControl", SyntaxInteger), pub("description", SyntaxString),
 		pub("whenCreated", SyntaxTime), pub("whenChanged", SyntaxTime), pub("uSNCreated", SyntaxInteger),
 		pub("uSNChanged", SyntaxInteger), pub("instanceType", SyntaxInteger), pub("primaryGroupID", SyntaxInteger),
-		pub("pwdLastSet", SyntaxInteger), pub("msDS-KeyVersionNumber", SyntaxInteger),
+		pub("pwdLastSet", SyntaxInteger),
+		{Name: "msDS-KeyVersionNumber", Syntax: SyntaxInteger, Operational: true}, // constructed: returned when named
 		pub("dNSHostName", SyntaxString), pub("servicePrincipalName", SyntaxString), pub("msDS-AllowedToDelegateTo", SyntaxString),
 		pub("msDS-SupportedEncryptionTypes", SyntaxInteger), pub("groupType", SyntaxInteger),
 		pub("member", SyntaxDN), pub("memberOf", SyntaxDN), pub("ou", SyntaxString), pub("dc", SyntaxString),
@@ -62,6 +63,14 @@ var schema = func() map[string]*attrDef {
 		pub("badPwdCount", SyntaxInteger), pub("badPasswordTime", SyntaxInteger), pub("lockoutTime", SyntaxInteger),
 		pub("lockoutThreshold", SyntaxInteger), pub("lockoutDuration", SyntaxInteger), pub("lockOutObservationWindow", SyntaxInteger),
 		pub("isDeleted", SyntaxString), pub("lastKnownParent", SyntaxDN),
+		// Account and domain attributes AD keeps at their defaults here ([MS-ADTS] 3.1.1.5.2.2).
+		pub("accountExpires", SyntaxInteger), pub("codePage", SyntaxInteger), pub("countryCode", SyntaxInteger),
+		pub("lastLogoff", SyntaxInteger), pub("lastLogon", SyntaxInteger), pub("logonCount", SyntaxInteger),
+		pub("isCriticalSystemObject", SyntaxString), pub("showInAdvancedViewOnly", SyntaxString),
+		pub("maxPwdAge", SyntaxInteger), pub("minPwdAge", SyntaxInteger), pub("minPwdLength", SyntaxInteger),
+		pub("pwdHistoryLength", SyntaxInteger), pub("pwdProperties", SyntaxInteger), pub("forceLogoff", SyntaxInteger),
+		pub("ms-DS-MachineAccountQuota", SyntaxInteger), pub("msDS-Behavior-Version", SyntaxInteger), pub("nTMixedDomain", SyntaxInteger),
+		pub("fSMORoleOwner", SyntaxDN), pub("masteredBy", SyntaxDN), pub("msDS-masteredBy", SyntaxDN), pub("msDS-isDomainFor", SyntaxDN),
 		pub("nTSecurityDescriptor", SyntaxBinary), // read through Match.Attributes only, when named
 		// Schema entries ([MS-ADTS] 3.1.1.2.3, 3.1.1.2.4).
 		pub("lDAPDisplayName", SyntaxString), pub("attributeID", SyntaxString), pub("attributeSyntax", SyntaxString),
@@ -180,13 +189,16 @@ type View struct {
 var userAttributes = []string{"objectClass", "cn", "name", "distinguishedName", "objectGUID", "objectSid", "objectCategory",
 	"instanceType", "whenCreated", "whenChanged", "uSNCreated", "uSNChanged", "description", "sAMAccountName", "sAMAccountType",
 	"userPrincipalName", "userAccountControl", "primaryGroupID", "pwdLastSet", "badPwdCount", "badPasswordTime", "lockoutTime",
-	"msDS-KeyVersionNumber", "dNSHostName",
+	"dNSHostName",
 	"servicePrincipalName", "msDS-AllowedToDelegateTo", "msDS-SupportedEncryptionTypes", "groupType", "member", "memberOf", "ou", "dc",
 	"lockoutThreshold", "lockoutDuration", "lockOutObservationWindow", "wellKnownObjects", "otherWellKnownObjects",
 	"msDS-ManagedPasswordInterval", "msDS-ManagedPasswordId", "msDS-ManagedPasswordPreviousId", "msDS-GroupMSAMembership",
 	"msKds-Version", "msKds-KDFAlgorithmID", "msKds-KDFParam", "msKds-CreateTime", "msKds-UseStartTime", "msKds-DomainID",
 	"msKds-SecretAgreementAlgorithmID", "msKds-SecretAgreementParam", "msKds-PublicKeyLength", "msKds-PrivateKeyLength",
-	"msKds-RootKeyData", "isDeleted", "lastKnownParent", "lDAPDisplayName", "attributeID", "attributeSyntax", "oMSyntax",
+	"msKds-RootKeyData", "isDeleted", "lastKnownParent", "accountExpires", "codePage", "countryCode", "lastLogoff", "lastLogon",
+	"logonCount", "isCriticalSystemObject", "showInAdvancedViewOnly", "maxPwdAge", "minPwdAge", "minPwdLength", "pwdHistoryLength",
+	"pwdProperties", "forceLogoff", "ms-DS-MachineAccountQuota", "msDS-Behavior-Version", "nTMixedDomain", "systemFlags",
+	"fSMORoleOwner", "masteredBy", "msDS-masteredBy", "msDS-isDomainFor", "lDAPDisplayName", "attributeID", "attributeSyntax", "oMSyntax",
 	"isSingleValued", "searchFlags", "systemFlags", "schemaIDGUID", "attributeSecurityGUID", "governsID", "subClassOf",
 	"objectClassCategory", "systemPossSuperiors", "systemMustContain", "systemMayContain", "mayContain", "defaultSecurityDescriptor"}
 
@@ -242,6 +254,49 @@ func (v *View) value(lower string) [][]byte {
 		}
 	}
 	switch lower {
+	case "accountexpires":
+		if isAccount {
+			if o.Class == ClassUser {
+				return str("9223372036854775807") // never
+			}
+			return str("0")
+		}
+	case "codepage", "countrycode", "lastlogoff", "lastlogon", "logoncount":
+		if isAccount {
+			return str("0")
+		}
+	case "iscriticalsystemobject":
+		switch {
+		case o.Class == ClassDomain, o.UAC&UACServerTrust != 0, (o.Class == ClassContainer || o.Class == ClassOU) && v.d.systemObject(o):
+			return str("TRUE")
+		case o.Class == ClassComputer || o.Class == ClassGMSA:
+			return str("FALSE")
+		}
+	case "fsmoroleowner", "masteredby", "msds-masteredby", "msds-isdomainfor":
+		if o.Class == ClassDomain && o.DN == v.d.domain.BaseDN { // this DC holds every role of its one domain
+			return str("CN=NTDS Settings,CN=" + v.d.domain.DCName + ",CN=Servers,CN=Default-First-Site-Name,CN=Sites," + v.d.domain.ConfigDN)
+		}
+	case "showinadvancedviewonly":
+		if o.Class == ClassRootKey || o.Class == ClassAttributeSchema || o.Class == ClassClassSchema {
+			return str("TRUE")
+		}
+		if o.Class == ClassOU && v.d.systemObject(o) {
+			return str("FALSE")
+		}
+	case "systemflags":
+		switch {
+		case o.Class == ClassDomain:
+			return str("-1946157056") // FLAG_DISALLOW_DELETE | DOMAIN_DISALLOW_RENAME | DOMAIN_DISALLOW_MOVE
+		case o.Class == ClassOU && v.d.systemObject(o), o.Class == ClassContainer && v.d.systemObject(o):
+			return str("-1946157056")
+		}
+	case "maxpwdage", "minpwdage", "minpwdlength", "pwdhistorylength", "pwdproperties", "forcelogoff", "ms-ds-machineaccountquota",
+		"msds-behavior-version", "ntmixeddomain":
+		if o.Class == ClassDomain && o.DN == v.d.domain.BaseDN {
+			return str(map[string]string{"maxpwdage": "-36288000000000", "minpwdage": "-864000000000", "minpwdlength": "7",
+				"pwdhistorylength": "24", "pwdproperties": "1", "forcelogoff": "-9223372036854775808", "ms-ds-machineaccountquota": "10",
+				"msds-behavior-version": "7", "ntmixeddomain": "0"}[lower])
+		}
 	case "isdeleted":
 		if o.Deleted {
 			return str("TRUE")
@@ -287,6 +342,9 @@ func (v *View) value(lower string) [][]byte {
 			return [][]byte{o.ObjectSID().Bytes()}
 		}
 	case "instancetype":
+		if o.DN == v.d.domain.BaseDN || o.DN == v.d.domain.ConfigDN || o.DN == v.d.domain.SchemaDN() {
+			return num(uint32(5), true) // IT_NC_HEAD | IT_WRITE
+		}
 		return num(uint32(4), true)
 	case "whencreated":
 		return str(GeneralizedTime(o.Created))
@@ -376,7 +434,7 @@ func (v *View) value(lower string) [][]byte {
 		}
 	case "lockouttime":
 		if isAccount {
-			return num(uint64(o.LockoutTime), true)
+			return num(uint64(o.LockoutTime), false) // set once an account was locked out
 		}
 	case "canonicalname":
 		return str(canonicalName(o.DN))

@@ -755,7 +755,8 @@ func (d *Directory) Add(ctx context.Context, req *Requester, dn string, attrs ma
 			return nil, err
 		}
 	case strings.Contains(classes, "user"):
-		opt := UserOptions{Name: orDefault(sam, cn), CN: cn, Container: parent, Description: first("description"), Disabled: disabled}
+		opt := UserOptions{Name: orDefault(sam, cn), CN: cn, Container: parent, Description: first("description"), Disabled: disabled,
+			UPN: first("userPrincipalName")}
 		if v := attrs["unicodepwd"]; len(v) > 0 {
 			if opt.Password, err = DecodeUnicodePwd(v[0]); err != nil {
 				return nil, err

@@ -115,6 +115,7 @@ type UserOptions struct {
 	Password    string // empty: no password yet, and the account starts disabled
 	Description string
 	Disabled    bool
+	UPN         string // userPrincipalName; none by default, as New-ADUser and an LDAP add leave it
 }
 
 // NewUser creates a user (by default in CN=Users) with keys from its password.
@@ -178,7 +179,7 @@ func (d *Directory) userObject(ctx context.Context, opt UserOptions) (*Object, e
 		return nil, err
 	}
 	o := &Object{GUID: d.newGUID(), Class: ClassUser, Name: cn, DN: dn,
-		SAM: opt.Name, UPN: opt.Name + "@" + d.domain.DNSName, UAC: UACNormalAccount, Description: opt.Description,
+		SAM: opt.Name, UPN: opt.UPN, UAC: UACNormalAccount, Description: opt.Description,
 		PrimaryGroupRID: ntsec.RIDDomainUsers}
 	if opt.Disabled || opt.Password == "" { // AD: a user without a password starts disabled
 		o.UAC |= UACAccountDisable
@@ -347,6 +348,9 @@ func (d *Directory) newComputer(ctx context.Context, opt ComputerOptions) (*Obje
 	o := &Object{GUID: d.newGUID(), Class: ClassComputer, Name: cn, DN: dn,
 		SAM: sam, UAC: UACWorkstationTrust, DNSHostName: host, SPNs: spns,
 		PrimaryGroupRID: ntsec.RIDDomainComputers, SupportedEnctypes: EnctypeAES128 | EnctypeAES256 | EnctypeRC4}
+	if opt.Exact {
+		o.SupportedEnctypes = 0 // as an LDAP add in AD: the KDC's default (AES) until the host sets it
+	}
 	pw := opt.Password
 	if pw == nil {
 		var err error

@@ -82,7 +82,7 @@ func Provision(ctx context.Context, st store.Store, popt ProvisionOptions, opt O
 	for _, c := range []string{"Users", "Computers", "Managed Service Accounts", "Builtin", "System"} {
 		container(c, base)
 	}
-	add(&Object{Class: ClassOU, Name: "Domain Controllers", DN: dom.DCsDN()})
+	add(&Object{Class: ClassOU, Name: "Domain Controllers", DN: dom.DCsDN(), Description: "Default container for domain controllers"})
 	add(&Object{Class: ClassContainer, Name: "Configuration", DN: dom.ConfigDN})
 	services := container("Services", dom.ConfigDN).DN
 	gkds := container("Group Key Distribution Service", services).DN

@@ -110,6 +110,9 @@ func (d *Directory) importRootKey(ctx context.Context, k kds.RootKey) (*Object, 
 	if k.DomainID == "" {
 		k.DomainID = "CN=" + d.domain.DCName + "," + d.domain.DCsDN()
 	}
+	if k.SecretAgreementAlgorithm == "" { // what a DC writes when the request leaves them out
+		k.SecretAgreementAlgorithm, k.SecretAgreementParam, k.PublicKeyLength, k.PrivateKeyLength = "DH", DHParams(), 2048, 512
+	}
 	o := &Object{GUID: k.ID, Class: ClassRootKey, Name: k.ID.String(), DN: "CN=" + k.ID.String() + "," + d.domain.RootKeysDN(),
 		RootKey: &RootKeyRecord{Data: k.Data, Version: k.Version, KDFAlgorithm: k.KDFAlgorithm, KDFParam: kds.EncodeKDFParam(k.Hash),
 			CreateTime: k.CreateTime, UseStartTime: k.UseStartTime, DomainID: k.DomainID, SecretAgreementAlgorithm: k.SecretAgreementAlgorithm,

@@ -510,7 +510,7 @@ func (c *conn) sortedSearch(ctx context.Context, id int64, q directory.Query, ke
 	if vlv != nil {
 		// The window ([MS-ADTS] 3.1.1.3.4.1.17): the target by offset (scaled to the
 		// client's idea of the count) or by the first value not below the assertion.
-		target := len(all) + 1
+		var target int
 		switch {
 		case vlv.assertion != nil:
 			target = len(all) + 1

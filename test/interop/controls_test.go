@@ -55,6 +55,12 @@ func TestControlsLikeSamba(t *testing.T) {
 		if code != 0 || !slices.Equal(down, []string{"carol", "bob", "alice", "administrator"}) {
 			t.Errorf("%s: sorted descending: exit %d %v %s", d.name, code, down, errOut)
 		}
+		// The SD flags control (owner, group, DACL): the security descriptor is returned.
+		out, errOut, code := run(d.env, "", "ldapsearch", append(append([]string{"-LLL", "-o", "ldif-wrap=no"}, bind...), "-b", "CN=Administrator,CN=Users,"+baseDN,
+			"-s", "base", "-E", "!1.2.840.113556.1.4.801=::MAMCAQc=", "(objectClass=*)", "nTSecurityDescriptor")...)
+		if code != 0 || !strings.Contains(out, "nTSecurityDescriptor:: AQA") {
+			t.Errorf("%s: SD flags: exit %d %s%s", d.name, code, out, errOut)
+		}
 		if _, errOut, code := search("!domainScope", "!1.2.840.113556.1.4.1340=::MAMCAQE="); code != 0 {
 			t.Errorf("%s: domain scope and search options: exit %d %s", d.name, code, errOut)
 		}
@@ -72,7 +78,7 @@ func TestControlsLikeSamba(t *testing.T) {
 			}
 		}
 		// The extended DN control, string form: <GUID=…>;<SID=…>;DN for Administrator.
-		out, errOut, code := run(d.env, "", "ldapsearch", append(append([]string{"-LLL", "-o", "ldif-wrap=no"}, bind...), "-b", "CN=Administrator,CN=Users,"+baseDN,
+		out, errOut, code = run(d.env, "", "ldapsearch", append(append([]string{"-LLL", "-o", "ldif-wrap=no"}, bind...), "-b", "CN=Administrator,CN=Users,"+baseDN,
 			"-s", "base", "-E", "!1.2.840.113556.1.4.529=::MAMCAQE=", "(objectClass=*)", "1.1")...)
 		es, _ := ldif.Parse([]byte(out))
 		if code != 0 || len(es) != 1 || !strings.HasPrefix(es[0].DN, "<GUID=") || !strings.Contains(es[0].DN, ">;<SID=S-1-5-21-") ||
@@ -109,6 +115,39 @@ func TestControlsLikeSamba(t *testing.T) {
 		}
 		if code := modify("!1.2.3.4.5"); code != 12 {
 			t.Errorf("%s: an unknown critical control on a modify: exit %d, want 12", d.name, code)
+		}
+		// Deleted: carol is a tombstone that only the show deleted control finds.
+		if out, errOut, code := run(d.env, "", "ldapdelete", append(append([]string{}, bind...), "CN=carol,CN=Users,"+baseDN)...); code != 0 {
+			t.Fatalf("%s: delete carol: %s%s", d.name, out, errOut)
+		}
+		deleted := func(ext ...string) []*ldif.Entry {
+			args := append(append([]string{"-LLL", "-o", "ldif-wrap=no"}, bind...), "-b", baseDN)
+			for _, e := range ext {
+				args = append(args, "-E", e)
+			}
+			out, _, _ := run(d.env, "", "ldapsearch", append(args, "(&(sAMAccountName=carol)(isDeleted=TRUE))", "isDeleted", "lastKnownParent")...)
+			es, _ := ldif.Parse([]byte(out))
+			return es
+		}
+		if es := deleted(); len(es) != 0 {
+			t.Errorf("%s: a tombstone without the show deleted control: %v", d.name, es)
+		}
+		es = deleted("!1.2.840.113556.1.4.417")
+		if len(es) != 1 || !strings.Contains(es[0].DN, `\0ADEL:`) || !strings.HasSuffix(strings.ToLower(es[0].DN), "cn=deleted objects,"+strings.ToLower(baseDN)) ||
+			!strings.EqualFold(string(es[0].Get("lastKnownParent")[0]), "CN=Users,"+baseDN) {
+			t.Errorf("%s: show deleted: %v", d.name, es)
+		}
+		// Tree delete: an OU with a user in it goes in one request.
+		ou := "OU=Lab," + baseDN
+		ldifText := "dn: " + ou + "\nobjectClass: organizationalUnit\n\ndn: CN=dave," + ou + "\nobjectClass: user\nsAMAccountName: dave\n"
+		if out, errOut, code := run(d.env, ldifText, "ldapadd", bind...); code != 0 {
+			t.Fatalf("%s: add an OU with a user: %s%s", d.name, out, errOut)
+		}
+		if _, _, code := run(d.env, "", "ldapdelete", append(append([]string{}, bind...), ou)...); code != 66 {
+			t.Errorf("%s: deleting a non-empty OU: exit %d, want 66", d.name, code)
+		}
+		if out, errOut, code := run(d.env, "", "ldapdelete", append(append([]string{}, bind...), "-e", "!1.2.840.113556.1.4.805", ou)...); code != 0 {
+			t.Errorf("%s: tree delete: %s%s", d.name, out, errOut)
 		}
 	}
 }
