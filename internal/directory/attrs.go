@@ -70,6 +70,7 @@ var schema = func() map[string]*attrDef {
 		pub("maxPwdAge", SyntaxInteger), pub("minPwdAge", SyntaxInteger), pub("minPwdLength", SyntaxInteger),
 		pub("pwdHistoryLength", SyntaxInteger), pub("pwdProperties", SyntaxInteger), pub("forceLogoff", SyntaxInteger),
 		pub("ms-DS-MachineAccountQuota", SyntaxInteger), pub("msDS-Behavior-Version", SyntaxInteger), pub("nTMixedDomain", SyntaxInteger),
+		pub("nETBIOSName", SyntaxString), pub("nCName", SyntaxDN), pub("dnsRoot", SyntaxString),
 		pub("fSMORoleOwner", SyntaxDN), pub("masteredBy", SyntaxDN), pub("msDS-masteredBy", SyntaxDN), pub("msDS-isDomainFor", SyntaxDN),
 		pub("nTSecurityDescriptor", SyntaxBinary), // read through Match.Attributes only, when named
 		// Schema entries ([MS-ADTS] 3.1.1.2.3, 3.1.1.2.4).
@@ -153,6 +154,7 @@ var classChain = map[Class]struct {
 	ClassAttributeSchema: {[]string{"top", "attributeSchema"}, "Attribute-Schema"},
 	ClassClassSchema:     {[]string{"top", "classSchema"}, "Class-Schema"},
 	ClassSubSchema:       {[]string{"top", "subSchema"}, "SubSchema"},
+	ClassCrossRef:        {[]string{"top", "crossRef"}, "Cross-Ref"},
 }
 
 // sAMAccountType values ([MS-ADTS] 2.2.15).
@@ -198,7 +200,7 @@ var userAttributes = []string{"objectClass", "cn", "name", "distinguishedName", 
 	"msKds-RootKeyData", "isDeleted", "lastKnownParent", "accountExpires", "codePage", "countryCode", "lastLogoff", "lastLogon",
 	"logonCount", "isCriticalSystemObject", "showInAdvancedViewOnly", "maxPwdAge", "minPwdAge", "minPwdLength", "pwdHistoryLength",
 	"pwdProperties", "forceLogoff", "ms-DS-MachineAccountQuota", "msDS-Behavior-Version", "nTMixedDomain", "systemFlags",
-	"fSMORoleOwner", "masteredBy", "msDS-masteredBy", "msDS-isDomainFor", "lDAPDisplayName", "attributeID", "attributeSyntax", "oMSyntax",
+	"fSMORoleOwner", "masteredBy", "msDS-masteredBy", "msDS-isDomainFor", "nETBIOSName", "nCName", "dnsRoot", "lDAPDisplayName", "attributeID", "attributeSyntax", "oMSyntax",
 	"isSingleValued", "searchFlags", "systemFlags", "schemaIDGUID", "attributeSecurityGUID", "governsID", "subClassOf",
 	"objectClassCategory", "systemPossSuperiors", "systemMustContain", "systemMayContain", "mayContain", "defaultSecurityDescriptor"}
 
@@ -248,7 +250,7 @@ func (v *View) Get(name string) [][]byte {
 func (v *View) value(lower string) [][]byte {
 	o := v.o
 	isAccount := (o.Class == ClassUser || o.Class == ClassComputer || o.Class == ClassGMSA) && !o.Deleted
-	if o.SchemaName != "" || o.Class == ClassSubSchema {
+	if o.SchemaName != "" || o.Class == ClassSubSchema || o.Class == ClassCrossRef {
 		if vals, ok := v.schemaValue(lower); ok {
 			return vals
 		}

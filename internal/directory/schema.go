@@ -19,6 +19,7 @@ const (
 	ClassAttributeSchema Class = "attributeSchema"
 	ClassClassSchema     Class = "classSchema"
 	ClassSubSchema       Class = "subSchema"
+	ClassCrossRef        Class = "crossRef" // a naming context's entry in CN=Partitions
 )
 
 // SchemaDN is the schema naming context, CN=Schema,CN=Configuration,….
@@ -32,13 +33,18 @@ func (d Domain) SchemaDN() string { return "CN=Schema," + d.ConfigDN }
 // they existed) gets them once, on open.
 func (d *Directory) ensureSchema(ctx context.Context) error {
 	schemaDN := d.domain.SchemaDN()
-	if _, err := d.st.Get(ctx, dnKey("CN=Aggregate,"+schemaDN)); err == nil {
+	if _, err := d.st.Get(ctx, dnKey("CN="+d.domain.NetBIOS+",CN=Partitions,"+d.domain.ConfigDN)); err == nil { // the last one made
 		return nil
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
 	now := d.nowFT()
-	objs := []*Object{{Class: ClassDMD, Name: "Schema", DN: schemaDN}, {Class: ClassSubSchema, Name: "Aggregate", DN: "CN=Aggregate," + schemaDN}}
+	partitions := "CN=Partitions," + d.domain.ConfigDN
+	objs := []*Object{{Class: ClassDMD, Name: "Schema", DN: schemaDN}, {Class: ClassSubSchema, Name: "Aggregate", DN: "CN=Aggregate," + schemaDN},
+		// The domain's crossRef ([MS-ADTS] 6.1.1.2.1.1.5): where clients (adcli) read its
+		// NetBIOS name.
+		{Class: ClassContainer, Name: "Partitions", DN: partitions},
+		{Class: ClassCrossRef, Name: d.domain.NetBIOS, DN: "CN=" + d.domain.NetBIOS + "," + partitions}}
 	for _, key := range slices.Sorted(mapsKeys(attributeFacts)) {
 		f := attributeFacts[key]
 		objs = append(objs, &Object{Class: ClassAttributeSchema, Name: f.CN, DN: "CN=" + f.CN + "," + schemaDN, SchemaName: f.Name})
@@ -197,6 +203,17 @@ func (v *View) schemaValue(lower string) ([][]byte, bool) {
 		case "schemaidguid":
 			g := ntsec.MustParseGUID(f.GUID)
 			return [][]byte{g[:]}, true
+		}
+	case ClassCrossRef:
+		switch lower {
+		case "netbiosname":
+			return str(v.d.domain.NetBIOS), true
+		case "ncname":
+			return str(v.d.domain.BaseDN), true
+		case "dnsroot":
+			return str(v.d.domain.DNSName), true
+		case "systemflags":
+			return str("3"), true // FLAG_CR_NTDS_NC | FLAG_CR_NTDS_DOMAIN
 		}
 	case ClassSubSchema:
 		var out [][]byte

@@ -100,3 +100,24 @@ func TestConstructedAttributes(t *testing.T) {
 		t.Fatalf("the user itself may write: %v", own)
 	}
 }
+
+// The domain's crossRef, where adcli and Windows read its NetBIOS name.
+func TestCrossRef(t *testing.T) {
+	d, _ := lab(t)
+	n := 0
+	q := Query{Base: "CN=Partitions," + d.Domain().ConfigDN, Scope: ScopeOne,
+		Filter: And{Equal{Attr: "objectClass", Value: []byte("crossRef")}, Equal{Attr: "nCName", Value: []byte(d.Domain().BaseDN)}, Present{Attr: "nETBIOSName"}},
+		Select: Selection{Names: []string{"nETBIOSName", "dnsRoot"}}}
+	must(0, d.Search(ctx, sys, q, func(m *Match) error {
+		n++
+		for _, a := range must(m.Attributes(nil)) {
+			if a.Name == "nETBIOSName" && string(a.Values[0]) != d.Domain().NetBIOS {
+				t.Errorf("nETBIOSName %q", a.Values[0])
+			}
+		}
+		return nil
+	}))
+	if n != 1 {
+		t.Fatalf("%d crossRefs", n)
+	}
+}

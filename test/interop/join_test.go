@@ -95,7 +95,10 @@ func TestJoinWithAdcliAndMsktutil(t *testing.T) {
 
 	// Join: the account, its SPNs, its password set through kpasswd, the keytab.
 	out := adcli(string(adminPW), "join", "--host-fqdn=host1.ours.test", "--host-keytab="+kt, "-U", "Administrator", "--stdin-password")
-	for _, want := range []string{"Created computer account: CN=HOST1,CN=Computers,DC=ours,DC=test", "Set computer password", "Added host/host1.ours.test"} {
+	if strings.Contains(out, "Couldn't lookup domain short name") {
+		t.Fatalf("adcli join could not read the domain's NetBIOS name (CN=Partitions):\n%s", out)
+	}
+	for _, want := range []string{"Looked up short domain name: OURS", "Created computer account: CN=HOST1,CN=Computers,DC=ours,DC=test", "Set computer password", "Added host/host1.ours.test"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("adcli join: no %q in\n%s", want, out)
 		}
