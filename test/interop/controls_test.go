@@ -16,7 +16,8 @@ import (
 )
 
 // The controls AD tools send, from OpenLDAP's clients to Samba 4.22 and to ours, with
-// the same outcome on both: server-side sort ascending and descending (critical),
+// the same outcome on both: server-side sort ascending and descending (critical), the
+// virtual list view (an offset window and a value window, read with ldapsearch),
 // domain scope and search options accepted, permissive modify turning a repeated
 // SPN add into a success (Samba refuses a repeated member add even then; ours accepts
 // it, as AD documents, and the unit tests cover it), an unknown critical control refused on a search and on a
@@ -54,6 +55,26 @@ func TestControlsLikeSamba(t *testing.T) {
 		down, errOut, code := search("!sss=-sAMAccountName")
 		if code != 0 || !slices.Equal(down, []string{"carol", "bob", "alice", "administrator"}) {
 			t.Errorf("%s: sorted descending: exit %d %v %s", d.name, code, down, errOut)
+		}
+		// The virtual list view over the sorted four: a window around an offset and one
+		// from the first name ≥ "b". ldapsearch prompts for the next window after each;
+		// the line "stop" is no window it can parse, so it exits (1) after the first.
+		for _, c := range []struct {
+			vlv  string
+			want []string
+		}{{"1/1/2/4", []string{"administrator", "alice", "bob"}}, {"0/1:b", []string{"bob", "carol"}}} {
+			out, errOut, _ := run(d.env, "stop\n", "ldapsearch", append(append([]string{"-LLL", "-o", "ldif-wrap=no"}, bind...), "-b", "CN=Users,"+baseDN, "-s", "one",
+				"-E", "!sss=sAMAccountName", "-E", "!vlv="+c.vlv, "(|(sAMAccountName=alice)(sAMAccountName=bob)(sAMAccountName=carol)(sAMAccountName=Administrator))", "sAMAccountName")...)
+			es, _ := ldif.Parse([]byte(strings.SplitN(out, "Press [before/after", 2)[0]))
+			var names []string
+			for _, e := range es {
+				if v := e.Get("sAMAccountName"); len(v) > 0 {
+					names = append(names, strings.ToLower(string(v[0])))
+				}
+			}
+			if !strings.Contains(out, "Press [before/after") || !slices.Equal(names, c.want) {
+				t.Errorf("%s: virtual list view %s: %v, want %v\n%s%s", d.name, c.vlv, names, c.want, out, errOut)
+			}
 		}
 		// The SD flags control (owner, group, DACL): the security descriptor is returned.
 		out, errOut, code := run(d.env, "", "ldapsearch", append(append([]string{"-LLL", "-o", "ldif-wrap=no"}, bind...), "-b", "CN=Administrator,CN=Users,"+baseDN,

@@ -3,10 +3,13 @@
 package interop
 
 import (
+	"encoding/base64"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"gmsa/internal/ntsec"
 )
 
 // samba-tool's general commands drive our DC over LDAPS with the administrator's
@@ -179,6 +182,53 @@ func TestDelegatedGMSAAdministrationWithRealTools(t *testing.T) {
 	}
 	opSID := objectSid(st("user", "show", "operator", "--attributes=objectSid"))
 	expect(st("dsacl", "get", "--objectdn="+websvc), "O:"+opSID+"G:DA")
+
+	// The owner changes its gMSA's DACL with ldapmodify and the SD flags control
+	// (SEQUENCE { INTEGER 4 }: the DACL only): it adds an ACE that lets "other" write
+	// description, which "other" then can, and nothing else.
+	out, errOut, _ = run(tls, "", "ldapsearch", append(as("operator", "Op-Pass-123!"), "-LLL", "-o", "ldif-wrap=no", "-E", "!1.2.840.113556.1.4.801=::MAMCAQQ=",
+		"-b", websvc, "-s", "base", "(objectClass=*)", "nTSecurityDescriptor")...)
+	sd := sdFromLDIF(t, out+errOut)
+	if sd.Owner != nil || sd.DACL == nil {
+		t.Fatalf("the SD flags control asked for the DACL only: %s", sd.SDDL())
+	}
+	otherSID := ntsec.MustParseSID(objectSid(st("user", "show", "other", "--attributes=objectSid")))
+	description := ntsec.MustParseGUID("bf967950-0de6-11d0-a285-00aa003049e2")
+	sd.DACL.ACEs = append([]ntsec.ACE{{Type: ntsec.ACETypeAccessAllowedObject, Mask: ntsec.RightDSWriteProperty, ObjectType: &description, SID: otherSID}}, sd.DACL.ACEs...)
+	modify := "dn: " + websvc + "\nchangetype: modify\nreplace: nTSecurityDescriptor\nnTSecurityDescriptor:: " + base64.StdEncoding.EncodeToString(sd.Bytes()) + "\n"
+	if out, errOut, code := run(tls, modify, "ldapmodify", append(as("other", "Other-Pass-123!"), "-e", "!1.2.840.113556.1.4.801=MAMCAQQ=")...); code == 0 || !strings.Contains(errOut, "Insufficient access") {
+		t.Fatalf("a user without WRITE_DAC replaced the DACL: exit %d %s%s", code, out, errOut)
+	}
+	if out, errOut, code := run(tls, modify, "ldapmodify", append(as("operator", "Op-Pass-123!"), "-e", "!1.2.840.113556.1.4.801=MAMCAQQ=")...); code != 0 {
+		t.Fatalf("the owner replacing its gMSA's DACL with ldapmodify: %s%s", out, errOut)
+	}
+	expect(st("dsacl", "get", "--objectdn="+websvc), "(OA;;WP;"+description.String()+";;"+otherSID.String()+")", "O:"+opSID+"G:DA")
+	if out, errOut, code := run(tls, "dn: "+websvc+"\nchangetype: modify\nreplace: description\ndescription: granted\n", "ldapmodify", as("other", "Other-Pass-123!")...); code != 0 {
+		t.Fatalf("the user granted description by the new DACL: %s%s", out, errOut)
+	}
+	if _, errOut, code := run(tls, "dn: "+websvc+"\nchangetype: modify\nreplace: dNSHostName\ndNSHostName: evil.example.test\n", "ldapmodify", as("other", "Other-Pass-123!")...); code == 0 || !strings.Contains(errOut, "Insufficient access") {
+		t.Fatalf("the user granted description only changed dNSHostName: %s", errOut)
+	}
+}
+
+// sdFromLDIF parses the nTSecurityDescriptor of ldapsearch's LDIF output.
+func sdFromLDIF(t *testing.T, out string) *ntsec.SecurityDescriptor {
+	t.Helper()
+	for _, l := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(l, "nTSecurityDescriptor:: "); ok {
+			b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(v))
+			if err != nil {
+				t.Fatal(err)
+			}
+			sd, err := ntsec.ParseSecurityDescriptor(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return sd
+		}
+	}
+	t.Fatalf("no nTSecurityDescriptor in %s", out)
+	return nil
 }
 
 // objectSid reads the objectSid line of samba-tool's show output.
