@@ -38,7 +38,8 @@ func keytabKVNOs(t *testing.T, env []string, kt string) map[string]bool {
 // keytab then gets tickets and reads a gMSA password it is allowed, over a sealed
 // Kerberos bind. adcli update changes the machine password through kpasswd (change,
 // with an initial ticket), MIT's kpasswd changes a user's, msktutil creates a second
-// computer, and adcli delete-computer removes the first.
+// computer and pre-creates a third that its host then takes over with the default
+// password, and adcli delete-computer removes the first.
 func TestJoinWithAdcliAndMsktutil(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
@@ -170,6 +171,29 @@ func TestJoinWithAdcliAndMsktutil(t *testing.T) {
 	}
 	if out, errOut, code := run(env, "", "kinit", "-k", "-t", kt3, "host3$"); code != 0 {
 		t.Fatalf("kinit -k with msktutil's keytab: %s%s", out, errOut)
+	}
+
+	// msktutil pre-create: the administrator makes host4's account with the default
+	// machine password; the host then, with no credentials of its own, logs on with that
+	// password, changes it through kpasswd and writes its keytab.
+	if out, errOut, code := run(adminCC, "", "msktutil", "pre-create", "--server", "dc1.ours.test", "--no-reverse-lookups", "--realm", "OURS.TEST",
+		"--computer-name", "host4", "--hostname", "host4.ours.test"); code != 0 {
+		t.Fatalf("msktutil pre-create: exit %d\n%s%s", code, out, errOut)
+	}
+	if e := computer("(sAMAccountName=host4$)", "dNSHostName", "userAccountControl"); !strings.Contains(e, "dNSHostName: host4.ours.test") || !strings.Contains(e, "userAccountControl: 4096") {
+		t.Fatalf("msktutil's pre-created computer:\n%s", e)
+	}
+	kt4 := filepath.Join(dir, "host4.keytab")
+	hostEnv := []string{"KRB5_CONFIG=" + krb5, "KRB5CCNAME=FILE:" + filepath.Join(dir, "host4.cc")}
+	if out, errOut, code := run(hostEnv, "", "msktutil", "update", "--server", "dc1.ours.test", "--no-reverse-lookups", "--realm", "OURS.TEST",
+		"--computer-name", "host4", "--hostname", "host4.ours.test", "-k", kt4); code != 0 {
+		t.Fatalf("msktutil update on the pre-created host: exit %d\n%s%s", code, out, errOut)
+	}
+	if out, errOut, code := run(hostEnv, "", "kinit", "-k", "-t", kt4, "host4$"); code != 0 {
+		t.Fatalf("kinit -k with the pre-created host's keytab: %s%s", out, errOut)
+	}
+	if out, errOut, code := run(hostEnv, "host4\n", "kinit", "host4$"); code == 0 {
+		t.Fatalf("the default machine password still works after the host changed it: %s%s", out, errOut)
 	}
 
 	// adcli delete-computer removes the account.
