@@ -38,7 +38,17 @@ type attrDef struct {
 	Operational bool
 	Access      access
 	lower       string // Name in lower case
+
+	// For read access checks: the attribute's place in attrByIdx, its schemaIDGUID and
+	// property set (the object types a check names), and the confidential bit of its
+	// searchFlags ([MS-ADTS] 3.1.1.2.3: reading it needs CONTROL_ACCESS too).
+	idx          int
+	types        []ntsec.GUID
+	confidential bool
 }
+
+// attrByIdx lists the schema's attributes by attrDef.idx.
+var attrByIdx []*attrDef
 
 // schema lists the attributes the directory serves, by lower-case name.
 var schema = func() map[string]*attrDef {
@@ -100,7 +110,10 @@ var schema = func() map[string]*attrDef {
 		secret("supplementalCredentials"), secret("userPassword"),
 	} {
 		a.lower = strings.ToLower(a.Name)
+		a.idx, a.types = len(attrByIdx), attributeTypes(a.lower)
+		a.confidential = attributeFacts[a.lower].SearchFlags&searchFlagConfidential != 0
 		m[a.lower] = &a
+		attrByIdx = append(attrByIdx, &a)
 	}
 	return m
 }()
@@ -184,7 +197,8 @@ type View struct {
 	ctx context.Context
 	req *Requester
 	o   *Object
-	b   *budget // the search's work budget; nil outside a search
+	b   *budget     // the search's work budget; nil outside a search
+	r   *readRights // o's read decisions, once asked
 }
 
 // userAttributes are the attributes "*" returns, in the order AD lists them.
@@ -240,10 +254,29 @@ func bin(b []byte) [][]byte {
 // may read, nil when absent or not visible to it.
 func (v *View) Get(name string) [][]byte {
 	a, ok := lookupAttr(name)
-	if !ok || !v.d.visible(v.req, v.o, a) {
+	if !ok || !v.readable(a) {
 		return nil
 	}
 	return v.value(a.lower)
+}
+
+// readable reports whether the view's requester may read a: the attribute's own rule,
+// then the object's security descriptor (see readaccess.go).
+func (v *View) readable(a *attrDef) bool {
+	return v.d.visible(v.req, v.o, a) && v.rights().may(a)
+}
+
+// rights are the requester's read decisions for the view's object.
+func (v *View) rights() *readRights {
+	if v.r == nil {
+		v.r = v.d.reads(v.ctx, v.b, v.req, v.o)
+	}
+	return v.r
+}
+
+// at points the view at o.
+func (v *View) at(o *Object) {
+	v.o, v.r = o, nil
 }
 
 // value computes an attribute's values, whoever asks: callers decide visibility.

@@ -92,6 +92,8 @@ type Directory struct {
 	tokMu    sync.Mutex
 	tokCache map[ntsec.GUID]cachedToken // see token
 
+	readCache readCache // read decisions, see reads
+
 	defaults defaultSDs // the classes' default security descriptors, parsed once
 
 	mu          sync.Mutex

@@ -94,6 +94,7 @@ type Match struct {
 	o     *Object
 	sel   Selection
 	scope Scope
+	b     *budget // the search's, for its read decisions; nil for a Lookup
 }
 
 // DN is the matched object's distinguished name (in the extended form when selected).
@@ -171,7 +172,7 @@ func (d *Directory) Search(ctx context.Context, req *Requester, q Query, fn func
 		}
 		return under(dn, base, true) // normalizes only a DN that needs it
 	}
-	m := &Match{d: d, ctx: ctx, req: req, sel: q.Select, scope: q.Scope}
+	m := &Match{d: d, ctx: ctx, req: req, sel: q.Select, scope: q.Scope, b: b}
 	v := &View{d: d, ctx: ctx, req: req, b: b}
 	visit := func(o *Object) error {
 		if !b.spend(1) {
@@ -180,7 +181,10 @@ func (d *Directory) Search(ctx context.Context, req *Requester, q Query, fn func
 		if !inScope(o.DN) || o.Deleted && !q.ShowDeleted {
 			return nil
 		}
-		v.o = o
+		v.at(o)
+		if !v.rights().listed {
+			return nil
+		}
 		matched := q.Filter == nil || q.Filter.eval(v) == fTrue
 		if b.err != nil {
 			return b.err
@@ -321,7 +325,7 @@ func (d *Directory) Lookup(ctx context.Context, req *Requester, g ntsec.GUID, se
 // msKds-RootKeyData is audited.
 func (m *Match) Attributes(dst []Attr) ([]Attr, error) {
 	d, o := m.d, m.o
-	v := &View{d: d, ctx: m.ctx, req: m.req, o: o}
+	v := &View{d: d, ctx: m.ctx, req: m.req, o: o, b: m.b}
 	names := m.sel.Names
 	if m.sel.All {
 		names = append(v.names(), names...)
@@ -344,6 +348,9 @@ func (m *Match) Attributes(dst []Attr) ([]Attr, error) {
 			}
 			vals = bin(blob)
 		case "allowedattributeseffective": // those of allowedAttributes the requester may write
+			if !v.readable(a) {
+				continue
+			}
 			for _, name := range allowedAttributes(o.Class) {
 				if checkWritable(name) == nil && d.authorizeWrite(m.ctx, m.req, o, name) == nil {
 					vals = append(vals, []byte(name))
@@ -356,7 +363,7 @@ func (m *Match) Attributes(dst []Attr) ([]Attr, error) {
 			}
 			vals = bin(b)
 		case "tokengroups":
-			if m.scope == ScopeBase && o.IsPrincipal() && o.Class != ClassGroup { // base searches only, as AD
+			if m.scope == ScopeBase && o.IsPrincipal() && o.Class != ClassGroup && v.readable(a) { // base searches only, as AD
 				vals = d.tokenGroups(m.ctx, o)
 			}
 		case "mskds-rootkeydata":
@@ -453,8 +460,10 @@ type budget struct {
 	holding  bool
 	err      error
 
-	targets map[string]chainTarget             // in-chain targets by DN
-	closure map[ntsec.GUID]map[ntsec.GUID]bool // transitive groups by object
+	readsKey readKey                            // the last read decisions' key, see reads
+	reads    *readRights                        // and the decisions
+	targets  map[string]chainTarget             // in-chain targets by DN
+	closure  map[ntsec.GUID]map[ntsec.GUID]bool // transitive groups by object
 }
 
 // spend charges n units; false once the search is over its budget (b.err says why).
