@@ -529,39 +529,16 @@ func (c *conn) sortedSearch(ctx context.Context, id int64, q directory.Query, ke
 			target = int(int64(vlv.offset) * int64(len(all)) / int64(vlv.contentCount))
 		}
 		target = max(1, min(target, len(all)+1))
-		from, to := max(0, target-1-vlv.before), min(len(all), target+vlv.after)
-		for _, k := range all[from:to][:min(to-from, c.srv.cfg.MaxPageSize)] {
-			m, err := dir.Lookup(ctx, c.req, k.guid, sel)
-			if errors.Is(err, directory.ErrNotFound) {
-				continue
-			}
-			if err == nil {
-				err = c.sendEntry(id, m, typesOnly)
-			}
-			if err != nil {
-				le := fromDomain(err)
-				done(le.code, le.diag)
-				return
-			}
+		window := all[max(0, target-1-vlv.before):min(len(all), target+vlv.after)]
+		if _, ok := c.sendLookedUp(ctx, id, len(window), func(i int) ntsec.GUID { return window[i].guid }, sel, typesOnly, c.srv.cfg.MaxPageSize, done); !ok {
+			return
 		}
 		done(resultSuccess, "", sortResponse(resultSuccess), vlvResponse(target, len(all), resultSuccess))
 		return
 	}
-	sent, next := 0, 0
-	for ; next < len(all) && sent < limit; next++ {
-		m, err := dir.Lookup(ctx, c.req, all[next].guid, sel)
-		if errors.Is(err, directory.ErrNotFound) {
-			continue
-		}
-		if err == nil {
-			err = c.sendEntry(id, m, typesOnly)
-		}
-		if err != nil {
-			le := fromDomain(err)
-			done(le.code, le.diag)
-			return
-		}
-		sent++
+	next, ok := c.sendLookedUp(ctx, id, len(all), func(i int) ntsec.GUID { return all[i].guid }, sel, typesOnly, limit, done)
+	if !ok {
+		return
 	}
 	switch {
 	case paged:
@@ -575,6 +552,30 @@ func (c *conn) sortedSearch(ctx context.Context, id int64, q directory.Query, ke
 	default:
 		done(resultSuccess, "", sortResponse(resultSuccess))
 	}
+}
+
+// sendLookedUp looks up the entries of the first n GUIDs in order and sends them, at
+// most limit (one removed since the search matched it is skipped). It returns how many
+// GUIDs it used, or false after answering the request with the error that stopped it.
+func (c *conn) sendLookedUp(ctx context.Context, id int64, n int, guid func(int) ntsec.GUID, sel directory.Selection, typesOnly bool, limit int,
+	done func(int, string, ...*ber.Packet)) (int, bool) {
+	used, sent := 0, 0
+	for ; used < n && sent < limit; used++ {
+		m, err := c.srv.cfg.Dir.Lookup(ctx, c.req, guid(used), sel)
+		if errors.Is(err, directory.ErrNotFound) {
+			continue
+		}
+		if err == nil {
+			err = c.sendEntry(id, m, typesOnly)
+		}
+		if err != nil {
+			le := fromDomain(err)
+			done(le.code, le.diag)
+			return used, false
+		}
+		sent++
+	}
+	return used, true
 }
 
 // scopedSearch answers an attribute scoped query ([MS-ADTS] 3.1.1.3.4.1.13): the base
