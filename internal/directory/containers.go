@@ -117,19 +117,9 @@ func (d *Directory) DeleteTree(ctx context.Context, req *Requester, dn string) (
 	if err := d.checkAccess(ctx, req, root, ntsec.RightDSDeleteTree, "delete the subtree"); err != nil {
 		return 0, err
 	}
-	var all []*Object
-	rootN := normDN(root.DN)
-	for _, prefix := range []string{treeParent(rootN) + "\x00", treeParent(rootN) + ","} {
-		err := d.st.Scan(ctx, prefix, "", func(_, v []byte, _ int64) bool {
-			o, gerr := d.byGUID(ctx, string(v))
-			if gerr == nil {
-				all = append(all, o)
-			}
-			return ctx.Err() == nil
-		})
-		if err != nil {
-			return 0, err
-		}
+	all, err := d.below(ctx, root.DN)
+	if err != nil {
+		return 0, err
 	}
 	all = append(all, root)
 	for _, o := range all {
@@ -151,6 +141,59 @@ func (d *Directory) DeleteTree(ctx context.Context, req *Requester, dn string) (
 	}
 	d.changed(req, fmt.Sprintf("tree delete (%d objects)", deleted), root.DN)
 	return deleted, nil
+}
+
+// below lists every object under the DN root, at any depth.
+func (d *Directory) below(ctx context.Context, root string) ([]*Object, error) {
+	var all []*Object
+	rootN := normDN(root)
+	for _, prefix := range []string{treeParent(rootN) + "\x00", treeParent(rootN) + ","} {
+		err := d.st.Scan(ctx, prefix, "", func(_, v []byte, _ int64) bool {
+			o, gerr := d.byGUID(ctx, string(v))
+			if gerr == nil {
+				all = append(all, o)
+			}
+			return ctx.Err() == nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return all, ctx.Err()
+}
+
+// maxMoveOps bounds the store operations of one subtree move: the whole move is one
+// transaction (a store may take fewer, see MaxBatch).
+const maxMoveOps = 200_000
+
+// moveBelow is what renaming or moving a container from oldDN to newDN does to the
+// objects below it, in the same transaction: each gets its new DN and index entries,
+// on the condition that it has not changed since it was read.
+func (d *Directory) moveBelow(ctx context.Context, oldDN, newDN string) ([]store.Op, int, error) {
+	kids, err := d.below(ctx, oldDN)
+	if err != nil {
+		return nil, 0, err
+	}
+	limit := maxMoveOps
+	if b, ok := d.st.(interface{ MaxBatch() int }); ok {
+		limit = min(limit, b.MaxBatch())
+	}
+	var ops []store.Op
+	for _, k := range kids {
+		if len(k.DN) <= len(oldDN) || normDN(k.DN[len(k.DN)-len(oldDN):]) != normDN(oldDN) {
+			return nil, 0, fmt.Errorf("directory: %s is listed below %s but is not: %w", k.DN, oldDN, ErrInvalid)
+		}
+		moved := *k
+		moved.DN = k.DN[:len(k.DN)-len(oldDN)] + newDN
+		moved.parsed()
+		ops = append(ops, store.PutAt(objKey(k.GUID), moved.encode(), k.USNChanged))
+		ops = append(ops, reindex(indexOps(k), indexOps(&moved))...)
+		if len(ops) >= limit {
+			return nil, 0, fmt.Errorf("directory: %s has more objects below it (%d) than this store moves in one transaction: move its OUs one by one: %w",
+				oldDN, len(kids), ErrAdminLimit)
+		}
+	}
+	return ops, len(kids), nil
 }
 
 // removable says why o may not be deleted, if it may not.

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"gmsa/internal/store"
 )
 
 // A deleted account becomes a tombstone: gone from searches and names, its name free
@@ -75,5 +77,55 @@ func TestTombstones(t *testing.T) {
 	}
 	if r := must(d.CheckIndexes(ctx)); !r.OK() || r.Missing+r.Stale != 0 {
 		t.Fatalf("indexes after the collection: %+v", r)
+	}
+}
+
+// smallBatches is a store that takes few operations per transaction, as etcd does.
+type smallBatches struct {
+	store.Store
+	max int
+}
+
+func (s smallBatches) MaxBatch() int { return s.max }
+
+// Moving an OU moves what is below it in one transaction: every name, index and
+// membership follows; an OU never moves below itself; a store that cannot take the
+// whole move in one transaction refuses it and nothing moves.
+func TestMoveNonEmptyOU(t *testing.T) {
+	d, _ := lab(t)
+	ou := must(d.NewContainer(ctx, sys, ClassOU, "Branch", "", ""))
+	inner := must(d.NewContainer(ctx, sys, ClassOU, "Desk", ou.DN, ""))
+	must(d.NewUser(ctx, sys, UserOptions{Name: "ann", Password: "Ann-Pass-123!", Container: inner.DN}))
+	must(d.NewGroup(ctx, sys, "Branch Staff", ScopeGlobal, ""))
+	must(d.AddMember(ctx, sys, "Branch Staff", "ann"))
+
+	if _, err := d.Rename(ctx, sys, ou.DN, "Branch", inner.DN); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("moving an OU below itself: %v", err)
+	}
+	small := must(Open(ctx, smallBatches{d.st, 8}, Options{}))
+	if _, err := small.Rename(ctx, sys, ou.DN, "Office", ""); !errors.Is(err, ErrAdminLimit) {
+		t.Fatalf("a move larger than the store's transactions: %v", err)
+	}
+	if must(d.Resolve(ctx, "ann")).DN != "CN=ann,OU=Desk,OU=Branch,DC=example,DC=test" {
+		t.Fatal("a refused move moved something")
+	}
+	if _, err := d.Rename(ctx, sys, ou.DN, "Office", ""); err != nil {
+		t.Fatal(err)
+	}
+	ann := must(d.Resolve(ctx, "ann"))
+	if ann.DN != "CN=ann,OU=Desk,OU=Office,DC=example,DC=test" {
+		t.Fatalf("ann is at %s", ann.DN)
+	}
+	if o, err := d.Resolve(ctx, "CN=ann,OU=Desk,OU=Office,DC=example,DC=test"); err != nil || o.GUID != ann.GUID {
+		t.Fatalf("ann by her new DN: %v", err)
+	}
+	if _, err := d.Resolve(ctx, "OU=Desk,OU=Branch,DC=example,DC=test"); err == nil {
+		t.Fatal("the old DN still resolves")
+	}
+	n := 0
+	must(0, d.Search(ctx, sys, Query{Base: "OU=Office,DC=example,DC=test", Scope: ScopeSub, Filter: Equal{Attr: "memberOf", Value: []byte("CN=Branch Staff,CN=Users,DC=example,DC=test")}},
+		func(m *Match) error { n++; return nil }))
+	if n != 1 {
+		t.Fatalf("ann's membership under the new name: %d", n)
 	}
 }

@@ -501,29 +501,33 @@ func (d *Directory) modify(ctx context.Context, g ntsec.GUID, fn func(o *Object)
 		}
 		next.parsed() // fn may have changed what was parsed from the old value
 		next.Changed = d.nowFT()
-		after := indexOps(next)
-		var ops []store.Op
-		for k := range before {
-			if _, keep := after[k]; !keep {
-				ops = append(ops, store.Delete(k))
-			}
-		}
-		for k, v := range after {
-			old, had := before[k]
-			switch {
-			case !had && uniqueIndex(k):
-				ops = append(ops, store.Create(k, v))
-			case !had || !bytes.Equal(old, v): // a moved object's index entries carry its new DN
-				ops = append(ops, store.Put(k, v))
-			}
-		}
 		result = next
-		return next.encode(), append(ops, extra...), nil
+		return next.encode(), append(reindex(before, indexOps(next)), extra...), nil
 	})
 	if err != nil {
 		return nil, d.conflictError(ctx, err)
 	}
 	return result, nil
+}
+
+// reindex is what turns an object's index entries before into those after.
+func reindex(before, after map[string][]byte) []store.Op {
+	var ops []store.Op
+	for k := range before {
+		if _, keep := after[k]; !keep {
+			ops = append(ops, store.Delete(k))
+		}
+	}
+	for k, v := range after {
+		old, had := before[k]
+		switch {
+		case !had && uniqueIndex(k):
+			ops = append(ops, store.Create(k, v))
+		case !had || !bytes.Equal(old, v): // a moved object's index entries carry its new DN
+			ops = append(ops, store.Put(k, v))
+		}
+	}
+	return ops
 }
 
 // remove deletes o and its indexes for good; groups lose it as a member.

@@ -548,15 +548,9 @@ func (d *Directory) Rename(ctx context.Context, req *Requester, ref, newName, ne
 	switch o.Class {
 	case ClassUser, ClassComputer, ClassGroup, ClassGMSA:
 	case ClassOU, ClassContainer:
-		// An empty OU or container moves as a leaf does; one with objects below would
-		// need every descendant's name rewritten in one transaction.
+		// The objects below move with it, in the same transaction (moveBelow).
 		if d.systemObject(o) {
 			return nil, fmt.Errorf("directory: %s is a container of the domain's layout and cannot be renamed or moved: %w", o.DN, ErrInvalid)
-		}
-		if kids, err := d.children(ctx, normDN(o.DN), 1); err != nil {
-			return nil, err
-		} else if len(kids) > 0 {
-			return nil, fmt.Errorf("directory: %s: %w; renaming or moving a container with objects below is not supported: move them first", o.DN, ErrNotLeaf)
 		}
 		if o.Class == ClassOU {
 			rdn = "OU"
@@ -579,12 +573,35 @@ func (d *Directory) Rename(ctx context.Context, req *Requester, ref, newName, ne
 			return nil, err
 		}
 	}
+	newDN := rdn + "=" + newName + "," + parent
+	if under(parent, normDN(o.DN), true) {
+		return nil, fmt.Errorf("directory: %s cannot move below itself (%s): %w", o.DN, parent, ErrInvalid)
+	}
+	var below []store.Op
+	moved := 0
+	if o.Class == ClassOU || o.Class == ClassContainer {
+		if below, moved, err = d.moveBelow(ctx, o.DN, newDN); err != nil {
+			return nil, err
+		}
+	}
 	n, err := d.modify(ctx, o.GUID, func(n *Object) ([]store.Op, error) {
-		n.Name, n.DN = newName, rdn+"="+newName+","+parent
-		return nil, nil
+		n.Name, n.DN = newName, newDN
+		return below, nil
 	})
+	if err == nil && (o.Class == ClassOU || o.Class == ClassContainer) {
+		// An object created below the old DN while the move committed follows it.
+		if late, n, lerr := d.moveBelow(ctx, o.DN, newDN); lerr == nil && n > 0 {
+			if _, lerr = d.st.Apply(ctx, late...); lerr == nil {
+				moved += n
+			}
+		}
+	}
 	if err == nil {
-		d.changed(req, "modify DN", o.DN+" → "+n.DN)
+		what := "modify DN"
+		if moved > 0 {
+			what = fmt.Sprintf("modify DN (%d objects below moved with it)", moved)
+		}
+		d.changed(req, what, o.DN+" → "+n.DN)
 	}
 	return n, err
 }

@@ -1,6 +1,7 @@
 package ldapserver_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -64,8 +65,28 @@ func TestOrganizationalUnits(t *testing.T) {
 	if err := c.Del(ldap.NewDelRequest(servers, nil)); code(err) != ldap.LDAPResultNotAllowedOnNonLeaf {
 		t.Fatalf("deleting a non-empty OU: %v", err)
 	}
-	if err := c.ModifyDN(ldap.NewModifyDNRequest(servers, "OU=Hosts", true, "")); code(err) != ldap.LDAPResultNotAllowedOnNonLeaf {
+	// Renaming a non-empty OU moves everything below it in one transaction: names,
+	// searches and the group's member values follow.
+	if err := c.ModifyDN(ldap.NewModifyDNRequest(servers, "OU=Hosts", true, "")); err != nil {
 		t.Fatalf("renaming a non-empty OU: %v", err)
+	}
+	hosts := "OU=Hosts," + base
+	r = must(c.Search(ldap.NewSearchRequest(hosts, ldap.ScopeWholeSubtree, 0, 0, 0, false, "(|(sAMAccountName=web07$)(sAMAccountName=ops))", []string{"dn"}, nil)))
+	if len(r.Entries) != 2 || !slices.ContainsFunc(r.Entries, func(e *ldap.Entry) bool { return strings.EqualFold(e.DN, "CN=web07,OU=Web,"+hosts) }) {
+		t.Fatalf("the objects below the renamed OU: %v", r.Entries)
+	}
+	if _, err := c.Search(ldap.NewSearchRequest(web, ldap.ScopeBaseObject, 0, 0, 0, false, "(objectClass=*)", nil, nil)); code(err) != ldap.LDAPResultNoSuchObject {
+		t.Fatalf("the old name of the OU below still answers: %v", err)
+	}
+	g := must(c.Search(ldap.NewSearchRequest("CN=Web Hosts,CN=Users,"+base, ldap.ScopeBaseObject, 0, 0, 0, false, "(objectClass=*)", []string{"member"}, nil)))
+	if !slices.Contains(g.Entries[0].GetAttributeValues("member"), "CN=web07,OU=Web,"+hosts) {
+		t.Fatalf("the group's member value: %v", g.Entries[0].GetAttributeValues("member"))
+	}
+	if err := c.ModifyDN(ldap.NewModifyDNRequest(hosts, "OU=Hosts", true, "OU=Web,"+hosts)); code(err) != ldap.LDAPResultUnwillingToPerform {
+		t.Fatalf("moving an OU below itself: %v", err)
+	}
+	if err := c.ModifyDN(ldap.NewModifyDNRequest(hosts, "OU=Servers", true, "")); err != nil {
+		t.Fatalf("renaming it back: %v", err)
 	}
 	for _, system := range []string{"CN=Users," + base, "OU=Domain Controllers," + base} {
 		del := ldap.NewDelRequest(system, []ldap.Control{ldap.NewControlString("1.2.840.113556.1.4.805", true, "")})
@@ -83,7 +104,7 @@ func TestOrganizationalUnits(t *testing.T) {
 	if _, err := c.Search(ldap.NewSearchRequest(servers, ldap.ScopeBaseObject, 0, 0, 0, false, "(objectClass=*)", nil, nil)); code(err) != ldap.LDAPResultNoSuchObject {
 		t.Fatalf("the OU is still there: %v", err)
 	}
-	g := must(c.Search(ldap.NewSearchRequest("CN=Web Hosts,CN=Users,"+base, ldap.ScopeBaseObject, 0, 0, 0, false, "(objectClass=*)", []string{"member"}, nil)))
+	g = must(c.Search(ldap.NewSearchRequest("CN=Web Hosts,CN=Users,"+base, ldap.ScopeBaseObject, 0, 0, 0, false, "(objectClass=*)", []string{"member"}, nil)))
 	for _, m := range g.Entries[0].GetAttributeValues("member") {
 		if strings.Contains(m, "web07") {
 			t.Fatal("the deleted computer is still a member")

@@ -16,8 +16,9 @@ import (
 // Kerberos ticket (GSS-SPNEGO without a layer inside TLS, as samba-tool does): OUs,
 // users in them, groups and members, computers, enabling and disabling, a password
 // reset the KDC then accepts, listing and deleting. Deleted objects stay as tombstones
-// that ldapsearch sees with the show deleted control, and ldapdelete's tree delete
-// control removes an OU with what is inside.
+// that ldapsearch sees with the show deleted control; an OU with an OU and a user in
+// it is renamed and moved, and ldapdelete's tree delete control removes it with what is
+// inside.
 func TestSambaToolAgainstOurs(t *testing.T) {
 	data, ep := ourServer(t)
 	krb5 := filepath.Join(data, "krb5.conf")
@@ -80,6 +81,13 @@ func TestSambaToolAgainstOurs(t *testing.T) {
 	expect(st("ou", "create", "OU=Lab"), "Added ou")
 	expect(st("ou", "create", "OU=Inner,OU=Lab"), "Added ou")
 	expect(st("user", "create", "carol", "Carol-Pass-123!", "--userou=OU=Inner,OU=Lab"), "added successfully")
+	// Renamed and moved with what is inside (samba-tool ou rename / ou move).
+	expect(st("ou", "create", "OU=Sites"), "Added ou")
+	expect(st("ou", "rename", "OU=Lab", "OU=Labs"), "Renamed ou")
+	expect(st("ou", "move", "OU=Labs", "OU=Sites"), "Moved ou")
+	expect(st("user", "show", "carol", "--attributes=distinguishedName"), "distinguishedName: CN=carol,OU=Inner,OU=Labs,OU=Sites,DC=example,DC=test")
+	expect(st("ou", "move", "OU=Labs,OU=Sites", "DC=example,DC=test"), "Moved ou")
+	expect(st("ou", "rename", "OU=Labs", "OU=Lab"), "Renamed ou")
 	del := []string{"-x", "-H", url, "-D", "Administrator@example.test", "-w", strings.TrimSpace(string(adminPW))}
 	if _, errOut, code := run(tls, "", "ldapdelete", append(del, "OU=Lab,DC=example,DC=test")...); code == 0 || !strings.Contains(errOut, "Operation not allowed on non-leaf") {
 		t.Fatalf("deleting a non-empty OU without the control: exit %d %s", code, errOut)
