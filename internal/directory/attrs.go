@@ -96,6 +96,10 @@ var schema = func() map[string]*attrDef {
 		{Name: "tokenGroups", Syntax: SyntaxBinary, Operational: true},
 		// Constructed ([MS-ADTS] 3.1.1.4.5): returned only when named.
 		{Name: "canonicalName", Syntax: SyntaxString, Operational: true}, {Name: "primaryGroupToken", Syntax: SyntaxInteger, Operational: true},
+		{Name: "createTimeStamp", Syntax: SyntaxTime, Operational: true}, {Name: "modifyTimeStamp", Syntax: SyntaxTime, Operational: true},
+		{Name: "structuralObjectClass", Syntax: SyntaxString, Operational: true}, {Name: "subSchemaSubEntry", Syntax: SyntaxDN, Operational: true},
+		{Name: "msDS-PrincipalName", Syntax: SyntaxString, Operational: true}, {Name: "msDS-Approx-Immed-Subordinates", Syntax: SyntaxInteger, Operational: true},
+		{Name: "sDRightsEffective", Syntax: SyntaxInteger, Operational: true},
 		{Name: "allowedAttributes", Syntax: SyntaxString, Operational: true}, {Name: "allowedAttributesEffective", Syntax: SyntaxString, Operational: true},
 		{Name: "msDS-ManagedPassword", Syntax: SyntaxBinary, Operational: true, Access: accessConstructedSecret},
 		{Name: "msKds-RootKeyData", Syntax: SyntaxBinary, Access: accessRootKey},
@@ -473,6 +477,22 @@ func (v *View) value(lower string) [][]byte {
 		}
 	case "canonicalname":
 		return str(canonicalName(o.DN))
+	case "createtimestamp": // constructed ([MS-ADTS] 3.1.1.4.5.33): whenCreated
+		return v.value("whencreated")
+	case "modifytimestamp": // whenChanged
+		return v.value("whenchanged")
+	case "structuralobjectclass":
+		return v.value("objectclass")
+	case "subschemasubentry":
+		return str("CN=Aggregate,CN=Schema," + v.d.domain.ConfigDN)
+	case "msds-principalname": // NetBIOS-domain\sAMAccountName of a security principal ([MS-ADTS] 3.1.1.4.5.29)
+		if o.IsPrincipal() && o.SAM != "" {
+			return str(v.d.domain.NetBIOS + `\` + o.SAM)
+		}
+	case "msds-approx-immed-subordinates": // the objects directly below ([MS-ADTS] 3.1.1.4.5.16)
+		if kids, err := v.d.children(v.ctx, normDN(o.DN), 0); err == nil {
+			return num(int64(len(kids)), true)
+		}
 	case "primarygrouptoken":
 		if o.Class == ClassGroup && o.SID != "" {
 			return num(o.ObjectSID().RID(), true)

@@ -2,6 +2,7 @@ package directory
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -98,6 +99,27 @@ func TestConstructedAttributes(t *testing.T) {
 	}
 	if slices.Contains(own, "userAccountControl") || slices.Contains(own, "description") || len(own) >= len(strings.Split(all, ",")) {
 		t.Fatalf("the user itself may write: %v", own)
+	}
+	// createTimeStamp, modifyTimeStamp, structuralObjectClass, subSchemaSubEntry,
+	// msDS-PrincipalName, msDS-Approx-Immed-Subordinates and sDRightsEffective: an
+	// administrator may write every part of the descriptor (15), the user none of its own.
+	admin := &Requester{Token: must(d.TokenFor(ctx, "Administrator")), Auth: AuthSimple, Protection: ProtectionTLS}
+	names := []string{"createTimeStamp", "whenCreated", "modifyTimeStamp", "whenChanged", "structuralObjectClass", "subSchemaSubEntry", "msDS-PrincipalName", "sDRightsEffective"}
+	got := values(admin, dn, names...)
+	if got["createTimeStamp"][0] != got["whenCreated"][0] || got["modifyTimeStamp"][0] != got["whenChanged"][0] ||
+		strings.Join(got["structuralObjectClass"], ",") != "top,person,organizationalPerson,user" ||
+		got["subSchemaSubEntry"][0] != "CN=Aggregate,CN=Schema,CN=Configuration,DC=example,DC=test" ||
+		got["msDS-PrincipalName"][0] != `EXAMPLE\plain` || got["sDRightsEffective"][0] != "15" {
+		t.Fatalf("constructed, as the administrator: %v", got)
+	}
+	if got := values(plain, dn, "sDRightsEffective"); got["sDRightsEffective"][0] != "0" {
+		t.Fatalf("sDRightsEffective of the user on itself: %v", got)
+	}
+	users := values(sys, "CN=Users,DC=example,DC=test", "msDS-Approx-Immed-Subordinates")["msDS-Approx-Immed-Subordinates"]
+	kids := 0
+	must(0, d.Search(ctx, sys, Query{Base: "CN=Users,DC=example,DC=test", Scope: ScopeOne}, func(*Match) error { kids++; return nil }))
+	if len(users) != 1 || users[0] != strconv.Itoa(kids) {
+		t.Fatalf("msDS-Approx-Immed-Subordinates of CN=Users: %v, %d below", users, kids)
 	}
 }
 

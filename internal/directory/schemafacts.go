@@ -102,12 +102,20 @@ var attributeFacts = map[string]attributeFact{
 	"lastknownparent":                    {"lastKnownParent", "Last-Known-Parent", "52ab8670-5709-11d1-a9c6-0000f80367c1", "", "1.2.840.113556.1.4.781", "2.5.5.1", 127, true, 0, 16},
 	"ntsecuritydescriptor":               {"nTSecurityDescriptor", "NT-Security-Descriptor", "bf9679e3-0de6-11d0-a285-00aa003049e2", "", "1.2.840.113556.1.2.281", "2.5.5.15", 66, true, 8, 26},
 	"canonicalname":                      {"canonicalName", "Canonical-Name", "9a7ad945-ca53-11d1-bbd0-0080c76670c0", "", "1.2.840.113556.1.4.916", "2.5.5.12", 64, false, 0, 134217748},
+	"createtimestamp":                    {"createTimeStamp", "Create-Time-Stamp", "2df90d73-009f-11d2-aa4c-00c04fd7d83a", "", "2.5.18.1", "2.5.5.11", 24, true, 0, 134217748},
+	"modifytimestamp":                    {"modifyTimeStamp", "Modify-Time-Stamp", "9a7ad94a-ca53-11d1-bbd0-0080c76670c0", "", "2.5.18.2", "2.5.5.11", 24, true, 0, 134217748},
+	"structuralobjectclass":              {"structuralObjectClass", "Structural-Object-Class", "3860949f-f6a8-4b38-9950-81ecb6bc2982", "", "2.5.21.9", "2.5.5.2", 6, false, 0, 20},
+	"subschemasubentry":                  {"subSchemaSubEntry", "SubSchemaSubEntry", "9a7ad94d-ca53-11d1-bbd0-0080c76670c0", "", "2.5.18.10", "2.5.5.1", 127, false, 0, 134217748},
+	"msds-principalname":                 {"msDS-PrincipalName", "ms-DS-Principal-Name", "564e9325-d057-c143-9e3b-4f9e5ef46f93", "", "1.2.840.113556.1.4.1865", "2.5.5.12", 64, true, 0, 20},
+	"msds-approx-immed-subordinates":     {"msDS-Approx-Immed-Subordinates", "ms-DS-Approx-Immed-Subordinates", "e185d243-f6ce-4adb-b496-b0c005d7823c", "e48d0154-bcf8-11d1-8702-00c04fb96050", "1.2.840.113556.1.4.1669", "2.5.5.9", 2, true, 0, 20},
+	"sdrightseffective":                  {"sDRightsEffective", "SD-Rights-Effective", "c3dbafa6-33df-11d2-98b2-0000f87a57d4", "59ba2f42-79a2-11d0-9020-00c04fc2d3cf", "1.2.840.113556.1.4.1304", "2.5.5.9", 2, true, 0, 134217748},
 }
 
 // classFacts: AD's classSchema entries ([MS-ADSC]) for the classes the directory holds.
 var classFacts = map[string]classFact{
 	"top": {"top", "Top", "bf967ab7-0de6-11d0-a285-00aa003049e2", "2.5.6.0", "top", 2,
-		[]string{"lostAndFound"}, []string{"objectClass", "objectCategory", "nTSecurityDescriptor", "instanceType"}, []string{"whenCreated", "whenChanged", "wellKnownObjects", "uSNCreated", "uSNChanged", "name", "otherWellKnownObjects", "objectGUID", "distinguishedName", "lastKnownParent", "memberOf", "isDeleted", "description", "cn", "canonicalName"}, []string{},
+		[]string{"lostAndFound"}, []string{"objectClass", "objectCategory", "nTSecurityDescriptor", "instanceType"}, []string{"whenCreated", "whenChanged", "wellKnownObjects", "uSNCreated", "uSNChanged", "name", "otherWellKnownObjects", "objectGUID", "distinguishedName", "lastKnownParent", "memberOf", "isDeleted", "description", "cn", "canonicalName",
+			"createTimeStamp", "modifyTimeStamp", "structuralObjectClass", "subSchemaSubEntry", "msDS-PrincipalName", "msDS-Approx-Immed-Subordinates", "sDRightsEffective"}, []string{},
 		"D:(A;;RPWPCRCCDCLCLORCWOWDSDDTSW;;;DA)(A;;RPWPCRCCDCLCLORCWOWDSDDTSW;;;SY)(A;;RPLCLORC;;;AU)"},
 	"person": {"person", "Person", "bf967aa7-0de6-11d0-a285-00aa003049e2", "2.5.6.6", "top", 0,
 		[]string{"organizationalUnit", "container"}, []string{"cn"}, []string{"userPassword"}, []string{},

@@ -356,6 +356,21 @@ func (m *Match) Attributes(dst []Attr) ([]Attr, error) {
 					vals = append(vals, []byte(name))
 				}
 			}
+		case "sdrightseffective": // the parts of nTSecurityDescriptor the requester may write ([MS-ADTS] 3.1.1.4.5.4)
+			if !v.readable(a) {
+				continue
+			}
+			var parts uint32
+			if d.checkAccess(m.ctx, m.req, o, ntsec.RightWriteOwner, "") == nil {
+				parts |= sdOwner | sdGroup
+			}
+			if d.checkAccess(m.ctx, m.req, o, ntsec.RightWriteDAC, "") == nil {
+				parts |= sdDACL
+			}
+			if d.isAdmin(m.req) {
+				parts |= sdSACL
+			}
+			vals = num(parts, true)
 		case "ntsecuritydescriptor":
 			b, err := d.readSD(m.ctx, m.req, o, m.sel.SDFlags)
 			if err != nil {
