@@ -69,6 +69,10 @@ type Query struct {
 	// ShowDeleted includes tombstones (the show deleted and show recycled controls,
 	// [MS-ADTS] 3.1.1.3.4.1.14 and .1.29); such a search scans.
 	ShowDeleted bool
+	// OrderBy hands the matches out in the order of this attribute's values instead
+	// (case-insensitive, then by GUID; those without a value the requester may read
+	// last), for an attribute CanOrder accepts; After is then a Match.Cursor.
+	OrderBy string
 }
 
 // Search errors, mapped by transports to their result codes.
@@ -95,6 +99,16 @@ type Match struct {
 	sel   Selection
 	scope Scope
 	b     *budget // the search's, for its read decisions; nil for a Lookup
+	pos   string  // the match's place in an ordered search (Query.OrderBy)
+}
+
+// Cursor is where a search resumes after this match (Query.After): its GUID, or its
+// place in the order of an ordered search.
+func (m *Match) Cursor() string {
+	if m.pos != "" {
+		return m.pos
+	}
+	return m.o.GUID.String()
 }
 
 // DN is the matched object's distinguished name (in the extended form when selected).
@@ -174,30 +188,40 @@ func (d *Directory) Search(ctx context.Context, req *Requester, q Query, fn func
 	}
 	m := &Match{d: d, ctx: ctx, req: req, sel: q.Select, scope: q.Scope, b: b}
 	v := &View{d: d, ctx: ctx, req: req, b: b}
-	visit := func(o *Object) error {
+	// accept decides whether o is a match (and leaves v at o).
+	accept := func(o *Object) (bool, error) {
 		if !b.spend(1) {
-			return b.err
+			return false, b.err
 		}
 		if !inScope(o.DN) || o.Deleted && !q.ShowDeleted {
-			return nil
+			return false, nil
 		}
 		v.at(o)
 		if !v.rights().listed {
-			return nil
+			return false, nil
 		}
 		matched := q.Filter == nil || q.Filter.eval(v) == fTrue
 		if b.err != nil {
-			return b.err
+			return false, b.err
 		}
-		if !matched {
-			return nil
+		return matched, nil
+	}
+	visit := func(o *Object) error {
+		if ok, err := accept(o); err != nil || !ok {
+			return err
 		}
-		m.o = o
+		m.o, m.pos = o, ""
+		if q.OrderBy != "" {
+			m.pos = orderPosition(v, q.OrderBy)
+		}
 		return fn(m)
+	}
+	if q.OrderBy != "" && (q.ShowDeleted || !CanOrder(q.OrderBy)) {
+		return fmt.Errorf("directory: no ordered index serves %s here: %w", q.OrderBy, ErrInvalid)
 	}
 	if q.Scope == ScopeBase {
 		o, err := d.byIndex(ctx, dnKey(base))
-		if err != nil || q.After != "" && o.GUID.String() <= q.After {
+		if err != nil || q.After != "" && (q.OrderBy != "" || o.GUID.String() <= q.After) {
 			return err
 		}
 		return visit(o)
@@ -213,10 +237,19 @@ func (d *Directory) Search(ctx context.Context, req *Requester, q Query, fn func
 		plan = d.planSearch(ctx, b, And{}, base, q.Scope)
 	}
 	d.log.Debug("search plan", "base", base, "scope", q.Scope, "plan", plan.explain, "candidates", len(plan.set), "indexed", plan.indexed)
+	if q.OrderBy != "" {
+		return d.searchOrdered(ctx, req, q, plan, raw, inScope, accept, v, m, fn)
+	}
 	if !plan.indexed || q.ShowDeleted { // tombstones are in no class or value index
 		return d.scan(ctx, b, q.After, raw, visit)
 	}
-	start, _ := slices.BinarySearchFunc(plan.set, q.After, func(c candidate, after string) int {
+	return d.eachCandidate(ctx, plan, q.After, raw, inScope, visit)
+}
+
+// eachCandidate visits the plan's candidates after the GUID `after` in GUID order: those
+// in scope that pass the plan's checks and the raw test, decoded.
+func (d *Directory) eachCandidate(ctx context.Context, plan planResult, after string, raw rawTest, inScope func(string) bool, visit func(*Object) error) error {
+	start, _ := slices.BinarySearchFunc(plan.set, after, func(c candidate, after string) int {
 		if c.guid <= after {
 			return -1
 		}

@@ -411,7 +411,29 @@ func TestPagedStateIsBounded(t *testing.T) {
 	if len(r.Entries) != len(all.Entries) || len(all.Entries) <= 5 {
 		t.Fatalf("paged: %d entries, unpaged %d", len(r.Entries), len(all.Entries))
 	}
-	sorted := []ldap.Control{ldap.NewControlPaging(1), ldap.NewControlServerSideSortingWithSortKeys([]*ldap.SortKey{{AttributeType: "cn"}})}
+	// Sorted by an attribute with an ordered index, pages are read in its order and
+	// nothing is held: every entry once, by cn, those without a cn last.
+	byCN := []ldap.Control{ldap.NewControlServerSideSortingWithSortKeys([]*ldap.SortKey{{AttributeType: "cn"}})}
+	r, err = c.SearchWithPaging(ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, 0, 0, 0, false, "(objectClass=*)", []string{"cn"}, byCN), 2)
+	if err != nil || len(r.Entries) != len(all.Entries) {
+		t.Fatalf("a paged search sorted by cn over more than MaxResultSetSize entries: %v, %d of %d", err, len(r.Entries), len(all.Entries))
+	}
+	clear(seen)
+	for i, e := range r.Entries {
+		if seen[e.DN] {
+			t.Fatalf("%s sent twice", e.DN)
+		}
+		seen[e.DN] = true
+		if i == 0 {
+			continue
+		}
+		a, b := strings.ToLower(r.Entries[i-1].GetAttributeValue("cn")), strings.ToLower(e.GetAttributeValue("cn"))
+		if b != "" && (a == "" || a > b) {
+			t.Fatalf("out of order at %d: %q before %q", i, a, b)
+		}
+	}
+	// By an attribute without one, the order is held, within the bound.
+	sorted := []ldap.Control{ldap.NewControlPaging(1), ldap.NewControlServerSideSortingWithSortKeys([]*ldap.SortKey{{AttributeType: "description"}})}
 	_, err = c.Search(ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, 0, 0, 0, false, "(objectClass=*)", []string{"cn"}, sorted))
 	if code(err) != ldap.LDAPResultAdminLimitExceeded {
 		t.Fatalf("a sorted search ordering more than MaxResultSetSize: %v", err)

@@ -282,6 +282,8 @@ var errPageFull = errors.New("page full")
 // pagedSearch sends one page of q and keeps q, to resume after the page's last entry,
 // under the cookie it returns while more entries match. The size it reports is 0, "not
 // known" ([RFC 2696] 3): counting would mean reading every match up front.
+// An ordered search (q.OrderBy, for the sort control) also answers with the sort
+// response.
 func (c *conn) pagedSearch(ctx context.Context, id int64, q directory.Query, pageSize int, typesOnly bool, done func(int, string, ...*ber.Packet)) {
 	sent := 0
 	err := c.srv.cfg.Dir.Search(ctx, c.req, q, func(m *directory.Match) error {
@@ -289,17 +291,21 @@ func (c *conn) pagedSearch(ctx context.Context, id int64, q directory.Query, pag
 			return errPageFull
 		}
 		sent++
-		q.After = m.GUID().String()
+		q.After = m.Cursor()
 		return c.sendEntry(id, m, typesOnly)
 	})
+	var sorted []*ber.Packet
+	if q.OrderBy != "" {
+		sorted = append(sorted, sortResponse(resultSuccess))
+	}
 	switch {
 	case errors.Is(err, errPageFull):
-		done(resultSuccess, "", pagedControl(0, c.keepQuery(q, typesOnly)))
+		done(resultSuccess, "", append(sorted, pagedControl(0, c.keepQuery(q, typesOnly)))...)
 	case err != nil:
 		le := fromDomain(err)
 		done(le.code, le.diag)
 	default:
-		done(resultSuccess, "", pagedControl(0, ""))
+		done(resultSuccess, "", append(sorted, pagedControl(0, ""))...)
 	}
 }
 
@@ -467,6 +473,13 @@ func containsFold(list []string, s string) bool {
 // orders every match, at most MaxResultSetSize (AD's MaxTempTableSize plays that part).
 func (c *conn) sortedSearch(ctx context.Context, id int64, q directory.Query, key *sortKey, limit int, paged, typesOnly bool, vlv *vlvRequest,
 	done func(int, string, ...*ber.Packet)) {
+	if paged && vlv == nil && !key.reverse && !q.ShowDeleted && directory.CanOrder(key.attr) {
+		// Pages read in the order of the attribute's index, where the last one stopped:
+		// nothing is held between them.
+		q.OrderBy = key.attr
+		c.pagedSearch(ctx, id, q, limit, typesOnly, done)
+		return
+	}
 	type keyed struct {
 		guid  ntsec.GUID
 		value []byte

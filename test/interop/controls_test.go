@@ -16,8 +16,9 @@ import (
 )
 
 // The controls AD tools send, from OpenLDAP's clients to Samba 4.22 and to ours, with
-// the same outcome on both: server-side sort ascending and descending (critical), the
-// virtual list view (an offset window and a value window, read with ldapsearch),
+// the same outcome on both: server-side sort ascending and descending (critical) and
+// sorted pages, the virtual list view (an offset window and a value window, read with
+// ldapsearch),
 // domain scope and search options accepted, permissive modify turning a repeated
 // SPN add into a success (Samba refuses a repeated member add even then; ours accepts
 // it, as AD documents, and the unit tests cover it), an unknown critical control refused on a search and on a
@@ -56,6 +57,21 @@ func TestControlsLikeSamba(t *testing.T) {
 		if code != 0 || !slices.Equal(down, []string{"carol", "bob", "alice", "administrator"}) {
 			t.Errorf("%s: sorted descending: exit %d %v %s", d.name, code, down, errOut)
 		}
+		// Sorted and paged, two per page, with a filter no index serves (ours walks the
+		// sAMAccountName index, page after page, holding nothing between them).
+		args := append(append([]string{"-LLL", "-o", "ldif-wrap=no"}, bind...), "-b", "CN=Users,"+baseDN, "-s", "one", "-E", "!sss=sAMAccountName", "-E", "pr=2/noprompt",
+			"(|(sAMAccountName=alice)(sAMAccountName=bob)(sAMAccountName=carol)(sAMAccountName=Administrator)(description=no such text))", "sAMAccountName")
+		out, errOut, code := run(d.env, "", "ldapsearch", args...)
+		es, _ := ldif.Parse([]byte(out))
+		var paged []string
+		for _, e := range es {
+			if v := e.Get("sAMAccountName"); len(v) > 0 {
+				paged = append(paged, strings.ToLower(string(v[0])))
+			}
+		}
+		if code != 0 || !slices.Equal(paged, []string{"administrator", "alice", "bob", "carol"}) {
+			t.Errorf("%s: sorted and paged: exit %d %v %s", d.name, code, paged, errOut)
+		}
 		// The virtual list view over the sorted four: a window around an offset and one
 		// from the first name ≥ "b". ldapsearch prompts for the next window after each;
 		// the line "stop" is no window it can parse, so it exits (1) after the first.
@@ -77,7 +93,7 @@ func TestControlsLikeSamba(t *testing.T) {
 			}
 		}
 		// The SD flags control (owner, group, DACL): the security descriptor is returned.
-		out, errOut, code := run(d.env, "", "ldapsearch", append(append([]string{"-LLL", "-o", "ldif-wrap=no"}, bind...), "-b", "CN=Administrator,CN=Users,"+baseDN,
+		out, errOut, code = run(d.env, "", "ldapsearch", append(append([]string{"-LLL", "-o", "ldif-wrap=no"}, bind...), "-b", "CN=Administrator,CN=Users,"+baseDN,
 			"-s", "base", "-E", "!1.2.840.113556.1.4.801=::MAMCAQc=", "(objectClass=*)", "nTSecurityDescriptor")...)
 		if code != 0 || !strings.Contains(out, "nTSecurityDescriptor:: AQA") {
 			t.Errorf("%s: SD flags: exit %d %s%s", d.name, code, out, errOut)
@@ -101,7 +117,7 @@ func TestControlsLikeSamba(t *testing.T) {
 		// The extended DN control, string form: <GUID=…>;<SID=…>;DN for Administrator.
 		out, errOut, code = run(d.env, "", "ldapsearch", append(append([]string{"-LLL", "-o", "ldif-wrap=no"}, bind...), "-b", "CN=Administrator,CN=Users,"+baseDN,
 			"-s", "base", "-E", "!1.2.840.113556.1.4.529=::MAMCAQE=", "(objectClass=*)", "1.1")...)
-		es, _ := ldif.Parse([]byte(out))
+		es, _ = ldif.Parse([]byte(out))
 		if code != 0 || len(es) != 1 || !strings.HasPrefix(es[0].DN, "<GUID=") || !strings.Contains(es[0].DN, ">;<SID=S-1-5-21-") ||
 			!strings.HasSuffix(strings.ToLower(es[0].DN), ";cn=administrator,cn=users,"+strings.ToLower(baseDN)) {
 			t.Errorf("%s: extended DN: exit %d %v %s", d.name, code, es, errOut)
