@@ -156,14 +156,14 @@ func (d *Directory) Modify(ctx context.Context, req *Requester, dn string, chang
 	if err != nil {
 		return nil, err
 	}
+	if o.Deleted {
+		return nil, fmt.Errorf("directory: %s: %w", dn, ErrNotFound)
+	}
 	if oldPw, newPw, ok := passwordChange(changes); ok {
 		if err := d.checkAccess(ctx, req, o, ntsec.RightDSControlAccess, "change the password", rightChangePassword); err != nil {
 			return nil, err
 		}
 		return d.changePassword(ctx, req, o, oldPw, newPw)
-	}
-	if o.Deleted {
-		return nil, fmt.Errorf("directory: %s: %w", dn, ErrNotFound)
 	}
 	for _, ch := range changes {
 		if err := d.authorizeChange(ctx, req, o, ch); err != nil {

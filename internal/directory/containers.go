@@ -230,9 +230,11 @@ func (d *Directory) deletedObjectsDN(ctx context.Context) (string, error) {
 }
 
 // tombstone deletes o as AD does ([MS-ADTS] 3.1.1.5.5.1.1): it moves under CN=Deleted
-// Objects as "name\nDEL:guid", keeps its GUID, SID, sAMAccountName and class, loses
-// every other attribute (keys and passwords first), its names stop answering (another
-// account may take them), and it leaves its groups; lastKnownParent says where it was.
+// Objects as "name\nDEL:guid", keeps its GUID, SID, sAMAccountName and class and what
+// AD preserves for a reanimation (userAccountControl, groupType, dNSHostName,
+// nTSecurityDescriptor), loses every other attribute (keys and passwords first), its
+// names stop answering (another account may take them), and it leaves its groups;
+// lastKnownParent says where it was.
 func (d *Directory) tombstone(ctx context.Context, o *Object) error {
 	deleted, err := d.deletedObjectsDN(ctx)
 	if err != nil {
@@ -243,6 +245,7 @@ func (d *Directory) tombstone(ctx context.Context, o *Object) error {
 	if _, err := d.modify(ctx, o.GUID, func(n *Object) ([]store.Op, error) {
 		g := n.GUID.String()
 		*n = Object{GUID: n.GUID, Class: n.Class, SID: n.SID, SAM: n.SAM, Created: n.Created, USNCreated: n.USNCreated,
+			UAC: n.UAC, GroupType: n.GroupType, DNSHostName: n.DNSHostName, SD: n.SD, // preserved for a reanimation
 			Name: n.Name + "\nDEL:" + g, DN: rdnType + "=" + n.Name + "\\0ADEL:" + g + "," + deleted,
 			Deleted: true, LastKnownParent: parent}
 		return nil, nil
@@ -250,6 +253,93 @@ func (d *Directory) tombstone(ctx context.Context, o *Object) error {
 		return err
 	}
 	return d.leaveGroups(ctx, o)
+}
+
+// rightReanimateTombstones is the Reanimate-Tombstones control access right.
+var rightReanimateTombstones = ntsec.MustParseGUID("45ec5156-db7e-47bb-b53f-dbeb2d03c40f")
+
+// Reanimate brings the tombstone at dn back to life at newDN (an LDAP modify with the
+// show deleted control that removes isDeleted and replaces distinguishedName, [MS-ADTS]
+// 3.1.1.5.3.7): it needs the Reanimate-Tombstones right on the domain and the right to
+// create its class in the new parent. It returns with its GUID, SID, sAMAccountName and
+// what the tombstone preserved; what the deletion dropped stays dropped — a user or
+// computer comes back disabled and without a password (set one, then enable it), a
+// group without members, a gMSA with the default password interval and nobody allowed
+// to read its password, which is again the one the root key derives for its SID.
+func (d *Directory) Reanimate(ctx context.Context, req *Requester, dn, newDN string) (*Object, error) {
+	if req == nil || req.Token == nil {
+		return nil, fmt.Errorf("directory: %w", ErrNeedBind)
+	}
+	o, err := d.byIndex(ctx, dnKey(normDN(dn)))
+	if err != nil || !o.Deleted {
+		return nil, fmt.Errorf("directory: %s is no deleted object: %w", dn, ErrNotFound)
+	}
+	domain, err := d.byIndex(ctx, dnKey(d.domain.BaseDN))
+	if err != nil {
+		return nil, err
+	}
+	if err := d.checkAccess(ctx, req, domain, ntsec.RightDSControlAccess, "reanimate tombstones", rightReanimateTombstones); err != nil {
+		return nil, err
+	}
+	rdnType, name, parentDN, err := splitDN(newDN)
+	if err != nil {
+		return nil, err
+	}
+	wantRDN := "CN"
+	if o.Class == ClassOU {
+		wantRDN = "OU"
+	}
+	if !strings.EqualFold(rdnType, wantRDN) {
+		return nil, fmt.Errorf("directory: 00002099: a %s is named %s=: %w", o.Class, wantRDN, ErrNamingViolation)
+	}
+	if parentDN, err = d.ResolveDN(ctx, parentDN); err != nil {
+		return nil, err
+	}
+	if parentDN, err = d.container(ctx, parentDN, ""); err != nil {
+		return nil, err
+	}
+	if err := d.authorizeCreate(ctx, req, normDN(parentDN), o.Class); err != nil {
+		return nil, err
+	}
+	n, err := d.modify(ctx, o.GUID, func(n *Object) ([]store.Op, error) {
+		if !n.Deleted {
+			return nil, fmt.Errorf("directory: %s was reanimated meanwhile: %w", dn, ErrExists)
+		}
+		n.Deleted, n.LastKnownParent = false, ""
+		n.Name, n.DN = name, wantRDN+"="+name+","+parentDN
+		switch n.Class {
+		case ClassUser:
+			n.PrimaryGroupRID, n.UAC = ntsec.RIDDomainUsers, n.UAC|UACAccountDisable
+		case ClassComputer:
+			n.PrimaryGroupRID, n.UAC = ntsec.RIDDomainComputers, n.UAC|UACAccountDisable
+		case ClassGMSA:
+			n.PrimaryGroupRID, n.PasswordInterval = ntsec.RIDDomainComputers, 30
+		}
+		return nil, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.changed(req, "reanimate", dn+" → "+n.DN)
+	return n, nil
+}
+
+// ReanimationTarget recognises the changes of a reanimation: isDeleted removed and
+// distinguishedName replaced by the new DN, and nothing else.
+func ReanimationTarget(changes []Change) (string, bool) {
+	var newDN string
+	removed := false
+	for _, ch := range changes {
+		switch {
+		case strings.EqualFold(ch.Attr, "isDeleted") && ch.Op == ChangeDelete:
+			removed = true
+		case strings.EqualFold(ch.Attr, "distinguishedName") && ch.Op == ChangeReplace && len(ch.Values) == 1:
+			newDN = string(ch.Values[0])
+		default:
+			return "", false
+		}
+	}
+	return newDN, removed && newDN != ""
 }
 
 // CollectTombstones removes for good the tombstones older than the tombstone lifetime

@@ -1,11 +1,13 @@
 package directory
 
 import (
+	"bytes"
 	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	"gmsa/internal/ntsec"
 	"gmsa/internal/store"
 )
 
@@ -127,5 +129,56 @@ func TestMoveNonEmptyOU(t *testing.T) {
 		func(m *Match) error { n++; return nil }))
 	if n != 1 {
 		t.Fatalf("ann's membership under the new name: %d", n)
+	}
+}
+
+// A tombstone comes back to life (Reanimate, the LDAP modify AD's Restore-ADObject
+// sends): with its GUID, SID and sAMAccountName, under its name again; a user disabled
+// and without its keys; a gMSA whose password, once someone is allowed to read it, is
+// the one it had before, since the root key derives it from the SID. Refused to a
+// non-administrator, onto a name in use, and for an object that is not deleted.
+func TestReanimate(t *testing.T) {
+	d, _ := lab(t)
+	admin := &Requester{Token: must(d.TokenFor(ctx, "Administrator")), Auth: AuthKerberos, Protection: ProtectionTLS, Remote: "test"}
+	u := must(d.NewUser(ctx, sys, UserOptions{Name: "carol", Password: "Carol-Pass-123!"}))
+	must(d.NewGroup(ctx, sys, "Readers", ScopeGlobal, ""))
+	must(d.NewUser(ctx, sys, UserOptions{Name: "web", Password: "Web-Pass-123!"}))
+	must(d.AddMember(ctx, sys, "Readers", "web"))
+	g := must(d.NewGMSA(ctx, sys, GMSAOptions{Name: "svc", DNSHostName: "svc.example.test", PrincipalsAllowed: []string{"Readers"}}))
+	web := &Requester{Token: must(d.TokenFor(ctx, "web")), Auth: AuthKerberos, Protection: ProtectionTLS, Remote: "test"}
+	before, _, err := d.ReadPassword(ctx, web, "svc")
+	if err != nil || before == nil {
+		t.Fatalf("the password before: %v", err)
+	}
+	for _, o := range []*Object{u, g} {
+		must(0, d.Remove(ctx, sys, o.DN, ""))
+	}
+	tomb := func(g ntsec.GUID) string { return must(d.byGUID(ctx, g.String())).DN }
+
+	if _, err := d.Reanimate(ctx, web, tomb(u.GUID), u.DN); !errors.Is(err, ErrAccessDenied) {
+		t.Fatalf("a user reanimating: %v", err)
+	}
+	if _, err := d.Reanimate(ctx, admin, tomb(u.GUID), "CN=Administrator,CN=Users,DC=example,DC=test"); err == nil {
+		t.Fatal("reanimated onto a name in use")
+	}
+	back := must(d.Reanimate(ctx, admin, tomb(u.GUID), u.DN))
+	if back.DN != u.DN || back.SID != u.SID || back.Deleted || back.UAC&UACAccountDisable == 0 || len(back.Keys) != 0 {
+		t.Fatalf("carol is back as %+v", back)
+	}
+	if o := must(d.Resolve(ctx, "carol")); o.GUID != u.GUID {
+		t.Fatal("carol's name does not find her")
+	}
+	if _, err := d.Reanimate(ctx, admin, u.DN, u.DN); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("reanimating a live object: %v", err)
+	}
+
+	svc := must(d.Reanimate(ctx, admin, tomb(g.GUID), g.DN))
+	if blob, _, _ := d.ReadPassword(ctx, web, "svc"); blob != nil {
+		t.Fatal("the reanimated gMSA's password is readable before anyone is allowed")
+	}
+	must(d.SetGMSA(ctx, sys, "svc", GMSAChanges{PrincipalsAllowed: &[]string{"Readers"}}))
+	after, _, err := d.ReadPassword(ctx, web, "svc")
+	if err != nil || !bytes.Equal(after, before) || svc.SID != g.SID {
+		t.Fatalf("the reanimated gMSA's password differs from before: %v", err)
 	}
 }

@@ -50,7 +50,7 @@ var controlsFor = map[string][]ber.Tag{
 	// Tombstones show in searches, and are found by DN, GUID or SID (extended DN).
 	// Without a recycle bin there are no recycled-but-not-tombstoned objects, so both
 	// show the same ([MS-ADTS] 3.1.1.3.4.1.14, 3.1.1.3.4.1.29).
-	oidShowDeleted:  {appSearchRequest},
+	oidShowDeleted:  {appSearchRequest, appModifyRequest}, // a modify: a reanimation
 	oidSDFlags:      {appSearchRequest, appModifyRequest, appAddRequest},
 	oidVLV:          {appSearchRequest},
 	oidShowRecycled: {appSearchRequest},

@@ -83,6 +83,10 @@ func (c *conn) write(ctx context.Context, id int64, op *ber.Packet, controls []*
 		for i := range changes {
 			changes[i].Permissive, changes[i].SDFlags = rc.permissive, rc.sdFlags
 		}
+		if newDN, ok := directory.ReanimationTarget(changes); ok && rc.showDeleted {
+			_, err = dir.Reanimate(ctx, c.req, str(op.Children[0]), newDN) // [MS-ADTS] 3.1.1.5.3.7
+			break
+		}
 		_, err = dir.Modify(ctx, c.req, str(op.Children[0]), changes)
 	case appDelRequest:
 		if rc.treeDelete {

@@ -23,7 +23,8 @@ import (
 // SPN add into a success (Samba refuses a repeated member add even then; ours accepts
 // it, as AD documents, and the unit tests cover it), an unknown critical control refused on a search and on a
 // modify (unavailableCriticalExtension, 12), the extended DN control's string form, the
-// attribute scoped query over a group's members.
+// attribute scoped query over a group's members, a tombstone found with show deleted
+// and reanimated, an OU removed with tree delete.
 func TestControlsLikeSamba(t *testing.T) {
 	for _, d := range sambaAndOurs(t) {
 		for _, u := range []string{"carol", "alice", "bob"} {
@@ -173,6 +174,19 @@ func TestControlsLikeSamba(t *testing.T) {
 		if len(es) != 1 || !strings.Contains(es[0].DN, `\0ADEL:`) || !strings.HasSuffix(strings.ToLower(es[0].DN), "cn=deleted objects,"+strings.ToLower(baseDN)) ||
 			!strings.EqualFold(string(es[0].Get("lastKnownParent")[0]), "CN=Users,"+baseDN) {
 			t.Errorf("%s: show deleted: %v", d.name, es)
+		}
+		// Reanimation (what Restore-ADObject sends): with the show deleted control,
+		// isDeleted removed and distinguishedName replaced; carol is found again.
+		if len(es) == 1 {
+			back := "CN=carol,CN=Users," + baseDN
+			reanimate := "dn: " + es[0].DN + "\nchangetype: modify\ndelete: isDeleted\n-\nreplace: distinguishedName\ndistinguishedName: " + back + "\n"
+			if out, errOut, code := run(d.env, reanimate, "ldapmodify", append(append([]string{}, bind...), "-e", "!1.2.840.113556.1.4.417")...); code != 0 {
+				t.Errorf("%s: reanimating carol: exit %d %s%s", d.name, code, out, errOut)
+			}
+			out, _, _ := run(d.env, "", "ldapsearch", append(append([]string{"-LLL", "-o", "ldif-wrap=no"}, bind...), "-b", baseDN, "(sAMAccountName=carol)", "dn")...)
+			if got, _ := ldif.Parse([]byte(out)); len(got) != 1 || !strings.EqualFold(got[0].DN, back) {
+				t.Errorf("%s: carol after her reanimation: %v", d.name, got)
+			}
 		}
 		// Tree delete: an OU with a user in it goes in one request.
 		ou := "OU=Lab," + baseDN
