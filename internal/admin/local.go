@@ -19,9 +19,16 @@ type Local struct {
 	Dir     *directory.Directory
 	Store   store.Store
 	Release func() // closes Store and what came with it (a data directory's lock); default Store.Close
+	Remote  string // who runs the command, for the audit trail ("local" by default)
 }
 
-func (l *Local) requester() *directory.Requester { return directory.LocalSystem() }
+func (l *Local) requester() *directory.Requester {
+	r := directory.LocalSystem()
+	if l.Remote != "" {
+		r.Remote = l.Remote
+	}
+	return r
+}
 
 func (l *Local) Close() error {
 	if l.Release != nil {

@@ -88,6 +88,10 @@ type Options struct {
 	Observe func(msg string)
 	// OnWrite hears how long each write (and fsync) took and whether it failed.
 	OnWrite func(time.Duration, error)
+	// Shared: another process may be appending to the file too (an admin command beside
+	// a running server): a torn tail is not cut, only ended with a newline, so that the
+	// other writer's record in flight is never cut.
+	Shared bool
 }
 
 // New returns a Log writing to w.
@@ -111,13 +115,22 @@ func Discard() *Log { return New(io.Discard, Options{}) }
 // its operation was never acknowledged) is cut off, and the cut is itself recorded, so
 // every line of the trail stays a whole JSON record.
 func OpenFile(path string, opt Options) (*Log, error) {
-	torn, err := cutTornTail(path)
-	if err != nil {
-		return nil, err
+	var torn int64
+	var err error
+	if !opt.Shared {
+		if torn, err = cutTornTail(path); err != nil {
+			return nil, err
+		}
 	}
 	f, err := openFile(path)
 	if err != nil {
 		return nil, err
+	}
+	if opt.Shared {
+		if err := endLine(f); err != nil {
+			f.Close()
+			return nil, err
+		}
 	}
 	l := New(f, opt)
 	l.file, l.path = f, path
@@ -166,6 +179,30 @@ func cutTornTail(path string) (int64, error) {
 		end = start
 	}
 	return size, truncate(f, 0)
+}
+
+// endLine appends a newline to f when its last byte is not one, so that what is
+// appended next starts a line (the file is opened for appending).
+func endLine(f *os.File) error {
+	r, err := os.Open(f.Name())
+	if err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
+	defer r.Close()
+	st, err := r.Stat()
+	if err != nil || !st.Mode().IsRegular() || st.Size() == 0 {
+		return nil
+	}
+	last := make([]byte, 1)
+	if _, err := r.ReadAt(last, st.Size()-1); err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
+	if last[0] != '\n' {
+		if _, err := f.Write([]byte("\n")); err != nil {
+			return fmt.Errorf("audit log: %w", err)
+		}
+	}
+	return nil
 }
 
 func truncate(f *os.File, n int64) error {

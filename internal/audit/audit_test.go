@@ -202,6 +202,32 @@ func FuzzRecord(f *testing.F) {
 
 // A failing sink is reported once per run of failures, and fails the barrier: no
 // operation is acknowledged whose record was lost.
+// A file another process appends to too (Shared): nothing is cut, not even an
+// unfinished last line, which is ended so that the new record starts a line of its own.
+func TestSharedOpenCutsNothing(t *testing.T) {
+	dir := t.TempDir()
+	for name, before := range map[string]string{"unfinished": "{\"a\":1}\n{\"msg\":\"in flight", "whole": "{\"a\":1}\n", "empty": ""} {
+		path := filepath.Join(dir, name)
+		os.WriteFile(path, []byte(before), 0o600)
+		l, err := OpenFile(path, Options{Shared: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.Record(at, Info, "after")
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := os.ReadFile(path)
+		rest, ok := strings.CutPrefix(string(b), before)
+		if before != "" && !strings.HasSuffix(before, "\n") {
+			rest, ok = strings.CutPrefix(rest, "\n")
+		}
+		if !ok || !strings.HasPrefix(rest, `{"at":`) || strings.Count(rest, "\n") != 1 || strings.Contains(rest, "torn") {
+			t.Fatalf("%s: %q", name, b)
+		}
+	}
+}
+
 func TestWriteErrorFailsBarrier(t *testing.T) {
 	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
 	if err != nil {

@@ -209,6 +209,11 @@ func TestNewcomerErrors(t *testing.T) {
 	if _, _, err := runEnv(&env{now: func() time.Time { return fixedNow }, stdin: strings.NewReader(long + "\n")}, "user", "new", "multi", "--password-stdin", "--data", data); err != nil {
 		t.Fatal(err)
 	}
+	// A local command's change is in the data directory's audit trail, with who ran it.
+	if b, err := os.ReadFile(filepath.Join(data, server.AuditFile)); err != nil || !strings.Contains(string(b), `"msg":"directory changed","principal":"SYSTEM","remote":"local: `) ||
+		!strings.Contains(string(b), `"dn":"CN=multi,CN=Users,DC=example,DC=test"`) || strings.Contains(string(b), "Line-One") {
+		t.Fatalf("the audit trail after a local user new: %v\n%s", err, b)
+	}
 	st, err := server.OpenExisting(data)
 	if err != nil {
 		t.Fatal(err)

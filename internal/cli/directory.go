@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 	"gmsa/internal/adclient"
 	"gmsa/internal/admin"
 	"gmsa/internal/atomicfile"
+	"gmsa/internal/audit"
 	"gmsa/internal/directory"
 	"gmsa/internal/krbclient"
 	"gmsa/internal/ntsec"
@@ -129,16 +132,39 @@ func (e *env) openAdmin(ctx context.Context) (admin.Admin, error) {
 		}
 		return &admin.LDAP{C: c, Now: e.now, Rand: e.rand, User: opt.User}, nil
 	}
-	st, _, release, err := e.openStore(e.cmd, true)
+	st, cfg, release, err := e.openStore(e.cmd, true)
 	if err != nil {
 		return nil, err
 	}
-	d, err := directory.Open(ctx, st, directory.Options{Now: e.now, Rand: e.rand})
+	// The changes a local command makes are in the data directory's audit trail too, as
+	// the server's are (a server on etcd may be appending to it meanwhile).
+	auditPath := cfg.Audit.Path
+	if auditPath == "" {
+		auditPath = filepath.Join(cfg.Data, server.AuditFile)
+	}
+	trail, err := audit.OpenFile(auditPath, audit.Options{Fsync: cfg.Audit.Fsync, Now: e.now, Shared: true})
 	if err != nil {
 		release()
+		return nil, err
+	}
+	closeAll := func() {
+		trail.Close()
+		release()
+	}
+	d, err := directory.Open(ctx, st, directory.Options{Now: e.now, Rand: e.rand, Audit: trail})
+	if err != nil {
+		closeAll()
 		return nil, dirError(err)
 	}
-	return &admin.Local{Dir: d, Store: st, Release: release}, nil
+	return &admin.Local{Dir: d, Store: st, Release: closeAll, Remote: "local: " + localUser()}, nil
+}
+
+// localUser names the operating system account running a local admin command.
+func localUser() string {
+	if u, err := user.Current(); err == nil {
+		return u.Username + " (uid " + u.Uid + ")"
+	}
+	return "uid " + strconv.Itoa(os.Getuid())
 }
 
 // remoteOptions are the LDAP flags' connection options: a simple bind with --user and
