@@ -21,15 +21,14 @@ var extendedHexDN = regexp.MustCompile(`(?i)^<GUID=[0-9a-f]{32}>;<SID=0105000000
 
 // The controls AD tools send, from OpenLDAP's clients to Samba 4.22 and to ours, with
 // the same outcome on both: server-side sort ascending and descending (critical) and
-// sorted pages, the virtual list view (an offset window and a value window, read with
-// ldapsearch),
-// domain scope and search options accepted, permissive modify turning a repeated
-// SPN add into a success (Samba refuses a repeated member add even then; ours accepts
-// it, as AD documents, and the unit tests cover it), an unknown critical control refused on a search and on a
-// modify (unavailableCriticalExtension, 12), lazy commit, the extended DN control's string
-// and hex forms, show recycled, the
-// attribute scoped query over a group's members, a tombstone found with show deleted
-// and reanimated, an OU removed with tree delete.
+// sorted pages; the virtual list view (an offset window and a value window); domain
+// scope and search options accepted; permissive modify turning a repeated SPN add into
+// a success (Samba refuses a repeated member add even then; ours accepts it, as AD
+// documents, and the unit tests cover it); an unknown critical control refused on a
+// search and on a modify (unavailableCriticalExtension, 12); lazy commit; the extended
+// DN control's string and hex forms; the attribute scoped query over a group's members;
+// a tombstone found with show deleted and show recycled, and reanimated; an OU removed
+// with tree delete.
 func TestControlsLikeSamba(t *testing.T) {
 	for _, d := range sambaAndOurs(t) {
 		for _, u := range []string{"carol", "alice", "bob"} {
