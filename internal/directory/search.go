@@ -365,8 +365,9 @@ func (m *Match) Attributes(dst []Attr) ([]Attr, error) {
 	}
 	start := len(dst)
 	for _, n := range names {
+		n, rng, ranged := parseRange(n)
 		a, ok := lookupAttr(n)
-		if !ok || has(dst[start:], a.Name) {
+		if !ok || !ranged && has(dst[start:], a.Name) {
 			continue
 		}
 		var vals [][]byte
@@ -425,8 +426,12 @@ func (m *Match) Attributes(dst []Attr) ([]Attr, error) {
 		if len(vals) > 0 && a.Syntax == SyntaxDN && m.sel.ExtendedDN != ExtendedDNOff {
 			vals = d.extendValues(m.ctx, vals, m.sel.ExtendedDN)
 		}
+		name := a.Name
+		if ranged {
+			vals, name = rng.apply(a.Name, vals)
+		}
 		if len(vals) > 0 {
-			dst = append(dst, Attr{a.Name, vals})
+			dst = append(dst, Attr{name, vals})
 		}
 	}
 	return dst, nil

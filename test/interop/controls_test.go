@@ -27,6 +27,7 @@ var extendedHexDN = regexp.MustCompile(`(?i)^<GUID=[0-9a-f]{32}>;<SID=0105000000
 // documents, and the unit tests cover it); an unknown critical control refused on a
 // search and on a modify (unavailableCriticalExtension, 12); lazy commit; the extended
 // DN control's string and hex forms; the attribute scoped query over a group's members;
+// range retrieval of a group's members;
 // a tombstone found with show deleted and show recycled, and reanimated; an OU removed
 // with tree delete.
 func TestControlsLikeSamba(t *testing.T) {
@@ -39,6 +40,22 @@ func TestControlsLikeSamba(t *testing.T) {
 			}
 		}
 		bind := []string{"-x", "-H", d.url, "-D", "Administrator@example.test", "-w", d.pw}
+		// Range retrieval of a group's members, as AD clients read large groups.
+		for _, args := range [][]string{{"group", "new", "Rng"}, {"group", "add-member", "Rng", "alice"}, {"group", "add-member", "Rng", "bob"}, {"group", "add-member", "Rng", "carol"}} {
+			if out, errOut, code := d.admin.gm(t, d.admin.admin, d.admin.adminPW, "", args...); code != 0 {
+				t.Fatalf("%s: gmsa %v: %s%s", d.name, args, out, errOut)
+			}
+		}
+		for _, c := range []struct {
+			ask, name string
+			values    int
+		}{{"member;range=0-*", "member;range=0-*", 3}, {"member;range=1-1", "member;range=1-1", 1}, {"member;range=1-5", "member;range=1-*", 2}} {
+			out, errOut, code := run(d.env, "", "ldapsearch", append(append([]string{"-LLL", "-o", "ldif-wrap=no"}, bind...), "-b", "CN=Rng,CN=Users,"+baseDN, "-s", "base", "(objectClass=*)", c.ask)...)
+			es, _ := ldif.Parse([]byte(out))
+			if code != 0 || len(es) != 1 || len(es[0].Get(c.name)) != c.values {
+				t.Errorf("%s: %s: exit %d, want %d values of %s in\n%s%s", d.name, c.ask, code, c.values, c.name, out, errOut)
+			}
+		}
 		search := func(ext ...string) ([]string, string, int) {
 			args := append(append([]string{"-LLL", "-o", "ldif-wrap=no"}, bind...), "-b", "CN=Users,"+baseDN, "-s", "one")
 			for _, e := range ext {
