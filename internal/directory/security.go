@@ -99,10 +99,30 @@ func (d *Directory) newSD(c Class, creator *Requester) ([]byte, error) {
 	return sd.Bytes(), nil
 }
 
-// explicitSD is o's own security descriptor (stored, or its class's default).
+// protectedContainers are the containers whose own descriptor AD sets apart from their
+// class's default, protected from what their parents pass on: the KDS root keys (only
+// SYSTEM, Domain Admins and Enterprise Admins see them at all) and the deleted objects
+// (only SYSTEM and Administrators list them).
+func (d *Directory) protectedContainerSD(o *Object) string {
+	switch normDN(o.DN) {
+	case normDN(d.domain.RootKeysDN()):
+		return "O:SYG:SYD:P(A;CI;GA;;;SY)(A;CI;GA;;;DA)(A;CI;GA;;;EA)"
+	case normDN("CN=Deleted Objects," + d.domain.BaseDN):
+		return "O:SYG:SYD:P(A;;RPWPCCDCLCSWRCWDWOSD;;;SY)(A;;RPLC;;;BA)"
+	}
+	return ""
+}
+
+// explicitSD is o's own security descriptor (stored, else a protected container's, else
+// its class's default).
 func (d *Directory) explicitSD(o *Object) (*ntsec.SecurityDescriptor, error) {
 	if len(o.SD) > 0 {
 		return ntsec.ParseSecurityDescriptor(o.SD)
+	}
+	if o.Class == ClassContainer {
+		if sddl := d.protectedContainerSD(o); sddl != "" {
+			return ntsec.ParseSDDL(sddl, d.sid)
+		}
 	}
 	b, err := d.newSD(o.Class, nil)
 	if err != nil {
