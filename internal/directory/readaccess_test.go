@@ -88,6 +88,19 @@ func TestReadsFollowSecurityDescriptors(t *testing.T) {
 	if got := search(admin, d.domain.ConfigDN, Equal{Attr: "objectClass", Value: []byte("msKds-ProvRootKey")}, "msKds-CreateTime"); len(got) != 2 {
 		t.Fatalf("the administrator finds both root keys: %v", got)
 	}
+	// Not even their names: the container lists them to its administrators only; nor
+	// the tombstones, which CN=Deleted Objects lists to Administrators only.
+	if got := search(reader, d.domain.RootKeysDN(), nil); len(got) != 1 {
+		t.Fatalf("a user lists the root keys' container: %v", got)
+	}
+	must(0, d.Remove(ctx, sys, "CN=carol,"+ou.DN, ""))
+	deleted := func(req *Requester) (n int) {
+		must(0, d.Search(ctx, req, Query{Base: "CN=Deleted Objects," + d.domain.BaseDN, Scope: ScopeOne, ShowDeleted: true}, func(*Match) error { n++; return nil }))
+		return n
+	}
+	if deleted(reader) != 0 || deleted(admin) != 1 {
+		t.Fatalf("tombstones listed: %d to a user, %d to the administrator", deleted(reader), deleted(admin))
+	}
 }
 
 func must3[A, B any](a A, b B, err error) A {
