@@ -111,7 +111,7 @@ func (d *Directory) DirSync(ctx context.Context, req *Requester, q Query, flags 
 	}
 	c, err := parseDirSyncCookie(cookie)
 	if err != nil {
-		return nil, false, fmt.Errorf("directory: %w", err)
+		return nil, false, fmt.Errorf("directory: %w: %w", err, ErrInvalid)
 	}
 	if c.watermark == 0 && !c.changes && c.guid == "" { // the first read: note the newest revision
 		if c.watermark, err = d.newestRevision(ctx); err != nil {

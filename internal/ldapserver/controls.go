@@ -30,11 +30,12 @@ const (
 	oidVLV              = "2.16.840.1.113730.3.4.9"  // virtual list view request
 	oidVLVResponse      = "2.16.840.1.113730.3.4.10" // and its response
 	oidShowRecycled     = "1.2.840.113556.1.4.2064"
+	oidDirSync          = "1.2.840.113556.1.4.841" // request and response
 )
 
 // supportedControls are the controls in the RootDSE, in AD's order.
 var supportedControls = []string{oidPagedResults, oidSort, oidTreeDelete, oidShowDeleted, oidSDFlags, oidExtendedDN, oidLazyCommit, oidDomainScope,
-	oidSearchOptions, oidPermissiveModify, oidASQ, oidShowRecycled, oidVLV}
+	oidSearchOptions, oidPermissiveModify, oidASQ, oidShowRecycled, oidVLV, oidDirSync}
 
 // controlsFor says which operations each control applies to; elsewhere it is unknown.
 var controlsFor = map[string][]ber.Tag{
@@ -54,6 +55,7 @@ var controlsFor = map[string][]ber.Tag{
 	oidSDFlags:      {appSearchRequest, appModifyRequest, appAddRequest},
 	oidVLV:          {appSearchRequest},
 	oidShowRecycled: {appSearchRequest},
+	oidDirSync:      {appSearchRequest},
 }
 
 // requestControls are what one request's controls ask of the server.
@@ -67,6 +69,14 @@ type requestControls struct {
 	vlv         *vlvRequest
 	extendedDN  directory.ExtendedDNForm
 	asq         string // the attribute scoped query's source attribute
+	dirSync     *dirSyncRequest
+}
+
+// dirSyncRequest is DirSyncRequestValue ::= SEQUENCE { Flags INTEGER, MaxBytes INTEGER,
+// Cookie OCTET STRING } ([MS-ADTS] 3.1.1.3.4.1.3).
+type dirSyncRequest struct {
+	flags  int64
+	cookie []byte
 }
 
 // sortKey is the first key of a sort request (AD sorts by one attribute).
@@ -117,6 +127,13 @@ func parseControls(controls []*ber.Packet, op ber.Tag) (*requestControls, *ldapE
 				return nil, lerr(resultProtocolError, "malformed virtual list view control: %v", err)
 			}
 			rc.vlv = v
+		case oidDirSync:
+			p, err := ber.DecodePacketErr(value)
+			if err != nil || len(p.Children) != 3 {
+				return nil, lerr(resultProtocolError, "malformed DirSync control")
+			}
+			flags, _ := intValue(p.Children[0])
+			rc.dirSync = &dirSyncRequest{flags: flags, cookie: raw(p.Children[2])}
 		case oidSDFlags:
 			// SDFlagsRequestValue ::= SEQUENCE { Flags INTEGER } ([MS-ADTS] 3.1.1.3.4.1.11)
 			p, err := ber.DecodePacketErr(value)

@@ -241,6 +241,10 @@ func (c *conn) search(ctx context.Context, id int64, op *ber.Packet, controls []
 		c.scopedSearch(ctx, id, q, rc.asq, limit, typesOnly, done)
 		return
 	}
+	if rc.dirSync != nil {
+		c.dirSyncSearch(ctx, id, q, rc.dirSync, typesOnly, done)
+		return
+	}
 	if rc.vlv != nil && (rc.sort == nil || paged) {
 		code, why := resultSortControlMissing, "the virtual list view control needs the server-side sort control"
 		if paged {
@@ -307,6 +311,32 @@ func (c *conn) pagedSearch(ctx context.Context, id int64, q directory.Query, pag
 	default:
 		done(resultSuccess, "", append(sorted, pagedControl(0, ""))...)
 	}
+}
+
+// dirSyncSearch sends one batch of the changes a DirSync cookie has not seen (at most
+// MaxPageSize entries) and answers with the response control: whether more wait, and
+// the cookie to read on with ([MS-ADTS] 3.1.1.3.4.1.3).
+func (c *conn) dirSyncSearch(ctx context.Context, id int64, q directory.Query, ds *dirSyncRequest, typesOnly bool, done func(int, string, ...*ber.Packet)) {
+	cookie, more, err := c.srv.cfg.Dir.DirSync(ctx, c.req, q, ds.flags, ds.cookie, c.srv.cfg.MaxPageSize, func(m *directory.Match) error {
+		return c.sendEntry(id, m, typesOnly)
+	})
+	if err != nil {
+		le := fromDomain(err)
+		done(le.code, le.diag)
+		return
+	}
+	val := ber.NewSequence("DirSyncResponseValue")
+	moreResults := int64(0)
+	if more {
+		moreResults = 1
+	}
+	val.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagInteger, moreResults, "MoreResults"))
+	val.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagInteger, 0, "unused"))
+	val.AppendChild(octets(cookie))
+	ctl := ber.NewSequence("Control")
+	ctl.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, oidDirSync, "controlType"))
+	ctl.AppendChild(octets(val.Bytes()))
+	done(resultSuccess, "", ctl)
 }
 
 // deadline is when a search must end: the client's time limit or MaxQueryDuration,
