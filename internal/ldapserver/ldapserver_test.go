@@ -488,3 +488,44 @@ func TestListenerFailureIsReported(t *testing.T) {
 		t.Fatal("Serve went on after its listener failed")
 	}
 }
+
+// DirSync with go-ldap's client: a first read in batches (MoreResults while more wait)
+// hands out every object; after a change, the next read with the cookie hands out that
+// object alone.
+func TestDirSyncControl(t *testing.T) {
+	s := setup(t, servertest.Options{Limits: ldapserver.Config{MaxPageSize: 10}})
+	c := dialTLS(t, s)
+	must(struct{}{}, c.Bind("Administrator", s.AdminPassword))
+	read := func(cookie []byte) ([]*ldap.Entry, []byte, bool) {
+		t.Helper()
+		r, err := c.DirSync(ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, 0, 0, 0, false, "(objectClass=*)", []string{"sAMAccountName"}, nil), 0, 0, cookie)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctl, ok := ldap.FindControl(r.Controls, ldap.ControlTypeDirSync).(*ldap.ControlDirSync)
+		if !ok || len(ctl.Cookie) == 0 {
+			t.Fatalf("no DirSync response control: %v", r.Controls)
+		}
+		return r.Entries, ctl.Cookie, ctl.Flags != 0
+	}
+	var cookie []byte
+	total, batches := 0, 0
+	for more := true; more; batches++ {
+		var es []*ldap.Entry
+		es, cookie, more = read(cookie)
+		if len(es) > 10 {
+			t.Fatalf("a batch of %d", len(es))
+		}
+		total += len(es)
+	}
+	all := must(c.SearchWithPaging(ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, 0, 0, 0, false, "(objectClass=*)", []string{"dn"}, nil), 10))
+	if total != len(all.Entries) || batches < 2 {
+		t.Fatalf("the first read: %d objects in %d batches, %d in the domain", total, batches, len(all.Entries))
+	}
+	m := ldap.NewModifyRequest("CN=Administrator,CN=Users,"+base, nil)
+	m.Replace("description", []string{"synced"})
+	must(struct{}{}, c.Modify(m))
+	if es, _, more := read(cookie); len(es) != 1 || !strings.EqualFold(es[0].DN, "CN=Administrator,CN=Users,"+base) || more {
+		t.Fatalf("after one change: %v", es)
+	}
+}
