@@ -113,8 +113,13 @@ func (d *Directory) DirSync(ctx context.Context, req *Requester, q Query, flags 
 	if err != nil {
 		return nil, false, fmt.Errorf("directory: %w: %w", err, ErrInvalid)
 	}
+	// Reading every object's revision is charged as a search's scan is: it holds a
+	// heavy-search slot past its first units and ends at the deadline.
+	b := &budget{d: d, ctx: ctx, deadline: q.Deadline}
+	defer b.finish()
 	if c.watermark == 0 && !c.changes && c.guid == "" { // the first read: note the newest revision
-		if c.watermark, err = d.newestRevision(ctx); err != nil {
+		err := d.eachRevision(ctx, b, func(_ string, rev int64) { c.watermark = max(c.watermark, rev) })
+		if err != nil {
 			return nil, false, err
 		}
 	}
@@ -146,12 +151,10 @@ func (d *Directory) DirSync(ctx context.Context, req *Requester, q Query, flags 
 		guid string
 	}
 	var todo []changed
-	err = d.st.Scan(ctx, "obj/", "", func(k, _ []byte, rev int64) bool {
-		g := string(k[len("obj/"):])
+	err = d.eachRevision(ctx, b, func(g string, rev int64) {
 		if rev > c.rev || c.guid != "" && rev == c.rev && g > c.guid { // no GUID: all of c.rev was handed out
 			todo = append(todo, changed{rev, g})
 		}
-		return ctx.Err() == nil
 	})
 	if err != nil {
 		return nil, false, err
@@ -186,12 +189,26 @@ func (d *Directory) DirSync(ctx context.Context, req *Requester, q Query, flags 
 // errBatchFull ends a DirSync batch.
 var errBatchFull = errors.New("batch full")
 
-// newestRevision is the store revision of the most recently written object.
-func (d *Directory) newestRevision(ctx context.Context) (int64, error) {
-	var newest int64
-	err := d.st.Scan(ctx, "obj/", "", func(_, _ []byte, rev int64) bool {
-		newest = max(newest, rev)
-		return ctx.Err() == nil
-	})
-	return newest, err
+// eachRevision calls fn with every object's GUID and revision, a batch per read view,
+// each batch charged to b.
+func (d *Directory) eachRevision(ctx context.Context, b *budget, fn func(guid string, rev int64)) error {
+	pos := ""
+	for {
+		seen := 0
+		err := d.st.Scan(ctx, "obj/", pos, func(k, _ []byte, rev int64) bool {
+			seen++
+			pos = string(k)
+			fn(pos[len("obj/"):], rev)
+			return seen < scanBatch
+		})
+		if err != nil {
+			return err
+		}
+		if seen < scanBatch {
+			return nil
+		}
+		if !b.spend(seen) {
+			return b.err
+		}
+	}
 }

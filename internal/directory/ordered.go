@@ -97,7 +97,7 @@ func (d *Directory) searchOrdered(ctx context.Context, req *Requester, q Query, 
 		return nil
 	}
 	if q.After == "" || q.After[0] == '1' {
-		if err := d.walkOrdered(ctx, orderedIndexes[attr], q.After, raw, func(o *Object) error {
+		if err := d.walkOrdered(ctx, m.b, orderedIndexes[attr], q.After, raw, func(o *Object) error {
 			if ok, err := accept(o); err != nil || !ok {
 				return err
 			}
@@ -126,8 +126,9 @@ func (d *Directory) searchOrdered(ctx context.Context, req *Requester, q Query, 
 }
 
 // walkOrdered visits the objects of an ordered index after the cursor `after`, in the
-// index's order, a batch of entries per read view.
-func (d *Directory) walkOrdered(ctx context.Context, ix orderedIndex, after string, raw rawTest, visit func(*Object) error) error {
+// index's order, a batch of entries per read view; the entries skipped unread are
+// charged to b a unit each, as a scan's are.
+func (d *Directory) walkOrdered(ctx context.Context, b *budget, ix orderedIndex, after string, raw rawTest, visit func(*Object) error) error {
 	from := ""
 	if after != "" {
 		value, guid, _ := strings.Cut(after[1:], "\x00")
@@ -152,6 +153,7 @@ func (d *Directory) walkOrdered(ctx context.Context, ix orderedIndex, after stri
 		if err != nil {
 			return err
 		}
+		skipped := 0
 		for _, e := range batch {
 			kv, err := d.st.Get(ctx, "obj/"+e.guid)
 			if errors.Is(err, store.ErrNotFound) {
@@ -161,6 +163,7 @@ func (d *Directory) walkOrdered(ctx context.Context, ix orderedIndex, after stri
 				return err
 			}
 			if raw != nil && !raw.may(kv.Value) {
+				skipped++
 				continue
 			}
 			o, err := d.candidate(kv, true)
@@ -173,6 +176,9 @@ func (d *Directory) walkOrdered(ctx context.Context, ix orderedIndex, after stri
 		}
 		if len(batch) < orderedBatch {
 			return nil
+		}
+		if !b.spend(skipped) {
+			return b.err
 		}
 		from = batch[len(batch)-1].key
 	}
