@@ -169,10 +169,10 @@ const maxMoveOps = 200_000
 // moveBelow is what renaming or moving a container from oldDN to newDN does to the
 // objects below it, in the same transaction: each gets its new DN and index entries,
 // on the condition that it has not changed since it was read.
-func (d *Directory) moveBelow(ctx context.Context, oldDN, newDN string) ([]store.Op, int, error) {
+func (d *Directory) moveBelow(ctx context.Context, oldDN, newDN string) ([]store.Op, []ntsec.GUID, error) {
 	kids, err := d.below(ctx, oldDN)
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, err
 	}
 	limit := maxMoveOps
 	if b, ok := d.st.(interface{ MaxBatch() int }); ok {
@@ -181,7 +181,7 @@ func (d *Directory) moveBelow(ctx context.Context, oldDN, newDN string) ([]store
 	var ops []store.Op
 	for _, k := range kids {
 		if len(k.DN) <= len(oldDN) || normDN(k.DN[len(k.DN)-len(oldDN):]) != normDN(oldDN) {
-			return nil, 0, fmt.Errorf("directory: %s is listed below %s but is not: %w", k.DN, oldDN, ErrInvalid)
+			return nil, nil, fmt.Errorf("directory: %s is listed below %s but is not: %w", k.DN, oldDN, ErrInvalid)
 		}
 		moved := *k
 		moved.DN = k.DN[:len(k.DN)-len(oldDN)] + newDN
@@ -189,11 +189,15 @@ func (d *Directory) moveBelow(ctx context.Context, oldDN, newDN string) ([]store
 		ops = append(ops, store.PutAt(objKey(k.GUID), moved.encode(), k.USNChanged))
 		ops = append(ops, reindex(indexOps(k), indexOps(&moved))...)
 		if len(ops) >= limit {
-			return nil, 0, fmt.Errorf("directory: %s has more objects below it (%d) than this store moves in one transaction: move its OUs one by one: %w",
+			return nil, nil, fmt.Errorf("directory: %s has more objects below it (%d) than this store moves in one transaction: move its OUs one by one: %w",
 				oldDN, len(kids), ErrAdminLimit)
 		}
 	}
-	return ops, len(kids), nil
+	guids := make([]ntsec.GUID, len(kids))
+	for i, k := range kids {
+		guids[i] = k.GUID
+	}
+	return ops, guids, nil
 }
 
 // removable says why o may not be deleted, if it may not.

@@ -93,6 +93,7 @@ type Directory struct {
 	tokCache map[ntsec.GUID]cachedToken // see token
 
 	readCache readCache // read decisions, see reads
+	feed      feed      // the objects written, for subscribers
 
 	defaults defaultSDs // the classes' default security descriptors, parsed once
 
@@ -478,6 +479,9 @@ func (d *Directory) create(ctx context.Context, o *Object, allocateSID bool) err
 		o.SID = d.sid.Child(rid).String()
 	}
 	_, err := d.st.Apply(ctx, createOps(o)...)
+	if err == nil {
+		d.published(o.GUID)
+	}
 	return d.conflictError(ctx, err)
 }
 
@@ -507,6 +511,7 @@ func (d *Directory) modify(ctx context.Context, g ntsec.GUID, fn func(o *Object)
 	if err != nil {
 		return nil, d.conflictError(ctx, err)
 	}
+	d.published(result.GUID)
 	return result, nil
 }
 

@@ -220,6 +220,7 @@ func (d *Directory) ImportUsers(ctx context.Context, req *Requester, users []Use
 	}
 	var batch []store.Op
 	var names []string
+	var guids []ntsec.GUID
 	taken := map[string]bool{} // the batch's unique names: its creates are checked against the store before it
 	added := 0
 	flush := func() error {
@@ -232,8 +233,9 @@ func (d *Directory) ImportUsers(ctx context.Context, req *Requester, users []Use
 		for _, dn := range names {
 			d.changed(req, "add", dn)
 		}
+		d.published(guids...)
 		added += len(names)
-		batch, names = batch[:0], names[:0]
+		batch, names, guids = batch[:0], names[:0], guids[:0]
 		clear(taken)
 		return nil
 	}
@@ -267,7 +269,7 @@ func (d *Directory) ImportUsers(ctx context.Context, req *Requester, users []Use
 				taken[op.Key] = true
 			}
 		}
-		batch, names = append(batch, ops...), append(names, o.DN)
+		batch, names, guids = append(batch, ops...), append(names, o.DN), append(guids, o.GUID)
 	}
 	return added, flush()
 }
@@ -578,7 +580,7 @@ func (d *Directory) Rename(ctx context.Context, req *Requester, ref, newName, ne
 		return nil, fmt.Errorf("directory: %s cannot move below itself (%s): %w", o.DN, parent, ErrInvalid)
 	}
 	var below []store.Op
-	moved := 0
+	var moved []ntsec.GUID
 	if o.Class == ClassOU || o.Class == ClassContainer {
 		if below, moved, err = d.moveBelow(ctx, o.DN, newDN); err != nil {
 			return nil, err
@@ -590,16 +592,17 @@ func (d *Directory) Rename(ctx context.Context, req *Requester, ref, newName, ne
 	})
 	if err == nil && (o.Class == ClassOU || o.Class == ClassContainer) {
 		// An object created below the old DN while the move committed follows it.
-		if late, n, lerr := d.moveBelow(ctx, o.DN, newDN); lerr == nil && n > 0 {
+		if late, guids, lerr := d.moveBelow(ctx, o.DN, newDN); lerr == nil && len(guids) > 0 {
 			if _, lerr = d.st.Apply(ctx, late...); lerr == nil {
-				moved += n
+				moved = append(moved, guids...)
 			}
 		}
 	}
 	if err == nil {
+		d.published(moved...)
 		what := "modify DN"
-		if moved > 0 {
-			what = fmt.Sprintf("modify DN (%d objects below moved with it)", moved)
+		if len(moved) > 0 {
+			what = fmt.Sprintf("modify DN (%d objects below moved with it)", len(moved))
 		}
 		d.changed(req, what, o.DN+" → "+n.DN)
 	}

@@ -102,6 +102,23 @@ type Match struct {
 	pos   string  // the match's place in an ordered search (Query.OrderBy)
 }
 
+// InScope reports whether the match is within scope of base (a DN as the directory
+// writes it, or any form ResolveDN reads).
+func (m *Match) InScope(base string, scope Scope) bool {
+	if b, err := m.d.ResolveDN(m.ctx, base); err == nil {
+		base = b
+	}
+	nb := normDN(base)
+	switch scope {
+	case ScopeBase:
+		return normDN(m.o.DN) == nb
+	case ScopeOne:
+		_, parent, ok := strings.Cut(m.o.DN, ",")
+		return ok && normDN(parent) == nb
+	}
+	return under(m.o.DN, nb, true)
+}
+
 // Cursor is where a search resumes after this match (Query.After): its GUID, or its
 // place in the order of an ordered search.
 func (m *Match) Cursor() string {

@@ -23,6 +23,7 @@ const (
 )
 
 func (c *conn) bind(ctx context.Context, id int64, op *ber.Packet) {
+	c.stopNotifications() // they read as the identity that is being replaced
 	mech := "simple"
 	reply := func(code int, diag string) {
 		c.srv.cfg.Metrics.Bind(mech, code)
@@ -104,6 +105,7 @@ func (c *conn) extended(ctx context.Context, id int64, op *ber.Packet) bool {
 	}
 	switch oid {
 	case oidStartTLS:
+		c.stopNotifications() // nothing may write while the connection becomes TLS
 		if c.req.Protection == directory.ProtectionTLS {
 			reply(resultOperationsError, "TLS is already active on this connection", nil)
 			return true

@@ -35,7 +35,7 @@ const (
 
 // supportedControls are the controls in the RootDSE, in AD's order.
 var supportedControls = []string{oidPagedResults, oidSort, oidTreeDelete, oidShowDeleted, oidSDFlags, oidExtendedDN, oidLazyCommit, oidDomainScope,
-	oidSearchOptions, oidPermissiveModify, oidASQ, oidShowRecycled, oidVLV, oidDirSync}
+	oidSearchOptions, oidPermissiveModify, oidASQ, oidShowRecycled, oidVLV, oidDirSync, oidNotification}
 
 // controlsFor says which operations each control applies to; elsewhere it is unknown.
 var controlsFor = map[string][]ber.Tag{
@@ -56,6 +56,7 @@ var controlsFor = map[string][]ber.Tag{
 	oidVLV:          {appSearchRequest},
 	oidShowRecycled: {appSearchRequest},
 	oidDirSync:      {appSearchRequest},
+	oidNotification: {appSearchRequest},
 }
 
 // requestControls are what one request's controls ask of the server.
@@ -70,6 +71,7 @@ type requestControls struct {
 	extendedDN  directory.ExtendedDNForm
 	asq         string // the attribute scoped query's source attribute
 	dirSync     *dirSyncRequest
+	notify      bool
 }
 
 // dirSyncRequest is DirSyncRequestValue ::= SEQUENCE { Flags INTEGER, MaxBytes INTEGER,
@@ -127,6 +129,8 @@ func parseControls(controls []*ber.Packet, op ber.Tag) (*requestControls, *ldapE
 				return nil, lerr(resultProtocolError, "malformed virtual list view control: %v", err)
 			}
 			rc.vlv = v
+		case oidNotification:
+			rc.notify = true
 		case oidDirSync:
 			p, err := ber.DecodePacketErr(value)
 			if err != nil || len(p.Children) != 3 {

@@ -529,3 +529,89 @@ func TestDirSyncControl(t *testing.T) {
 		t.Fatalf("after one change: %v", es)
 	}
 }
+
+// Change notifications: a notification search on CN=Users sends nothing at first and
+// then the entry of each object written there, as the requester reads it, and nothing
+// for an object elsewhere; AD's rules on the filter, the scope and the number per
+// connection hold; a bind ends a connection's notifications.
+func TestNotificationControl(t *testing.T) {
+	s := setup(t, servertest.Options{})
+	c := dialTLS(t, s)
+	must(struct{}{}, c.Bind("Administrator", s.AdminPassword))
+	w := dialTLS(t, s)
+	must(struct{}{}, w.Bind("Administrator", s.AdminPassword))
+	notification := []ldap.Control{ldap.NewControlString("1.2.840.113556.1.4.528", true, "")}
+	watch := func(ctx context.Context, base string, scope int, filter string) (<-chan *ldap.Entry, ldap.Response) {
+		r := c.SearchAsync(ctx, ldap.NewSearchRequest(base, scope, 0, 0, 0, false, filter, []string{"description"}, notification), 16)
+		entries := make(chan *ldap.Entry, 16)
+		go func() {
+			defer close(entries)
+			for r.Next() {
+				if e := r.Entry(); e != nil {
+					entries <- e
+				}
+			}
+		}()
+		return entries, r
+	}
+	describe := func(dn, text string) {
+		m := ldap.NewModifyRequest(dn, nil)
+		m.Replace("description", []string{text})
+		must(struct{}{}, w.Modify(m))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	users, _ := watch(ctx, "CN=Users,"+base, ldap.ScopeSingleLevel, "(objectClass=*)")
+	time.Sleep(100 * time.Millisecond) // the search is registered before the first change
+	describe("CN=Computers,"+base, "elsewhere")
+	describe("CN=Administrator,CN=Users,"+base, "notified")
+	select {
+	case e := <-users:
+		if !strings.EqualFold(e.DN, "CN=Administrator,CN=Users,"+base) || e.GetAttributeValue("description") != "notified" {
+			t.Fatalf("the notification: %s %v", e.DN, e.Attributes)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no notification of the change")
+	}
+	select {
+	case e := <-users:
+		t.Fatalf("a second notification: %s", e.DN)
+	case <-time.After(200 * time.Millisecond):
+	}
+
+	for _, bad := range []struct {
+		base, filter string
+		scope        int
+		code         uint16
+	}{
+		{"CN=Users," + base, "(cn=x)", ldap.ScopeSingleLevel, ldap.LDAPResultUnwillingToPerform},
+		{"CN=Users," + base, "(objectClass=*)", ldap.ScopeWholeSubtree, ldap.LDAPResultUnwillingToPerform},
+	} {
+		_, r := watch(ctx, bad.base, bad.scope, bad.filter)
+		for r.Next() {
+		}
+		if code(r.Err()) != bad.code {
+			t.Errorf("%s %s: %v", bad.base, bad.filter, r.Err())
+		}
+	}
+	for range 4 { // five in all
+		watch(ctx, base, ldap.ScopeWholeSubtree, "(objectClass=*)")
+	}
+	time.Sleep(100 * time.Millisecond)
+	_, r := watch(ctx, base, ldap.ScopeBaseObject, "(objectClass=*)")
+	for r.Next() {
+	}
+	if code(r.Err()) != ldap.LDAPResultAdminLimitExceeded {
+		t.Fatalf("a sixth notification search: %v", r.Err())
+	}
+	// A new bind ends them: the next change is not sent.
+	must(struct{}{}, c.Bind("Administrator", s.AdminPassword))
+	describe("CN=Administrator,CN=Users,"+base, "after the bind")
+	select {
+	case e, ok := <-users:
+		if ok {
+			t.Fatalf("a notification after the bind: %s", e.DN)
+		}
+	case <-time.After(300 * time.Millisecond):
+	}
+}

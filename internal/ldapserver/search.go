@@ -245,6 +245,10 @@ func (c *conn) search(ctx context.Context, id int64, op *ber.Packet, controls []
 		c.dirSyncSearch(ctx, id, q, rc.dirSync, typesOnly, done)
 		return
 	}
+	if rc.notify {
+		c.notify(id, q, typesOnly, done)
+		return
+	}
 	if rc.vlv != nil && (rc.sort == nil || paged) {
 		code, why := resultSortControlMissing, "the virtual list view control needs the server-side sort control"
 		if paged {

@@ -371,6 +371,8 @@ type conn struct {
 
 	saslState *saslBind // a multi-step SASL bind in progress
 	layer     bool      // a SASL security layer is installed
+
+	notes notifications // notification searches running beside the requests
 }
 
 func (c *conn) bound() bool { return c.req.Token != nil }
@@ -383,6 +385,7 @@ func (c *conn) serve() {
 			c.srv.cfg.Logger.Error("panic serving a connection; closing it", "remote", c.req.Remote, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 		}
 		c.close()
+		c.stopNotifications()
 		c.dropPages()
 		s := c.srv
 		s.mu.Lock()
@@ -494,7 +497,7 @@ func (c *conn) dispatch(id int64, op *ber.Packet, controls []*ber.Packet) bool {
 	case appExtendedRequest:
 		return c.extended(ctx, id, op)
 	case appAbandonRequest:
-		// Requests are served in order, so there is nothing left to abandon.
+		c.abandon(op) // only notification searches outlive their request
 	case appCompareRequest:
 		c.compare(ctx, id, op, controls)
 	case appModifyRequest, appAddRequest, appDelRequest, appModDNRequest:
