@@ -18,13 +18,14 @@ import (
 // written through this server, as the requester may read it. As in AD: the filter is
 // (objectClass=*), the scope base or one level, or the subtree of a naming context's
 // head; at most MaxNotificationPerConn (5) per connection; deleted objects only with
-// the show deleted control. A notification search that falls more than its buffer
-// behind ends with adminLimitExceeded. Binding again or starting TLS ends a
+// the show deleted control; at most 1 000 on the server (busy past them). A notification
+// search that falls more than its buffer behind ends with adminLimitExceeded. Binding again or starting TLS ends a
 // connection's notifications first.
 
 const (
 	oidNotification         = "1.2.840.113556.1.4.528"
 	maxNotificationsPerConn = 5
+	maxNotifications        = 1000 // on the whole server: each one costs a read per change
 	notificationBuffer      = 4096
 )
 
@@ -54,6 +55,12 @@ func (c *conn) notify(id int64, q directory.Query, typesOnly bool, done func(int
 		done(resultAdminLimitExceeded, "00002024: at most 5 notification searches per connection (MaxNotificationPerConn)")
 		return
 	}
+	if c.srv.notifying.Add(1) > maxNotifications {
+		c.srv.notifying.Add(-1)
+		n.mu.Unlock()
+		done(resultBusy, "00002024: this server runs as many notification searches as it takes; try again later")
+		return
+	}
 	if n.active == nil {
 		n.active = map[int64]context.CancelFunc{}
 	}
@@ -65,6 +72,7 @@ func (c *conn) notify(id int64, q directory.Query, typesOnly bool, done func(int
 	changes, unsubscribe := dir.Subscribe(notificationBuffer)
 	go func() {
 		defer n.wg.Done()
+		defer c.srv.notifying.Add(-1)
 		defer unsubscribe()
 		var attrs []directory.Attr
 		var scratch []byte

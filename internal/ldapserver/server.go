@@ -125,6 +125,7 @@ type Server struct {
 	unbound   atomic.Int64 // bytes reserved by requests of unbound connections
 	unboundHi atomic.Int64 // the peak since memory was last given back
 	paged     atomic.Int64 // entries held by paged searches
+	notifying atomic.Int64 // notification searches running, see notify
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
