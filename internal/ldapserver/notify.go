@@ -18,9 +18,10 @@ import (
 // written through this server, as the requester may read it. As in AD: the filter is
 // (objectClass=*), the scope base or one level, or the subtree of a naming context's
 // head; at most MaxNotificationPerConn (5) per connection; deleted objects only with
-// the show deleted control; at most 1 000 on the server (busy past them). A notification
-// search that falls more than its buffer behind ends with adminLimitExceeded. Binding again or starting TLS ends a
-// connection's notifications first.
+// the show deleted control; at most 1 000 on the server (busy past them). A
+// notification search that falls more than its buffer behind ends with
+// adminLimitExceeded. Binding again or starting TLS ends a connection's notifications
+// first.
 
 const (
 	oidNotification         = "1.2.840.113556.1.4.528"
