@@ -36,7 +36,7 @@ var rightGetChanges = ntsec.MustParseGUID("1131f6aa-9c07-11d1-f79f-00c04fc2dcd2"
 const DirSyncObjectSecurity = 0x1
 
 // ErrBadCookie refuses a DirSync cookie this directory did not issue.
-var ErrBadCookie = errors.New("the DirSync cookie is not one this directory issued")
+var ErrBadCookie = errors.New("the DirSync cookie is not one this directory issued (read again without a cookie to start over)")
 
 type dirSyncCookie struct {
 	watermark int64

@@ -102,21 +102,20 @@ type Match struct {
 	pos   string  // the match's place in an ordered search (Query.OrderBy)
 }
 
-// InScope reports whether the match is within scope of base (a DN as the directory
-// writes it, or any form ResolveDN reads).
-func (m *Match) InScope(base string, scope Scope) bool {
-	if b, err := m.d.ResolveDN(m.ctx, base); err == nil {
-		base = b
-	}
-	nb := normDN(base)
+// InScope reports whether the match is within scope of base (a DN as ResolveDN
+// returns it).
+func (m *Match) InScope(base string, scope Scope) bool { return inScope(m.o.DN, normDN(base), scope) }
+
+// inScope reports whether dn is within scope of the normalized DN base.
+func inScope(dn, base string, scope Scope) bool {
 	switch scope {
 	case ScopeBase:
-		return normDN(m.o.DN) == nb
+		return normDN(dn) == base
 	case ScopeOne:
-		_, parent, ok := strings.Cut(m.o.DN, ",")
-		return ok && normDN(parent) == nb
+		_, parent, ok := strings.Cut(dn, ",")
+		return ok && normDN(parent) == base
 	}
-	return under(m.o.DN, nb, true)
+	return under(dn, base, true) // normalizes only a DN that needs it
 }
 
 // Cursor is where a search resumes after this match (Query.After): its GUID, or its
@@ -193,16 +192,7 @@ func (d *Directory) Search(ctx context.Context, req *Requester, q Query, fn func
 	}
 	b := &budget{d: d, ctx: ctx, deadline: q.Deadline}
 	defer b.finish()
-	inScope := func(dn string) bool {
-		switch q.Scope {
-		case ScopeBase:
-			return normDN(dn) == base
-		case ScopeOne:
-			_, parent, ok := strings.Cut(dn, ",")
-			return ok && normDN(parent) == base
-		}
-		return under(dn, base, true) // normalizes only a DN that needs it
-	}
+	inScope := func(dn string) bool { return inScope(dn, base, q.Scope) }
 	m := &Match{d: d, ctx: ctx, req: req, sel: q.Select, scope: q.Scope, b: b}
 	v := &View{d: d, ctx: ctx, req: req, b: b}
 	// accept decides whether o is a match (and leaves v at o).

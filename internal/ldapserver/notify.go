@@ -69,7 +69,19 @@ func (c *conn) notify(id int64, q directory.Query, typesOnly bool, done func(int
 	n.active[id] = cancel
 	n.wg.Add(1)
 	n.mu.Unlock()
-	dir, req := c.srv.cfg.Dir, c.req // the requester stays: a bind ends the notifications first
+	dir, req := c.srv.cfg.Dir, c.req        // the requester stays: a bind ends the notifications first
+	base, err := dir.ResolveDN(ctx, q.Base) // once, for every change's scope test
+	if err != nil {
+		n.mu.Lock()
+		delete(n.active, id)
+		n.mu.Unlock()
+		n.wg.Done()
+		c.srv.notifying.Add(-1)
+		cancel()
+		le := fromDomain(err)
+		done(le.code, le.diag)
+		return
+	}
 	changes, unsubscribe := dir.Subscribe(notificationBuffer)
 	go func() {
 		defer n.wg.Done()
@@ -95,7 +107,7 @@ func (c *conn) notify(id int64, q directory.Query, typesOnly bool, done func(int
 				}
 				one := directory.Query{Base: "<GUID=" + g.String() + ">", Scope: directory.ScopeBase, Filter: q.Filter, Select: q.Select, ShowDeleted: q.ShowDeleted}
 				err := dir.Search(ctx, req, one, func(m *directory.Match) error {
-					if !m.InScope(q.Base, q.Scope) {
+					if !m.InScope(base, q.Scope) {
 						return nil
 					}
 					var err error
