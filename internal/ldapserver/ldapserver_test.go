@@ -541,9 +541,10 @@ func TestNotificationControl(t *testing.T) {
 	w := dialTLS(t, s)
 	must(struct{}{}, w.Bind("Administrator", s.AdminPassword))
 	notification := []ldap.Control{ldap.NewControlString("1.2.840.113556.1.4.528", true, "")}
-	watch := func(ctx context.Context, base string, scope int, filter string) (<-chan *ldap.Entry, ldap.Response) {
+	// watch starts a notification search: its entries, and its error once it ends.
+	watch := func(ctx context.Context, base string, scope int, filter string) (<-chan *ldap.Entry, <-chan error) {
 		r := c.SearchAsync(ctx, ldap.NewSearchRequest(base, scope, 0, 0, 0, false, filter, []string{"description"}, notification), 16)
-		entries := make(chan *ldap.Entry, 16)
+		entries, ended := make(chan *ldap.Entry, 16), make(chan error, 1)
 		go func() {
 			defer close(entries)
 			for r.Next() {
@@ -551,8 +552,9 @@ func TestNotificationControl(t *testing.T) {
 					entries <- e
 				}
 			}
+			ended <- r.Err()
 		}()
-		return entries, r
+		return entries, ended
 	}
 	describe := func(dn, text string) {
 		m := ldap.NewModifyRequest(dn, nil)
@@ -562,21 +564,32 @@ func TestNotificationControl(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	users, _ := watch(ctx, "CN=Users,"+base, ldap.ScopeSingleLevel, "(objectClass=*)")
-	time.Sleep(100 * time.Millisecond) // the search is registered before the first change
-	describe("CN=Computers,"+base, "elsewhere")
-	describe("CN=Administrator,CN=Users,"+base, "notified")
-	select {
-	case e := <-users:
-		if !strings.EqualFold(e.DN, "CN=Administrator,CN=Users,"+base) || e.GetAttributeValue("description") != "notified" {
-			t.Fatalf("the notification: %s %v", e.DN, e.Attributes)
+	// The search is registered some time after it is sent: the two changes are made
+	// again until one is notified, and only ever the one in scope.
+	deadline := time.After(10 * time.Second)
+	for notified := false; !notified; {
+		describe("CN=Computers,"+base, "elsewhere")
+		describe("CN=Administrator,CN=Users,"+base, "notified")
+		select {
+		case e := <-users:
+			if !strings.EqualFold(e.DN, "CN=Administrator,CN=Users,"+base) || e.GetAttributeValue("description") != "notified" {
+				t.Fatalf("the notification: %s %v", e.DN, e.Attributes)
+			}
+			notified = true
+		case <-time.After(200 * time.Millisecond):
+		case <-deadline:
+			t.Fatal("no notification of the change")
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("no notification of the change")
 	}
-	select {
-	case e := <-users:
-		t.Fatalf("a second notification: %s", e.DN)
-	case <-time.After(200 * time.Millisecond):
+	for drained := false; !drained; {
+		select {
+		case e := <-users:
+			if !strings.EqualFold(e.DN, "CN=Administrator,CN=Users,"+base) {
+				t.Fatalf("a notification outside the scope: %s", e.DN)
+			}
+		case <-time.After(300 * time.Millisecond):
+			drained = true
+		}
 	}
 
 	for _, bad := range []struct {
@@ -587,22 +600,29 @@ func TestNotificationControl(t *testing.T) {
 		{"CN=Users," + base, "(cn=x)", ldap.ScopeSingleLevel, ldap.LDAPResultUnwillingToPerform},
 		{"CN=Users," + base, "(objectClass=*)", ldap.ScopeWholeSubtree, ldap.LDAPResultUnwillingToPerform},
 	} {
-		_, r := watch(ctx, bad.base, bad.scope, bad.filter)
-		for r.Next() {
-		}
-		if code(r.Err()) != bad.code {
-			t.Errorf("%s %s: %v", bad.base, bad.filter, r.Err())
+		_, ended := watch(ctx, bad.base, bad.scope, bad.filter)
+		if err := <-ended; code(err) != bad.code {
+			t.Errorf("%s %s: %v", bad.base, bad.filter, err)
 		}
 	}
-	for range 4 { // five in all
-		watch(ctx, base, ldap.ScopeWholeSubtree, "(objectClass=*)")
+	// Five more beside the first: whichever arrives last is refused, the rest run on.
+	ended := make(chan error, 5)
+	for range 5 {
+		_, one := watch(ctx, base, ldap.ScopeWholeSubtree, "(objectClass=*)")
+		go func() { ended <- <-one }()
 	}
-	time.Sleep(100 * time.Millisecond)
-	_, r := watch(ctx, base, ldap.ScopeBaseObject, "(objectClass=*)")
-	for r.Next() {
+	select {
+	case err := <-ended:
+		if code(err) != ldap.LDAPResultAdminLimitExceeded {
+			t.Fatalf("a sixth notification search: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("six notification searches on one connection")
 	}
-	if code(r.Err()) != ldap.LDAPResultAdminLimitExceeded {
-		t.Fatalf("a sixth notification search: %v", r.Err())
+	select {
+	case err := <-ended:
+		t.Fatalf("a notification search within the limit ended: %v", err)
+	case <-time.After(300 * time.Millisecond):
 	}
 	// A new bind ends them: the next change is not sent.
 	must(struct{}{}, c.Bind("Administrator", s.AdminPassword))
