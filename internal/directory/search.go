@@ -48,6 +48,7 @@ const (
 // wants reports whether the selection names attr.
 func (s Selection) wants(attr string) bool {
 	for _, n := range s.Names {
+		n, _, _ = strings.Cut(n, ";") // with options too ("msDS-ManagedPassword;range=0-*")
 		if strings.EqualFold(n, attr) {
 			return true
 		}
@@ -382,6 +383,9 @@ func (m *Match) Attributes(dst []Attr) ([]Attr, error) {
 		case "msds-managedpassword":
 			if o.Class != ClassGMSA {
 				continue
+			}
+			if !m.req.Protection.Encrypted() { // checked before the search too; never sent in the clear
+				return dst, fmt.Errorf("directory: %w", ErrNeedEncryption)
 			}
 			blob, err := d.readPassword(m.ctx, m.req, o)
 			if err != nil {

@@ -239,6 +239,18 @@ func TestPasswordReadsAreAudited(t *testing.T) {
 	if _, _, err := d.ReadPassword(ctx, &Requester{Token: web.Token, Protection: ProtectionNone}, "svc"); !errors.Is(err, ErrNeedEncryption) {
 		t.Fatalf("read in the clear: %v", err)
 	}
+	// Asked for with an option (a range), over a search, in the clear: refused too.
+	plain := &Requester{Token: web.Token, Protection: ProtectionNone, Remote: "192.0.2.1:1"}
+	for _, name := range []string{"msDS-ManagedPassword;range=0-*", "MSDS-MANAGEDPASSWORD;Range=0-0"} {
+		err := d.Search(ctx, plain, Query{Base: "DC=example,DC=test", Scope: ScopeSub, Filter: Equal{Attr: "sAMAccountName", Value: []byte("svc$")},
+			Select: Selection{Names: []string{name}}}, func(m *Match) error { _, err := m.Attributes(nil); return err })
+		if !errors.Is(err, ErrNeedEncryption) {
+			t.Fatalf("%s in the clear: %v", name, err)
+		}
+	}
+	if _, err := (&Match{d: d, ctx: ctx, req: plain, o: must(d.Resolve(ctx, "svc")), sel: Selection{Names: []string{"msDS-ManagedPassword"}}}).Attributes(nil); !errors.Is(err, ErrNeedEncryption) {
+		t.Fatalf("a match's password in the clear: %v", err)
+	}
 	d.audit.Close()
 	log := buf.String()
 	if !strings.Contains(log, `"msg":"gMSA password read","principal":"WEB01$","remote":"192.0.2.1:1","account":"svc$"`) ||
