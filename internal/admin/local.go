@@ -243,7 +243,7 @@ func (l *Local) OUNew(ctx context.Context, name, parent, desc string) (Entry, er
 }
 
 func (l *Local) RemoveTree(ctx context.Context, ref string) error {
-	_, err := l.Dir.DeleteTree(ctx, l.requester(), ref)
+	_, err := l.Dir.DeleteTree(ctx, l.requester(), ref, 0)
 	return err
 }
 

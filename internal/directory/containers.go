@@ -109,7 +109,11 @@ func (d *Directory) removeContainer(ctx context.Context, o *Object) error {
 // the tree is whole at every moment; nothing is deleted when the subtree holds a
 // built-in principal, the domain controller or a part of the domain's layout. A
 // deadline reached midway leaves the rest for a repeated request, as AD's does.
-func (d *Directory) DeleteTree(ctx context.Context, req *Requester, dn string) (int, error) {
+//
+// limit, when not 0, is the tree delete EX control's countOfObjectsToDelete ([MS-ADTS]
+// 3.1.1.3.4.1.31): at most that many objects (2 to 16 384) go in this request, and
+// when that is not the whole tree the root stays and the answer is ErrAdminLimit.
+func (d *Directory) DeleteTree(ctx context.Context, req *Requester, dn string, limit int) (int, error) {
 	root, err := d.Resolve(ctx, dn)
 	if err != nil {
 		return 0, err
@@ -129,8 +133,16 @@ func (d *Directory) DeleteTree(ctx context.Context, req *Requester, dn string) (
 	}
 	// Deepest first: more RDNs, later in the DN tree.
 	slices.SortStableFunc(all, func(a, b *Object) int { return strings.Count(b.DN, ",") - strings.Count(a.DN, ",") })
+	if limit != 0 {
+		limit = min(max(limit, minTreeDeleteCount), maxTreeDeleteCount)
+	}
 	deleted := 0
 	for _, o := range all {
+		if limit != 0 && deleted == limit {
+			d.changed(req, fmt.Sprintf("tree delete (%d objects, unfinished)", deleted), root.DN)
+			return deleted, fmt.Errorf("directory: %w: 000020CD: %d of %d objects below %s deleted (ERROR_DS_TREE_DELETE_NOT_FINISHED); repeat the request for the rest",
+				ErrAdminLimit, deleted, len(all), root.DN)
+		}
 		if err := ctx.Err(); err != nil {
 			return deleted, fmt.Errorf("directory: %w: %d of %d objects below %s deleted; repeat the request for the rest", ErrAdminLimit, deleted, len(all), root.DN)
 		}
@@ -142,6 +154,12 @@ func (d *Directory) DeleteTree(ctx context.Context, req *Requester, dn string) (
 	d.changed(req, fmt.Sprintf("tree delete (%d objects)", deleted), root.DN)
 	return deleted, nil
 }
+
+// The tree delete EX control's bounds on countOfObjectsToDelete ([MS-ADTS] 3.1.1.3.4.1.31).
+const (
+	minTreeDeleteCount = 2
+	maxTreeDeleteCount = 16384
+)
 
 // below lists every object under the DN root, at any depth.
 func (d *Directory) below(ctx context.Context, root string) ([]*Object, error) {

@@ -43,6 +43,18 @@ func CanOrder(attr string) bool {
 	return ok
 }
 
+// OrderedAttributes names the attributes a search can be ordered by, sorted.
+func OrderedAttributes() []string {
+	var out []string
+	for name := range orderedIndexes {
+		if a, ok := lookupAttr(name); ok {
+			out = append(out, a.Name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // orderedSortAt: a search whose plan has at most this many candidates sorts them
 // instead of walking the whole index (a variable for the tests of both ways).
 var orderedSortAt = 4096

@@ -13,6 +13,10 @@ import (
 // MaxValRange is how many values one ranged read returns (AD's MaxValRange).
 const MaxValRange = 1500
 
+// linked are the link attributes held here (forward and back links), whose ranged
+// reads past the last value are an error unless the no-error control is sent.
+var linked = map[string]bool{"member": true, "memberof": true, "masteredby": true, "msds-masteredby": true, "msds-isdomainfor": true}
+
 // valueRange is a requested range of values: from low to high (-1: to the end).
 type valueRange struct{ low, high int }
 

@@ -1,6 +1,7 @@
 package directory
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 )
@@ -16,17 +17,18 @@ func TestRangeRetrieval(t *testing.T) {
 		must(d.NewGroup(ctx, sys, fmt.Sprintf("g%04d", i), ScopeGlobal, ""))
 		must(d.AddMember(ctx, sys, "Big", fmt.Sprintf("g%04d", i)))
 	}
-	read := func(name string) (string, int) {
+	read := func(name string, noErr bool) (string, int, error) {
 		t.Helper()
 		var got Attr
-		must(0, d.Search(ctx, sys, Query{Base: "CN=Big,CN=Users,DC=example,DC=test", Scope: ScopeBase, Select: Selection{Names: []string{name}}}, func(m *Match) error {
-			attrs := must(m.Attributes(nil))
-			if len(attrs) > 0 {
-				got = attrs[0]
-			}
-			return nil
-		}))
-		return got.Name, len(got.Values)
+		err := d.Search(ctx, sys, Query{Base: "CN=Big,CN=Users,DC=example,DC=test", Scope: ScopeBase, Select: Selection{Names: []string{name}, RangeNoError: noErr}},
+			func(m *Match) error {
+				attrs, err := m.Attributes(nil)
+				if len(attrs) > 0 {
+					got = attrs[0]
+				}
+				return err
+			})
+		return got.Name, len(got.Values), err
 	}
 	for _, c := range []struct {
 		ask, name string
@@ -37,13 +39,21 @@ func TestRangeRetrieval(t *testing.T) {
 		{"member;range=1500-*", "member;range=1500-*", 100},
 		{"Member;Range=10-19", "member;range=10-19", 10},
 		{"member;range=1590-1700", "member;range=1590-*", 10},
-		{"member;range=1600-*", "", 0},
 		{"member;range=5-1", "", 0},
 		{"member;range=x-*", "", 0},
+		{"description;range=3-*", "", 0}, // not a link attribute: past the end is no values
 	} {
-		if name, values := read(c.ask); name != c.name || values != c.values {
-			t.Errorf("%s: %s with %d values, want %s with %d", c.ask, name, values, c.name, c.values)
+		if name, values, err := read(c.ask, false); err != nil || name != c.name || values != c.values {
+			t.Errorf("%s: %s with %d values (%v), want %s with %d", c.ask, name, values, err, c.name, c.values)
 		}
+	}
+	// Past a link attribute's last value: operationsError, unless the no-error control
+	// asks for no values ([MS-ADTS] 3.1.1.3.4.1.22).
+	if _, _, err := read("member;range=1600-*", false); !errors.Is(err, ErrRangeBeyond) {
+		t.Errorf("member;range=1600-*: %v, want %v", err, ErrRangeBeyond)
+	}
+	if name, values, err := read("member;range=1600-*", true); err != nil || name != "" || values != 0 {
+		t.Errorf("member;range=1600-* with the no-error control: %s with %d values (%v), want nothing", name, values, err)
 	}
 }
 

@@ -34,6 +34,10 @@ type Selection struct {
 	// SDFlags are the SD flags control's parts of nTSecurityDescriptor ([MS-ADTS]
 	// 3.1.1.3.4.1.11): owner 1, group 2, DACL 4, SACL 8; 0 is all of them.
 	SDFlags uint32
+	// RangeNoError is the range retrieval no-error control ([MS-ADTS] 3.1.1.3.4.1.22):
+	// a range starting past a link attribute's last value returns no values instead of
+	// ErrRangeBeyond.
+	RangeNoError bool
 }
 
 // ExtendedDNForm is how the extended DN control writes GUIDs and SIDs.
@@ -83,6 +87,9 @@ var (
 	ErrTimeLimit  = errors.New("the search ran out of its time budget")
 	ErrAdminLimit = errors.New("the search exceeds an administrative limit")
 	ErrNoSuchAttr = errors.New("no such attribute")
+	// ErrRangeBeyond: a ranged read of a link attribute starting past its last value
+	// ([MS-ADTS] 3.1.1.3.1.3.3, operationsError).
+	ErrRangeBeyond = errors.New("the range starts past the attribute's last value")
 )
 
 // Attr is one attribute of an entry.
@@ -439,6 +446,9 @@ func (m *Match) Attributes(dst []Attr) ([]Attr, error) {
 		}
 		name := a.Name
 		if ranged {
+			if linked[a.lower] && len(vals) > 0 && rng.low >= len(vals) && !m.sel.RangeNoError {
+				return dst, fmt.Errorf("directory: %w: %s has %d values, the range starts at %d", ErrRangeBeyond, a.Name, len(vals), rng.low)
+			}
 			vals, name = rng.apply(a.Name, vals)
 		}
 		if len(vals) > 0 {

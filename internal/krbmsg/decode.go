@@ -371,6 +371,9 @@ func decodeKDCReqBody(b []byte) (messages.KDCReqBody, error) {
 		}
 		k.AdditionalTickets = append(k.AdditionalTickets, t)
 	}
+	if len(s.rest) > 0 { // RFC 4120 5.4.1: KDC-REQ-BODY has no extension marker
+		s.fail("a field after additional-tickets")
+	}
 	return k, s.err
 }
 

@@ -31,11 +31,22 @@ const (
 	oidVLVResponse      = "2.16.840.1.113730.3.4.10" // and its response
 	oidShowRecycled     = "1.2.840.113556.1.4.2064"
 	oidDirSync          = "1.2.840.113556.1.4.841" // request and response
+	oidDirSyncEx        = "1.2.840.113556.1.4.2090"
+	oidTreeDeleteEx     = "1.2.840.113556.1.4.2204"
+	oidSearchHints      = "1.2.840.113556.1.4.2206"
+	oidRangeNoError     = "1.2.840.113556.1.4.1948"
+)
+
+// The search hints AD honours ([MS-ADTS] 3.1.1.3.4.1.32).
+const (
+	hintRequireSortIndex = "1.2.840.113556.1.4.2207"
+	hintSoftSizeLimit    = "1.2.840.113556.1.4.2210"
 )
 
 // supportedControls are the controls in the RootDSE, in AD's order.
 var supportedControls = []string{oidPagedResults, oidSort, oidTreeDelete, oidShowDeleted, oidSDFlags, oidExtendedDN, oidLazyCommit, oidDomainScope,
-	oidSearchOptions, oidPermissiveModify, oidASQ, oidShowRecycled, oidVLV, oidDirSync, oidNotification}
+	oidSearchOptions, oidPermissiveModify, oidASQ, oidRangeNoError, oidShowRecycled, oidDirSyncEx, oidTreeDeleteEx, oidSearchHints, oidVLV,
+	oidDirSync, oidNotification}
 
 // controlsFor says which operations each control applies to; elsewhere it is unknown.
 var controlsFor = map[string][]ber.Tag{
@@ -56,7 +67,11 @@ var controlsFor = map[string][]ber.Tag{
 	oidVLV:          {appSearchRequest},
 	oidShowRecycled: {appSearchRequest},
 	oidDirSync:      {appSearchRequest},
+	oidDirSyncEx:    {appSearchRequest},
 	oidNotification: {appSearchRequest},
+	oidTreeDeleteEx: {appDelRequest},
+	oidSearchHints:  {appSearchRequest},
+	oidRangeNoError: {appSearchRequest},
 }
 
 // requestControls are what one request's controls ask of the server.
@@ -65,6 +80,7 @@ type requestControls struct {
 	sort        *sortKey
 	permissive  bool
 	treeDelete  bool
+	treeLimit   int // the tree delete EX control's countOfObjectsToDelete
 	showDeleted bool
 	sdFlags     uint32
 	vlv         *vlvRequest
@@ -72,6 +88,16 @@ type requestControls struct {
 	asq         string // the attribute scoped query's source attribute
 	dirSync     *dirSyncRequest
 	notify      bool
+	rangeNoErr  bool
+	hints       searchHints
+}
+
+// searchHints are the search hints control's hints ([MS-ADTS] 3.1.1.3.4.1.32), each
+// with the criticality of the control that carried it: a later hint overrides an
+// earlier one.
+type searchHints struct {
+	requireSortIndex bool // order by an index or, with a critical sort control, fail
+	softSizeLimit    int  // with a sort: past this many, only ties of the last one
 }
 
 // dirSyncRequest is DirSyncRequestValue ::= SEQUENCE { Flags INTEGER, MaxBytes INTEGER,
@@ -79,12 +105,14 @@ type requestControls struct {
 type dirSyncRequest struct {
 	flags  int64
 	cookie []byte
+	oid    string // the control asked with (DirSync or DirSync EX), which the response names
 }
 
 // sortKey is the first key of a sort request (AD sorts by one attribute).
 type sortKey struct {
-	attr    string
-	reverse bool
+	attr     string
+	reverse  bool
+	critical bool
 }
 
 // parseControls reads a request's controls: an unknown critical control (or one that
@@ -116,11 +144,30 @@ func parseControls(controls []*ber.Packet, op ber.Tag) (*requestControls, *ldapE
 			if err != nil {
 				return nil, lerr(resultProtocolError, "malformed server-side sort control: %v", err)
 			}
+			k.critical = critical
 			rc.sort = k
 		case oidPermissiveModify:
 			rc.permissive = true
 		case oidTreeDelete:
 			rc.treeDelete = true
+		case oidTreeDeleteEx:
+			// TreeDeleteExRequestValue ::= SEQUENCE { countOfObjectsToDelete INTEGER }
+			// ([MS-ADTS] 3.1.1.3.4.1.31)
+			p, err := ber.DecodePacketErr(value)
+			if err != nil || len(p.Children) != 1 {
+				return nil, lerr(resultProtocolError, "malformed tree delete EX control")
+			}
+			n, err := intValue(p.Children[0])
+			if err != nil {
+				return nil, lerr(resultProtocolError, "malformed tree delete EX control")
+			}
+			rc.treeDelete, rc.treeLimit = true, int(min(max(n, 2), 16384))
+		case oidRangeNoError:
+			rc.rangeNoErr = true
+		case oidSearchHints:
+			if le := rc.hints.parse(value, critical); le != nil {
+				return nil, le
+			}
 		case oidShowDeleted, oidShowRecycled:
 			rc.showDeleted = true
 		case oidVLV:
@@ -131,13 +178,13 @@ func parseControls(controls []*ber.Packet, op ber.Tag) (*requestControls, *ldapE
 			rc.vlv = v
 		case oidNotification:
 			rc.notify = true
-		case oidDirSync:
+		case oidDirSync, oidDirSyncEx: // EX: the same, and ";dirSyncAlwaysReturn" names ([MS-ADTS] 3.1.1.3.4.1.23)
 			p, err := ber.DecodePacketErr(value)
 			if err != nil || len(p.Children) != 3 {
 				return nil, lerr(resultProtocolError, "malformed DirSync control")
 			}
 			flags, _ := intValue(p.Children[0])
-			rc.dirSync = &dirSyncRequest{flags: flags, cookie: raw(p.Children[2])}
+			rc.dirSync = &dirSyncRequest{flags: flags, cookie: raw(p.Children[2]), oid: oid}
 		case oidSDFlags:
 			// SDFlagsRequestValue ::= SEQUENCE { Flags INTEGER } ([MS-ADTS] 3.1.1.3.4.1.11)
 			p, err := ber.DecodePacketErr(value)
@@ -170,6 +217,41 @@ func parseControls(controls []*ber.Packet, op ber.Tag) (*requestControls, *ldapE
 		}
 	}
 	return rc, nil
+}
+
+// parse reads SearchHintsRequestValue ::= SEQUENCE OF SEQUENCE { hintId LDAPOID,
+// hintValue OCTET STRING }: Require Sort Index's value is SEQUENCE { IndexOnly BOOLEAN },
+// Soft Size Limit's SEQUENCE { limitValue INTEGER }. An unknown hint is refused when the
+// control is critical and ignored otherwise.
+func (h *searchHints) parse(value []byte, critical bool) *ldapError {
+	p, err := ber.DecodePacketErr(value)
+	if err != nil {
+		return lerr(resultProtocolError, "malformed search hints control")
+	}
+	for _, hint := range p.Children {
+		if len(hint.Children) != 2 {
+			return lerr(resultProtocolError, "malformed search hint")
+		}
+		v, err := ber.DecodePacketErr(raw(hint.Children[1]))
+		if err != nil || len(v.Children) != 1 {
+			return lerr(resultProtocolError, "malformed value of search hint %s", str(hint.Children[0]))
+		}
+		switch id := str(hint.Children[0]); id {
+		case hintRequireSortIndex:
+			h.requireSortIndex = boolValue(v.Children[0])
+		case hintSoftSizeLimit:
+			n, err := intValue(v.Children[0])
+			if err != nil || n < 0 {
+				return lerr(resultProtocolError, "malformed soft size limit hint")
+			}
+			h.softSizeLimit = int(min(n, 1<<31-1))
+		default:
+			if critical {
+				return lerr(resultUnwillingToPerform, "0000209A: unknown search hint %s", id)
+			}
+		}
+	}
+	return nil
 }
 
 // parseSortKeys reads SortKeyList ::= SEQUENCE OF SEQUENCE { attributeType,

@@ -15,6 +15,7 @@ var errorTable = []struct {
 	// The specific before the general: some errors wrap others.
 	{directory.ErrNeedBind, resultOperationsError, "000004DC: LdapErr: DSID-0C090A5C, comment: In order to perform this operation a successful bind must be completed on the connection., data 0, v4563 (%s)"},
 	{directory.ErrNeedEncryption, resultOperationsError, "0000202D: LdapErr: DSID-0C090D14, comment: %s, data 0, v4563"},
+	{directory.ErrRangeBeyond, resultOperationsError, "%s (send the range retrieval no-error control 1.2.840.113556.1.4.1948 to get no values instead)"},
 	{directory.ErrTimeLimit, resultTimeLimitExceeded, "00000DAD: LdapErr: DSID-0C0906C9, comment: Time limit exceeded: %s, data 0, v4563"},
 	{directory.ErrAdminLimit, resultAdminLimitExceeded, "00002024: SvcErr: DSID-02080485, problem 5008 (ADMIN_LIMIT_EXCEEDED), data 0: %s"},
 	{directory.ErrValueExists, resultAttributeOrValueExists, "00002083: AtrErr: DSID-03151818, #1: 0: 00002083: DSID-03151818, problem 1006 (ATT_OR_VALUE_EXISTS), data 0: %s"},

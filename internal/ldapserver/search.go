@@ -109,6 +109,9 @@ type pageState struct {
 	sel       directory.Selection
 	typesOnly bool
 	seq       uint64 // when it was kept: the oldest goes first
+	// truncated: a soft size limit dropped entries, so the last page says
+	// sizeLimitExceeded.
+	truncated bool
 }
 
 // selectAttrs turns a request's attribute list into the directory's selection.
@@ -157,6 +160,7 @@ func (c *conn) search(ctx context.Context, id int64, op *ber.Packet, controls []
 	}
 	sel.ExtendedDN = rc.extendedDN
 	sel.SDFlags = rc.sdFlags
+	sel.RangeNoError = rc.rangeNoErr
 	if base == "" && scope == 0 {
 		entry, isPing, err := c.srv.pingEntry(ctx, id, op.Children[6], rawNames, c.nc.LocalAddr())
 		if err != nil {
@@ -226,7 +230,12 @@ func (c *conn) search(ctx context.Context, id int64, op *ber.Packet, controls []
 				return
 			}
 		}
-		done(resultSuccess, "", pagedControl(len(st.guids), c.keepPage(st.guids[n:], st.sel, st.typesOnly)))
+		next := c.keepPage(st.guids[n:], st.sel, st.typesOnly, st.truncated)
+		if st.truncated && next == "" {
+			done(resultSizeLimitExceeded, "", pagedControl(len(st.guids), ""))
+			return
+		}
+		done(resultSuccess, "", pagedControl(len(st.guids), next))
 		return
 	}
 
@@ -258,7 +267,7 @@ func (c *conn) search(ctx context.Context, id int64, op *ber.Packet, controls []
 		return
 	}
 	if rc.sort != nil {
-		c.sortedSearch(ctx, id, q, rc.sort, limit, paged || rc.vlv != nil, typesOnly, rc.vlv, done)
+		c.sortedSearch(ctx, id, q, rc.sort, rc.hints, limit, paged || rc.vlv != nil, typesOnly, rc.vlv, done)
 		return
 	}
 	if paged {
@@ -321,6 +330,17 @@ func (c *conn) pagedSearch(ctx context.Context, id int64, q directory.Query, pag
 // MaxPageSize entries) and answers with the response control: whether more wait, and
 // the cookie to read on with ([MS-ADTS] 3.1.1.3.4.1.3).
 func (c *conn) dirSyncSearch(ctx context.Context, id int64, q directory.Query, ds *dirSyncRequest, typesOnly bool, done func(int, string, ...*ber.Packet)) {
+	if ds.oid == oidDirSyncEx {
+		// DirSync EX returns an attribute named "x;dirSyncAlwaysReturn" changed or not
+		// ([MS-ADTS] 3.1.1.3.4.1.23); every attribute asked for is returned here anyway.
+		names := slices.Clone(q.Select.Names)
+		for i, n := range names {
+			if attr, opt, ok := strings.Cut(n, ";"); ok && strings.EqualFold(opt, "dirSyncAlwaysReturn") {
+				names[i] = attr
+			}
+		}
+		q.Select.Names = names
+	}
 	cookie, more, err := c.srv.cfg.Dir.DirSync(ctx, c.req, q, ds.flags, ds.cookie, c.srv.cfg.MaxPageSize, func(m *directory.Match) error {
 		return c.sendEntry(id, m, typesOnly)
 	})
@@ -338,7 +358,7 @@ func (c *conn) dirSyncSearch(ctx context.Context, id int64, q directory.Query, d
 	val.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagInteger, 0, "unused"))
 	val.AppendChild(octets(cookie))
 	ctl := ber.NewSequence("Control")
-	ctl.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, oidDirSync, "controlType"))
+	ctl.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, ds.oid, "controlType"))
 	ctl.AppendChild(octets(val.Bytes()))
 	done(resultSuccess, "", ctl)
 }
@@ -358,12 +378,12 @@ func (c *conn) deadline(clientSeconds int64) time.Time {
 
 // keepPage holds the rest of a paged search under a new cookie ("" when nothing is
 // left), within MaxResultSetsPerConn (the oldest is dropped) and MaxResultSetSize.
-func (c *conn) keepPage(guids []ntsec.GUID, sel directory.Selection, typesOnly bool) string {
+func (c *conn) keepPage(guids []ntsec.GUID, sel directory.Selection, typesOnly, truncated bool) string {
 	if len(guids) == 0 {
 		return ""
 	}
 	c.srv.paged.Add(int64(len(guids)))
-	return c.keep(&pageState{guids: guids, sel: sel, typesOnly: typesOnly})
+	return c.keep(&pageState{guids: guids, sel: sel, typesOnly: typesOnly, truncated: truncated})
 }
 
 // keepQuery holds a paged search to resume under a new cookie.
@@ -505,9 +525,21 @@ func containsFold(list []string, s string) bool {
 // or paged search sends them, with the sort response. A plain search keeps only the
 // first limit+1 keys in order as it goes (the rest could never be sent); a paged one
 // orders every match, at most MaxResultSetSize (AD's MaxTempTableSize plays that part).
-func (c *conn) sortedSearch(ctx context.Context, id int64, q directory.Query, key *sortKey, limit int, paged, typesOnly bool, vlv *vlvRequest,
-	done func(int, string, ...*ber.Packet)) {
-	if paged && vlv == nil && !key.reverse && !q.ShowDeleted && directory.CanOrder(key.attr) {
+//
+// The search hints ([MS-ADTS] 3.1.1.3.4.1.32): Require Sort Index fails a critical sort
+// by an attribute without an ordered index (unavailableCriticalExtension, the sort
+// response unwillingToPerform; a non-critical sort ignores the hint); Soft Size Limit
+// keeps, past its count, only the entries that tie with the last one kept, and says
+// sizeLimitExceeded when it dropped any.
+func (c *conn) sortedSearch(ctx context.Context, id int64, q directory.Query, key *sortKey, hints searchHints, limit int, paged, typesOnly bool,
+	vlv *vlvRequest, done func(int, string, ...*ber.Packet)) {
+	indexed := !key.reverse && !q.ShowDeleted && directory.CanOrder(key.attr)
+	if hints.requireSortIndex && key.critical && !indexed {
+		done(resultUnavailableCritical, fmt.Sprintf("%s has no index to sort by (ordered indexes: %s)", key.attr, strings.Join(directory.OrderedAttributes(), ", ")),
+			sortResponse(resultUnwillingToPerform))
+		return
+	}
+	if paged && vlv == nil && indexed && hints.softSizeLimit == 0 {
 		// Pages read in the order of the attribute's index, where the last one stopped:
 		// nothing is held between them.
 		q.OrderBy = key.attr
@@ -554,6 +586,14 @@ func (c *conn) sortedSearch(ctx context.Context, id int64, q directory.Query, ke
 		return
 	}
 	slices.SortStableFunc(all, order)
+	dropped := false
+	if n := hints.softSizeLimit; n > 0 && len(all) > n {
+		keep := n
+		for keep < len(all) && order(all[keep], all[n-1]) == 0 {
+			keep++
+		}
+		all, dropped = all[:keep], keep < len(all)
+	}
 	if vlv != nil {
 		// The window ([MS-ADTS] 3.1.1.3.4.1.17): the target by offset (scaled to the
 		// client's idea of the count) or by the first value not below the assertion.
@@ -593,8 +633,13 @@ func (c *conn) sortedSearch(ctx context.Context, id int64, q directory.Query, ke
 		for _, k := range all[next:] {
 			rest = append(rest, k.guid)
 		}
-		done(resultSuccess, "", sortResponse(resultSuccess), pagedControl(len(all), c.keepPage(rest, sel, typesOnly)))
-	case next < len(all):
+		cookie := c.keepPage(rest, sel, typesOnly, dropped)
+		if dropped && cookie == "" {
+			done(resultSizeLimitExceeded, "", sortResponse(resultSuccess), pagedControl(len(all), ""))
+			return
+		}
+		done(resultSuccess, "", sortResponse(resultSuccess), pagedControl(len(all), cookie))
+	case next < len(all) || dropped:
 		done(resultSizeLimitExceeded, "", sortResponse(resultSuccess))
 	default:
 		done(resultSuccess, "", sortResponse(resultSuccess))

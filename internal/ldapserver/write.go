@@ -90,7 +90,7 @@ func (c *conn) write(ctx context.Context, id int64, op *ber.Packet, controls []*
 		_, err = dir.Modify(ctx, c.req, str(op.Children[0]), changes)
 	case appDelRequest:
 		if rc.treeDelete {
-			_, err = dir.DeleteTree(ctx, c.req, str(op))
+			_, err = dir.DeleteTree(ctx, c.req, str(op), rc.treeLimit)
 		} else {
 			err = dir.Delete(ctx, c.req, str(op))
 		}

@@ -1,0 +1,182 @@
+package ldapserver_test
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	ber "github.com/go-asn1-ber/asn1-ber"
+	"github.com/go-ldap/ldap/v3"
+
+	"gmsa/internal/directory"
+	"gmsa/internal/servertest"
+)
+
+// berValue encodes SEQUENCE { children } as a control value.
+func berValue(children ...*ber.Packet) string {
+	seq := ber.NewSequence("value")
+	for _, c := range children {
+		seq.AppendChild(c)
+	}
+	return string(seq.Bytes())
+}
+
+func berInt(n int64) *ber.Packet {
+	return ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagInteger, n, "")
+}
+
+// searchHints is the search hints control ([MS-ADTS] 3.1.1.3.4.1.32) with one hint.
+func searchHints(critical bool, id string, value string) ldap.Control {
+	hint := ber.NewSequence("hint")
+	hint.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, id, "hintId"))
+	hint.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, value, "hintValue"))
+	return &ldap.ControlString{ControlType: "1.2.840.113556.1.4.2206", Criticality: critical, ControlValue: berValue(hint)}
+}
+
+// The search hints: Require Sort Index fails a critical sort by an attribute without an
+// ordered index and serves one with it; a non-critical sort ignores it; an unknown hint
+// is refused only in a critical control. Soft Size Limit keeps the ties of the last
+// entry it keeps and says sizeLimitExceeded when it dropped any, unpaged and paged.
+func TestSearchHints(t *testing.T) {
+	s := setup(t, servertest.Options{})
+	c := dialTLS(t, s)
+	must(struct{}{}, c.Bind("Administrator", s.AdminPassword))
+	for i, d := range []string{"a", "b", "b", "b", "c"} {
+		must(s.Dir.NewUser(ctx, directory.LocalSystem(), directory.UserOptions{Name: fmt.Sprintf("hint%d", i), Password: "Passw0rd!" + d}))
+		m := ldap.NewModifyRequest(fmt.Sprintf("CN=hint%d,CN=Users,%s", i, base), nil)
+		m.Replace("description", []string{d})
+		must(struct{}{}, c.Modify(m))
+	}
+	sorted := func(attr string, critical bool, ctls ...ldap.Control) (*ldap.SearchResult, error) {
+		key := ber.NewSequence("key")
+		key.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, attr, "attributeType"))
+		sortCtl := &ldap.ControlString{ControlType: "1.2.840.113556.1.4.473", Criticality: critical, ControlValue: berValue(key)}
+		return c.Search(ldap.NewSearchRequest("CN=Users,"+base, ldap.ScopeSingleLevel, 0, 0, 0, false, "(sAMAccountName=hint*)",
+			[]string{"description", "sAMAccountName"}, append([]ldap.Control{sortCtl}, ctls...)))
+	}
+	indexOnly := berValue(ber.NewBoolean(ber.ClassUniversal, ber.TypePrimitive, ber.TagBoolean, true, ""))
+	requireIndex := searchHints(true, "1.2.840.113556.1.4.2207", indexOnly)
+	if _, err := sorted("description", true, requireIndex); code(err) != ldap.LDAPResultUnavailableCriticalExtension {
+		t.Fatalf("a critical sort by an unindexed attribute with Require Sort Index: %v", err)
+	}
+	if r, err := sorted("description", false, requireIndex); err != nil || len(r.Entries) != 5 {
+		t.Fatalf("a non-critical sort ignores the hint: %v", err)
+	}
+	r, err := sorted("sAMAccountName", true, requireIndex)
+	if err != nil || len(r.Entries) != 5 || !slices.IsSortedFunc(r.Entries, func(a, b *ldap.Entry) int {
+		return strings.Compare(strings.ToLower(a.GetAttributeValue("sAMAccountName")), strings.ToLower(b.GetAttributeValue("sAMAccountName")))
+	}) {
+		t.Fatalf("a sort by an indexed attribute with Require Sort Index: %v", err)
+	}
+	if _, err := sorted("sAMAccountName", true, searchHints(true, "1.2.3.4", indexOnly)); code(err) != ldap.LDAPResultUnwillingToPerform {
+		t.Fatalf("an unknown hint in a critical control: %v", err)
+	}
+	if _, err := sorted("sAMAccountName", true, searchHints(false, "1.2.3.4", indexOnly)); err != nil {
+		t.Fatalf("an unknown hint in a non-critical control: %v", err)
+	}
+
+	soft := searchHints(true, "1.2.840.113556.1.4.2210", berValue(berInt(2)))
+	descriptions := func(es []*ldap.Entry) string {
+		var out []string
+		for _, e := range es {
+			out = append(out, e.GetAttributeValue("description"))
+		}
+		return strings.Join(out, "")
+	}
+	r, err = sorted("description", true, soft)
+	if code(err) != ldap.LDAPResultSizeLimitExceeded || r == nil || descriptions(r.Entries) != "abbb" {
+		t.Fatalf("soft size limit 2 over a, b, b, b, c: %v (%v), want abbb and sizeLimitExceeded", r, err)
+	}
+	soft3 := searchHints(true, "1.2.840.113556.1.4.2210", berValue(berInt(5)))
+	if r, err = sorted("description", true, soft3); err != nil || descriptions(r.Entries) != "abbbc" {
+		t.Fatalf("soft size limit 5 over five entries: %v (%v)", r, err)
+	}
+	// Paged: the last page says sizeLimitExceeded.
+	sortCtl := ldap.NewControlServerSideSortingWithSortKeys([]*ldap.SortKey{{AttributeType: "description"}})
+	req := ldap.NewSearchRequest("CN=Users,"+base, ldap.ScopeSingleLevel, 0, 0, 0, false, "(sAMAccountName=hint*)",
+		[]string{"description"}, []ldap.Control{sortCtl, soft})
+	r, err = c.SearchWithPaging(req, 1)
+	if code(err) != ldap.LDAPResultSizeLimitExceeded || r == nil || descriptions(r.Entries) != "abbb" {
+		t.Fatalf("paged with soft size limit 2: %v (%v), want abbb and sizeLimitExceeded", r, err)
+	}
+}
+
+// Range retrieval past a link attribute's last value: operationsError, and with the
+// no-error control the entry without the attribute.
+func TestRangeRetrievalNoError(t *testing.T) {
+	s := setup(t, servertest.Options{})
+	c := dialTLS(t, s)
+	must(struct{}{}, c.Bind("Administrator", s.AdminPassword))
+	group := "CN=Domain Admins,CN=Users," + base
+	read := func(ctls ...ldap.Control) (*ldap.SearchResult, error) {
+		return c.Search(ldap.NewSearchRequest(group, ldap.ScopeBaseObject, 0, 0, 0, false, "(objectClass=*)", []string{"member;range=5-*"}, ctls))
+	}
+	if _, err := read(); code(err) != ldap.LDAPResultOperationsError {
+		t.Fatalf("member;range=5-* of a group with fewer members: %v, want operationsError", err)
+	}
+	r, err := read(&ldap.ControlString{ControlType: "1.2.840.113556.1.4.1948", Criticality: true})
+	if err != nil || len(r.Entries) != 1 || len(r.Entries[0].Attributes) != 0 {
+		t.Fatalf("with the no-error control: %v (%v), want the entry without values", r, err)
+	}
+}
+
+// Tree delete EX: at most countOfObjectsToDelete objects per request (at least 2),
+// deepest first; the root stays until the last request, which reports success.
+func TestTreeDeleteEx(t *testing.T) {
+	s := setup(t, servertest.Options{})
+	c := dialTLS(t, s)
+	must(struct{}{}, c.Bind("Administrator", s.AdminPassword))
+	ou := "OU=Retired," + base
+	add := func(dn, class string) {
+		t.Helper()
+		r := ldap.NewAddRequest(dn, nil)
+		r.Attribute("objectClass", []string{class})
+		must(struct{}{}, c.Add(r))
+	}
+	add(ou, "organizationalUnit")
+	add("OU=Old,"+ou, "organizationalUnit")
+	for i := range 4 {
+		add(fmt.Sprintf("CN=box%d,OU=Old,%s", i, ou), "container")
+	}
+	count := func() int {
+		r, err := c.Search(ldap.NewSearchRequest(ou, ldap.ScopeWholeSubtree, 0, 0, 0, false, "(objectClass=*)", []string{"1.1"}, nil))
+		if code(err) == ldap.LDAPResultNoSuchObject {
+			return 0
+		}
+		return len(must(r, err).Entries)
+	}
+	treeEx := func(n int64) error {
+		return c.Del(ldap.NewDelRequest(ou, []ldap.Control{&ldap.ControlString{ControlType: "1.2.840.113556.1.4.2204", Criticality: true, ControlValue: berValue(berInt(n))}}))
+	}
+	// 1 is taken as 2 ([MS-ADTS] 3.1.1.3.4.1.31).
+	for _, want := range []int{4, 2} {
+		if err := treeEx(1); code(err) != ldap.LDAPResultAdminLimitExceeded || count() != want {
+			t.Fatalf("tree delete EX of 2: %v, %d objects left, want adminLimitExceeded and %d", err, count(), want)
+		}
+	}
+	if err := treeEx(2); err != nil || count() != 0 {
+		t.Fatalf("the last tree delete EX: %v, %d objects left", err, count())
+	}
+	if err := c.Del(ldap.NewDelRequest(ou, []ldap.Control{&ldap.ControlString{ControlType: "1.2.840.113556.1.4.2204", Criticality: true, ControlValue: "x"}})); code(err) != ldap.LDAPResultNoSuchObject && code(err) != ldap.LDAPResultProtocolError {
+		t.Fatalf("a malformed tree delete EX: %v", err)
+	}
+}
+
+// DirSync EX reads as DirSync does, names its response with its own OID, and takes
+// attribute names with ";dirSyncAlwaysReturn".
+func TestDirSyncEx(t *testing.T) {
+	s := setup(t, servertest.Options{})
+	c := dialTLS(t, s)
+	must(struct{}{}, c.Bind("Administrator", s.AdminPassword))
+	ctl := &ldap.ControlString{ControlType: "1.2.840.113556.1.4.2090", Criticality: true, ControlValue: berValue(berInt(0), berInt(0),
+		ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, "", ""))}
+	r := must(c.Search(ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, 0, 0, 0, false, "(sAMAccountName=Administrator)",
+		[]string{"description;dirSyncAlwaysReturn", "sAMAccountName"}, []ldap.Control{ctl})))
+	if len(r.Entries) != 1 || r.Entries[0].GetAttributeValue("description") == "" {
+		t.Fatalf("DirSync EX: %v", r.Entries)
+	}
+	if len(r.Controls) != 1 || r.Controls[0].GetControlType() != "1.2.840.113556.1.4.2090" {
+		t.Fatalf("the DirSync EX response control: %v", r.Controls)
+	}
+}
