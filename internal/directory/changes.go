@@ -262,6 +262,9 @@ func (d *Directory) changePassword(ctx context.Context, req *Requester, o *Objec
 	if pw == "" {
 		return nil, fmt.Errorf("directory: 0000052D: the new password is empty: %w", ErrConstraint)
 	}
+	if err := checkPasswordPolicy(o, pw); err != nil {
+		return nil, err
+	}
 	pol := d.domainPolicy(ctx)
 	now := d.nowFT()
 	if d.lockedOut(o, pol, now) {
@@ -305,6 +308,9 @@ func (d *Directory) ChangeOwnPassword(ctx context.Context, req *Requester, passw
 	}
 	if password == "" {
 		return nil, fmt.Errorf("directory: 0000052D: the new password is empty: %w", ErrConstraint)
+	}
+	if err := checkPasswordPolicy(o, password); err != nil {
+		return nil, err
 	}
 	n, err := d.modify(ctx, o.GUID, func(n *Object) ([]store.Op, error) {
 		n.BadPwdCount, n.LockoutTime = 0, 0
@@ -487,6 +493,9 @@ func (d *Directory) apply(n *Object, ch Change, members map[string]*Object) ([]s
 		}
 		if pw == "" {
 			return nil, fmt.Errorf("directory: 0000052D: the password is empty: %w", ErrConstraint)
+		}
+		if err := checkPasswordPolicy(n, pw); err != nil {
+			return nil, err
 		}
 		return nil, d.setKeys(n, EncodePassword(pw))
 	case "ntsecuritydescriptor":

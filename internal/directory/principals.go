@@ -185,6 +185,9 @@ func (d *Directory) userObject(ctx context.Context, opt UserOptions) (*Object, e
 		o.UAC |= UACAccountDisable
 	}
 	if opt.Password != "" {
+		if err := checkPasswordPolicy(o, opt.Password); err != nil {
+			return nil, err
+		}
 		if err := d.setKeys(o, EncodePassword(opt.Password)); err != nil {
 			return nil, err
 		}
@@ -292,6 +295,9 @@ func (d *Directory) SetPassword(ctx context.Context, req *Requester, ref, passwo
 	}
 	if password == "" {
 		return nil, fmt.Errorf("directory: empty password: %w", ErrInvalid)
+	}
+	if err := checkPasswordPolicy(o, password); err != nil {
+		return nil, err
 	}
 	n, err := d.modify(ctx, o.GUID, func(n *Object) ([]store.Op, error) { return nil, d.setKeys(n, EncodePassword(password)) })
 	if err == nil {
