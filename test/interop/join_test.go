@@ -145,7 +145,12 @@ func TestJoinWithAdcliAndMsktutil(t *testing.T) {
 		t.Fatal("the audit trail has no record of HOST1$ changing its password")
 	}
 
-	// MIT's kpasswd: a user changes its own password; the old one stops working.
+	// MIT's kpasswd: a password the domain's policy refuses (one kind of character) is
+	// refused with the reason; then a user changes its own password and the old one
+	// stops working.
+	if out, errOut, code := run(env, "Alice-Pass-123!\nalicealice\nalicealice\n", "kpasswd", "alice"); code == 0 || !strings.Contains(out+errOut, "complexity rule") {
+		t.Fatalf("kpasswd alice to a password without complexity: exit %d\n%s%s", code, out, errOut)
+	}
 	if out, errOut, code := run(env, "Alice-Pass-123!\nAlice-New-456!\nAlice-New-456!\n", "kpasswd", "alice"); code != 0 || !strings.Contains(out, "Password changed") {
 		t.Fatalf("kpasswd alice: exit %d\n%s%s", code, out, errOut)
 	}
