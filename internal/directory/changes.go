@@ -97,6 +97,9 @@ type Change struct {
 	// SDFlags are the SD flags control's parts a nTSecurityDescriptor write replaces
 	// (owner 1, group 2, DACL 4, SACL 8; 0: all).
 	SDFlags uint32
+	// EnforceHistory is the policy hints control's flag ([MS-ADTS] 3.1.1.3.4.1.35): a
+	// unicodePwd reset may not reuse a remembered password, as a change may not.
+	EnforceHistory bool
 }
 
 // systemOnly are attributes the directory assigns.
@@ -277,6 +280,9 @@ func (d *Directory) changePassword(ctx context.Context, req *Requester, o *Objec
 			"account", o.SAM, "reason", "wrong old password")
 		return nil, fmt.Errorf("directory: 00000056: Att 9005a (unicodePwd): %w", ErrWrongPassword)
 	}
+	if err := checkPasswordHistory(o, pw); err != nil {
+		return nil, err
+	}
 	n, err := d.modify(ctx, o.GUID, func(n *Object) ([]store.Op, error) {
 		n.BadPwdCount, n.LockoutTime = 0, 0
 		return nil, d.setKeys(n, EncodePassword(pw))
@@ -310,6 +316,9 @@ func (d *Directory) ChangeOwnPassword(ctx context.Context, req *Requester, passw
 		return nil, fmt.Errorf("directory: 0000052D: the new password is empty: %w", ErrConstraint)
 	}
 	if err := checkPasswordPolicy(o, password); err != nil {
+		return nil, err
+	}
+	if err := checkPasswordHistory(o, password); err != nil {
 		return nil, err
 	}
 	n, err := d.modify(ctx, o.GUID, func(n *Object) ([]store.Op, error) {
@@ -496,6 +505,11 @@ func (d *Directory) apply(n *Object, ch Change, members map[string]*Object) ([]s
 		}
 		if err := checkPasswordPolicy(n, pw); err != nil {
 			return nil, err
+		}
+		if ch.EnforceHistory {
+			if err := checkPasswordHistory(n, pw); err != nil {
+				return nil, err
+			}
 		}
 		return nil, d.setKeys(n, EncodePassword(pw))
 	case "ntsecuritydescriptor":

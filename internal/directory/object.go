@@ -83,12 +83,15 @@ type Object struct {
 	USNChanged  int64          `json:"-"` // the store revision of the record
 
 	// Principals.
-	PrimaryGroupRID uint32         `json:"primary_group_rid,omitempty"`
-	NTHash          []byte         `json:"nt_hash,omitempty"`
-	Keys            []StoredKey    `json:"keys,omitempty"`
-	PreviousKeys    []StoredKey    `json:"previous_keys,omitempty"` // krbtgt: the keys before the last reset, at KVNO-1
-	KVNO            uint32         `json:"kvno,omitempty"`
-	PwdLastSet      ntsec.FileTime `json:"pwd_last_set,omitempty"`
+	PrimaryGroupRID uint32 `json:"primary_group_rid,omitempty"`
+	NTHash          []byte `json:"nt_hash,omitempty"`
+	// NTHistory are the NT hashes of a user's previous passwords, newest first, at most
+	// pwdHistoryLength-1 of them (AD's ntPwdHistory: the current one counts too).
+	NTHistory    [][]byte       `json:"nt_history,omitempty"`
+	Keys         []StoredKey    `json:"keys,omitempty"`
+	PreviousKeys []StoredKey    `json:"previous_keys,omitempty"` // krbtgt: the keys before the last reset, at KVNO-1
+	KVNO         uint32         `json:"kvno,omitempty"`
+	PwdLastSet   ntsec.FileTime `json:"pwd_last_set,omitempty"`
 
 	// Account lockout ([MS-ADTS] 3.1.1.5.3 badPwdCount, badPasswordTime, lockoutTime).
 	BadPwdCount     uint32         `json:"bad_pwd_count,omitempty"`

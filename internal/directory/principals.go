@@ -35,6 +35,9 @@ func (d *Directory) setKeys(o *Object, utf16pw []byte) error {
 		o.Keys = append(o.Keys, StoredKey{Etype: k.Etype, Value: k.Value})
 	}
 	nt := krbkey.NTHash(utf16pw)
+	if o.Class == ClassUser && len(o.NTHash) > 0 {
+		o.NTHistory = append([][]byte{o.NTHash}, o.NTHistory...)[:min(len(o.NTHistory)+1, passwordHistoryLength-1)]
+	}
 	o.NTHash = nt[:]
 	o.KVNO++
 	o.PwdLastSet = d.nowFT()

@@ -1,10 +1,13 @@
 package directory
 
 import (
+	"crypto/subtle"
 	"fmt"
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"gmsa/internal/krbkey"
 )
 
 // The password policy the domain object advertises (minPwdLength 7, pwdProperties 1:
@@ -14,6 +17,9 @@ import (
 // pre-created accounts start with the lower-case host name.
 const (
 	minPasswordLength = 7
+	// passwordHistoryLength is pwdHistoryLength: a change may not reuse the current
+	// password or the 23 before it.
+	passwordHistoryLength = 24
 	// complexitySpecials are AD's non-alphanumeric characters of the complexity rule.
 	complexitySpecials = "~!@#$%^&*_-+=`|\\(){}[]:;\"'<>,.?/ "
 )
@@ -52,6 +58,25 @@ func checkPasswordPolicy(o *Object, pw string) error {
 	}
 	if kinds < 3 {
 		return fmt.Errorf("directory: 0000052D: the password draws on %d of the complexity rule's kinds of character (upper case, lower case, digits, symbols, other letters); the domain's policy asks for 3: %w", kinds, ErrConstraint)
+	}
+	return nil
+}
+
+// checkPasswordHistory refuses a user's new password that is the current one or one of
+// those its history remembers: on a change with the old password (LDAP or kpasswd),
+// and on a reset only when the policy hints control asks ([MS-ADTS] 3.1.1.3.4.1.35).
+// Hashes are compared in constant time.
+func checkPasswordHistory(o *Object, pw string) error {
+	if o.Class != ClassUser {
+		return nil
+	}
+	nt := krbkey.NTHash(EncodePassword(pw))
+	used := 0
+	for _, h := range append([][]byte{o.NTHash}, o.NTHistory...) {
+		used |= subtle.ConstantTimeCompare(nt[:], h)
+	}
+	if used == 1 {
+		return fmt.Errorf("directory: 0000052D: the password was used before; the domain's policy remembers the last %d: %w", passwordHistoryLength, ErrConstraint)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package directory
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -46,5 +47,54 @@ func TestPasswordPolicy(t *testing.T) {
 	must(d.NewComputer(ctx, sys, ComputerOptions{Name: "host4"}))
 	if _, err := d.SetPassword(ctx, sys, "host4$", "host4"); err != nil {
 		t.Errorf("a computer's default password: %v", err)
+	}
+}
+
+// A change with the old password may not reuse the current password or one of the 23
+// before it; an administrator's reset may, unless the policy hints control asks for the
+// whole policy. Older passwords than that are free again.
+func TestPasswordHistory(t *testing.T) {
+	d, _ := lab(t)
+	const dn = "CN=hedy,CN=Users,DC=example,DC=test"
+	must(d.NewUser(ctx, sys, UserOptions{Name: "hedy", Password: "Hedy-Pass-0!"}))
+	quoted := func(pw string) []byte { return EncodePassword(`"` + pw + `"`) }
+	change := func(old, pw string) error {
+		_, err := d.Modify(ctx, sys, dn, []Change{{Op: ChangeDelete, Attr: "unicodePwd", Values: [][]byte{quoted(old)}},
+			{Op: ChangeAdd, Attr: "unicodePwd", Values: [][]byte{quoted(pw)}}})
+		return err
+	}
+	reset := func(pw string, full bool) error {
+		_, err := d.Modify(ctx, sys, dn, []Change{{Op: ChangeReplace, Attr: "unicodePwd", Values: [][]byte{quoted(pw)}, EnforceHistory: full}})
+		return err
+	}
+	if err := change("Hedy-Pass-0!", "Hedy-Pass-0!"); !errors.Is(err, ErrConstraint) {
+		t.Fatalf("a change to the current password: %v", err)
+	}
+	must(0, change("Hedy-Pass-0!", "Hedy-Pass-1!"))
+	if err := change("Hedy-Pass-1!", "Hedy-Pass-0!"); !errors.Is(err, ErrConstraint) || strings.Contains(err.Error(), "Hedy") {
+		t.Fatalf("a change back to the previous password: %v", err)
+	}
+	if _, err := d.ChangeOwnPassword(ctx, must(d.Authenticate(ctx, Anonymous(ProtectionTLS, "test"), "hedy", "Hedy-Pass-1!")), "Hedy-Pass-0!"); !errors.Is(err, ErrConstraint) {
+		t.Fatalf("a kpasswd change back to the previous password: %v", err)
+	}
+	if err := reset("Hedy-Pass-0!", true); !errors.Is(err, ErrConstraint) {
+		t.Fatalf("a reset to a remembered password with the policy hints: %v", err)
+	}
+	must(0, reset("Hedy-Pass-0!", false)) // an administrator's reset is not held to the history
+	// 24 remembered, the current one among them: after 23 more changes the reset's
+	// password is the oldest still refused, the one before it is free; one change more
+	// frees it too.
+	cur := "Hedy-Pass-0!"
+	for i := 2; i <= 24; i++ {
+		next := fmt.Sprintf("Hedy-Pass-%d!", i)
+		must(0, change(cur, next))
+		cur = next
+	}
+	if err := change(cur, "Hedy-Pass-0!"); !errors.Is(err, ErrConstraint) {
+		t.Fatalf("a change to the password 23 changes back: %v", err)
+	}
+	must(0, change(cur, "Hedy-Pass-1!"))
+	if err := change("Hedy-Pass-1!", "Hedy-Pass-0!"); err != nil {
+		t.Fatalf("a change to a password older than the history: %v", err)
 	}
 }

@@ -35,6 +35,8 @@ const (
 	oidTreeDeleteEx     = "1.2.840.113556.1.4.2204"
 	oidSearchHints      = "1.2.840.113556.1.4.2206"
 	oidRangeNoError     = "1.2.840.113556.1.4.1948"
+	oidPolicyHints      = "1.2.840.113556.1.4.2239"
+	oidPolicyHintsOld   = "1.2.840.113556.1.4.2066" // LDAP_SERVER_POLICY_HINTS_DEPRECATED_OID, the same control
 )
 
 // The search hints AD honours ([MS-ADTS] 3.1.1.3.4.1.32).
@@ -45,7 +47,7 @@ const (
 
 // supportedControls are the controls in the RootDSE, in AD's order.
 var supportedControls = []string{oidPagedResults, oidSort, oidTreeDelete, oidShowDeleted, oidSDFlags, oidExtendedDN, oidLazyCommit, oidDomainScope,
-	oidSearchOptions, oidPermissiveModify, oidASQ, oidRangeNoError, oidShowRecycled, oidDirSyncEx, oidTreeDeleteEx, oidSearchHints, oidVLV,
+	oidSearchOptions, oidPermissiveModify, oidASQ, oidRangeNoError, oidPolicyHintsOld, oidPolicyHints, oidShowRecycled, oidDirSyncEx, oidTreeDeleteEx, oidSearchHints, oidVLV,
 	oidDirSync, oidNotification}
 
 // controlsFor says which operations each control applies to; elsewhere it is unknown.
@@ -62,16 +64,18 @@ var controlsFor = map[string][]ber.Tag{
 	// Tombstones show in searches, and are found by DN, GUID or SID (extended DN).
 	// Without a recycle bin there are no recycled-but-not-tombstoned objects, so both
 	// show the same ([MS-ADTS] 3.1.1.3.4.1.14, 3.1.1.3.4.1.29).
-	oidShowDeleted:  {appSearchRequest, appModifyRequest}, // a modify: a reanimation
-	oidSDFlags:      {appSearchRequest, appModifyRequest, appAddRequest},
-	oidVLV:          {appSearchRequest},
-	oidShowRecycled: {appSearchRequest},
-	oidDirSync:      {appSearchRequest},
-	oidDirSyncEx:    {appSearchRequest},
-	oidNotification: {appSearchRequest},
-	oidTreeDeleteEx: {appDelRequest},
-	oidSearchHints:  {appSearchRequest},
-	oidRangeNoError: {appSearchRequest},
+	oidShowDeleted:    {appSearchRequest, appModifyRequest}, // a modify: a reanimation
+	oidSDFlags:        {appSearchRequest, appModifyRequest, appAddRequest},
+	oidVLV:            {appSearchRequest},
+	oidShowRecycled:   {appSearchRequest},
+	oidDirSync:        {appSearchRequest},
+	oidDirSyncEx:      {appSearchRequest},
+	oidNotification:   {appSearchRequest},
+	oidTreeDeleteEx:   {appDelRequest},
+	oidSearchHints:    {appSearchRequest},
+	oidRangeNoError:   {appSearchRequest},
+	oidPolicyHints:    {appModifyRequest},
+	oidPolicyHintsOld: {appModifyRequest},
 }
 
 // requestControls are what one request's controls ask of the server.
@@ -89,6 +93,7 @@ type requestControls struct {
 	dirSync     *dirSyncRequest
 	notify      bool
 	rangeNoErr  bool
+	fullPolicy  bool // the policy hints control's LDAP_POLICYHINT_APPLY_FULLPWDPOLICY
 	hints       searchHints
 }
 
@@ -164,6 +169,18 @@ func parseControls(controls []*ber.Packet, op ber.Tag) (*requestControls, *ldapE
 			rc.treeDelete, rc.treeLimit = true, int(min(max(n, 2), 16384))
 		case oidRangeNoError:
 			rc.rangeNoErr = true
+		case oidPolicyHints, oidPolicyHintsOld:
+			// PolicyHintsRequestValue ::= SEQUENCE { Flags INTEGER }: 1 applies the whole
+			// password policy, history included, to a reset ([MS-ADTS] 3.1.1.3.4.1.35).
+			p, err := ber.DecodePacketErr(value)
+			if err != nil || len(p.Children) != 1 {
+				return nil, lerr(resultProtocolError, "malformed policy hints control")
+			}
+			flags, err := intValue(p.Children[0])
+			if err != nil {
+				return nil, lerr(resultProtocolError, "malformed policy hints control")
+			}
+			rc.fullPolicy = flags&1 != 0
 		case oidSearchHints:
 			if le := rc.hints.parse(value, critical); le != nil {
 				return nil, le

@@ -180,3 +180,29 @@ func TestDirSyncEx(t *testing.T) {
 		t.Fatalf("the DirSync EX response control: %v", r.Controls)
 	}
 }
+
+// The policy hints control (and its deprecated OID) holds an administrator's unicodePwd
+// reset to the password history, as a change is; without it a reset is not.
+func TestPolicyHints(t *testing.T) {
+	s := setup(t, servertest.Options{})
+	must(s.Dir.NewUser(ctx, directory.LocalSystem(), directory.UserOptions{Name: "hinted", Password: "Hinted-Pass-1!"}))
+	c := dialTLS(t, s)
+	must(struct{}{}, c.Bind("Administrator", s.AdminPassword))
+	reset := func(ctls ...ldap.Control) error {
+		m := ldap.NewModifyRequest("CN=hinted,CN=Users,"+base, ctls)
+		m.Replace("unicodePwd", []string{string(directory.EncodePassword(`"Hinted-Pass-1!"`))})
+		return c.Modify(m)
+	}
+	for _, oid := range []string{"1.2.840.113556.1.4.2239", "1.2.840.113556.1.4.2066"} {
+		hints := &ldap.ControlString{ControlType: oid, Criticality: true, ControlValue: berValue(berInt(1))}
+		if err := reset(hints); code(err) != ldap.LDAPResultConstraintViolation {
+			t.Fatalf("a reset to the current password with policy hints %s: %v", oid, err)
+		}
+	}
+	if err := reset(&ldap.ControlString{ControlType: "1.2.840.113556.1.4.2239", Criticality: true, ControlValue: berValue(berInt(0))}); err != nil {
+		t.Fatalf("a reset with policy hints flag 0: %v", err)
+	}
+	if err := reset(); err != nil {
+		t.Fatalf("a reset without policy hints: %v", err)
+	}
+}

@@ -81,7 +81,7 @@ func (c *conn) write(ctx context.Context, id int64, op *ber.Packet, controls []*
 			return
 		}
 		for i := range changes {
-			changes[i].Permissive, changes[i].SDFlags = rc.permissive, rc.sdFlags
+			changes[i].Permissive, changes[i].SDFlags, changes[i].EnforceHistory = rc.permissive, rc.sdFlags, rc.fullPolicy
 		}
 		if newDN, ok := directory.ReanimationTarget(changes); ok && rc.showDeleted {
 			_, err = dir.Reanimate(ctx, c.req, str(op.Children[0]), newDN) // [MS-ADTS] 3.1.1.5.3.7

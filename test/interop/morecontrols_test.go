@@ -14,8 +14,8 @@ import (
 
 // AD's controls Samba 4.22 does not serve, sent by real clients to Samba and to ours:
 // the range retrieval no-error control, the search hints (Require Sort Index, Soft Size
-// Limit) with a server-side sort, tree delete EX from ldapdelete, and DirSync EX from
-// Samba's ldbsearch. Ours answers as [MS-ADTS] says; what Samba answers is logged
+// Limit) with a server-side sort, tree delete EX from ldapdelete, policy hints from
+// ldapmodify, and DirSync EX from Samba's ldbsearch. Ours answers as [MS-ADTS] says; what Samba answers is logged
 // (after refusing a search with an unknown critical control, Samba 4.22 leaves
 // ldapsearch waiting: every command runs under timeout, exit 124).
 func TestMoreControlsWithRealClients(t *testing.T) {
@@ -109,6 +109,23 @@ func TestMoreControlsWithRealClients(t *testing.T) {
 		if !ours { // clean up what Samba left
 			run(d.env, "", "ldapdelete", append(append([]string{}, bind...), "-e", "!1.2.840.113556.1.4.805", ou)...)
 		}
+
+		// Policy hints from ldapmodify: an administrator's reset of mc0's password to its
+		// current one is refused (constraintViolation, 19) with the control, accepted
+		// without it.
+		utf16 := func(s string) []byte {
+			var b []byte
+			for _, r := range s {
+				b = append(b, byte(r), 0)
+			}
+			return b
+		}
+		resetPw := "dn: CN=mc0,CN=Users," + baseDN + "\nchangetype: modify\nreplace: unicodePwd\nunicodePwd:: " +
+			base64.StdEncoding.EncodeToString(utf16(`"Passw0rd!a"`)) + "\n-\n"
+		out, errOut, code = run(d.env, resetPw, "timeout", append(append([]string{"5", "ldapmodify"}, bind...), "-e", "!1.2.840.113556.1.4.2239="+b64(0x30, 0x03, 0x02, 0x01, 0x01))...)
+		outcome("a reset to the current password with policy hints", 19, code, out, errOut)
+		out, errOut, code = run(d.env, resetPw, "timeout", append([]string{"5", "ldapmodify"}, bind...)...)
+		outcome("a reset to the current password without policy hints", 0, code, out, errOut)
 
 		// DirSync EX from ldbsearch: the users with their descriptions (";dirSyncAlwaysReturn").
 		out, errOut, code = run(nil, "", "timeout", "20", "bash", "peers.sh", "chroot", "ldbsearch", "-H", d.url, "--simple-bind-dn=Administrator@example.test",
