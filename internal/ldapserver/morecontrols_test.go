@@ -1,15 +1,18 @@
 package ldapserver_test
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	ber "github.com/go-asn1-ber/asn1-ber"
 	"github.com/go-ldap/ldap/v3"
 
 	"gmsa/internal/directory"
+	"gmsa/internal/ldapserver"
 	"gmsa/internal/servertest"
 )
 
@@ -204,5 +207,59 @@ func TestPolicyHints(t *testing.T) {
 	}
 	if err := reset(); err != nil {
 		t.Fatalf("a reset without policy hints: %v", err)
+	}
+}
+
+// A connection waiting for change notifications is not idle: it outlives the idle
+// timeout and still receives them, while a connection without one is closed.
+func TestNotificationOutlivesIdleTimeout(t *testing.T) {
+	const idle = 400 * time.Millisecond
+	s := setup(t, servertest.Options{Limits: ldapserver.Config{IdleTimeout: idle}})
+	c, plain := dialTLS(t, s), dialTLS(t, s)
+	must(struct{}{}, c.Bind("Administrator", s.AdminPassword))
+	must(struct{}{}, plain.Bind("Administrator", s.AdminPassword))
+	r := c.SearchAsync(context.Background(), ldap.NewSearchRequest("CN=Users,"+base, ldap.ScopeSingleLevel, 0, 0, 0, false, "(objectClass=*)",
+		[]string{"description"}, []ldap.Control{ldap.NewControlString("1.2.840.113556.1.4.528", true, "")}), 16)
+	entries := make(chan *ldap.Entry, 64)
+	go func() {
+		for r.Next() {
+			if e := r.Entry(); e != nil {
+				entries <- e
+			}
+		}
+		close(entries)
+	}()
+	describe := func(text string) {
+		w := dialTLS(t, s)
+		defer w.Close()
+		must(struct{}{}, w.Bind("Administrator", s.AdminPassword))
+		m := ldap.NewModifyRequest("CN=Administrator,CN=Users,"+base, nil)
+		m.Replace("description", []string{text})
+		must(struct{}{}, w.Modify(m))
+	}
+	wait := func(text string) {
+		t.Helper()
+		deadline := time.After(10 * time.Second)
+		for {
+			describe(text)
+			select {
+			case e, ok := <-entries:
+				if !ok {
+					t.Fatalf("the notification search ended: %v", r.Err())
+				}
+				if e.GetAttributeValue("description") == text {
+					return
+				}
+			case <-time.After(200 * time.Millisecond):
+			case <-deadline:
+				t.Fatalf("no notification of %q", text)
+			}
+		}
+	}
+	wait("registered")
+	time.Sleep(4 * idle)
+	wait("after the idle timeout")
+	if _, err := plain.Search(ldap.NewSearchRequest(base, ldap.ScopeBaseObject, 0, 0, 0, false, "(objectClass=*)", []string{"1.1"}, nil)); err == nil {
+		t.Fatal("a connection idle for four idle timeouts still answers")
 	}
 }

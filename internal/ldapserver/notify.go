@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	ber "github.com/go-asn1-ber/asn1-ber"
 
@@ -92,7 +93,11 @@ func (c *conn) notify(id int64, q directory.Query, typesOnly bool, done func(int
 		finish := func(code int, diag string) {
 			n.mu.Lock()
 			delete(n.active, id)
+			last := len(n.active) == 0
 			n.mu.Unlock()
+			if last { // the connection idles again: its idle timeout runs from now
+				c.nc.SetReadDeadline(time.Now().Add(c.srv.cfg.IdleTimeout))
+			}
 			c.sendRaw(encodeResult(id, appSearchDone, code, "", diag))
 			c.flush()
 		}
@@ -133,6 +138,13 @@ func (c *conn) notify(id int64, q directory.Query, typesOnly bool, done func(int
 			}
 		}
 	}()
+}
+
+// running reports whether the connection has a notification search in progress.
+func (n *notifications) running() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.active) > 0
 }
 
 // abandon ends the notification search an AbandonRequest names ([RFC 4511] 4.11:

@@ -545,13 +545,21 @@ func (c *conn) armWrite() {
 
 // armRead sets the read deadline: until the first request, the initial timeout set at
 // accept stands; after it, an idle connection is closed after between 15/16 and all
-// of IdleTimeout.
+// of IdleTimeout. A connection waiting for change notifications is not idle: it has no
+// read deadline until its last notification search ends.
 func (c *conn) armRead() {
 	if !c.started {
 		return
 	}
+	if c.notes.running() {
+		if !c.readBy.IsZero() {
+			c.readBy = time.Time{}
+			c.nc.SetReadDeadline(c.readBy)
+		}
+		return
+	}
 	now, idle := time.Now(), c.srv.cfg.IdleTimeout
-	if c.readBy.Sub(now) < idle-idle/16 {
+	if left := c.readBy.Sub(now); left < idle-idle/16 || left > idle { // the initial timeout may be the longer
 		c.readBy = now.Add(idle)
 		c.nc.SetReadDeadline(c.readBy)
 	}
