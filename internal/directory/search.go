@@ -78,7 +78,23 @@ type Query struct {
 	// (case-insensitive, then by GUID; those without a value the requester may read
 	// last), for an attribute CanOrder accepts; After is then a Match.Cursor.
 	OrderBy string
+	// Stats, when set, receives what the get stats control reports; only an
+	// administrator may ask (MayGetStats).
+	Stats *SearchStats
 }
+
+// SearchStats are what the get stats control reports of a search ([MS-ADTS]
+// 3.1.1.3.4.1.6).
+type SearchStats struct {
+	PlanOnly bool   // SO_ONLY_OPTIMIZE: plan the search and return nothing
+	Plan     string // how the candidates were found: the indexes and their counts, or a scan
+	Visited  int    // objects tested against the filter, readable to the requester or not
+}
+
+// MayGetStats reports whether req may ask for a search's statistics: they count the
+// objects a search visited, readable or not, so only administrators may (AD asks for
+// SE_DEBUG_PRIVILEGE).
+func (d *Directory) MayGetStats(req *Requester) bool { return d.isAdmin(req) }
 
 // Search errors, mapped by transports to their result codes.
 var (
@@ -187,6 +203,9 @@ func (d *Directory) Search(ctx context.Context, req *Requester, q Query, fn func
 	if q.Select.wants("msDS-ManagedPassword") && !req.Protection.Encrypted() { // before any ACL, as Windows and Samba do
 		return fmt.Errorf("directory: %w", ErrNeedEncryption)
 	}
+	if q.Stats != nil && !d.MayGetStats(req) {
+		return fmt.Errorf("directory: a search's statistics are for administrators: %w", ErrAccessDenied)
+	}
 	resolved, err := d.ResolveDN(ctx, q.Base)
 	if err != nil {
 		return err
@@ -207,6 +226,9 @@ func (d *Directory) Search(ctx context.Context, req *Requester, q Query, fn func
 	accept := func(o *Object) (bool, error) {
 		if !b.spend(1) {
 			return false, b.err
+		}
+		if q.Stats != nil {
+			q.Stats.Visited++
 		}
 		if !inScope(o.DN) || o.Deleted && !q.ShowDeleted {
 			return false, nil
@@ -235,6 +257,12 @@ func (d *Directory) Search(ctx context.Context, req *Requester, q Query, fn func
 		return fmt.Errorf("directory: no ordered index serves %s here: %w", q.OrderBy, ErrInvalid)
 	}
 	if q.Scope == ScopeBase {
+		if q.Stats != nil {
+			q.Stats.Plan = "the base object"
+			if q.Stats.PlanOnly {
+				return nil
+			}
+		}
 		o, err := d.byIndex(ctx, dnKey(base))
 		if err != nil || q.After != "" && (q.OrderBy != "" || o.GUID.String() <= q.After) {
 			return err
@@ -252,6 +280,15 @@ func (d *Directory) Search(ctx context.Context, req *Requester, q Query, fn func
 		plan = d.planSearch(ctx, b, And{}, base, q.Scope)
 	}
 	d.log.Debug("search plan", "base", base, "scope", q.Scope, "plan", plan.explain, "candidates", len(plan.set), "indexed", plan.indexed)
+	if q.Stats != nil {
+		q.Stats.Plan = plan.explain
+		if q.ShowDeleted && plan.indexed {
+			q.Stats.Plan = "scan of every object, tombstones included"
+		}
+		if q.Stats.PlanOnly {
+			return nil
+		}
+	}
 	if q.OrderBy != "" {
 		return d.searchOrdered(ctx, req, q, plan, raw, inScope, accept, v, m, fn)
 	}

@@ -3,12 +3,15 @@ package ldapserver
 import (
 	"bytes"
 	"cmp"
+	"encoding/binary"
 	"errors"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	ber "github.com/go-asn1-ber/asn1-ber"
+	"github.com/go-ldap/ldap/v3"
 
 	"gmsa/internal/directory"
 )
@@ -37,6 +40,15 @@ const (
 	oidRangeNoError     = "1.2.840.113556.1.4.1948"
 	oidPolicyHints      = "1.2.840.113556.1.4.2239"
 	oidPolicyHintsOld   = "1.2.840.113556.1.4.2066" // LDAP_SERVER_POLICY_HINTS_DEPRECATED_OID, the same control
+	oidGetStats         = "1.2.840.113556.1.4.970"  // request and response
+)
+
+// The get stats control's options ([MS-ADTS] 3.1.1.3.4.1.6).
+const (
+	statsNormal       = 0 // SO_NORMAL: as if the control were absent
+	statsStats        = 1 // SO_STATS: the results and the statistics
+	statsOnlyOptimize = 2 // SO_ONLY_OPTIMIZE: the statistics of the plan, no results
+	statsExtendedFmt  = 4 // SO_EXTENDED_FMT: a format not served here
 )
 
 // The search hints AD honours ([MS-ADTS] 3.1.1.3.4.1.32).
@@ -46,7 +58,7 @@ const (
 )
 
 // supportedControls are the controls in the RootDSE, in AD's order.
-var supportedControls = []string{oidPagedResults, oidSort, oidTreeDelete, oidShowDeleted, oidSDFlags, oidExtendedDN, oidLazyCommit, oidDomainScope,
+var supportedControls = []string{oidPagedResults, oidSort, oidTreeDelete, oidShowDeleted, oidSDFlags, oidGetStats, oidExtendedDN, oidLazyCommit, oidDomainScope,
 	oidSearchOptions, oidPermissiveModify, oidASQ, oidRangeNoError, oidPolicyHintsOld, oidPolicyHints, oidShowRecycled, oidDirSyncEx, oidTreeDeleteEx, oidSearchHints, oidVLV,
 	oidDirSync, oidNotification}
 
@@ -74,6 +86,7 @@ var controlsFor = map[string][]ber.Tag{
 	oidTreeDeleteEx:   {appDelRequest},
 	oidSearchHints:    {appSearchRequest},
 	oidRangeNoError:   {appSearchRequest},
+	oidGetStats:       {appSearchRequest},
 	oidPolicyHints:    {appModifyRequest},
 	oidPolicyHintsOld: {appModifyRequest},
 }
@@ -94,7 +107,14 @@ type requestControls struct {
 	notify      bool
 	rangeNoErr  bool
 	fullPolicy  bool // the policy hints control's LDAP_POLICYHINT_APPLY_FULLPWDPOLICY
+	stats       *statsRequest
 	hints       searchHints
+}
+
+// statsRequest is the get stats control: its options and criticality.
+type statsRequest struct {
+	flags    uint32
+	critical bool
 }
 
 // searchHints are the search hints control's hints ([MS-ADTS] 3.1.1.3.4.1.32), each
@@ -169,6 +189,27 @@ func parseControls(controls []*ber.Packet, op ber.Tag) (*requestControls, *ldapE
 			rc.treeDelete, rc.treeLimit = true, int(min(max(n, 2), 16384))
 		case oidRangeNoError:
 			rc.rangeNoErr = true
+		case oidGetStats:
+			// No value is SO_STATS; otherwise a 32-bit unsigned integer, not BER-encoded
+			// ([MS-ADTS] 3.1.1.3.4.1.6): four bytes, little-endian as Windows sends
+			// them; a BER INTEGER is taken too.
+			st := &statsRequest{flags: statsStats, critical: critical}
+			switch {
+			case len(value) == 0:
+			case len(value) == 4:
+				st.flags = binary.LittleEndian.Uint32(value)
+			default:
+				p, err := ber.DecodePacketErr(value)
+				n, ierr := int64(0), err
+				if err == nil {
+					n, ierr = intValue(p)
+				}
+				if ierr != nil || n < 0 || n > 1<<32-1 {
+					return nil, lerr(resultProtocolError, "malformed get stats control")
+				}
+				st.flags = uint32(n)
+			}
+			rc.stats = st
 		case oidPolicyHints, oidPolicyHintsOld:
 			// PolicyHintsRequestValue ::= SEQUENCE { Flags INTEGER }: 1 applies the whole
 			// password policy, history included, to a reset ([MS-ADTS] 3.1.1.3.4.1.35).
@@ -397,4 +438,107 @@ func vlvResponse(position, count, code int) *ber.Packet {
 	ctl.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, oidVLVResponse, "controlType"))
 	ctl.AppendChild(octets(val.Bytes()))
 	return ctl
+}
+
+// statsResponse is the get stats control's response in the format of Windows Server
+// 2008 and later without SO_EXTENDED_FMT: pairs of a statistic's tag and its value —
+// threadCount 1, callTime 3 (ms), entriesReturned 5, entriesVisited 6, filter 7, index
+// 8 (the plan), and the page and log counts 9–15 of a database this server does not
+// have (0); the strings end in NUL, as AD's do.
+func statsResponse(callTime time.Duration, returned int, st *directory.SearchStats, filter string) *ber.Packet {
+	val := ber.NewSequence("StatsResponseValue")
+	num := func(tag, v int64) {
+		val.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagInteger, tag, "tag"))
+		val.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagInteger, v, "value"))
+	}
+	text := func(tag int64, v string) {
+		val.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagInteger, tag, "tag"))
+		val.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, v+"\x00", "value"))
+	}
+	num(1, 1)
+	num(3, callTime.Milliseconds())
+	num(5, int64(returned))
+	num(6, int64(st.Visited))
+	text(7, filter)
+	text(8, st.Plan)
+	for tag := int64(9); tag <= 15; tag++ {
+		num(tag, 0)
+	}
+	ctl := ber.NewSequence("Control")
+	ctl.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, oidGetStats, "controlType"))
+	ctl.AppendChild(octets(val.Bytes()))
+	return ctl
+}
+
+// filterText writes a search's filter in the string form of [RFC 4515], for the get
+// stats response; values are escaped, and a filter nested past maxFilterDepth (which
+// the search refuses anyway) is cut short.
+func filterText(p *ber.Packet, depth int) string {
+	if depth > maxFilterDepth || p.ClassType != ber.ClassContext {
+		return "(?)"
+	}
+	ava := func(op string) string {
+		if len(p.Children) != 2 {
+			return "(?)"
+		}
+		return "(" + str(p.Children[0]) + op + ldap.EscapeFilter(string(raw(p.Children[1]))) + ")"
+	}
+	var b strings.Builder
+	switch p.Tag {
+	case 0, 1, 2:
+		b.WriteString("(" + string("&|!"[p.Tag]))
+		for _, c := range p.Children {
+			b.WriteString(filterText(c, depth+1))
+		}
+		b.WriteString(")")
+	case 3:
+		return ava("=")
+	case 5:
+		return ava(">=")
+	case 6:
+		return ava("<=")
+	case 8:
+		return ava("~=")
+	case 7:
+		return "(" + str(p) + "=*)"
+	case 4:
+		if len(p.Children) != 2 {
+			return "(?)"
+		}
+		b.WriteString("(" + str(p.Children[0]) + "=")
+		var initial, final string
+		var any []string
+		for _, s := range p.Children[1].Children {
+			v := ldap.EscapeFilter(string(raw(s)))
+			switch s.Tag {
+			case 0:
+				initial = v
+			case 1:
+				any = append(any, v)
+			case 2:
+				final = v
+			}
+		}
+		b.WriteString(initial + "*")
+		for _, a := range any {
+			b.WriteString(a + "*")
+		}
+		b.WriteString(final + ")")
+	case 9:
+		var attr, rule, value string
+		for _, c := range p.Children {
+			switch c.Tag {
+			case 1:
+				rule = ":" + str(c)
+			case 2:
+				attr = str(c)
+			case 3:
+				value = ldap.EscapeFilter(string(raw(c)))
+			}
+		}
+		return "(" + attr + rule + ":=" + value + ")"
+	default:
+		return "(?)"
+	}
+	return b.String()
 }

@@ -263,3 +263,67 @@ func TestNotificationOutlivesIdleTimeout(t *testing.T) {
 		t.Fatal("a connection idle for four idle timeouts still answers")
 	}
 }
+
+// statsOf reads the get stats response: its integer statistics by tag and its strings.
+func statsOf(t *testing.T, ctls []ldap.Control) (map[int64]int64, map[int64]string) {
+	t.Helper()
+	for _, c := range ctls {
+		if c.GetControlType() != "1.2.840.113556.1.4.970" {
+			continue
+		}
+		raw, ok := c.(*ldap.ControlString)
+		if !ok {
+			t.Fatalf("the stats control: %T", c)
+		}
+		p := must(ber.DecodePacketErr([]byte(raw.ControlValue)))
+		ints, strs := map[int64]int64{}, map[int64]string{}
+		for i := 0; i+1 < len(p.Children); i += 2 {
+			tag := p.Children[i].Value.(int64)
+			switch v := p.Children[i+1].Value.(type) {
+			case int64:
+				ints[tag] = v
+			case string:
+				strs[tag] = strings.TrimRight(v, "\x00")
+			}
+		}
+		return ints, strs
+	}
+	return nil, nil
+}
+
+// The get stats control: an administrator's search returns its statistics in AD's
+// format (entries returned and visited, the filter, the plan); SO_ONLY_OPTIMIZE plans
+// without returning entries; a non-administrator is refused when the control is
+// critical and gets no statistics otherwise; the extended format is refused.
+func TestGetStats(t *testing.T) {
+	s := setup(t, servertest.Options{})
+	must(s.Dir.NewUser(ctx, directory.LocalSystem(), directory.UserOptions{Name: "plain", Password: "Plain-Pass-1!"}))
+	admin, user := dialTLS(t, s), dialTLS(t, s)
+	must(struct{}{}, admin.Bind("Administrator", s.AdminPassword))
+	must(struct{}{}, user.Bind("plain", "Plain-Pass-1!"))
+	search := func(c *ldap.Conn, ctl ldap.Control) (*ldap.SearchResult, error) {
+		return c.Search(ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, 0, 0, 0, false, "(sAMAccountName=plain)", []string{"1.1"}, []ldap.Control{ctl}))
+	}
+	stats := func(critical bool, value string) ldap.Control {
+		return &ldap.ControlString{ControlType: "1.2.840.113556.1.4.970", Criticality: critical, ControlValue: value}
+	}
+	r := must(search(admin, stats(true, "")))
+	ints, strs := statsOf(t, r.Controls)
+	if len(r.Entries) != 1 || ints[5] != 1 || ints[6] != 1 || !strings.Contains(strs[7], "sAMAccountName=plain") || !strings.Contains(strs[8], "sAMAccountName") {
+		t.Fatalf("the statistics of an indexed search: %d entries, %v %v", len(r.Entries), ints, strs)
+	}
+	r = must(search(admin, stats(true, "\x02\x00\x00\x00"))) // SO_ONLY_OPTIMIZE
+	if ints, strs = statsOf(t, r.Controls); len(r.Entries) != 0 || ints == nil || ints[5] != 0 || strs[8] == "" {
+		t.Fatalf("SO_ONLY_OPTIMIZE: %d entries, %v %v", len(r.Entries), ints, strs)
+	}
+	if _, err := search(admin, stats(true, "\x04\x00\x00\x00")); code(err) != ldap.LDAPResultUnavailableCriticalExtension {
+		t.Fatalf("the extended format: %v", err)
+	}
+	if _, err := search(user, stats(true, "")); code(err) != ldap.LDAPResultInsufficientAccessRights {
+		t.Fatalf("a user's critical stats control: %v", err)
+	}
+	r = must(search(user, stats(false, "")))
+	if ints, _ := statsOf(t, r.Controls); len(r.Entries) != 1 || ints != nil {
+		t.Fatalf("a user's non-critical stats control: %d entries, statistics %v", len(r.Entries), ints)
+	}
+}

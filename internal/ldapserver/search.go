@@ -161,6 +161,25 @@ func (c *conn) search(ctx context.Context, id int64, op *ber.Packet, controls []
 	sel.ExtendedDN = rc.extendedDN
 	sel.SDFlags = rc.sdFlags
 	sel.RangeNoError = rc.rangeNoErr
+	var stats *directory.SearchStats
+	if st := rc.stats; st != nil && st.flags != statsNormal {
+		switch {
+		case st.flags&statsExtendedFmt != 0 && st.critical:
+			done(resultUnavailableCritical, "00002081: the get stats control's extended format (SO_EXTENDED_FMT) is not served; ask without it")
+			return
+		case st.flags&statsExtendedFmt != 0:
+		case !c.srv.cfg.Dir.MayGetStats(c.req) && st.critical:
+			done(resultInsufficientAccess, "00000005: a search's statistics are for administrators")
+			return
+		case c.srv.cfg.Dir.MayGetStats(c.req):
+			stats = &directory.SearchStats{PlanOnly: st.flags&statsOnlyOptimize != 0}
+			filter := filterText(op.Children[6], 0)
+			start, sent, inner := time.Now(), c.entriesSent, done
+			done = func(code int, diag string, ctrls ...*ber.Packet) {
+				inner(code, diag, append(ctrls, statsResponse(time.Since(start), c.entriesSent-sent, stats, filter))...)
+			}
+		}
+	}
 	if base == "" && scope == 0 {
 		entry, isPing, err := c.srv.pingEntry(ctx, id, op.Children[6], rawNames, c.nc.LocalAddr())
 		if err != nil {
@@ -245,7 +264,8 @@ func (c *conn) search(ctx context.Context, id int64, op *ber.Packet, controls []
 	} else if sizeLimit > 0 && int(sizeLimit) < limit {
 		limit = int(sizeLimit)
 	}
-	q := directory.Query{Base: base, Scope: directory.Scope(scope), Filter: filter, Select: sel, Deadline: c.deadline(timeLimit), ShowDeleted: rc.showDeleted}
+	q := directory.Query{Base: base, Scope: directory.Scope(scope), Filter: filter, Select: sel, Deadline: c.deadline(timeLimit), ShowDeleted: rc.showDeleted,
+		Stats: stats}
 	if rc.asq != "" {
 		c.scopedSearch(ctx, id, q, rc.asq, limit, typesOnly, done)
 		return
@@ -444,6 +464,7 @@ func (c *conn) sendEntry(id int64, m *directory.Match, typesOnly bool) error {
 		return err
 	}
 	c.scratch = encodeEntry(c.scratch[:0], id, m.DN(), attrs, typesOnly)
+	c.entriesSent++
 	err = c.sendRaw(c.scratch)
 	if cap(c.scratch) > 1<<20 { // a huge entry's buffer is not kept
 		c.scratch = nil

@@ -349,26 +349,27 @@ func (s *Server) release(n int64) {
 // conn is one client connection. Requests are served in order; the net.Conn is
 // replaced (under wmu) when StartTLS wraps it.
 type conn struct {
-	srv      *Server
-	nc       net.Conn
-	r        *bufio.Reader
-	w        *bufio.Writer // responses are buffered and flushed when no request is waiting; through the audit gate
-	scratch  []byte        // reused to encode entries
-	dec      decoder       // reused to decode requests
-	attrs    []directory.Attr
-	readBy   time.Time // the read deadline set last
-	writeBy  time.Time // the write deadline set last (under wmu)
-	wmu      sync.Mutex
-	started  bool // a first request has arrived (the initial timeout is over)
-	source   string
-	ldaps    bool                 // accepted on the LDAPS listener
-	isBound  atomic.Bool          // c.bound(), for the metrics' scrape
-	endpoint []byte               // tls-server-end-point data of the certificate this connection's TLS serves
-	req      *directory.Requester // who is bound, and the channel's protection
-	reserved int64                // unbound bytes held by the request being served
-	pages    map[string]*pageState
-	pageSeq  uint64
-	once     sync.Once
+	srv         *Server
+	nc          net.Conn
+	r           *bufio.Reader
+	w           *bufio.Writer // responses are buffered and flushed when no request is waiting; through the audit gate
+	scratch     []byte        // reused to encode entries
+	dec         decoder       // reused to decode requests
+	attrs       []directory.Attr
+	entriesSent int       // search result entries sent by sendEntry (the get stats control's count)
+	readBy      time.Time // the read deadline set last
+	writeBy     time.Time // the write deadline set last (under wmu)
+	wmu         sync.Mutex
+	started     bool // a first request has arrived (the initial timeout is over)
+	source      string
+	ldaps       bool                 // accepted on the LDAPS listener
+	isBound     atomic.Bool          // c.bound(), for the metrics' scrape
+	endpoint    []byte               // tls-server-end-point data of the certificate this connection's TLS serves
+	req         *directory.Requester // who is bound, and the channel's protection
+	reserved    int64                // unbound bytes held by the request being served
+	pages       map[string]*pageState
+	pageSeq     uint64
+	once        sync.Once
 
 	saslState *saslBind // a multi-step SASL bind in progress
 	layer     bool      // a SASL security layer is installed

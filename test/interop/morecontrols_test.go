@@ -14,8 +14,8 @@ import (
 
 // AD's controls Samba 4.22 does not serve, sent by real clients to Samba and to ours:
 // the range retrieval no-error control, the search hints (Require Sort Index, Soft Size
-// Limit) with a server-side sort, tree delete EX from ldapdelete, policy hints from
-// ldapmodify, and DirSync EX from Samba's ldbsearch. Ours answers as [MS-ADTS] says; what Samba answers is logged
+// Limit) with a server-side sort, get stats, tree delete EX from ldapdelete, policy
+// hints from ldapmodify, and DirSync EX from Samba's ldbsearch. Ours answers as [MS-ADTS] says; what Samba answers is logged
 // (after refusing a search with an unknown critical control, Samba 4.22 leaves
 // ldapsearch waiting: every command runs under timeout, exit 124).
 func TestMoreControlsWithRealClients(t *testing.T) {
@@ -108,6 +108,15 @@ func TestMoreControlsWithRealClients(t *testing.T) {
 		}
 		if !ours { // clean up what Samba left
 			run(d.env, "", "ldapdelete", append(append([]string{}, bind...), "-e", "!1.2.840.113556.1.4.805", ou)...)
+		}
+
+		// The get stats control: the administrator's search returns its statistics in a
+		// response control ldapsearch shows.
+		out, errOut, code = run(d.env, "", "timeout", append(append([]string{"5", "ldapsearch", "-o", "ldif-wrap=no"}, bind...),
+			"-b", baseDN, "-E", "!1.2.840.113556.1.4.970", "(sAMAccountName=mc0)", "1.1")...)
+		outcome("get stats", 0, code, out, errOut)
+		if ours && !strings.Contains(out, "control: 1.2.840.113556.1.4.970 false ") {
+			t.Errorf("ours: no statistics in\n%s", out)
 		}
 
 		// Policy hints from ldapmodify: an administrator's reset of mc0's password to its
