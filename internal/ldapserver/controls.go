@@ -111,6 +111,20 @@ type requestControls struct {
 	hints       searchHints
 }
 
+// sequenceOfInteger reads a control value that is SEQUENCE { INTEGER }, as the SD
+// flags, tree delete EX and policy hints controls' are.
+func sequenceOfInteger(value []byte, control string) (int64, *ldapError) {
+	p, err := ber.DecodePacketErr(value)
+	if err != nil || len(p.Children) != 1 {
+		return 0, lerr(resultProtocolError, "malformed %s control: want SEQUENCE { INTEGER }", control)
+	}
+	n, err := intValue(p.Children[0])
+	if err != nil {
+		return 0, lerr(resultProtocolError, "malformed %s control: want SEQUENCE { INTEGER }", control)
+	}
+	return n, nil
+}
+
 // statsRequest is the get stats control: its options and criticality.
 type statsRequest struct {
 	flags    uint32
@@ -178,15 +192,11 @@ func parseControls(controls []*ber.Packet, op ber.Tag) (*requestControls, *ldapE
 		case oidTreeDeleteEx:
 			// TreeDeleteExRequestValue ::= SEQUENCE { countOfObjectsToDelete INTEGER }
 			// ([MS-ADTS] 3.1.1.3.4.1.31)
-			p, err := ber.DecodePacketErr(value)
-			if err != nil || len(p.Children) != 1 {
-				return nil, lerr(resultProtocolError, "malformed tree delete EX control")
+			n, le := sequenceOfInteger(value, "tree delete EX")
+			if le != nil {
+				return nil, le
 			}
-			n, err := intValue(p.Children[0])
-			if err != nil {
-				return nil, lerr(resultProtocolError, "malformed tree delete EX control")
-			}
-			rc.treeDelete, rc.treeLimit = true, int(min(max(n, 2), 16384))
+			rc.treeDelete, rc.treeLimit = true, int(min(max(n, 1), 1<<20)) // the directory takes it to 2–16 384
 		case oidRangeNoError:
 			rc.rangeNoErr = true
 		case oidGetStats:
@@ -213,13 +223,9 @@ func parseControls(controls []*ber.Packet, op ber.Tag) (*requestControls, *ldapE
 		case oidPolicyHints, oidPolicyHintsOld:
 			// PolicyHintsRequestValue ::= SEQUENCE { Flags INTEGER }: 1 applies the whole
 			// password policy, history included, to a reset ([MS-ADTS] 3.1.1.3.4.1.35).
-			p, err := ber.DecodePacketErr(value)
-			if err != nil || len(p.Children) != 1 {
-				return nil, lerr(resultProtocolError, "malformed policy hints control")
-			}
-			flags, err := intValue(p.Children[0])
-			if err != nil {
-				return nil, lerr(resultProtocolError, "malformed policy hints control")
+			flags, le := sequenceOfInteger(value, "policy hints")
+			if le != nil {
+				return nil, le
 			}
 			rc.fullPolicy = flags&1 != 0
 		case oidSearchHints:
@@ -245,11 +251,10 @@ func parseControls(controls []*ber.Packet, op ber.Tag) (*requestControls, *ldapE
 			rc.dirSync = &dirSyncRequest{flags: flags, cookie: raw(p.Children[2]), oid: oid}
 		case oidSDFlags:
 			// SDFlagsRequestValue ::= SEQUENCE { Flags INTEGER } ([MS-ADTS] 3.1.1.3.4.1.11)
-			p, err := ber.DecodePacketErr(value)
-			if err != nil || len(p.Children) != 1 {
-				return nil, lerr(resultProtocolError, "malformed SD flags control")
+			flags, le := sequenceOfInteger(value, "SD flags")
+			if le != nil {
+				return nil, le
 			}
-			flags, _ := intValue(p.Children[0])
 			rc.sdFlags = uint32(flags) & 0xf
 		case oidASQ:
 			// ASQRequestValue ::= SEQUENCE { sourceAttribute OCTET STRING } ([MS-ADTS]
