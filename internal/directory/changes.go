@@ -53,7 +53,17 @@ func (d *Directory) authorizeChange(ctx context.Context, req *Requester, o *Obje
 		if parts&(sdOwner|sdGroup) != 0 {
 			rights |= ntsec.RightWriteOwner
 		}
-		return d.checkAccess(ctx, req, o, rights, "write the security descriptor")
+		if err := d.checkAccess(ctx, req, o, rights, "write the security descriptor"); err != nil {
+			return err
+		}
+		if parts&sdOwner != 0 && len(ch.Values) == 1 {
+			if in, err := ntsec.ParseSecurityDescriptor(ch.Values[0]); err == nil && in.Owner != nil {
+				if cur, err := d.explicitSD(o); err != nil || cur.Owner == nil || !cur.Owner.Equal(*in.Owner) {
+					return d.mayAssignOwner(req, *in.Owner) // the owner as it is may stay
+				}
+			}
+		}
+		return nil
 	}
 	return d.authorizeWrite(ctx, req, o, ch.Attr)
 }
@@ -621,9 +631,15 @@ func checkNesting(g, m *Object) error {
 	return nil
 }
 
+// AddOptions are what an add's controls ask of it ([MS-ADTS] 3.1.1.3.4.1).
+type AddOptions struct {
+	SDFlags uint32 // the SD flags control: the parts of a nTSecurityDescriptor given with the add that count (0: all)
+	Owner   string // the set owner control: the new object's owner, a string SID
+}
+
 // Add creates the object an LDAP add describes — a user, computer, group, gMSA or KDS
 // root key — at exactly the requested DN, or refuses it; one audit record.
-func (d *Directory) Add(ctx context.Context, req *Requester, dn string, attrs map[string][][]byte) (*Object, error) {
+func (d *Directory) Add(ctx context.Context, req *Requester, dn string, attrs map[string][][]byte, opt AddOptions) (*Object, error) {
 	if req == nil || req.Token == nil {
 		return nil, fmt.Errorf("directory: %w", ErrNeedBind)
 	}
@@ -662,7 +678,14 @@ func (d *Directory) Add(ctx context.Context, req *Requester, dn string, attrs ma
 		if err := d.authorizeCreate(ctx, req, normDN(parent), c); err != nil {
 			return nil, err
 		}
-		ctx = withCreator(ctx, req)
+		cr, err := newCreation(req, attrs["ntsecuritydescriptor"], opt)
+		if err != nil {
+			return nil, err
+		}
+		if err := d.authorizeNewSD(ctx, req, cr); err != nil {
+			return nil, err
+		}
+		ctx = context.WithValue(ctx, creatorKey{}, cr)
 	}
 	if slices.Contains(strings.Fields(classes), "organizationalunit") || strings.TrimSpace(strings.ReplaceAll(classes, "top", "")) == "container" {
 		class, want := ClassOU, "OU"
@@ -793,6 +816,26 @@ func (d *Directory) Add(ctx context.Context, req *Requester, dn string, attrs ma
 	}
 	d.changed(req, "add", o.DN)
 	return o, nil
+}
+
+// newCreation reads what an add asks of the new object's security descriptor.
+func newCreation(req *Requester, sd [][]byte, opt AddOptions) (*creation, error) {
+	cr := &creation{req: req, sdFlags: opt.SDFlags}
+	switch len(sd) {
+	case 0:
+	case 1:
+		cr.sd = sd[0]
+	default:
+		return nil, fmt.Errorf("directory: nTSecurityDescriptor takes one value: %w", ErrConstraint)
+	}
+	if opt.Owner != "" {
+		sid, err := ntsec.ParseSID(opt.Owner)
+		if err != nil {
+			return nil, fmt.Errorf("directory: the set owner control's value is not a SID (want S-1-5-21-…): %w", ErrInvalidSyntax)
+		}
+		cr.owner = &sid
+	}
+	return cr, nil
 }
 
 // addedClass is the class an add's objectClass values ask for (most specific first).

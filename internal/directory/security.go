@@ -1,6 +1,7 @@
 package directory
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 // Access rights by their GUIDs ([MS-ADTS] 5.1.3.2.1 control access rights).
 var (
 	rightResetPassword  = ntsec.MustParseGUID("00299570-246d-11d0-a768-00aa006e0529") // User-Force-Change-Password
+	rightSetOwner       = ntsec.MustParseGUID("4125c71f-7fac-4ff0-bcb7-f09a41325286") // DS-Set-Owner
 	rightChangePassword = ntsec.MustParseGUID("ab721a53-1e2f-11d0-9819-00aa0040529b") // User-Change-Password
 )
 
@@ -75,13 +77,18 @@ func (d *Directory) classDefaultSD(c Class) (*ntsec.SecurityDescriptor, error) {
 // CREATOR GROUP standing for the owner and group; the owner is Domain Admins when an
 // administrator (or the system) creates it, else the creator.
 func (d *Directory) newSD(c Class, creator *Requester) ([]byte, error) {
-	def, err := d.classDefaultSD(c)
-	if err != nil {
-		return nil, err
-	}
 	owner := d.sid.Child(ntsec.RIDDomainAdmins)
 	if creator != nil && creator.Token != nil && !d.isAdmin(creator) {
 		owner = creator.Token.User
+	}
+	return d.newSDOwnedBy(c, owner)
+}
+
+// newSDOwnedBy is newSD with the owner given.
+func (d *Directory) newSDOwnedBy(c Class, owner ntsec.SID) ([]byte, error) {
+	def, err := d.classDefaultSD(c)
+	if err != nil {
+		return nil, err
 	}
 	group := d.sid.Child(ntsec.RIDDomainAdmins)
 	sd := &ntsec.SecurityDescriptor{Control: ntsec.ControlSelfRelative | ntsec.ControlDACLPresent, Owner: &owner, Group: &group,
@@ -281,23 +288,90 @@ func (d *Directory) authorizeDelete(ctx context.Context, req *Requester, o *Obje
 	return err
 }
 
-// creatorKey carries the requester an exported constructor creates for, so that create
-// can give the new object its security descriptor.
+// creatorKey carries the creation an exported constructor makes, so that create can
+// give the new object its security descriptor.
 type creatorKey struct{}
 
+// creation is who creates an object and what the add asked of its security
+// descriptor: the set owner control's owner, and the nTSecurityDescriptor given with the
+// add (the parts sdFlags names), both already authorized.
+type creation struct {
+	req     *Requester
+	owner   *ntsec.SID
+	sd      []byte
+	sdFlags uint32
+}
+
 func withCreator(ctx context.Context, req *Requester) context.Context {
-	return context.WithValue(ctx, creatorKey{}, req)
+	return context.WithValue(ctx, creatorKey{}, &creation{req: req})
 }
 
 // creatorSD is the security descriptor create stores for a new object: nil (the class
-// default with Domain Admins as owner) when an administrator or the system creates it,
-// else one the creator owns.
+// default with Domain Admins as owner) when an administrator or the system creates it
+// as it is, else one the creator — or the owner the add named — owns, with the parts of
+// a descriptor given with the add in place of the default's.
 func (d *Directory) creatorSD(ctx context.Context, c Class) ([]byte, error) {
-	req, _ := ctx.Value(creatorKey{}).(*Requester)
-	if req == nil || req.Token == nil || d.isAdmin(req) {
+	cr, _ := ctx.Value(creatorKey{}).(*creation)
+	if cr == nil || cr.req == nil || cr.req.Token == nil || d.isAdmin(cr.req) && cr.owner == nil && cr.sd == nil {
 		return nil, nil
 	}
-	return d.newSD(c, req)
+	sd, err := d.newSD(c, cr.req)
+	if cr.owner != nil {
+		sd, err = d.newSDOwnedBy(c, *cr.owner)
+	}
+	if err != nil || cr.sd == nil {
+		return sd, err
+	}
+	o := &Object{Class: c, SD: sd}
+	if err := d.writeSD(o, cr.sd, cr.sdFlags); err != nil {
+		return nil, err
+	}
+	if cr.owner != nil { // the control's owner stands over the descriptor's
+		return o.SD, d.writeSD(o, (&ntsec.SecurityDescriptor{Control: ntsec.ControlSelfRelative, Owner: cr.owner}).Bytes(), sdOwner)
+	}
+	return o.SD, nil
+}
+
+// mayAssignOwner applies Windows' rule for an owner set in a security descriptor: one
+// may take ownership, not give it — the new owner is the requester or a group in its
+// token — unless one restores objects (SeRestorePrivilege, which a DC's administrators
+// hold).
+func (d *Directory) mayAssignOwner(req *Requester, owner ntsec.SID) error {
+	if d.isAdmin(req) || req.Token.Has(owner) {
+		return nil
+	}
+	return fmt.Errorf("directory: 0000051B: %s may not make %s the owner: an owner is the requester or one of its groups (ERROR_INVALID_OWNER): %w",
+		req.Name(), owner, ErrConstraint)
+}
+
+// authorizeNewSD checks what an add asks of the new object's security descriptor: a
+// SACL needs an administrator, an owner in the descriptor the owner rule, and the set
+// owner control ([MS-ADTS] 3.1.1.3.4.1.37) the DS-Set-Owner right on the domain, which
+// lets a requester name any owner.
+func (d *Directory) authorizeNewSD(ctx context.Context, req *Requester, cr *creation) error {
+	if cr.sd != nil {
+		in, err := ntsec.ParseSecurityDescriptor(cr.sd)
+		if err != nil {
+			return fmt.Errorf("directory: nTSecurityDescriptor: %v: %w", err, ErrInvalidSyntax)
+		}
+		parts := cmp.Or(cr.sdFlags, sdAll)
+		if parts&sdSACL != 0 && in.SACL != nil && !d.isAdmin(req) {
+			return fmt.Errorf("directory: 00000005: %s may not set a SACL (ACCESS_SYSTEM_SECURITY): %w", req.Name(), ErrAccessDenied)
+		}
+		if parts&sdOwner != 0 && in.Owner != nil && cr.owner == nil {
+			if err := d.mayAssignOwner(req, *in.Owner); err != nil {
+				return err
+			}
+		}
+	}
+	if cr.owner == nil || d.isAdmin(req) {
+		return nil
+	}
+	dom, err := d.byIndex(ctx, dnKey(normDN(d.domain.BaseDN)))
+	if err != nil {
+		return err
+	}
+	return d.checkAccess(ctx, req, dom, ntsec.RightDSControlAccess, "set the owner of a new object", rightSetOwner)
 }
 
 // SD flags parts ([MS-ADTS] 3.1.1.3.4.1.11).

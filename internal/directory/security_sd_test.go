@@ -88,3 +88,84 @@ func TestDelegatedGMSAAdministration(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// Owners as AD assigns them: a requester may take ownership, not give it — an owner
+// written in a security descriptor is the requester or one of its groups, unless an
+// administrator writes it —, and the set owner control ([MS-ADTS] 3.1.1.3.4.1.37)
+// names any owner for a new object, for those holding DS-Set-Owner on the domain. A
+// descriptor given with an add takes the place of the default's parts.
+func TestOwnerRules(t *testing.T) {
+	d, _ := lab(t)
+	ou := must(d.NewContainer(ctx, sys, ClassOU, "People", "", ""))
+	ops := must(d.NewGroup(ctx, sys, "User Operators", ScopeGlobal, ""))
+	must(d.NewUser(ctx, sys, UserOptions{Name: "operator", Password: "Op-Pass-123!"}))
+	other := must(d.NewUser(ctx, sys, UserOptions{Name: "other", Password: "Other-Pass-123!"}))
+	must(d.AddMember(ctx, sys, "User Operators", "operator"))
+	operator := &Requester{Token: must(d.TokenFor(ctx, "operator")), Auth: AuthKerberos, Protection: ProtectionTLS, Remote: "test"}
+	const userClass = "bf967aba-0de6-11d0-a285-00aa003049e2"
+	sd := must(ntsec.ParseSDDL("D:(OA;CI;CCDC;"+userClass+";;"+ops.SID+")(OA;CIIO;RPWPCRLCLORCSDDTWO;;"+userClass+";"+ops.SID+")", d.sid))
+	must(d.Modify(ctx, sys, ou.DN, []Change{{Op: ChangeReplace, Attr: "nTSecurityDescriptor", Values: [][]byte{sd.Bytes()}, SDFlags: sdDACL}}))
+
+	add := func(req *Requester, cn string, opt AddOptions, sd []byte) (*Object, error) {
+		attrs := map[string][][]byte{"objectclass": {[]byte("user")}, "samaccountname": {[]byte(cn)}}
+		if sd != nil {
+			attrs["ntsecuritydescriptor"] = [][]byte{sd}
+		}
+		return d.Add(ctx, req, "CN="+cn+","+ou.DN, attrs, opt)
+	}
+	ownerOf := func(o *Object) string {
+		sd := must(d.explicitSD(must(d.Resolve(ctx, o.DN))))
+		return sd.Owner.String()
+	}
+	// Without DS-Set-Owner the control is refused; with it, the named owner owns.
+	if _, err := add(operator, "u1", AddOptions{Owner: other.SID}, nil); !errors.Is(err, ErrAccessDenied) {
+		t.Fatalf("the set owner control without DS-Set-Owner: %v", err)
+	}
+	if _, err := add(operator, "u1", AddOptions{Owner: "not-a-sid"}, nil); !errors.Is(err, ErrInvalidSyntax) {
+		t.Fatalf("a set owner control that names no SID: %v", err)
+	}
+	dom := must(d.Resolve(ctx, "DC=example,DC=test"))
+	domSD := must(d.explicitSD(dom))
+	grant := must(ntsec.ParseSDDL("D:(OA;;CR;4125c71f-7fac-4ff0-bcb7-f09a41325286;;"+ops.SID+")", d.sid))
+	domSD.DACL.ACEs = append(domSD.DACL.ACEs, grant.DACL.ACEs...)
+	must(d.Modify(ctx, sys, dom.DN, []Change{{Op: ChangeReplace, Attr: "nTSecurityDescriptor", Values: [][]byte{domSD.Bytes()}, SDFlags: sdDACL}}))
+	u1, err := add(operator, "u1", AddOptions{Owner: other.SID}, nil)
+	if err != nil {
+		t.Fatalf("the set owner control with DS-Set-Owner: %v", err)
+	}
+	if got := ownerOf(u1); got != other.SID {
+		t.Fatalf("owner %s, want %s", got, other.SID)
+	}
+
+	// Giving ownership in a descriptor: refused to the operator, on an add and on a
+	// modify; taking it, or keeping the owner as it is, is not.
+	give := must(ntsec.ParseSDDL("O:"+other.SID+"D:(A;;RP;;;WD)", d.sid)).Bytes()
+	if _, err := add(operator, "u2", AddOptions{}, give); !errors.Is(err, ErrConstraint) || !strings.Contains(err.Error(), "0000051B") {
+		t.Fatalf("an add that gives ownership: %v", err)
+	}
+	u2, err := add(operator, "u2", AddOptions{SDFlags: sdDACL}, give)
+	if err != nil {
+		t.Fatalf("an add with a DACL: %v", err)
+	}
+	got := must(d.explicitSD(must(d.Resolve(ctx, u2.DN))))
+	if got.Owner.String() != operator.Token.User.String() || !strings.Contains(got.SDDL(), "(A;;RP;;;WD)") {
+		t.Fatalf("the descriptor of an add with a DACL: %s", got.SDDL())
+	}
+	setOwner := func(req *Requester, o *Object, owner string) error {
+		v := must(ntsec.ParseSDDL("O:"+owner, d.sid)).Bytes()
+		_, err := d.Modify(ctx, req, o.DN, []Change{{Op: ChangeReplace, Attr: "nTSecurityDescriptor", Values: [][]byte{v}, SDFlags: sdOwner}})
+		return err
+	}
+	if err := setOwner(operator, u2, other.SID); !errors.Is(err, ErrConstraint) {
+		t.Fatalf("the operator giving its object away: %v", err)
+	}
+	if err := setOwner(operator, u1, operator.Token.User.String()); err != nil {
+		t.Fatalf("the operator taking ownership: %v", err)
+	}
+	if err := setOwner(operator, u1, operator.Token.User.String()); err != nil {
+		t.Fatalf("the operator keeping its ownership: %v", err)
+	}
+	if err := setOwner(sys, u2, other.SID); err != nil || ownerOf(u2) != other.SID {
+		t.Fatalf("the system giving ownership: %v", err)
+	}
+}
