@@ -41,6 +41,8 @@ const (
 	oidPolicyHints      = "1.2.840.113556.1.4.2239"
 	oidPolicyHintsOld   = "1.2.840.113556.1.4.2066" // LDAP_SERVER_POLICY_HINTS_DEPRECATED_OID, the same control
 	oidGetStats         = "1.2.840.113556.1.4.970"  // request and response
+	oidExpectedCount    = "1.2.840.113556.1.4.2211"
+	oidSetOwner         = "1.2.840.113556.1.4.2255"
 )
 
 // The get stats control's options ([MS-ADTS] 3.1.1.3.4.1.6).
@@ -59,8 +61,8 @@ const (
 
 // supportedControls are the controls in the RootDSE, in AD's order.
 var supportedControls = []string{oidPagedResults, oidSort, oidTreeDelete, oidShowDeleted, oidSDFlags, oidGetStats, oidExtendedDN, oidLazyCommit, oidDomainScope,
-	oidSearchOptions, oidPermissiveModify, oidASQ, oidRangeNoError, oidPolicyHintsOld, oidPolicyHints, oidShowRecycled, oidDirSyncEx, oidTreeDeleteEx, oidSearchHints, oidVLV,
-	oidDirSync, oidNotification}
+	oidSearchOptions, oidPermissiveModify, oidASQ, oidRangeNoError, oidPolicyHintsOld, oidPolicyHints, oidShowRecycled, oidDirSyncEx, oidTreeDeleteEx, oidSearchHints, oidExpectedCount, oidSetOwner,
+	oidVLV, oidDirSync, oidNotification}
 
 // controlsFor says which operations each control applies to; elsewhere it is unknown.
 var controlsFor = map[string][]ber.Tag{
@@ -89,6 +91,8 @@ var controlsFor = map[string][]ber.Tag{
 	oidGetStats:       {appSearchRequest},
 	oidPolicyHints:    {appModifyRequest},
 	oidPolicyHintsOld: {appModifyRequest},
+	oidExpectedCount:  {appSearchRequest},
+	oidSetOwner:       {appAddRequest},
 }
 
 // requestControls are what one request's controls ask of the server.
@@ -109,7 +113,16 @@ type requestControls struct {
 	fullPolicy  bool // the policy hints control's LDAP_POLICYHINT_APPLY_FULLPWDPOLICY
 	stats       *statsRequest
 	hints       searchHints
+	expected    *entryCountRange // the expected entry count control's bounds
+	owner       string           // the set owner control's SID, as a string
 }
+
+// entryCountRange is ExpectedEntryCountRequestValue ::= SEQUENCE { searchEntriesMin
+// INTEGER, searchEntriesMax INTEGER } ([MS-ADTS] 3.1.1.3.4.1.33): a search that would
+// succeed with fewer or more entries fails with constraintViolation instead.
+type entryCountRange struct{ min, max int64 }
+
+func (r *entryCountRange) holds(n int64) bool { return r == nil || n >= r.min && n <= r.max }
 
 // sequenceOfInteger reads a control value that is SEQUENCE { INTEGER }, as the SD
 // flags, tree delete EX and policy hints controls' are.
@@ -228,6 +241,24 @@ func parseControls(controls []*ber.Packet, op ber.Tag) (*requestControls, *ldapE
 				return nil, le
 			}
 			rc.fullPolicy = flags&1 != 0
+		case oidExpectedCount:
+			p, err := ber.DecodePacketErr(value)
+			if err != nil || len(p.Children) != 2 {
+				return nil, lerr(resultProtocolError, "malformed expected entry count control: want SEQUENCE { searchEntriesMin INTEGER, searchEntriesMax INTEGER }")
+			}
+			lo, err1 := intValue(p.Children[0])
+			hi, err2 := intValue(p.Children[1])
+			if err1 != nil || err2 != nil || lo < 0 || hi < 0 {
+				return nil, lerr(resultProtocolError, "malformed expected entry count control: want two counts of at least 0")
+			}
+			rc.expected = &entryCountRange{lo, hi}
+		case oidSetOwner:
+			// The value is the new object's owner as a string SID ("S-1-5-21-…"), not
+			// BER-encoded, as Windows clients send it ([MS-ADTS] 3.1.1.3.4.1.37).
+			if len(value) == 0 || len(value) > 256 {
+				return nil, lerr(resultProtocolError, "malformed set owner control: want the owner's SID as a string")
+			}
+			rc.owner = string(value)
 		case oidSearchHints:
 			if le := rc.hints.parse(value, critical); le != nil {
 				return nil, le

@@ -13,6 +13,7 @@ import (
 
 	"gmsa/internal/directory"
 	"gmsa/internal/ldapserver"
+	"gmsa/internal/ntsec"
 	"gmsa/internal/servertest"
 )
 
@@ -325,5 +326,68 @@ func TestGetStats(t *testing.T) {
 	r = must(search(user, stats(false, "")))
 	if ints, _ := statsOf(t, r.Controls); len(r.Entries) != 1 || ints != nil {
 		t.Fatalf("a user's non-critical stats control: %d entries, statistics %v", len(r.Entries), ints)
+	}
+}
+
+// The expected entry count control: a search that returns fewer or more entries than
+// asked for fails with constraintViolation; within the bounds it succeeds; a malformed
+// value is a protocol error.
+func TestExpectedEntryCount(t *testing.T) {
+	s := setup(t, servertest.Options{})
+	c := dialTLS(t, s)
+	must(struct{}{}, c.Bind("Administrator", s.AdminPassword))
+	search := func(filter, value string) (*ldap.SearchResult, error) {
+		ctl := &ldap.ControlString{ControlType: "1.2.840.113556.1.4.2211", Criticality: true, ControlValue: value}
+		return c.Search(ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, 0, 0, 0, false, filter, []string{"1.1"}, []ldap.Control{ctl}))
+	}
+	if r, err := search("(sAMAccountName=Administrator)", berValue(berInt(1), berInt(1))); err != nil || len(r.Entries) != 1 {
+		t.Fatalf("one entry, one expected: %v", err)
+	}
+	if _, err := search("(sAMAccountName=nobody)", berValue(berInt(1), berInt(5))); code(err) != ldap.LDAPResultConstraintViolation {
+		t.Fatalf("no entry, at least one expected: %v", err)
+	}
+	if _, err := search("(objectClass=user)", berValue(berInt(0), berInt(1))); code(err) != ldap.LDAPResultConstraintViolation {
+		t.Fatalf("several entries, at most one expected: %v", err)
+	}
+	ctl := &ldap.ControlString{ControlType: "1.2.840.113556.1.4.2211", Criticality: true, ControlValue: berValue(berInt(1), berInt(1))}
+	if r, err := c.Search(ldap.NewSearchRequest("", ldap.ScopeBaseObject, 0, 0, 0, false, "(objectClass=*)", []string{"dnsHostName"}, []ldap.Control{ctl})); err != nil || len(r.Entries) != 1 {
+		t.Fatalf("the RootDSE, one entry expected: %v", err)
+	}
+	if _, err := search("(objectClass=user)", berValue(berInt(1))); code(err) != ldap.LDAPResultProtocolError {
+		t.Fatalf("a value without the maximum: %v", err)
+	}
+}
+
+// The set owner control on an add: an administrator names the new object's owner,
+// which its security descriptor then shows; a value that is no SID is refused; the
+// control on a search is an unavailable critical extension.
+func TestSetOwnerControl(t *testing.T) {
+	s := setup(t, servertest.Options{})
+	owner := must(s.Dir.NewUser(ctx, directory.LocalSystem(), directory.UserOptions{Name: "owner", Password: "Owner-Pass-1!"}))
+	c := dialTLS(t, s)
+	must(struct{}{}, c.Bind("Administrator", s.AdminPassword))
+	add := func(cn, sid string) error {
+		a := ldap.NewAddRequest("CN="+cn+",CN=Users,"+base, []ldap.Control{&ldap.ControlString{ControlType: "1.2.840.113556.1.4.2255", Criticality: true, ControlValue: sid}})
+		a.Attribute("objectClass", []string{"user"})
+		a.Attribute("sAMAccountName", []string{cn})
+		return c.Add(a)
+	}
+	if err := add("owned", owner.SID); err != nil {
+		t.Fatalf("add with the set owner control: %v", err)
+	}
+	sdFlags := &ldap.ControlString{ControlType: "1.2.840.113556.1.4.801", Criticality: true, ControlValue: berValue(berInt(1))}
+	r := must(c.Search(ldap.NewSearchRequest("CN=owned,CN=Users,"+base, ldap.ScopeBaseObject, 0, 0, 0, false, "(objectClass=*)",
+		[]string{"nTSecurityDescriptor"}, []ldap.Control{sdFlags})))
+	sd := must(ntsec.ParseSecurityDescriptor(r.Entries[0].GetRawAttributeValue("nTSecurityDescriptor")))
+	if sd.Owner == nil || sd.Owner.String() != owner.SID {
+		t.Fatalf("owner %v, want %s", sd.Owner, owner.SID)
+	}
+	if err := add("badowner", "owner"); code(err) != ldap.LDAPResultInvalidAttributeSyntax {
+		t.Fatalf("a set owner control without a SID: %v", err)
+	}
+	_, err := c.Search(ldap.NewSearchRequest(base, ldap.ScopeBaseObject, 0, 0, 0, false, "(objectClass=*)", nil,
+		[]ldap.Control{&ldap.ControlString{ControlType: "1.2.840.113556.1.4.2255", Criticality: true, ControlValue: owner.SID}}))
+	if code(err) != ldap.LDAPResultUnavailableCriticalExtension {
+		t.Fatalf("the set owner control on a search: %v", err)
 	}
 }

@@ -180,6 +180,15 @@ func (c *conn) search(ctx context.Context, id int64, op *ber.Packet, controls []
 			}
 		}
 	}
+	if want := rc.expected; want != nil {
+		sent, inner := c.entriesSent, done
+		done = func(code int, diag string, ctrls ...*ber.Packet) {
+			if n := int64(c.entriesSent - sent); code == resultSuccess && !want.holds(n) {
+				code, diag = resultConstraintViolation, fmt.Sprintf("the search returned %d entries; the expected entry count control asked for %d to %d", n, want.min, want.max)
+			}
+			inner(code, diag, ctrls...)
+		}
+	}
 	if base == "" && scope == 0 {
 		entry, isPing, err := c.srv.pingEntry(ctx, id, op.Children[6], rawNames, c.nc.LocalAddr())
 		if err != nil {
@@ -189,6 +198,7 @@ func (c *conn) search(ctx context.Context, id int64, op *ber.Packet, controls []
 		if isPing {
 			if entry != nil {
 				c.sendRaw(entry)
+				c.entriesSent++
 			}
 			done(resultSuccess, "")
 			return
@@ -530,6 +540,7 @@ func (c *conn) rootDSE(id int64, all bool, names []string) {
 	e.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, "", "objectName"))
 	e.AppendChild(attrs)
 	c.send(message(id, e))
+	c.entriesSent++
 }
 
 func containsFold(list []string, s string) bool {

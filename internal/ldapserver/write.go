@@ -69,7 +69,7 @@ func (c *conn) write(ctx context.Context, id int64, op *ber.Packet, controls []*
 			reply(lerr(resultProtocolError, "malformed AddRequest"))
 			return
 		}
-		_, err = dir.Add(ctx, c.req, str(op.Children[0]), parseAttributes(op.Children[1]), directory.AddOptions{SDFlags: rc.sdFlags})
+		_, err = dir.Add(ctx, c.req, str(op.Children[0]), parseAttributes(op.Children[1]), directory.AddOptions{SDFlags: rc.sdFlags, Owner: rc.owner})
 	case appModifyRequest:
 		if len(op.Children) < 2 {
 			reply(lerr(resultProtocolError, "malformed ModifyRequest"))

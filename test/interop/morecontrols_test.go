@@ -10,12 +10,14 @@ import (
 	"testing"
 
 	"gmsa/internal/ldif"
+	"gmsa/internal/ntsec"
 )
 
 // AD's controls Samba 4.22 does not serve, sent by real clients to Samba and to ours:
 // the range retrieval no-error control, the search hints (Require Sort Index, Soft Size
 // Limit) with a server-side sort, get stats, tree delete EX from ldapdelete, policy
-// hints from ldapmodify, and DirSync EX from Samba's ldbsearch. Ours answers as [MS-ADTS] says; what Samba answers is logged
+// hints from ldapmodify, DirSync EX from Samba's ldbsearch, the expected entry count
+// from ldapsearch and set owner from ldapmodify. Ours answers as [MS-ADTS] says; what Samba answers is logged
 // (after refusing a search with an unknown critical control, Samba 4.22 leaves
 // ldapsearch waiting: every command runs under timeout, exit 124).
 func TestMoreControlsWithRealClients(t *testing.T) {
@@ -135,6 +137,48 @@ func TestMoreControlsWithRealClients(t *testing.T) {
 		outcome("a reset to the current password with policy hints", 19, code, out, errOut)
 		out, errOut, code = run(d.env, resetPw, "timeout", append([]string{"5", "ldapmodify"}, bind...)...)
 		outcome("a reset to the current password without policy hints", 0, code, out, errOut)
+
+		// The expected entry count: four users where one to three are expected is a
+		// constraintViolation (19); four to four succeeds.
+		expect := func(lo, hi byte) string {
+			return "!1.2.840.113556.1.4.2211=::" + b64(0x30, 0x06, 0x02, 0x01, lo, 0x02, 0x01, hi)
+		}
+		_, out, errOut, code = ldapsearch(append([]string{"-E", expect(1, 3)}, users...)...)
+		outcome("expected entry count 1 to 3 over four users", 19, code, out, errOut)
+		es, out, errOut, code = ldapsearch(append([]string{"-E", expect(4, 4)}, users...)...)
+		outcome("expected entry count 4 to 4 over four users", 0, code, out, errOut)
+		if ours && len(es) != 4 {
+			t.Errorf("ours: expected entry count 4 to 4: %d entries", len(es))
+		}
+
+		// Set owner: the administrator adds a user owned by mc1; its owner, read with the
+		// SD flags control (owner only), is mc1.
+		es, _, _, _ = ldapsearch("-b", "CN=mc1,CN=Users,"+baseDN, "-s", "base", "(objectClass=*)", "objectSid")
+		if len(es) != 1 || len(es[0].Get("objectSid")) != 1 {
+			t.Fatalf("%s: mc1's objectSid: %v", d.name, es)
+		}
+		sid, err := ntsec.SIDFromBytes(es[0].Get("objectSid")[0])
+		if err != nil {
+			t.Fatalf("%s: mc1's objectSid: %v", d.name, err)
+		}
+		mc1 := sid.String()
+		owned := "CN=mcowned,CN=Users," + baseDN
+		out, errOut, code = run(d.env, "dn: "+owned+"\nchangetype: add\nobjectClass: user\nsAMAccountName: mcowned\n\n", "timeout",
+			append(append([]string{"5", "ldapmodify"}, bind...), "-e", "!1.2.840.113556.1.4.2255="+base64.StdEncoding.EncodeToString([]byte(mc1)))...)
+		outcome("an add with the set owner control", 0, code, out, errOut)
+		if ours {
+			es, out, errOut, _ = ldapsearch("-E", "!1.2.840.113556.1.4.801=::"+b64(0x30, 0x03, 0x02, 0x01, 0x01), "-b", owned, "-s", "base", "(objectClass=*)", "nTSecurityDescriptor")
+			var owner string
+			if len(es) == 1 && len(es[0].Get("nTSecurityDescriptor")) == 1 {
+				if sd, err := ntsec.ParseSecurityDescriptor(es[0].Get("nTSecurityDescriptor")[0]); err == nil && sd.Owner != nil {
+					owner = sd.Owner.String()
+				}
+			}
+			if owner != mc1 {
+				t.Errorf("ours: the owner of the user added with set owner: %q, want %s\n%s%s", owner, mc1, out, errOut)
+			}
+		}
+		run(d.env, "", "timeout", append(append([]string{"5", "ldapdelete"}, bind...), owned)...)
 
 		// DirSync EX from ldbsearch: the users with their descriptions (";dirSyncAlwaysReturn").
 		out, errOut, code = run(nil, "", "timeout", "20", "bash", "peers.sh", "chroot", "ldbsearch", "-H", d.url, "--simple-bind-dn=Administrator@example.test",
