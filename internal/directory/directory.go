@@ -438,7 +438,7 @@ func (d *Directory) allocateRID(ctx context.Context) (uint32, error) {
 	defer d.ridMu.Unlock()
 	if d.ridNext == d.ridEnd {
 		var start uint64
-		_, err := store.Update(ctx, d.st, keyNextRID, func(old store.KV, exists bool) ([]byte, []store.Op, error) {
+		_, err := d.update(ctx, keyNextRID, func(old store.KV, exists bool) ([]byte, []store.Op, error) {
 			start = 1000
 			if exists {
 				var err error
@@ -478,7 +478,7 @@ func (d *Directory) create(ctx context.Context, o *Object, allocateSID bool) err
 		}
 		o.SID = d.sid.Child(rid).String()
 	}
-	_, err := d.st.Apply(ctx, createOps(o)...)
+	_, err := d.commit(ctx, createOps(o)...)
 	if err == nil {
 		d.published(o.GUID)
 	}
@@ -489,7 +489,7 @@ func (d *Directory) create(ctx context.Context, o *Object, allocateSID bool) err
 // keeping its indexes in step; extra ops join the batch.
 func (d *Directory) modify(ctx context.Context, g ntsec.GUID, fn func(o *Object) ([]store.Op, error)) (*Object, error) {
 	var result *Object
-	_, err := store.Update(ctx, d.st, objKey(g), func(old store.KV, exists bool) ([]byte, []store.Op, error) {
+	_, err := d.update(ctx, objKey(g), func(old store.KV, exists bool) ([]byte, []store.Op, error) {
 		if !exists {
 			return nil, nil, fmt.Errorf("directory: object %s: %w", g, ErrNotFound)
 		}
@@ -541,7 +541,7 @@ func (d *Directory) remove(ctx context.Context, o *Object) error {
 	for k := range indexOps(o) {
 		ops = append(ops, store.Delete(k))
 	}
-	_, err := d.st.Apply(ctx, ops...)
+	_, err := d.commit(ctx, ops...)
 	if errors.Is(err, store.ErrConflict) {
 		return fmt.Errorf("directory: %s changed while being removed; try again: %w", o.DN, err)
 	}

@@ -65,7 +65,7 @@ func (d *Directory) upgradeIndexes(ctx context.Context) error {
 		return fmt.Errorf("directory: rebuilding the indexes for layout %s: %w", indexVersion, err)
 	}
 	d.log.Info("indexes rebuilt for the current layout", "layout", indexVersion, "objects", r.Objects, "added", r.Missing, "removed", r.Stale)
-	if _, err := d.st.Apply(ctx, store.Put(keyIndexVersion, []byte(indexVersion))); err != nil {
+	if _, err := d.commit(ctx, store.Put(keyIndexVersion, []byte(indexVersion))); err != nil {
 		return fmt.Errorf("directory: %w", err)
 	}
 	return nil

@@ -233,7 +233,7 @@ func (d *Directory) ImportUsers(ctx context.Context, req *Requester, users []Use
 		if len(batch) == 0 {
 			return nil
 		}
-		if _, err := d.st.Apply(ctx, batch...); err != nil {
+		if _, err := d.commit(ctx, batch...); err != nil {
 			return fmt.Errorf("%w (%d users added before this batch)", d.conflictError(ctx, err), added)
 		}
 		for _, dn := range names {
@@ -602,7 +602,7 @@ func (d *Directory) Rename(ctx context.Context, req *Requester, ref, newName, ne
 	if err == nil && (o.Class == ClassOU || o.Class == ClassContainer) {
 		// An object created below the old DN while the move committed follows it.
 		if late, guids, lerr := d.moveBelow(ctx, o.DN, newDN); lerr == nil && len(guids) > 0 {
-			if _, lerr = d.st.Apply(ctx, late...); lerr == nil {
+			if _, lerr = d.commit(ctx, late...); lerr == nil {
 				moved = append(moved, guids...)
 			}
 		}

@@ -75,7 +75,7 @@ func (d *Directory) AddRootKey(ctx context.Context, req *Requester, opt RootKeyO
 	}
 	o.Created, o.Changed = now, now
 	ops := append(createOps(o), store.Put(keyRootKeyVersion, []byte(o.GUID.String())))
-	_, err = d.st.Apply(ctx, ops...)
+	_, err = d.commit(ctx, ops...)
 	d.dropKeys()
 	if err != nil {
 		return nil, nil, d.conflictError(ctx, err)
@@ -118,7 +118,7 @@ func (d *Directory) importRootKey(ctx context.Context, k kds.RootKey) (*Object, 
 			CreateTime: k.CreateTime, UseStartTime: k.UseStartTime, DomainID: k.DomainID, SecretAgreementAlgorithm: k.SecretAgreementAlgorithm,
 			SecretAgreementParam: k.SecretAgreementParam, PublicKeyLength: k.PublicKeyLength, PrivateKeyLength: k.PrivateKeyLength},
 		Created: now, Changed: now}
-	_, err := d.st.Apply(ctx, append(createOps(o), store.Put(keyRootKeyVersion, []byte(o.GUID.String())))...)
+	_, err := d.commit(ctx, append(createOps(o), store.Put(keyRootKeyVersion, []byte(o.GUID.String())))...)
 	d.dropKeys()
 	if err != nil {
 		return nil, d.conflictError(ctx, err)
@@ -139,7 +139,7 @@ func (d *Directory) RemoveRootKey(ctx context.Context, req *Requester, id string
 	for k := range indexOps(o) {
 		ops = append(ops, store.Delete(k))
 	}
-	_, err = d.st.Apply(ctx, ops...)
+	_, err = d.commit(ctx, ops...)
 	d.dropKeys()
 	if err == nil {
 		d.changed(req, "delete", o.DN)

@@ -3,6 +3,7 @@ package ldapserver
 import (
 	"bytes"
 	"cmp"
+	"context"
 	"encoding/binary"
 	"errors"
 	"slices"
@@ -14,6 +15,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"gmsa/internal/directory"
+	"gmsa/internal/ntsec"
 )
 
 // The request controls honoured ([MS-ADTS] 3.1.1.3.4.1), advertised in the RootDSE's
@@ -43,6 +45,13 @@ const (
 	oidGetStats         = "1.2.840.113556.1.4.970"  // request and response
 	oidExpectedCount    = "1.2.840.113556.1.4.2211"
 	oidSetOwner         = "1.2.840.113556.1.4.2255"
+	oidUpdateStats      = "1.2.840.113556.1.4.2205" // request and response
+)
+
+// The update stats control's statistics ([MS-ADTS] 3.1.1.3.4.1.30).
+const (
+	statHighestUSN   = "1.2.840.113556.1.4.2208" // Highest USN Allocated
+	statInvocationID = "1.2.840.113556.1.4.2209" // Invocation ID Of Server
 )
 
 // The get stats control's options ([MS-ADTS] 3.1.1.3.4.1.6).
@@ -61,7 +70,7 @@ const (
 
 // supportedControls are the controls in the RootDSE, in AD's order.
 var supportedControls = []string{oidPagedResults, oidSort, oidTreeDelete, oidShowDeleted, oidSDFlags, oidGetStats, oidExtendedDN, oidLazyCommit, oidDomainScope,
-	oidSearchOptions, oidPermissiveModify, oidASQ, oidRangeNoError, oidPolicyHintsOld, oidPolicyHints, oidShowRecycled, oidDirSyncEx, oidTreeDeleteEx, oidSearchHints, oidExpectedCount, oidSetOwner,
+	oidSearchOptions, oidPermissiveModify, oidASQ, oidRangeNoError, oidPolicyHintsOld, oidPolicyHints, oidShowRecycled, oidDirSyncEx, oidUpdateStats, oidTreeDeleteEx, oidSearchHints, oidExpectedCount, oidSetOwner,
 	oidVLV, oidDirSync, oidNotification}
 
 // controlsFor says which operations each control applies to; elsewhere it is unknown.
@@ -93,6 +102,7 @@ var controlsFor = map[string][]ber.Tag{
 	oidPolicyHintsOld: {appModifyRequest},
 	oidExpectedCount:  {appSearchRequest},
 	oidSetOwner:       {appAddRequest},
+	oidUpdateStats:    {appSearchRequest, appAddRequest, appModifyRequest, appDelRequest, appModDNRequest, appCompareRequest},
 }
 
 // requestControls are what one request's controls ask of the server.
@@ -115,6 +125,7 @@ type requestControls struct {
 	hints       searchHints
 	expected    *entryCountRange // the expected entry count control's bounds
 	owner       string           // the set owner control's SID, as a string
+	updateStats bool
 }
 
 // entryCountRange is ExpectedEntryCountRequestValue ::= SEQUENCE { searchEntriesMin
@@ -259,6 +270,8 @@ func parseControls(controls []*ber.Packet, op ber.Tag) (*requestControls, *ldapE
 				return nil, lerr(resultProtocolError, "malformed set owner control: want the owner's SID as a string")
 			}
 			rc.owner = string(value)
+		case oidUpdateStats:
+			rc.updateStats = true
 		case oidSearchHints:
 			if le := rc.hints.parse(value, critical); le != nil {
 				return nil, le
@@ -504,6 +517,38 @@ func statsResponse(callTime time.Duration, returned int, st *directory.SearchSta
 	ctl.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, oidGetStats, "controlType"))
 	ctl.AppendChild(octets(val.Bytes()))
 	return ctl
+}
+
+// updateStatsResponse is UpdateStatsResponseValue ::= SEQUENCE OF SEQUENCE { statID
+// LDAPOID, statValue OCTET STRING } ([MS-ADTS] 3.1.1.3.4.1.30): the invocation ID of the
+// directory's database (the GUID in its little-endian form) and the highest USN the
+// operation allocated (64 bits, little-endian; 0 when it wrote nothing).
+func updateStatsResponse(invocation ntsec.GUID, highestUSN int64) *ber.Packet {
+	val := ber.NewSequence("UpdateStatsResponseValue")
+	stat := func(id string, v []byte) {
+		s := ber.NewSequence("stat")
+		s.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, id, "statID"))
+		s.AppendChild(octets(v))
+		val.AppendChild(s)
+	}
+	stat(statInvocationID, invocation[:])
+	stat(statHighestUSN, binary.LittleEndian.AppendUint64(nil, uint64(highestUSN)))
+	ctl := ber.NewSequence("Control")
+	ctl.AppendChild(ber.NewString(ber.ClassUniversal, ber.TypePrimitive, ber.TagOctetString, oidUpdateStats, "controlType"))
+	ctl.AppendChild(octets(val.Bytes()))
+	return ctl
+}
+
+// recordUSNs starts recording the USNs an operation allocates when its controls ask for
+// update statistics; the returned function gives the response control (nil otherwise).
+func (c *conn) recordUSNs(ctx context.Context, rc *requestControls) (context.Context, func() []*ber.Packet) {
+	if rc == nil || !rc.updateStats {
+		return ctx, func() []*ber.Packet { return nil }
+	}
+	ctx, rec := directory.RecordUSNs(ctx)
+	return ctx, func() []*ber.Packet {
+		return []*ber.Packet{updateStatsResponse(c.srv.cfg.Dir.InvocationID(), rec.Highest())}
+	}
 }
 
 // filterText writes a search's filter in the string form of [RFC 4515], for the get

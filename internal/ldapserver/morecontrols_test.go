@@ -391,3 +391,63 @@ func TestSetOwnerControl(t *testing.T) {
 		t.Fatalf("the set owner control on a search: %v", err)
 	}
 }
+
+// The update stats control: a response carries the invocation ID of the database and
+// the highest USN the operation allocated — a modify's is the object's new uSNChanged,
+// a search's 0; a failed modify still gets its answer.
+func TestUpdateStats(t *testing.T) {
+	s := setup(t, servertest.Options{})
+	c := dialTLS(t, s)
+	must(struct{}{}, c.Bind("Administrator", s.AdminPassword))
+	ctl := &ldap.ControlString{ControlType: "1.2.840.113556.1.4.2205", Criticality: true}
+	statsIn := func(ctls []ldap.Control) (ntsec.GUID, int64) {
+		t.Helper()
+		for _, x := range ctls {
+			if x.GetControlType() != "1.2.840.113556.1.4.2205" {
+				continue
+			}
+			p, err := ber.DecodePacketErr([]byte(x.(*ldap.ControlString).ControlValue))
+			if err != nil || len(p.Children) != 2 {
+				t.Fatalf("update stats response: %v %v", p, err)
+			}
+			var inv ntsec.GUID
+			var usn int64
+			for _, st := range p.Children {
+				id, v := st.Children[0].Data.String(), st.Children[1].Data.Bytes()
+				switch {
+				case id == "1.2.840.113556.1.4.2209" && len(v) == 16:
+					copy(inv[:], v)
+				case id == "1.2.840.113556.1.4.2208" && len(v) == 8:
+					for i := 7; i >= 0; i-- {
+						usn = usn<<8 | int64(v[i])
+					}
+				default:
+					t.Fatalf("unexpected statistic %s % x", id, v)
+				}
+			}
+			return inv, usn
+		}
+		t.Fatalf("no update stats response in %v", ctls)
+		return ntsec.GUID{}, 0
+	}
+	dn := "CN=Administrator,CN=Users," + base
+	m := ldap.NewModifyRequest(dn, []ldap.Control{ctl})
+	m.Replace("description", []string{"counted"})
+	res := must(c.ModifyWithResult(m))
+	inv, usn := statsIn(res.Controls)
+	if inv != s.Dir.InvocationID() || inv == (ntsec.GUID{}) {
+		t.Fatalf("invocation ID %v, want %v", inv, s.Dir.InvocationID())
+	}
+	r := must(c.Search(ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, 0, 0, 0, false, "(objectClass=*)", []string{"uSNChanged"}, []ldap.Control{ctl})))
+	if changed := r.Entries[0].GetAttributeValue("uSNChanged"); usn <= 0 || fmt.Sprint(usn) != changed {
+		t.Fatalf("the modify's highest USN %d, the object's uSNChanged %s", usn, changed)
+	}
+	if _, searchUSN := statsIn(r.Controls); searchUSN != 0 {
+		t.Fatalf("a search allocated USN %d", searchUSN)
+	}
+	m = ldap.NewModifyRequest("CN=nobody,CN=Users,"+base, []ldap.Control{ctl})
+	m.Replace("description", []string{"x"})
+	if _, err := c.ModifyWithResult(m); code(err) != ldap.LDAPResultNoSuchObject {
+		t.Fatalf("a modify of nothing: %v", err)
+	}
+}

@@ -180,6 +180,12 @@ func (c *conn) search(ctx context.Context, id int64, op *ber.Packet, controls []
 			}
 		}
 	}
+	if rc.updateStats {
+		var stats func() []*ber.Packet
+		ctx, stats = c.recordUSNs(ctx, rc)
+		inner := done
+		done = func(code int, diag string, ctrls ...*ber.Packet) { inner(code, diag, append(ctrls, stats()...)...) }
+	}
 	if want := rc.expected; want != nil {
 		sent, inner := c.entriesSent, done
 		done = func(code int, diag string, ctrls ...*ber.Packet) {

@@ -49,18 +49,20 @@ func parseChanges(list []*ber.Packet) ([]directory.Change, *ldapError) {
 func (c *conn) write(ctx context.Context, id int64, op *ber.Packet, controls []*ber.Packet) {
 	resp := map[ber.Tag]ber.Tag{appModifyRequest: appModifyResponse, appAddRequest: appAddResponse, appDelRequest: appDelResponse,
 		appModDNRequest: appModDNResponse}[op.Tag]
+	stats := func() []*ber.Packet { return nil }
 	reply := func(e *ldapError) {
 		if e == nil {
-			c.send(message(id, result(resp, resultSuccess, "", "")))
+			c.send(message(id, result(resp, resultSuccess, "", ""), stats()...))
 			return
 		}
-		c.send(message(id, result(resp, e.code, e.matched, e.diag)))
+		c.send(message(id, result(resp, e.code, e.matched, e.diag), stats()...))
 	}
 	rc, le := parseControls(controls, op.Tag)
 	if le != nil {
 		reply(le)
 		return
 	}
+	ctx, stats = c.recordUSNs(ctx, rc)
 	dir := c.srv.cfg.Dir
 	var err error
 	switch op.Tag {
@@ -128,11 +130,16 @@ func (c *conn) modifyDN(ctx context.Context, op *ber.Packet) error {
 // compare answers whether an entry holds an attribute value ([RFC 4511] 4.10); the
 // directory refuses secret and constructed attributes.
 func (c *conn) compare(ctx context.Context, id int64, op *ber.Packet, controls []*ber.Packet) {
-	reply := func(code int, diag string) { c.send(message(id, result(appCompareResponse, code, "", diag))) }
-	if _, le := parseControls(controls, appCompareRequest); le != nil {
+	stats := func() []*ber.Packet { return nil }
+	reply := func(code int, diag string) {
+		c.send(message(id, result(appCompareResponse, code, "", diag), stats()...))
+	}
+	rc, le := parseControls(controls, appCompareRequest)
+	if le != nil {
 		reply(le.code, le.diag)
 		return
 	}
+	ctx, stats = c.recordUSNs(ctx, rc)
 	if len(op.Children) < 2 || len(op.Children[1].Children) < 2 {
 		reply(resultProtocolError, "malformed CompareRequest")
 		return

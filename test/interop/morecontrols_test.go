@@ -180,6 +180,20 @@ func TestMoreControlsWithRealClients(t *testing.T) {
 		}
 		run(d.env, "", "timeout", append(append([]string{"5", "ldapdelete"}, bind...), owned)...)
 
+		// Update stats: ldapsearch and ldapmodify show the response control.
+		out, errOut, code = run(d.env, "", "timeout", append(append([]string{"5", "ldapsearch", "-o", "ldif-wrap=no"}, bind...),
+			"-b", baseDN, "-E", "!1.2.840.113556.1.4.2205", "(sAMAccountName=mc0)", "1.1")...)
+		outcome("a search with update stats", 0, code, out, errOut)
+		if ours && !strings.Contains(out, "control: 1.2.840.113556.1.4.2205 false ") {
+			t.Errorf("ours: no update statistics in the search's answer\n%s", out)
+		}
+		out, errOut, code = run(d.env, "dn: CN=mc0,CN=Users,"+baseDN+"\nchangetype: modify\nreplace: description\ndescription: counted\n-\n", "timeout",
+			append(append([]string{"5", "ldapmodify"}, bind...), "-e", "!1.2.840.113556.1.4.2205")...)
+		outcome("a modify with update stats", 0, code, out, errOut)
+		if ours && !strings.Contains(out+errOut, "1.2.840.113556.1.4.2205") {
+			t.Errorf("ours: no update statistics in the modify's answer\n%s%s", out, errOut)
+		}
+
 		// DirSync EX from ldbsearch: the users with their descriptions (";dirSyncAlwaysReturn").
 		out, errOut, code = run(nil, "", "timeout", "20", "bash", "peers.sh", "chroot", "ldbsearch", "-H", d.url, "--simple-bind-dn=Administrator@example.test",
 			"--password="+d.pw, "--option=tls verify peer = no_check", "-b", baseDN, "--controls=dirsync_ex:1:0:1000", "(sAMAccountName=mc*)",
