@@ -150,6 +150,13 @@ type CacheReporter interface {
 	CacheStats() (hits, misses uint64)
 }
 
+// LatestGetter is a store whose Get may answer from a cache that sees other processes'
+// writes only after a delay: GetLatest reads the key's committed value, as Update does
+// after losing a compare-and-swap.
+type LatestGetter interface {
+	GetLatest(ctx context.Context, key string) (KV, error)
+}
+
 // MaxRetries bounds the compare-and-swap retries of Update.
 const MaxRetries = 16
 
@@ -165,8 +172,9 @@ func Update(ctx context.Context, s Store, key string, fn func(old KV, exists boo
 		return 0, err
 	}
 	defer unlock()
+	get := s.Get
 	for range MaxRetries {
-		cur, err := s.Get(ctx, key)
+		cur, err := get(ctx, key)
 		exists := err == nil
 		if err != nil && !errors.Is(err, ErrNotFound) {
 			return 0, err
@@ -189,6 +197,9 @@ func Update(ctx context.Context, s Store, key string, fn func(old KV, exists boo
 		rev, err := s.Apply(ctx, append([]Op{op}, extra...)...)
 		var oe *OpError
 		if errors.As(err, &oe) && oe.Key == key && (errors.Is(err, ErrConflict) || errors.Is(err, ErrExists)) {
+			if l, ok := s.(LatestGetter); ok {
+				get = l.GetLatest // another process's write: read past any cache that has not seen it yet
+			}
 			continue // key changed between read and write: read again
 		}
 		return rev, err

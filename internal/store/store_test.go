@@ -77,3 +77,47 @@ func TestVerifyBackup(t *testing.T) {
 		}
 	}
 }
+
+// staleStore answers Get from a snapshot that never sees later writes, as a cache fed
+// by a lagging watch would, and GetLatest from the store itself.
+type staleStore struct {
+	store.Store
+	snapshot map[string]store.KV
+}
+
+func (s *staleStore) Get(ctx context.Context, key string) (store.KV, error) {
+	if kv, ok := s.snapshot[key]; ok {
+		return kv, nil
+	}
+	return s.Store.Get(ctx, key)
+}
+
+func (s *staleStore) GetLatest(ctx context.Context, key string) (store.KV, error) {
+	return s.Store.Get(ctx, key)
+}
+
+// An Update that lost its compare-and-swap to another process's write reads the key
+// again past a cache that has not seen that write, instead of failing on the stale
+// value until it runs out of retries.
+func TestUpdateReadsPastAStaleCache(t *testing.T) {
+	ctx := context.Background()
+	mem := memory.New()
+	if _, err := mem.Apply(ctx, store.Put("rid", []byte("1"))); err != nil {
+		t.Fatal(err)
+	}
+	old, _ := mem.Get(ctx, "rid")
+	if _, err := mem.Apply(ctx, store.Put("rid", []byte("2"))); err != nil { // another server's write
+		t.Fatal(err)
+	}
+	s := &staleStore{Store: mem, snapshot: map[string]store.KV{"rid": old}}
+	calls := 0
+	if _, err := store.Update(ctx, s, "rid", func(cur store.KV, _ bool) ([]byte, []store.Op, error) {
+		calls++
+		return append(bytes.Clone(cur.Value), '+'), nil, nil
+	}); err != nil {
+		t.Fatalf("update over a stale cache: %v", err)
+	}
+	if kv, _ := mem.Get(ctx, "rid"); string(kv.Value) != "2+" || calls != 2 {
+		t.Fatalf("value %q after %d attempts, want 2+ after 2", kv.Value, calls)
+	}
+}

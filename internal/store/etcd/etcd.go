@@ -148,6 +148,15 @@ func (s *Store) Get(ctx context.Context, key string) (store.KV, error) {
 		}
 		s.Miss()
 	}
+	return s.GetLatest(ctx, key)
+}
+
+// GetLatest reads key from the cluster (a linearizable read), bypassing the cache and
+// filling it (store.LatestGetter).
+func (s *Store) GetLatest(ctx context.Context, key string) (store.KV, error) {
+	if s.closed.Load() {
+		return store.KV{}, store.ErrClosed
+	}
 	r, err := s.c.Get(ctx, s.prefix+key)
 	if err != nil {
 		return store.KV{}, s.wrap(ctx, err)
