@@ -220,7 +220,13 @@ func (d *Directory) newGUID() ntsec.GUID {
 // decode reads an object record.
 func decode(kv store.KV) (*Object, error) {
 	o := &Object{}
-	if err := json.Unmarshal(kv.Value, o); err != nil {
+	var err error
+	if len(kv.Value) > 0 && kv.Value[0] == recordBinary {
+		err = decodeRecord(kv.Value, o)
+	} else {
+		err = json.Unmarshal(kv.Value, o) // written before the binary form
+	}
+	if err != nil {
 		return nil, fmt.Errorf("directory: object %s is damaged: %w", kv.Key, err)
 	}
 	o.USNChanged = kv.Rev

@@ -5,7 +5,6 @@
 package directory
 
 import (
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
@@ -234,13 +233,7 @@ func (o *Object) Enabled() bool { return o.UAC&UACAccountDisable == 0 }
 // IsPrincipal reports whether the object can authenticate or be a group member with a SID.
 func (o *Object) IsPrincipal() bool { return o.SID != "" }
 
-func (o *Object) encode() []byte {
-	b, err := json.Marshal(o)
-	if err != nil {
-		panic(err) // an Object always encodes
-	}
-	return b
-}
+func (o *Object) encode() []byte { return encodeRecord(o) }
 
 // Store keys. Every object lives at obj/<guid>; the indexes make names, SIDs, SPNs and
 // DNs unique and findable, memberof/ and members/ hold group links both ways (a token is

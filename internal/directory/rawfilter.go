@@ -29,6 +29,7 @@ type (
 	// rawValues tests the string values of one field.
 	rawValues struct {
 		key     []byte // `,"field":` — fields after the record's first (guid) are written so
+		tag     byte   // the field's tag in a binary record
 		present bool   // the field exists
 		equal   []string
 		initial string
@@ -90,21 +91,21 @@ func (d *Directory) compileRaw(f Filter) rawTest {
 			if !ok {
 				return nil
 			}
-			t := &rawValues{key: []byte(`,"class":`)}
+			t := &rawValues{key: []byte(`,"class":`), tag: tagClass}
 			for _, c := range classes {
 				t.equal = append(t.equal, strings.ToLower(string(c)))
 			}
 			return t
 		}
 		if field, ok := rawFields[a]; ok && plainASCII(x.Value) {
-			return &rawValues{key: []byte(`,"` + field + `":`), equal: []string{strings.ToLower(string(x.Value))}}
+			return &rawValues{key: []byte(`,"` + field + `":`), tag: recordTags[field], equal: []string{strings.ToLower(string(x.Value))}}
 		}
 	case Substr:
 		field, ok := rawFields[strings.ToLower(x.Attr)]
 		if !ok || !plainASCII(x.Initial) || !plainASCII(x.Final) {
 			return nil
 		}
-		t := &rawValues{key: []byte(`,"` + field + `":`), initial: strings.ToLower(string(x.Initial)), final: strings.ToLower(string(x.Final))}
+		t := &rawValues{key: []byte(`,"` + field + `":`), tag: recordTags[field], initial: strings.ToLower(string(x.Initial)), final: strings.ToLower(string(x.Final))}
 		for _, s := range x.Any {
 			if !plainASCII(s) {
 				return nil
@@ -114,7 +115,7 @@ func (d *Directory) compileRaw(f Filter) rawTest {
 		return t
 	case Present:
 		if field, ok := rawFields[strings.ToLower(x.Attr)]; ok {
-			return &rawValues{key: []byte(`,"` + field + `":`), present: true}
+			return &rawValues{key: []byte(`,"` + field + `":`), tag: recordTags[field], present: true}
 		}
 	}
 	return nil
@@ -131,6 +132,9 @@ func plainASCII(b []byte) bool {
 }
 
 func (t *rawValues) may(rec []byte) bool {
+	if len(rec) > 0 && rec[0] == recordBinary {
+		return t.mayBinary(rec)
+	}
 	i := bytes.Index(rec, t.key)
 	if i < 0 {
 		return false // the field is absent (empty values are omitted)
@@ -163,6 +167,46 @@ func (t *rawValues) may(rec []byte) bool {
 		rest = rest[end+2:]
 	}
 	return true // not a string (a number, null): no opinion
+}
+
+// mayBinary is may for a binary record: the field's values are found by its tag.
+func (t *rawValues) mayBinary(rec []byte) bool {
+	for at := 1; at < len(rec); {
+		tag, p, next, err := nextField(rec, at)
+		if err != nil {
+			return true // damaged: let the decoder say so
+		}
+		at = next
+		if tag != t.tag {
+			continue
+		}
+		if t.present {
+			return true
+		}
+		if tag != tagSPNs && tag != tagAllowedToDelegateTo {
+			return t.matchesRaw(rec[p.start:p.end])
+		}
+		for it := p.start; it < p.end; {
+			v, err := lengthPrefixed(rec, it, p.end)
+			if err != nil || t.matchesRaw(rec[v.start:v.end]) {
+				return true
+			}
+			it = v.end
+		}
+		return false
+	}
+	return false // the field is absent (empty values are left out)
+}
+
+// matchesRaw is matches, or "may match" for a value that is not ASCII (its case
+// folding is Unicode's: the decoded object is evaluated).
+func (t *rawValues) matchesRaw(v []byte) bool {
+	for _, c := range v {
+		if c >= 0x80 {
+			return true
+		}
+	}
+	return t.matches(v)
 }
 
 // matches applies the test to one ASCII value, case-insensitively as the filter does.
