@@ -65,7 +65,7 @@ const (
 	tagLastKnownParent
 )
 
-// recordFields are the string fields a raw filter test reads (rawfilter.go), by the
+// recordTags are the string fields a raw filter test reads (rawfilter.go), by the
 // record's JSON names and binary tags.
 var recordTags = map[string]byte{"class": tagClass, "sam": tagSAM, "upn": tagUPN, "name": tagName, "description": tagDescription,
 	"dns_host_name": tagDNSHostName, "spns": tagSPNs, "allowed_to_delegate_to": tagAllowedToDelegateTo}
@@ -105,26 +105,14 @@ func encodeRecord(o *Object) []byte {
 		}
 	}
 	list := func(tag byte, items [][]byte) {
-		if len(items) == 0 {
-			return
+		if len(items) > 0 {
+			field(tag, appendItems(nil, items))
 		}
-		var p []byte
-		for _, it := range items {
-			p = binary.AppendUvarint(p, uint64(len(it)))
-			p = append(p, it...)
-		}
-		field(tag, p)
 	}
 	strs := func(tag byte, items []string) {
-		if len(items) == 0 {
-			return
+		if len(items) > 0 {
+			field(tag, appendItems(nil, items))
 		}
-		var p []byte
-		for _, it := range items {
-			p = binary.AppendUvarint(p, uint64(len(it)))
-			p = append(p, it...)
-		}
-		field(tag, p)
 	}
 	keys := func(tag byte, ks []StoredKey) {
 		if len(ks) == 0 {
@@ -191,6 +179,15 @@ func encodeRecord(o *Object) []byte {
 	}
 	str(tagLastKnownParent, o.LastKnownParent)
 	return b
+}
+
+// appendItems appends a list payload: each item preceded by its length.
+func appendItems[T string | []byte](p []byte, items []T) []byte {
+	for _, it := range items {
+		p = binary.AppendUvarint(p, uint64(len(it)))
+		p = append(p, it...)
+	}
+	return p
 }
 
 var errRecord = errors.New("damaged record")
