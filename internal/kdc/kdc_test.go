@@ -51,7 +51,7 @@ type lab struct {
 
 // start provisions EXAMPLE.TEST with a user, a computer and a gMSA the computer may
 // read, and serves its KDC on 127.0.0.1.
-func start(t *testing.T) *lab {
+func start(t testing.TB) *lab {
 	t.Helper()
 	back := ntsec.FileTimeFromTime(time.Now()) - 2*ntsec.TicksPerDay
 	buf := &servertest.SyncBuffer{}

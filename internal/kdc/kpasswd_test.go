@@ -151,22 +151,13 @@ func TestKpasswd(t *testing.T) {
 func FuzzKpasswd(f *testing.F) {
 	f.Add([]byte{0, 6, 0, 1, 0, 0})
 	f.Add([]byte{0, 12, 0xff, 0x80, 0, 2, 0x6e, 0x00, 0x75, 0, 0x30, 0})
+	// One service for every input, living as long as the fuzz target.
+	l := start(f)
+	x := &kdc.Exchange{Dir: l.dir, Realm: "EXAMPLE.TEST", Policy: kdc.DefaultPolicy(), Now: time.Now, Rand: rand.Reader}
+	k := kdc.NewKpasswd(x, netip.MustParseAddr("127.0.0.1"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		l := fuzzLab(t)
-		if out := l.Handle(ctx, b, "127.0.0.1:1"); len(out) < 6 {
+		if out := k.Handle(ctx, b, "127.0.0.1:1"); len(out) < 6 {
 			t.Fatalf("no framed reply to %x", b)
 		}
 	})
-}
-
-var fuzzKpasswd *kdc.Kpasswd
-
-// fuzzLab is one kpasswd service for all fuzz inputs.
-func fuzzLab(t *testing.T) *kdc.Kpasswd {
-	if fuzzKpasswd == nil {
-		l := start(t)
-		x := &kdc.Exchange{Dir: l.dir, Realm: "EXAMPLE.TEST", Policy: kdc.DefaultPolicy(), Now: time.Now, Rand: rand.Reader}
-		fuzzKpasswd = kdc.NewKpasswd(x, netip.MustParseAddr("127.0.0.1"))
-	}
-	return fuzzKpasswd
 }

@@ -81,13 +81,18 @@ func New(cfg Config) *Server {
 // ErrServerClosed is returned by the Serve methods after Shutdown.
 var ErrServerClosed = errors.New("kdc: server closed")
 
-func (s *Server) track(c io.Closer) bool {
+// track registers a listener for Shutdown to close; a serving loop that Shutdown must
+// wait for counts itself in wg under the same lock, so no Add can follow Shutdown's Wait.
+func (s *Server) track(c io.Closer, wait bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return false
 	}
 	s.closers = append(s.closers, c)
+	if wait {
+		s.wg.Add(1)
+	}
 	return true
 }
 
@@ -137,10 +142,9 @@ func classify(req, reply []byte) (typ, result string) {
 // Replies larger than MaxUDPReply become KRB_ERR_RESPONSE_TOO_BIG, so the client
 // retries over TCP.
 func (s *Server) ServeUDP(pc net.PacketConn) error {
-	if !s.track(pc) {
+	if !s.track(pc, true) {
 		return ErrServerClosed
 	}
-	s.wg.Add(1)
 	defer s.wg.Done()
 	buf := make([]byte, min(s.cfg.MaxRequest+1, 65536)) // a datagram that fills it is too large
 	for {
@@ -171,7 +175,7 @@ func (s *Server) ServeUDP(pc net.PacketConn) error {
 // ServeTCP serves length-prefixed requests on l until Shutdown; a listener that fails
 // otherwise is an error the caller must act on.
 func (s *Server) ServeTCP(l net.Listener) error {
-	if !s.track(l) {
+	if !s.track(l, false) {
 		return ErrServerClosed
 	}
 	for {
