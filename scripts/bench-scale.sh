@@ -10,7 +10,7 @@
 # Needs root (Samba chroot, apt). Usage:
 #   scripts/bench-scale.sh [users, default 100000] [seconds per run, default 5] ["ours slapd samba"]
 # Our server runs with memory.limit $GMSA_BENCH_MEMORY_LIMIT (default 512 MiB) and
-# memory.object_cache $GMSA_BENCH_OBJECT_CACHE (default 100 000).
+# memory.object_cache $GMSA_BENCH_OBJECT_CACHE (default 20 000, the server's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=$PATH:/usr/local/go/bin
@@ -63,7 +63,7 @@ if has ours; then
   t=$(date +%s%N); "$W/gmsa" user import "$W/users.csv" --data "$W/ours" >/dev/null
   echo "ours bulk_load_ms=$(ms "$t") db_mb=$(( $(stat -c %s "$W/ours/gmsa.db") >> 20 ))"
   printf 'data: %s\nlog:\n  level: warn\nldap:\n  listen: 127.0.0.1:0\n  ldaps_listen: 127.0.0.1:0\n  allow_plain_simple_bind: true\nkdc:\n  listen: "off"\nmemory:\n  limit: %s\n  object_cache: %s\n' \
-    "$W/ours" "${GMSA_BENCH_MEMORY_LIMIT:-536870912}" "${GMSA_BENCH_OBJECT_CACHE:-100000}" > "$W/ours.yaml"
+    "$W/ours" "${GMSA_BENCH_MEMORY_LIMIT:-536870912}" "${GMSA_BENCH_OBJECT_CACHE:-20000}" > "$W/ours.yaml"
   t=$(date +%s%N)
   setsid "$W/gmsa" server --config "$W/ours.yaml" 2>"$W/ours.log" & PIDS+=($!)
   OURS_PG=$!

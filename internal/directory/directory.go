@@ -47,8 +47,8 @@ type Options struct {
 	// HeavySearches is how many searches past their first units of work may run at
 	// once (default: half the processors, at least one).
 	HeavySearches int
-	// ObjectCache bounds the decoded objects kept for reuse (default 100 000; a
-	// negative value keeps none). Each takes about 4 KiB of heap.
+	// ObjectCache bounds the decoded objects kept for reuse (default 20 000; a
+	// negative value keeps none). Each takes about 1 KiB of heap.
 	ObjectCache int
 	// MaxIndexCandidates bounds the candidates the planner reads from one index term
 	// (default 20 000); a term with more is checked per candidate or left to a scan.
@@ -161,7 +161,7 @@ func (o *Options) defaults() {
 		o.HeavySearches = max(1, runtime.GOMAXPROCS(0)/2)
 	}
 	if o.ObjectCache == 0 {
-		o.ObjectCache = 100_000
+		o.ObjectCache = 20_000
 	}
 	if o.MaxIndexCandidates <= 0 {
 		o.MaxIndexCandidates = 20_000

@@ -100,9 +100,10 @@ type MemoryConfig struct {
 	// Limit is a soft limit of the process's Go memory in bytes (GOMEMLIMIT): nearing
 	// it, collections run more often. Default none. GOMEMLIMIT in the environment wins.
 	Limit int64 `yaml:"limit"`
-	// ObjectCache bounds the decoded directory objects kept for reuse (about 4 KiB
-	// each), default 100 000: searches and binds over more objects than it holds read
-	// and decode again. The store's own read cache is bounded at 64 MiB.
+	// ObjectCache bounds the decoded directory objects kept for reuse (about 1 KiB
+	// each), default 20 000: searches and binds over more objects than it holds read
+	// and decode again (about a microsecond each). The embedded store's own read cache
+	// is bounded at 64 MiB.
 	ObjectCache int `yaml:"object_cache"`
 	// IndexCandidates bounds the objects the query planner reads from one index term
 	// before it checks the term per candidate or scans instead, default 20 000.

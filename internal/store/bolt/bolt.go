@@ -11,8 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -34,60 +32,9 @@ type Store struct {
 	store.CacheCounts
 }
 
-// readCache keeps the values Get returned since the last write, so that a read-mostly
-// load (password reads, binds, indexed searches) does not open a bbolt transaction per
-// key. The process holds the file's lock, so every write goes through Apply, which
-// counts writes begun and finished around the commit. An entry is served only while
-// no write has begun since it was read and none is in progress; it is filled only when
-// no write began between the counters' check and the end of the read. Every hit is
-// therefore the committed value at the moment the counters were checked.
-type readCache struct {
-	started, finished atomic.Uint64
-	mu                sync.RWMutex
-	gen               uint64 // the value of started that m belongs to
-	m                 map[string][]byte
-	bytes             int
-}
-
-const maxCacheBytes = 64 << 20
-
 // Generation is the count of writes finished, while none is in progress (see
 // store.Generations).
 func (s *Store) Generation() (uint64, bool) { return s.cache.quiet() }
-
-// quiet returns the write count when no write is in progress.
-func (c *readCache) quiet() (uint64, bool) {
-	f := c.finished.Load()
-	return f, c.started.Load() == f
-}
-
-func (c *readCache) get(key string) ([]byte, bool) {
-	gen, ok := c.quiet()
-	if !ok {
-		return nil, false
-	}
-	c.mu.RLock()
-	raw, hit := c.m[key]
-	hit = hit && c.gen == gen
-	c.mu.RUnlock()
-	return raw, hit
-}
-
-// put records raw (nil: absent) for key, read after quiet returned gen.
-func (c *readCache) put(gen uint64, key string, raw []byte) {
-	if c.started.Load() != gen {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.gen != gen || c.m == nil {
-		c.m, c.gen, c.bytes = map[string][]byte{}, gen, 0
-	}
-	if c.bytes+len(key)+len(raw) <= maxCacheBytes {
-		c.m[key] = raw
-		c.bytes += len(key) + len(raw)
-	}
-}
 
 // Options tune Open.
 type Options struct {

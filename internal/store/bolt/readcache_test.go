@@ -1,0 +1,152 @@
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"hash/maphash"
+	"path/filepath"
+	"runtime"
+	"testing"
+
+	"gmsa/internal/store"
+)
+
+// admit stores key's value as a Get would: a first miss is only noted, the second stores.
+func admit(c *readCache, gen uint64, key string, raw []byte) {
+	c.put(gen, key, raw)
+	c.put(gen, key, raw)
+}
+
+func TestReadCacheAdmitsOnTheSecondMiss(t *testing.T) {
+	var c readCache
+	c.put(0, "obj/early", []byte("v"))
+	if _, ok := c.get("obj/early"); !ok {
+		t.Fatal("a cache with room did not store a key missed once")
+	}
+	c.next = cacheCapacity // full: the ring has been round once
+	c.put(0, "obj/a", []byte("va"))
+	if _, ok := c.get("obj/a"); ok {
+		t.Fatal("a key missed once was stored")
+	}
+	c.put(0, "obj/a", []byte("va"))
+	if v, ok := c.get("obj/a"); !ok || string(v) != "va" {
+		t.Fatalf("a key missed twice: %q %v", v, ok)
+	}
+	admit(&c, 0, "obj/gone", nil)
+	if v, ok := c.get("obj/gone"); !ok || v != nil {
+		t.Fatalf("a recorded absence: %q %v", v, ok)
+	}
+	// The value handed out is a copy: changing it changes nothing cached.
+	v, _ := c.get("obj/a")
+	v[0] = 'X'
+	if v, _ := c.get("obj/a"); string(v) != "va" {
+		t.Fatalf("the cached value changed through a copy: %q", v)
+	}
+}
+
+func TestReadCacheForgetsOlderGenerations(t *testing.T) {
+	var c readCache
+	admit(&c, 0, "k", []byte("old"))
+	c.started.Add(1) // a write begins: nothing is served
+	if _, ok := c.get("k"); ok {
+		t.Fatal("served while a write was in progress")
+	}
+	c.finished.Add(1)
+	if _, ok := c.get("k"); ok {
+		t.Fatal("served a value read before the last write")
+	}
+	c.put(0, "k", []byte("stale")) // a read that began before the write
+	if _, ok := c.get("k"); ok {
+		t.Fatal("stored a value read before the last write")
+	}
+	admit(&c, 1, "k", []byte("new"))
+	if v, ok := c.get("k"); !ok || string(v) != "new" {
+		t.Fatalf("after the write: %q %v", v, ok)
+	}
+}
+
+// A sweep of keys read once each, far more than the cache holds, leaves the keys read
+// again and again where they were; entries the ring overwrote are misses, never
+// another entry's bytes.
+func TestReadCacheKeepsHotKeysThroughARandomSweep(t *testing.T) {
+	var c readCache
+	c.next = cacheCapacity
+	hot := map[string][]byte{}
+	for i := range 100 {
+		k := fmt.Sprintf("obj/hot-%03d", i)
+		hot[k] = bytes.Repeat([]byte{byte(i)}, 500)
+		admit(&c, 0, k, hot[k])
+	}
+	value := bytes.Repeat([]byte("v"), 900)
+	for i := range 200_000 { // 200 MB of records offered, each once
+		c.put(0, fmt.Sprintf("obj/cold-%07d", i), value)
+	}
+	for k, want := range hot {
+		if v, ok := c.get(k); !ok || !bytes.Equal(v, want) {
+			t.Fatalf("hot key %s after the sweep: %v", k, ok)
+		}
+	}
+	// Admitted keys past the ring's capacity overwrite the oldest.
+	for i := range 3 * cacheCapacity / 1000 {
+		admit(&c, 0, fmt.Sprintf("obj/big-%07d", i), value)
+	}
+	if _, ok := c.get("obj/hot-000"); ok {
+		t.Fatal("an overwritten entry was served")
+	}
+	last := fmt.Sprintf("obj/big-%07d", 3*cacheCapacity/1000-1)
+	if v, ok := c.get(last); !ok || !bytes.Equal(v, value) {
+		t.Fatal("the newest entry is missing")
+	}
+	if n := len(c.index); n > 4*cacheCapacity/1000+admitWindow {
+		t.Fatalf("the index holds %d references for at most %d live entries", n, cacheCapacity/1000)
+	}
+}
+
+func TestReadCacheComparesTheKey(t *testing.T) {
+	var c readCache
+	admit(&c, 0, "obj/a", []byte("va"))
+	// Another key whose hash led to a's entry (a collision) is a miss.
+	c.index[maphash.String(c.seed, "obj/b")] = c.index[maphash.String(c.seed, "obj/a")]
+	if _, ok := c.get("obj/b"); ok {
+		t.Fatal("a colliding key was served another key's value")
+	}
+}
+
+// A full cache costs the collector a few pointers, not one per entry.
+func TestReadCacheFullHoldsFewObjects(t *testing.T) {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	var c readCache
+	value := make([]byte, 40)
+	for i := range 500_000 {
+		admit(&c, 0, fmt.Sprintf("ix/sam/user%07d", i), value)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if n := int64(after.HeapObjects) - int64(before.HeapObjects); n > 10_000 {
+		t.Fatalf("500 000 entries hold %d heap objects", n)
+	}
+	runtime.KeepAlive(&c)
+}
+
+// Through the store, with room in the cache: the reads after the first are served by it.
+func TestGetServesRepeatedReadsFromTheCache(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "gmsa.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Apply(context.Background(), store.Put("obj/x", []byte("1"))); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if kv, err := s.Get(context.Background(), "obj/x"); err != nil || string(kv.Value) != "1" {
+			t.Fatalf("%q %v", kv.Value, err)
+		}
+	}
+	if hits, misses := s.CacheStats(); hits != 2 || misses != 1 {
+		t.Fatalf("hits %d misses %d, want 2 and 1", hits, misses)
+	}
+}
