@@ -3,8 +3,10 @@ package bolt
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"hash/maphash"
+	"math/rand/v2"
 	"path/filepath"
 	"runtime"
 	"testing"
@@ -103,6 +105,22 @@ func TestReadCacheKeepsHotKeysThroughARandomSweep(t *testing.T) {
 	}
 }
 
+// An entry whose value the ring has begun to overwrite, its key still intact, is a miss.
+func TestReadCacheNeverServesAPartlyOverwrittenEntry(t *testing.T) {
+	var c readCache
+	c.next = cacheCapacity // full, at the start of chunk 0
+	admit(&c, 0, "obj/a", bytes.Repeat([]byte("a"), 1000))
+	// One lap later (the entries between left out), the next entry starts in a's value.
+	c.next = 2*cacheCapacity + uint64(len("obj/a")) + 10
+	admit(&c, 0, "obj/b", bytes.Repeat([]byte("b"), 100))
+	if v, ok := c.get("obj/a"); ok {
+		t.Fatalf("served an entry partly overwritten: %q…", v[:20])
+	}
+	if v, ok := c.get("obj/b"); !ok || len(v) != 100 {
+		t.Fatal("the newer entry is missing")
+	}
+}
+
 func TestReadCacheComparesTheKey(t *testing.T) {
 	var c readCache
 	admit(&c, 0, "obj/a", []byte("va"))
@@ -148,5 +166,51 @@ func TestGetServesRepeatedReadsFromTheCache(t *testing.T) {
 	}
 	if hits, misses := s.CacheStats(); hits != 2 || misses != 1 {
 		t.Fatalf("hits %d misses %d, want 2 and 1", hits, misses)
+	}
+}
+
+// Against a model, through writes and many laps of the ring: every hit is the value the
+// key has in the current generation, byte for byte (within a generation a key's value
+// does not change: a change is a write, which starts the next one).
+func TestReadCacheHitsAreTheCurrentValue(t *testing.T) {
+	var c readCache
+	r := rand.New(rand.NewPCG(3, 4))
+	seed := maphash.MakeSeed()
+	value := func(gen uint64, key string) []byte {
+		s := rand.New(rand.NewPCG(gen, maphash.String(seed, key)))
+		if s.IntN(10) == 0 {
+			return nil // absent in this generation
+		}
+		n := s.IntN(2000)
+		if s.IntN(10) == 0 {
+			n = s.IntN(maxCacheEntry + 1000) // a large record, some too large to keep
+		}
+		var pattern [8]byte
+		binary.LittleEndian.PutUint64(pattern[:], s.Uint64())
+		return append(make([]byte, 0, n), bytes.Repeat(pattern[:], n/8+1)[:n]...)
+	}
+	gen, hits := uint64(0), 0
+	for i := range 40_000 {
+		key := fmt.Sprintf("k/%d", r.IntN(300))
+		switch op := r.IntN(1000); {
+		case op < 3: // a write: older values must no longer be served
+			c.started.Add(1)
+			c.finished.Add(1)
+			gen++
+		case op < 600:
+			c.put(gen, key, value(gen, key))
+		default:
+			got, ok := c.get(key)
+			if !ok {
+				continue
+			}
+			hits++
+			if want := value(gen, key); !bytes.Equal(got, want) || (got == nil) != (want == nil) {
+				t.Fatalf("step %d: %s served %d bytes, its value has %d", i, key, len(got), len(want))
+			}
+		}
+	}
+	if hits < 1000 || c.next < 3*cacheCapacity {
+		t.Fatalf("the test did not exercise the cache: %d hits, %d bytes written", hits, c.next)
 	}
 }
