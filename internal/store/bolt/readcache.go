@@ -120,9 +120,11 @@ func (c *readCache) put(gen uint64, key string, raw []byte) {
 	defer c.mu.Unlock()
 	if c.index == nil {
 		c.seed, c.index = maphash.MakeSeed(), map[uint64]cacheRef{}
-		c.missed = [2]bloom{newBloom(), newBloom()}
 	}
 	h := maphash.String(c.seed, key)
+	if c.next >= cacheCapacity && c.missed[0].bits == nil {
+		c.missed = [2]bloom{newBloom(), newBloom()} // needed once the ring is full
+	}
 	if c.next >= cacheCapacity && !c.missed[0].has(h) && !c.missed[1].has(h) {
 		if c.missed[0].n >= admitWindow {
 			c.missed[0], c.missed[1] = c.missed[1], c.missed[0]
