@@ -47,6 +47,7 @@ const (
 	cacheCapacity = cacheChunk * cacheChunks
 	maxCacheEntry = cacheChunk / 4 // larger records are read from the file each time
 	admitWindow   = 1 << 20        // misses a Bloom filter records
+	sweepSlack    = 1 << 16        // references the index may gain past twice the last sweep's
 	bloomBits     = 8 * admitWindow
 	absentLen     = ^uint32(0) // vlen of a recorded absence
 )
@@ -60,23 +61,15 @@ type cacheRef struct {
 	klen, vlen uint32
 }
 
-func (r cacheRef) size() uint64 {
-	if r.vlen == absentLen {
-		return uint64(r.klen)
-	}
-	return uint64(r.klen) + uint64(r.vlen)
-}
-
 // quiet returns the write count when no write is in progress.
 func (c *readCache) quiet() (uint64, bool) {
 	f := c.finished.Load()
 	return f, c.started.Load() == f
 }
 
-// live reports whether the bytes of r are still in the ring, not yet overwritten.
-func (c *readCache) live(r cacheRef) bool {
-	return r.pos+r.size() <= c.next && r.pos+cacheCapacity >= c.next
-}
+// live reports whether the bytes of r are still in the ring, not yet overwritten: the
+// ring holds the positions from next-cacheCapacity up to next.
+func (c *readCache) live(r cacheRef) bool { return r.pos+cacheCapacity >= c.next }
 
 // bytes returns n bytes of the ring at position pos (never across a chunk's end).
 func (c *readCache) bytes(pos uint64, n uint32) []byte {
@@ -149,7 +142,7 @@ func (c *readCache) put(gen uint64, key string, raw []byte) {
 	}
 	c.index[h] = r
 	c.next += size
-	if len(c.index) > 2*c.swept+admitWindow {
+	if len(c.index) > 2*c.swept+sweepSlack {
 		c.sweep(gen)
 	}
 }

@@ -100,7 +100,7 @@ func TestReadCacheKeepsHotKeysThroughARandomSweep(t *testing.T) {
 	if v, ok := c.get(last); !ok || !bytes.Equal(v, value) {
 		t.Fatal("the newest entry is missing")
 	}
-	if n := len(c.index); n > 4*cacheCapacity/1000+admitWindow {
+	if n := len(c.index); n > 4*cacheCapacity/1000+sweepSlack {
 		t.Fatalf("the index holds %d references for at most %d live entries", n, cacheCapacity/1000)
 	}
 }
