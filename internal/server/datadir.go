@@ -52,20 +52,42 @@ func OpenExisting(dir string) (*bolt.Store, error) {
 func openDB(dir string) (*bolt.Store, error) {
 	st, err := bolt.Open(filepath.Join(dir, DBFile), bolt.Options{})
 	if errors.Is(err, store.ErrLocked) {
-		pid := "another process"
-		if b, rerr := os.ReadFile(filepath.Join(dir, PIDFile)); rerr == nil {
-			pid = "gmsa server pid " + strings.TrimSpace(string(b))
+		return nil, heldError(dir)
+	}
+	return st, err
+}
+
+// heldError says which server holds the store of dir and how to reach it instead.
+func heldError(dir string) error {
+	pid := "another process"
+	if b, rerr := os.ReadFile(filepath.Join(dir, PIDFile)); rerr == nil {
+		pid = "gmsa server pid " + strings.TrimSpace(string(b))
+	}
+	remote := "--server ldaps://HOST:PORT"
+	var ep Endpoints
+	if b, rerr := os.ReadFile(filepath.Join(dir, EndpointsFile)); rerr == nil && json.Unmarshal(b, &ep) == nil && ep.LDAPS != "" {
+		remote = "--server " + ep.LDAPS
+		if ep.CA != "" {
+			remote += " --ca-file " + ep.CA
 		}
-		remote := "--server ldaps://HOST:PORT"
-		var ep Endpoints
-		if b, rerr := os.ReadFile(filepath.Join(dir, EndpointsFile)); rerr == nil && json.Unmarshal(b, &ep) == nil && ep.LDAPS != "" {
-			remote = "--server " + ep.LDAPS
-			if ep.CA != "" {
-				remote += " --ca-file " + ep.CA
-			}
-		}
-		return nil, fmt.Errorf("data directory %s is held by %s: while it runs, talk to it over LDAP (%s --user Administrator --password-file FILE), or stop it; 'gmsa backup' works either way: %w",
-			dir, pid, remote, store.ErrLocked)
+	}
+	return fmt.Errorf("data directory %s is held by %s: while it runs, talk to it over LDAP (%s --user Administrator --password-file FILE), or stop it; 'gmsa backup' works either way: %w",
+		dir, pid, remote, store.ErrLocked)
+}
+
+// Compact rewrites the embedded store of a data directory no server holds with full
+// pages and no free space (bolt.Compact); an etcd store defragments with its own tools.
+func Compact(cfg Config) (bolt.CompactStats, error) {
+	if cfg.Store.backend() == "etcd" {
+		return bolt.CompactStats{}, errors.New("the store is etcd: it compacts its own history, and 'etcdctl defrag' returns its free space; 'gmsa compact' rewrites the embedded store")
+	}
+	path := filepath.Join(cfg.Data, DBFile)
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return bolt.CompactStats{}, fmt.Errorf("%w at %s (looked for %s): pass --data DIR (or set GMSA_DATA)", ErrNoDataDir, cfg.Data, path)
+	}
+	st, err := bolt.Compact(path)
+	if errors.Is(err, store.ErrLocked) {
+		return st, heldError(cfg.Data)
 	}
 	return st, err
 }

@@ -49,7 +49,7 @@ func Open(path string, opt Options) (*Store, error) {
 	if opt.LockTimeout == 0 {
 		opt.LockTimeout = 250 * time.Millisecond
 	}
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: opt.LockTimeout, ReadOnly: opt.ReadOnly, FreelistType: bbolt.FreelistMapType})
+	db, err := openCurrent(path, opt)
 	if errors.Is(err, bberrors.ErrTimeout) {
 		return nil, fmt.Errorf("store: %s: %w (is a gmsa server running on it?)", path, store.ErrLocked)
 	}
@@ -76,6 +76,31 @@ func Open(path string, opt Options) (*Store, error) {
 		}
 	}
 	return &Store{db: db}, nil
+}
+
+// openCurrent opens the file at path and locks it, and makes sure the lock is on the
+// file that path names afterwards: Compact renames a new file over the one it holds, and
+// an open that waited for its lock must not then serve the file that was replaced.
+func openCurrent(path string, opt Options) (*bbolt.DB, error) {
+	for range 3 {
+		var file *os.File
+		db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: opt.LockTimeout, ReadOnly: opt.ReadOnly, FreelistType: bbolt.FreelistMapType,
+			OpenFile: func(name string, flag int, mode os.FileMode) (*os.File, error) {
+				f, err := os.OpenFile(name, flag, mode)
+				file = f
+				return f, err
+			}})
+		if err != nil {
+			return nil, err
+		}
+		held, herr := file.Stat()
+		named, nerr := os.Stat(path)
+		if herr == nil && nerr == nil && os.SameFile(held, named) {
+			return db, nil
+		}
+		db.Close()
+	}
+	return nil, errors.New("the file was replaced while it was being opened, three times")
 }
 
 // decode splits a record (8-byte big-endian revision, then the value) without copying:
