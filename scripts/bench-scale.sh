@@ -1,6 +1,7 @@
 #!/bin/bash
 # The directory at scale, side by side on one machine with the same load tool
-# (cmd/ldapload): our server (embedded store, users added by 'gmsa user import'),
+# (cmd/ldapload): our server (embedded store, users added by 'gmsa user import', then
+# 'gmsa compact'),
 # OpenLDAP slapd 2.5 (mdb, slapadd, indexes on objectClass, uid and cn) and Samba 4.22
 # (users added offline with ldbadd into its sam.ldb, 5000 per transaction), each holding N users bench0…
 # with description "team i%100". Measured: the bulk load, start-up time, RSS idle and
@@ -62,6 +63,8 @@ if has ours; then
   "$W/gmsa" domain provision --realm EXAMPLE.TEST --data "$W/ours" --root-key-effective-time "$(date -u -d '-2 days' +%Y-%m-%dT%H:%M:%SZ)" >/dev/null
   t=$(date +%s%N); "$W/gmsa" user import "$W/users.csv" --data "$W/ours" >/dev/null
   echo "ours bulk_load_ms=$(ms "$t") db_mb=$(( $(stat -c %s "$W/ours/gmsa.db") >> 20 ))"
+  t=$(date +%s%N); "$W/gmsa" compact --data "$W/ours" >/dev/null
+  echo "ours compact_ms=$(ms "$t") db_mb=$(( $(stat -c %s "$W/ours/gmsa.db") >> 20 ))"
   printf 'data: %s\nlog:\n  level: warn\nldap:\n  listen: 127.0.0.1:0\n  ldaps_listen: 127.0.0.1:0\n  allow_plain_simple_bind: true\nkdc:\n  listen: "off"\nmemory:\n  limit: %s\n  object_cache: %s\n' \
     "$W/ours" "${GMSA_BENCH_MEMORY_LIMIT:-536870912}" "${GMSA_BENCH_OBJECT_CACHE:-20000}" > "$W/ours.yaml"
   t=$(date +%s%N)

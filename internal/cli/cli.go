@@ -106,7 +106,7 @@ func run(ctx context.Context, args []string, e *env) error {
 	root.PersistentFlags().StringVarP(&e.output, "output", "o", "table", "output format: table or json")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return asUsage(err) })
 	root.AddCommand(kdsCommand(e), blobCommand(e), keytabCommand(e), domainCommand(e), serverCommand(e),
-		backupCommand(e), restoreCommand(e), indexCommand(e), accountCommand(e), groupCommand(e), ouCommand(e), computerCommand(e), userCommand(e), certCommand(e), credspecCommand(e), doctorCommand(e), agentCommand(e))
+		backupCommand(e), restoreCommand(e), compactCommand(e), indexCommand(e), accountCommand(e), groupCommand(e), ouCommand(e), computerCommand(e), userCommand(e), certCommand(e), credspecCommand(e), doctorCommand(e), agentCommand(e))
 	err := root.ExecuteContext(ctx)
 	if err != nil && (strings.HasPrefix(err.Error(), "unknown command") || strings.Contains(err.Error(), "accepts ") ||
 		strings.HasPrefix(err.Error(), "required flag")) {

@@ -359,6 +359,40 @@ func restoreCommand(e *env) *cobra.Command {
 	return c
 }
 
+func compactCommand(e *env) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "compact",
+		Short: "Rewrite the embedded store with full pages and no free space, as ntdsutil's offline compaction (no server may run on it)",
+		Long: `Rewrite the embedded store with full pages and no free space (no server may run on it).
+
+The store file never shrinks: deleted objects leave free pages in it, and objects added
+in bulk leave its pages half full. The copy is written beside the store (it needs that
+much free disk space), compared with it key by key, synced and renamed over it.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := e.localConfig(cmd, false)
+			if err != nil {
+				return err
+			}
+			st, err := server.Compact(cfg)
+			if errors.Is(err, server.ErrNoDataDir) {
+				return asUsage(err)
+			}
+			if err != nil {
+				return err
+			}
+			if e.output == "json" {
+				return e.writeJSON(map[string]int64{"bytes_before": st.Before, "bytes_after": st.After, "keys": int64(st.Keys)})
+			}
+			fmt.Fprintf(e.stdout, "compacted %s: %.1f MiB → %.1f MiB, %d keys compared with the original\n",
+				filepath.Join(cfg.Data, server.DBFile), float64(st.Before)/(1<<20), float64(st.After)/(1<<20), st.Keys)
+			return nil
+		},
+	}
+	e.dataFlag(c)
+	return c
+}
+
 func serverCommand(e *env) *cobra.Command {
 	var check bool
 	c := &cobra.Command{

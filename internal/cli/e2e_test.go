@@ -162,6 +162,7 @@ func TestDirectoryEndToEnd(t *testing.T) {
 	}
 	fails(ExitFailure, "held by gmsa server pid", "account", "list")
 	fails(ExitFailure, "--server ldaps://127.0.0.1:", "account", "list") // the form that works while it runs
+	fails(ExitFailure, "held by gmsa server pid", "compact")
 	backup := filepath.Join(dir, "backup.bin")
 	ok("backup", "--out", backup)
 	auditedWrite(t, data, clk.now)
@@ -218,6 +219,20 @@ func TestDirectoryEndToEnd(t *testing.T) {
 	}
 	if out, _, err := runEnv(e, "user", "get", "alice", "--data", restored); err != nil || !strings.Contains(out, "CN=Alice A,CN=Users,") {
 		t.Fatalf("imported user: %v %s", err, out)
+	}
+	// Compaction keeps every object and index entry and never grows the file.
+	compacted := runJSONEnv(t, e, "compact", "--data", restored)
+	if compacted["keys"].(float64) < 10 || compacted["bytes_after"].(float64) > compacted["bytes_before"].(float64) {
+		t.Fatalf("compact: %v", compacted)
+	}
+	if out, _, err := runEnv(e, "index", "check", "--data", restored); err != nil || !strings.Contains(out, "0 missing or wrong, 0 stale") {
+		t.Fatalf("index check after compaction: %v %s", err, out)
+	}
+	if out, _, err := runEnv(e, "user", "get", "alice", "--data", restored); err != nil || !strings.Contains(out, "CN=Alice A,CN=Users,") {
+		t.Fatalf("a user after compaction: %v %s", err, out)
+	}
+	if _, _, err := runEnv(e, "compact", "--data", filepath.Join(dir, "none")); err == nil || !strings.Contains(err.Error(), "no gmsa data directory") {
+		t.Fatalf("compacting a directory without a store: %v", err)
 	}
 	os.WriteFile(csvFile, []byte("samAccountName,Mail\ncarol,c@example.test\n"), 0o600)
 	if _, _, err := runEnv(e, "user", "import", csvFile, "--data", restored); err == nil || !strings.Contains(err.Error(), `column "Mail"`) {
