@@ -12,6 +12,7 @@
 #   scripts/bench-scale.sh [users, default 100000] [seconds per run, default 5] ["ours slapd samba"]
 # Our server runs with memory.limit $GMSA_BENCH_MEMORY_LIMIT (default 512 MiB) and
 # memory.object_cache $GMSA_BENCH_OBJECT_CACHE (default 20 000, the server's).
+# GMSA_BENCH_KEEP=1 keeps the working directory (its ours/gmsa.db for in-process benchmarks).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=$PATH:/usr/local/go/bin
@@ -26,7 +27,7 @@ L="$W/ldapload"
 export GODEBUG=x509negativeserial=1 # Samba's own certificate has a negative serial number
 PIDS=()
 source scripts/bench-lib.sh
-trap 'cleanup; rm -rf "$W"' EXIT
+trap 'cleanup; if [ -n "${GMSA_BENCH_KEEP:-}" ]; then echo "kept $W"; else rm -rf "$W"; fi' EXIT
 BASE=DC=example,DC=test
 has() { [[ " $SERVERS " == *" $1 "* ]]; }
 ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }

@@ -4,8 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -297,6 +300,48 @@ func BenchmarkSearch100k(b *testing.B) {
 }
 
 var errPage = errors.New("page full")
+
+// Random indexed searches in a store file made outside the test, such as the million
+// users bench0… of scripts/bench-scale.sh kept with GMSA_BENCH_KEEP=1 (docs/benchmarks.md,
+// "The directory at scale"), opened read-only; it reports the store reads per search
+// the read cache answered and those that went to the file:
+//
+//	GMSA_BENCH_STORE=DIR/ours/gmsa.db GMSA_BENCH_USERS=1000000 go test -run '^$' -bench IndexedSearchOfAStore ./internal/directory
+func BenchmarkIndexedSearchOfAStore(b *testing.B) {
+	path := os.Getenv("GMSA_BENCH_STORE")
+	users, _ := strconv.Atoi(os.Getenv("GMSA_BENCH_USERS"))
+	if path == "" || users <= 0 {
+		b.Skip("set GMSA_BENCH_STORE to a store file and GMSA_BENCH_USERS to the count of its users bench0…")
+	}
+	st, err := bolt.Open(path, bolt.Options{ReadOnly: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	d, err := Open(ctx, st, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := &Requester{Token: must(d.TokenFor(ctx, "Administrator")), Auth: AuthKerberos, Protection: ProtectionTLS, Remote: "bench"}
+	r := rand.New(rand.NewPCG(1, 2))
+	search := func() {
+		n := 0
+		q := Query{Base: d.domain.BaseDN, Scope: ScopeSub, Filter: Equal{Attr: "sAMAccountName", Value: fmt.Appendf(nil, "bench%d", r.IntN(users))}}
+		if err := d.Search(ctx, req, q, func(*Match) error { n++; return nil }); err != nil || n != 1 {
+			b.Fatalf("%d found: %v", n, err)
+		}
+	}
+	for range min(users, 200_000) { // the caches as a server's after a while
+		search()
+	}
+	hits, misses := st.CacheStats()
+	for b.Loop() {
+		search()
+	}
+	h, m := st.CacheStats()
+	b.ReportMetric(float64(h-hits)/float64(b.N), "cached-reads/op")
+	b.ReportMetric(float64(m-misses)/float64(b.N), "file-reads/op")
+}
 
 // The first page of 1 000 of every user sorted by sAMAccountName: read in the order of
 // the index (what a sorted paged LDAP search does now) against collecting every match's
