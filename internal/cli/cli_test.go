@@ -15,6 +15,7 @@ import (
 	"gmsa/internal/directory"
 	"gmsa/internal/krbkey"
 	"gmsa/internal/server"
+	"gmsa/internal/store/bolt"
 	"gmsa/internal/vectors"
 )
 
@@ -214,7 +215,7 @@ func TestNewcomerErrors(t *testing.T) {
 		!strings.Contains(string(b), `"dn":"CN=multi,CN=Users,DC=example,DC=test"`) || strings.Contains(string(b), "Line-One") {
 		t.Fatalf("the audit trail after a local user new: %v\n%s", err, b)
 	}
-	st, err := server.OpenExisting(data)
+	st, err := server.OpenExisting(data, bolt.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

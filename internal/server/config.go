@@ -102,9 +102,12 @@ type MemoryConfig struct {
 	Limit int64 `yaml:"limit"`
 	// ObjectCache bounds the decoded directory objects kept for reuse (about 1 KiB
 	// each), default 20 000: searches and binds over more objects than it holds read
-	// and decode again (about a microsecond each). The embedded store's own read cache
-	// is bounded at 64 MiB.
+	// and decode again (about a microsecond each).
 	ObjectCache int `yaml:"object_cache"`
+	// ReadCache bounds the raw records the store keeps in memory, in bytes, default
+	// 64 MiB: the embedded store's read cache (whole MiB, at least one), or the keys
+	// and values of an etcd store's watch-fed cache.
+	ReadCache int64 `yaml:"read_cache"`
 	// IndexCandidates bounds the objects the query planner reads from one index term
 	// before it checks the term per candidate or scans instead, default 20 000.
 	IndexCandidates int `yaml:"index_candidates"`
@@ -240,7 +243,7 @@ func (c *Config) Validate() error {
 		"kdc.max_ticket_age": int64(c.KDC.MaxTicketAge), "kdc.max_renew_age": int64(c.KDC.MaxRenewAge), "kdc.max_service_age": int64(c.KDC.MaxServiceAge),
 		"kdc.max_clock_skew": int64(c.KDC.MaxClockSkew), "dns.queries_per_second": int64(c.DNS.QueriesPerSecond),
 		"memory.gc_percent": int64(c.Memory.GCPercent), "memory.limit": c.Memory.Limit,
-		"memory.object_cache": int64(c.Memory.ObjectCache), "memory.index_candidates": int64(c.Memory.IndexCandidates)} {
+		"memory.object_cache": int64(c.Memory.ObjectCache), "memory.read_cache": c.Memory.ReadCache, "memory.index_candidates": int64(c.Memory.IndexCandidates)} {
 		if v < 0 {
 			if !strings.Contains(name, ".") {
 				name = "ldap.limits." + name

@@ -29,11 +29,11 @@ const (
 
 // OpenStore opens the embedded store of a data directory. While a server holds it, the
 // error says so and names the server's pid.
-func OpenStore(dir string) (*bolt.Store, error) {
+func OpenStore(dir string, opt bolt.Options) (*bolt.Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	return openDB(dir)
+	return openDB(dir, opt)
 }
 
 // ErrNoDataDir is a data directory without a store: nothing was provisioned there.
@@ -41,16 +41,16 @@ var ErrNoDataDir = errors.New("no gmsa data directory")
 
 // OpenExisting opens the store of a data directory that already holds one, creating
 // nothing: commands that read or change a domain use it.
-func OpenExisting(dir string) (*bolt.Store, error) {
+func OpenExisting(dir string, opt bolt.Options) (*bolt.Store, error) {
 	if _, err := os.Stat(filepath.Join(dir, DBFile)); errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%w at %s (looked for %s): pass --data DIR (or set GMSA_DATA) where 'gmsa domain provision' or 'gmsa server --dev' made one, or --server ldaps://HOST:PORT --user NAME --password-file FILE to work against a running DC",
 			ErrNoDataDir, dir, filepath.Join(dir, DBFile))
 	}
-	return openDB(dir)
+	return openDB(dir, opt)
 }
 
-func openDB(dir string) (*bolt.Store, error) {
-	st, err := bolt.Open(filepath.Join(dir, DBFile), bolt.Options{})
+func openDB(dir string, opt bolt.Options) (*bolt.Store, error) {
+	st, err := bolt.Open(filepath.Join(dir, DBFile), opt)
 	if errors.Is(err, store.ErrLocked) {
 		return nil, heldError(dir)
 	}

@@ -1,9 +1,12 @@
 package server
 
 import (
+	"context"
 	"runtime/debug"
 	"strings"
 	"testing"
+
+	"gmsa/internal/store/bolt"
 )
 
 // memory.gc_percent defaults to 400, GOGC and GOMEMLIMIT in the environment win, and
@@ -40,5 +43,29 @@ func TestApplyMemory(t *testing.T) {
 	err := c.Validate()
 	if err == nil || !strings.Contains(err.Error(), "memory.gc_percent: -1 is negative") || !strings.Contains(err.Error(), "memory.limit: -5 is negative") {
 		t.Fatalf("negative memory settings: %v", err)
+	}
+}
+
+// memory.read_cache sizes the embedded store's read cache; left out it is 64 MiB, and a
+// negative size is a configuration error.
+func TestReadCacheSetting(t *testing.T) {
+	for size, want := range map[int64]int64{0: bolt.DefaultReadCache, 3 << 20: 3 << 20} {
+		c := DefaultConfig()
+		c.Data = t.TempDir()
+		c.Memory.ReadCache = size
+		st, release, err := OpenConfigured(context.Background(), c, false, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := st.(*bolt.Store).ReadCacheBytes(); got != want {
+			t.Errorf("read_cache %d: a cache of %d bytes, want %d", size, got, want)
+		}
+		release()
+	}
+	c := DefaultConfig()
+	c.Data = t.TempDir()
+	c.Memory.ReadCache = -1
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "memory.read_cache: -1 is negative") {
+		t.Fatalf("a negative read cache: %v", err)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"gmsa/internal/store"
+	"gmsa/internal/store/bolt"
 	"gmsa/internal/store/etcd"
 )
 
@@ -182,7 +183,7 @@ func OpenConfigured(ctx context.Context, cfg Config, existing, lockData bool) (s
 		if existing {
 			open = OpenExisting
 		}
-		st, err := open(cfg.Data)
+		st, err := open(cfg.Data, bolt.Options{ReadCache: cfg.Memory.ReadCache})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -200,7 +201,7 @@ func OpenConfigured(ctx context.Context, cfg Config, existing, lockData bool) (s
 			return nil, nil, err
 		}
 	}
-	st, err := OpenEtcd(ctx, cfg.Store.Etcd)
+	st, err := OpenEtcd(ctx, cfg.Store.Etcd, cfg.Memory.ReadCache)
 	if err != nil {
 		unlock()
 		return nil, nil, err
@@ -208,14 +209,15 @@ func OpenConfigured(ctx context.Context, cfg Config, existing, lockData bool) (s
 	return st, func() { st.Close(); unlock() }, nil
 }
 
-// OpenEtcd connects to the cluster the settings name.
-func OpenEtcd(ctx context.Context, e EtcdConfig) (*etcd.Store, error) {
+// OpenEtcd connects to the cluster the settings name, its cache holding up to
+// cacheBytes of the domain's keys and values (0: etcd.DefaultCacheBytes).
+func OpenEtcd(ctx context.Context, e EtcdConfig, cacheBytes int64) (*etcd.Store, error) {
 	tlsCfg, err := e.tlsConfig()
 	if err != nil {
 		return nil, err
 	}
 	opt := etcd.Options{Endpoints: e.Endpoints, Prefix: e.Prefix, DialTimeout: e.DialTimeout, MaxOps: e.MaxTxnOps, MaxStaleness: e.MaxStaleness,
-		Config: clientv3.Config{TLS: tlsCfg, Username: e.Username}}
+		CacheBytes: int(cacheBytes), Config: clientv3.Config{TLS: tlsCfg, Username: e.Username}}
 	if e.PasswordFile != "" {
 		b, err := os.ReadFile(e.PasswordFile)
 		if err != nil {
@@ -319,7 +321,7 @@ func CheckStore(ctx context.Context, cfg Config) error {
 	if cfg.Store.backend() != "etcd" {
 		return nil
 	}
-	st, err := OpenEtcd(ctx, cfg.Store.Etcd)
+	st, err := OpenEtcd(ctx, cfg.Store.Etcd, cfg.Memory.ReadCache)
 	if err != nil {
 		return err
 	}

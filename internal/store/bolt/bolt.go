@@ -42,6 +42,9 @@ type Options struct {
 	LockTimeout time.Duration
 	// ReadOnly opens the file for reading, sharing it with other readers.
 	ReadOnly bool
+	// ReadCache is the size in bytes of the raw records kept in memory (see readCache),
+	// in whole MiB, at least one; 0 is DefaultReadCache.
+	ReadCache int64
 }
 
 // Open opens or creates the store at path (mode 0600).
@@ -75,7 +78,12 @@ func Open(path string, opt Options) (*Store, error) {
 			return nil, fmt.Errorf("store: initializing %s: %w", path, err)
 		}
 	}
-	return &Store{db: db}, nil
+	s := &Store{db: db}
+	s.cache.nchunks = max(int(opt.ReadCache/cacheChunk), 1)
+	if opt.ReadCache == 0 {
+		s.cache.nchunks = defaultCacheChunks
+	}
+	return s, nil
 }
 
 // openCurrent opens the file at path and locks it, and makes sure the lock is on the
@@ -250,6 +258,9 @@ func (s *Store) Apply(_ context.Context, ops ...store.Op) (int64, error) {
 }
 
 func (s *Store) Close() error { return s.db.Close() }
+
+// ReadCacheBytes is the size of the read cache's ring.
+func (s *Store) ReadCacheBytes() int64 { return int64(s.cache.capacity()) }
 
 // Path is the file behind the store.
 func (s *Store) Path() string { return s.db.Path() }

@@ -26,7 +26,7 @@ func TestReadCacheAdmitsOnTheSecondMiss(t *testing.T) {
 	if _, ok := c.get("obj/early"); !ok {
 		t.Fatal("a cache with room did not store a key missed once")
 	}
-	c.next = cacheCapacity // full: the ring has been round once
+	c.next = c.capacity() // full: the ring has been round once
 	c.put(0, "obj/a", []byte("va"))
 	if _, ok := c.get("obj/a"); ok {
 		t.Fatal("a key missed once was stored")
@@ -73,7 +73,7 @@ func TestReadCacheForgetsOlderGenerations(t *testing.T) {
 // another entry's bytes.
 func TestReadCacheKeepsHotKeysThroughARandomSweep(t *testing.T) {
 	var c readCache
-	c.next = cacheCapacity
+	c.next = c.capacity()
 	hot := map[string][]byte{}
 	for i := range 100 {
 		k := fmt.Sprintf("obj/hot-%03d", i)
@@ -90,28 +90,28 @@ func TestReadCacheKeepsHotKeysThroughARandomSweep(t *testing.T) {
 		}
 	}
 	// Admitted keys past the ring's capacity overwrite the oldest.
-	for i := range 3 * cacheCapacity / 1000 {
+	for i := range 3 * c.capacity() / 1000 {
 		admit(&c, 0, fmt.Sprintf("obj/big-%07d", i), value)
 	}
 	if _, ok := c.get("obj/hot-000"); ok {
 		t.Fatal("an overwritten entry was served")
 	}
-	last := fmt.Sprintf("obj/big-%07d", 3*cacheCapacity/1000-1)
+	last := fmt.Sprintf("obj/big-%07d", 3*c.capacity()/1000-1)
 	if v, ok := c.get(last); !ok || !bytes.Equal(v, value) {
 		t.Fatal("the newest entry is missing")
 	}
-	if n := len(c.index); n > 4*cacheCapacity/1000+sweepSlack {
-		t.Fatalf("the index holds %d references for at most %d live entries", n, cacheCapacity/1000)
+	if n := len(c.index); uint64(n) > 4*c.capacity()/1000+sweepSlack {
+		t.Fatalf("the index holds %d references for at most %d live entries", n, c.capacity()/1000)
 	}
 }
 
 // An entry whose value the ring has begun to overwrite, its key still intact, is a miss.
 func TestReadCacheNeverServesAPartlyOverwrittenEntry(t *testing.T) {
 	var c readCache
-	c.next = cacheCapacity // full, at the start of chunk 0
+	c.next = c.capacity() // full, at the start of chunk 0
 	admit(&c, 0, "obj/a", bytes.Repeat([]byte("a"), 1000))
 	// One lap later (the entries between left out), the next entry starts in a's value.
-	c.next = 2*cacheCapacity + uint64(len("obj/a")) + 10
+	c.next = 2*c.capacity() + uint64(len("obj/a")) + 10
 	admit(&c, 0, "obj/b", bytes.Repeat([]byte("b"), 100))
 	if v, ok := c.get("obj/a"); ok {
 		t.Fatalf("served an entry partly overwritten: %q…", v[:20])
@@ -173,7 +173,12 @@ func TestGetServesRepeatedReadsFromTheCache(t *testing.T) {
 // key has in the current generation, byte for byte (within a generation a key's value
 // does not change: a change is a write, which starts the next one).
 func TestReadCacheHitsAreTheCurrentValue(t *testing.T) {
-	var c readCache
+	for _, chunks := range []int{0, 3} { // the default size, and a small one of three chunks
+		t.Run(fmt.Sprint(chunks), func(t *testing.T) { checkAgainstAModel(t, &readCache{nchunks: chunks}) })
+	}
+}
+
+func checkAgainstAModel(t *testing.T, c *readCache) {
 	r := rand.New(rand.NewPCG(3, 4))
 	seed := maphash.MakeSeed()
 	value := func(gen uint64, key string) []byte {
@@ -210,7 +215,21 @@ func TestReadCacheHitsAreTheCurrentValue(t *testing.T) {
 			}
 		}
 	}
-	if hits < 1000 || c.next < 3*cacheCapacity {
+	if hits < 1000 || c.next < 3*c.capacity() {
 		t.Fatalf("the test did not exercise the cache: %d hits, %d bytes written", hits, c.next)
+	}
+}
+
+// The size Options give, in whole MiB and at least one; none is the default.
+func TestReadCacheSizeFromOptions(t *testing.T) {
+	for size, want := range map[int64]uint64{0: DefaultReadCache, 100: cacheChunk, 5<<20 + 7: 5 << 20} {
+		s, err := Open(filepath.Join(t.TempDir(), "gmsa.db"), Options{ReadCache: size})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.cache.capacity(); got != want {
+			t.Errorf("ReadCache %d: a ring of %d bytes, want %d", size, got, want)
+		}
+		s.Close()
 	}
 }

@@ -14,8 +14,9 @@ import (
 )
 
 // watchCache serves Gets from memory: a mirror of the domain's keys, loaded at one
-// revision when the watch starts and kept current by the watch's events (up to 64 MiB;
-// keys beyond are read from the cluster and cached as read), so that a server on etcd
+// revision when the watch starts and kept current by the watch's events (up to
+// maxBytes of keys and values, 64 MiB by default; keys beyond are read from the cluster
+// and cached as read), so that a server on etcd
 // reads as fast as one on the embedded store while seeing the other servers' writes
 // within a stated bound.
 //
@@ -42,6 +43,7 @@ import (
 // wrote or read before.
 type watchCache struct {
 	maxStale time.Duration
+	maxBytes int
 	now      func() time.Time
 
 	mu        sync.Mutex
@@ -72,7 +74,8 @@ type cachedValue struct {
 	present   bool
 }
 
-const maxCacheBytes = 64 << 20
+// DefaultCacheBytes is the cache's size when Options leave it out.
+const DefaultCacheBytes = 64 << 20
 
 // lockServing takes c.mu when the cache may serve reads: no write of this process in
 // flight, the watch running, past this process's last write and confirmed recently.
@@ -129,7 +132,7 @@ func (c *watchCache) fill(key string, present bool, val []byte, modRev, at int64
 	if _, had := c.m[key]; had {
 		return
 	}
-	if c.bytes+len(key)+len(val) > maxCacheBytes {
+	if c.bytes+len(key)+len(val) > c.maxBytes {
 		return
 	}
 	c.m[key] = cachedValue{bytes.Clone(val), modRev, at, present}
@@ -176,7 +179,7 @@ func (c *watchCache) apply(prefix string, r clientv3.WatchResponse) {
 		if !had {
 			grow += len(key)
 		}
-		if c.bytes+grow > maxCacheBytes {
+		if c.bytes+grow > c.maxBytes {
 			if had { // no room for the new value: forget the key rather than keep the old one
 				delete(c.m, key)
 				c.bytes -= len(key) + len(old.val)
@@ -221,9 +224,9 @@ func (s *Store) heartbeat(ctx context.Context) {
 }
 
 // startCache runs the watch that feeds the cache until Close.
-func (s *Store) startCache(maxStale time.Duration, now func() time.Time) {
+func (s *Store) startCache(maxStale time.Duration, maxBytes int, now func() time.Time) {
 	ctx, cancel := context.WithCancel(context.Background())
-	s.cache = &watchCache{maxStale: maxStale, now: now, stop: cancel, done: make(chan struct{})}
+	s.cache = &watchCache{maxStale: maxStale, maxBytes: maxBytes, now: now, stop: cancel, done: make(chan struct{})}
 	s.cache.reset(false, 0)
 	go s.watchLoop(ctx)
 }

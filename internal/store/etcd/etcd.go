@@ -33,6 +33,8 @@ type Options struct {
 	// MaxStaleness bounds how old a value Get serves from the watch-fed cache may be
 	// (see watchCache; default 2 s); negative turns the cache off.
 	MaxStaleness time.Duration
+	// CacheBytes bounds the keys and values the cache holds (default DefaultCacheBytes).
+	CacheBytes int
 	// Now is the clock the cache's staleness is measured by (default time.Now).
 	Now func() time.Time
 }
@@ -98,7 +100,10 @@ func Open(ctx context.Context, opt Options) (*Store, error) {
 		opt.Now = time.Now
 	}
 	if opt.MaxStaleness > 0 {
-		s.startCache(opt.MaxStaleness, opt.Now)
+		if opt.CacheBytes <= 0 {
+			opt.CacheBytes = DefaultCacheBytes
+		}
+		s.startCache(opt.MaxStaleness, opt.CacheBytes, opt.Now)
 	}
 	return s, nil
 }
