@@ -43,7 +43,7 @@ type Options struct {
 	// ReadOnly opens the file for reading, sharing it with other readers.
 	ReadOnly bool
 	// ReadCache is the size in bytes of the raw records kept in memory (see readCache),
-	// in whole MiB, at least one; 0 is DefaultReadCache.
+	// in whole MiB, from one to 64 GiB; 0 is DefaultReadCache.
 	ReadCache int64
 }
 
@@ -79,7 +79,7 @@ func Open(path string, opt Options) (*Store, error) {
 		}
 	}
 	s := &Store{db: db}
-	s.cache.nchunks = max(int(opt.ReadCache/cacheChunk), 1)
+	s.cache.nchunks = min(max(int(opt.ReadCache/cacheChunk), 1), maxCacheChunks)
 	if opt.ReadCache == 0 {
 		s.cache.nchunks = defaultCacheChunks
 	}

@@ -1,8 +1,11 @@
 package bolt
 
 import (
+	"encoding/binary"
 	"hash/maphash"
+	"math"
 	"math/bits"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -17,39 +20,50 @@ import (
 // when no write began between the counters' check and the end of the read. Every hit is
 // therefore the committed value at the moment the counters were checked.
 //
-// Size and cost: entries are copied into a ring of fixed chunks (of cacheChunk bytes,
-// as many as the size set at Open: 64 by default), the oldest overwritten first, and found through a map from the
-// key's hash to the entry's place. Neither holds a pointer per entry, so a full cache
-// of a million small records costs the collector nothing to mark.
+// Size and cost: entries (a header with the write generation and the lengths, the key,
+// the value) are copied into a ring of chunks of cacheChunk bytes, as many as the size
+// set at Open (64 by default), the oldest overwritten first. They are found through a
+// table of 8-byte slots, each holding a tag of the key's hash and the entry's place: a
+// lookup reads one processor cache line of the table and the entry's own bytes. The
+// table doubles when a quarter of its slots are used, up to one slot per 32 bytes of
+// ring (rounded down to a power of two); a group that is full (at a quarter's load,
+// about one in 4 000) gives up its oldest entry. Neither the ring nor the table holds a
+// pointer per entry, so a full cache costs the collector nothing to mark, and its
+// memory is at most its size and a quarter.
 //
-// Admission: until the ring is first full, every read is stored; then a key is
-// stored on its second miss within the last window() to 2×window() misses (about as
-// many entries as the ring holds), remembered in two
-// Bloom filters of missed keys, the older dropped when the newer is full. A load that
-// reads keys at random from a large directory, each once, passes through without
-// pushing out the keys read over and over (the domain, the containers, the accounts
-// that bind, the gMSAs whose passwords are read); a directory the cache can hold is
-// all admitted on its second read.
+// Admission: until the ring is first full, every read is stored; then a key is stored
+// on its second miss within the last window() to 2×window() misses (about as many
+// entries as the ring holds), remembered in two Bloom filters of missed keys, the older
+// dropped when the newer is full. A load that reads keys at random from a large
+// directory, each once, passes through without pushing out the keys read over and over
+// (the domain, the containers, the accounts that bind, the gMSAs whose passwords are
+// read); a directory the cache can hold is all admitted on its second read.
 type readCache struct {
 	started, finished atomic.Uint64
 
 	mu      sync.RWMutex
 	seed    maphash.Seed
-	index   map[uint64]cacheRef
+	slots   []uint64 // the table: tag<<posBits | position mod 2^posBits; 0 is empty
+	used    int      // slots not empty
 	missed  [2]bloom // keys missed once: since the newer filter was started, and before
 	nchunks int      // the ring's chunks: set before the first use (0: defaultCacheChunks)
 	chunks  [][]byte // allocated as the ring first reaches them
 	next    uint64   // the ring position the next entry is written at
-	swept   int      // len(index) after the last sweep of dead references
 }
 
 const (
 	cacheChunk         = 1 << 20
 	defaultCacheChunks = 64                              // 64 MiB in all
+	maxCacheChunks     = 1 << 16                         // 64 GiB, far below 2^posBits
 	DefaultReadCache   = defaultCacheChunks * cacheChunk // the read cache's size when Options leave it out
 	maxCacheEntry      = cacheChunk / 4                  // larger records are read from the file each time
-	sweepSlack         = 1 << 16                         // references the index may gain past twice the last sweep's
-	absentLen          = ^uint32(0)                      // vlen of a recorded absence
+	entryHeader        = 16                              // generation, key length, value length
+	absentLen          = ^uint32(0)                      // the value length of a recorded absence
+	ringPerSlot        = 32                              // bytes of ring per slot of the table, at most
+	minSlots           = 4096                            // the table's first size
+	slotGroup          = 8                               // slots a key may be in: 64 bytes, one cache line
+	posBits            = 40                              // a slot's position, modulo 1 TiB of entries written
+	posMask            = 1<<posBits - 1
 )
 
 // capacity is the ring's size in bytes.
@@ -64,30 +78,38 @@ func (c *readCache) capacity() uint64 {
 // holds (2^20 for 64 MiB), a power of two.
 func (c *readCache) window() int { return 1 << (bits.Len64(c.capacity()/64) - 1) }
 
-// cacheRef is where an entry is: its key at position pos of the ring (positions only
-// grow; pos mod capacity() is the byte), klen key bytes followed by vlen value bytes,
-// valid for write generation gen.
-type cacheRef struct {
-	pos        uint64
-	gen        uint64
-	klen, vlen uint32
-}
-
 // quiet returns the write count when no write is in progress.
 func (c *readCache) quiet() (uint64, bool) {
 	f := c.finished.Load()
 	return f, c.started.Load() == f
 }
 
-// live reports whether the bytes of r are still in the ring, not yet overwritten: the
-// ring holds the positions from next-capacity() up to next.
-func (c *readCache) live(r cacheRef) bool { return r.pos+c.capacity() >= c.next }
+// position returns the ring position a slot names: the latest position below next
+// with the slot's low posBits (exact, as the table is cleared whenever next passes a
+// multiple of 2^posBits), and whether the entry there is still whole, not yet
+// overwritten: the ring holds the positions from next-capacity() up to next.
+func (c *readCache) position(slot uint64) (uint64, bool) {
+	pos := c.next - (c.next-slot)&posMask
+	return pos, pos+c.capacity() >= c.next
+}
 
 // bytes returns n bytes of the ring at position pos (never across a chunk's end).
-func (c *readCache) bytes(pos uint64, n uint32) []byte {
+func (c *readCache) bytes(pos uint64, n uint64) []byte {
 	chunk := c.chunks[pos%c.capacity()/cacheChunk]
 	off := pos % cacheChunk
-	return chunk[off : off+uint64(n)]
+	return chunk[off : off+n]
+}
+
+// group returns the first slot of h's group, and h's tag (never 0, so a used slot is
+// never 0).
+func (c *readCache) group(h uint64) (int, uint64) {
+	return int(h & uint64(len(c.slots)-1) &^ (slotGroup - 1)), h>>posBits | 1
+}
+
+// entry reads the header of the entry at pos: its generation and lengths.
+func (c *readCache) entry(pos uint64) (gen uint64, klen, vlen uint32) {
+	hdr := c.bytes(pos, entryHeader)
+	return binary.LittleEndian.Uint64(hdr), binary.LittleEndian.Uint32(hdr[8:]), binary.LittleEndian.Uint32(hdr[12:])
 }
 
 // get returns a copy of the value cached for key (nil: recorded absent) and whether
@@ -99,32 +121,47 @@ func (c *readCache) get(key string) ([]byte, bool) {
 	}
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	if c.index == nil {
+	if c.slots == nil {
 		return nil, false
 	}
-	r, ok := c.index[maphash.String(c.seed, key)]
-	if !ok || r.gen != gen || !c.live(r) || string(c.bytes(r.pos, r.klen)) != key {
-		return nil, false
+	first, tag := c.group(maphash.String(c.seed, key))
+	for _, slot := range c.slots[first : first+slotGroup] {
+		if slot == 0 {
+			break // a group fills from its start and no slot is emptied
+		}
+		if slot>>posBits != tag {
+			continue
+		}
+		pos, whole := c.position(slot)
+		if !whole {
+			continue
+		}
+		egen, klen, vlen := c.entry(pos)
+		if egen != gen || int(klen) != len(key) || string(c.bytes(pos+entryHeader, uint64(klen))) != key {
+			continue
+		}
+		if vlen == absentLen {
+			return nil, true
+		}
+		out := make([]byte, vlen)
+		copy(out, c.bytes(pos+entryHeader+uint64(klen), uint64(vlen)))
+		return out, true
 	}
-	if r.vlen == absentLen {
-		return nil, true
-	}
-	out := make([]byte, r.vlen)
-	copy(out, c.bytes(r.pos+uint64(r.klen), r.vlen))
-	return out, true
+	return nil, false
 }
 
 // put records raw (nil: absent) for key, read after quiet returned gen, when the key
 // was missed before within the admission window.
 func (c *readCache) put(gen uint64, key string, raw []byte) {
-	size := uint64(len(key)) + uint64(len(raw))
+	size := entryHeader + uint64(len(key)) + uint64(len(raw))
 	if c.started.Load() != gen || size > maxCacheEntry {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.index == nil {
-		c.seed, c.index = maphash.MakeSeed(), map[uint64]cacheRef{}
+	if c.slots == nil {
+		c.seed = maphash.MakeSeed()
+		c.slots = make([]uint64, min(minSlots, c.maxSlots()))
 		c.chunks = make([][]byte, c.capacity()/cacheChunk)
 	}
 	h := maphash.String(c.seed, key)
@@ -140,6 +177,7 @@ func (c *readCache) put(gen uint64, key string, raw []byte) {
 		c.missed[0].add(h)
 		return
 	}
+	start := c.next
 	if off := c.next % cacheChunk; off+size > cacheChunk {
 		c.next += cacheChunk - off // entries never straddle two chunks
 	}
@@ -147,29 +185,75 @@ func (c *readCache) put(gen uint64, key string, raw []byte) {
 	if c.chunks[i] == nil {
 		c.chunks[i] = make([]byte, cacheChunk)
 	}
-	off := c.next % cacheChunk
-	copy(c.chunks[i][off:], key)
-	copy(c.chunks[i][off+uint64(len(key)):], raw)
-	r := cacheRef{pos: c.next, gen: gen, klen: uint32(len(key)), vlen: uint32(len(raw))}
+	e := c.bytes(c.next, size)
+	vlen := uint32(len(raw))
 	if raw == nil {
-		r.vlen = absentLen
+		vlen = absentLen
 	}
-	c.index[h] = r
+	binary.LittleEndian.PutUint64(e, gen)
+	binary.LittleEndian.PutUint32(e[8:], uint32(len(key)))
+	binary.LittleEndian.PutUint32(e[12:], vlen)
+	copy(e[entryHeader:], key)
+	copy(e[entryHeader+len(key):], raw)
+	if c.used >= len(c.slots)/4 && len(c.slots) < c.maxSlots() {
+		c.grow()
+	}
+	first, tag := c.group(h)
+	at := first + c.victim(first, tag)
+	if c.slots[at] == 0 {
+		c.used++
+	}
+	c.slots[at] = tag<<posBits | c.next&posMask
 	c.next += size
-	if len(c.index) > 2*c.swept+sweepSlack {
-		c.sweep(gen)
+	if c.next>>posBits != start>>posBits {
+		clear(c.slots) // positions now repeat their low bits: forget every entry (once a TiB)
+		c.used = 0
 	}
 }
 
-// sweep drops the references to entries overwritten or of an older generation; run
-// when the index has doubled since the last sweep, its cost is constant per put.
-func (c *readCache) sweep(gen uint64) {
-	for h, r := range c.index {
-		if r.gen != gen || !c.live(r) {
-			delete(c.index, h)
+// maxSlots is the table's largest size: a slot per ringPerSlot bytes of ring, rounded
+// down to a power of two.
+func (c *readCache) maxSlots() int { return 1 << (bits.Len64(c.capacity()/ringPerSlot) - 1) }
+
+// grow doubles the table, placing again the entries still whole (their keys hashed
+// again: a slot keeps only the hash's tag).
+func (c *readCache) grow() {
+	old := c.slots
+	c.slots, c.used = make([]uint64, 2*len(old)), 0
+	for _, slot := range old {
+		pos, whole := c.position(slot)
+		if slot == 0 || !whole {
+			continue
+		}
+		_, klen, _ := c.entry(pos)
+		first, tag := c.group(maphash.Bytes(c.seed, c.bytes(pos+entryHeader, uint64(klen))))
+		group := c.slots[first : first+slotGroup]
+		if i := slices.Index(group, 0); i >= 0 {
+			group[i] = tag<<posBits | slot&posMask
+			c.used++
 		}
 	}
-	c.swept = len(c.index)
+}
+
+// victim chooses the slot of the group at first for a new entry with tag: the first
+// empty one, else one with the same tag (most likely an older entry of the same key),
+// else one whose entry was overwritten, else the one written longest ago.
+func (c *readCache) victim(first int, tag uint64) int {
+	group := c.slots[first : first+slotGroup]
+	oldest, oldestPos := 0, uint64(math.MaxUint64)
+	for i, slot := range group {
+		if slot == 0 || slot>>posBits == tag {
+			return i
+		}
+		pos, whole := c.position(slot)
+		if !whole {
+			return i
+		}
+		if pos < oldestPos {
+			oldest, oldestPos = i, pos
+		}
+	}
+	return oldest
 }
 
 // bloom is a Bloom filter of key hashes: three probes into 8 bits per key of the

@@ -100,8 +100,8 @@ func TestReadCacheKeepsHotKeysThroughARandomSweep(t *testing.T) {
 	if v, ok := c.get(last); !ok || !bytes.Equal(v, value) {
 		t.Fatal("the newest entry is missing")
 	}
-	if n := len(c.index); uint64(n) > 4*c.capacity()/1000+sweepSlack {
-		t.Fatalf("the index holds %d references for at most %d live entries", n, c.capacity()/1000)
+	if n := len(c.slots); n > c.maxSlots() {
+		t.Fatalf("the table has %d slots, more than its largest size %d", n, c.maxSlots())
 	}
 }
 
@@ -111,7 +111,7 @@ func TestReadCacheNeverServesAPartlyOverwrittenEntry(t *testing.T) {
 	c.next = c.capacity() // full, at the start of chunk 0
 	admit(&c, 0, "obj/a", bytes.Repeat([]byte("a"), 1000))
 	// One lap later (the entries between left out), the next entry starts in a's value.
-	c.next = 2*c.capacity() + uint64(len("obj/a")) + 10
+	c.next = 2*c.capacity() + entryHeader + uint64(len("obj/a")) + 10
 	admit(&c, 0, "obj/b", bytes.Repeat([]byte("b"), 100))
 	if v, ok := c.get("obj/a"); ok {
 		t.Fatalf("served an entry partly overwritten: %q…", v[:20])
@@ -124,8 +124,11 @@ func TestReadCacheNeverServesAPartlyOverwrittenEntry(t *testing.T) {
 func TestReadCacheComparesTheKey(t *testing.T) {
 	var c readCache
 	admit(&c, 0, "obj/a", []byte("va"))
-	// Another key whose hash led to a's entry (a collision) is a miss.
-	c.index[maphash.String(c.seed, "obj/b")] = c.index[maphash.String(c.seed, "obj/a")]
+	// Another key whose hash and tag led to a's entry (a collision) is a miss.
+	first, _ := c.group(maphash.String(c.seed, "obj/a"))
+	a := c.slots[first]
+	first, tag := c.group(maphash.String(c.seed, "obj/b"))
+	c.slots[first] = tag<<posBits | a&posMask
 	if _, ok := c.get("obj/b"); ok {
 		t.Fatal("a colliding key was served another key's value")
 	}
@@ -231,5 +234,75 @@ func TestReadCacheSizeFromOptions(t *testing.T) {
 			t.Errorf("ReadCache %d: a ring of %d bytes, want %d", size, got, want)
 		}
 		s.Close()
+	}
+}
+
+// Positions are kept modulo 2^posBits: when the ring's position passes a multiple of it,
+// every entry is forgotten, and what is stored after is found again.
+func TestReadCacheForgetsAllWhenPositionsRepeat(t *testing.T) {
+	var c readCache
+	c.next = 1<<posBits - 1000 // the ring is full, and close to the mark
+	admit(&c, 0, "obj/a", []byte("a"))
+	if _, ok := c.get("obj/a"); !ok {
+		t.Fatal("obj/a was not stored")
+	}
+	c.next = 1<<posBits - 50 // the next entry does not fit in the chunk: it starts past the mark
+	admit(&c, 0, "obj/b", bytes.Repeat([]byte("b"), 100))
+	for _, k := range []string{"obj/a", "obj/b"} {
+		if _, ok := c.get(k); ok {
+			t.Fatalf("%s was served after the positions passed 2^%d", k, posBits)
+		}
+	}
+	admit(&c, 0, "obj/c", []byte("c"))
+	if v, ok := c.get("obj/c"); !ok || string(v) != "c" {
+		t.Fatalf("obj/c after the mark: %q %v", v, ok)
+	}
+}
+
+// A full cache of small records takes its size and a quarter (the table), the Bloom
+// filters and little else: the index does not grow with the count of entries.
+func TestReadCacheMemoryIsBounded(t *testing.T) {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	c := readCache{nchunks: 16}
+	value := make([]byte, 8)
+	for i := range 4 * int(c.capacity()) / 40 { // four laps of the ring
+		admit(&c, 0, fmt.Sprintf("sam/u%07d", i), value)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	bound := c.capacity() + c.capacity()/4 + 2*uint64(c.window()) + 1<<20
+	if used := after.HeapAlloc - before.HeapAlloc; used > bound {
+		t.Fatalf("a cache of %d MiB uses %d MiB of heap, more than %d", c.capacity()>>20, used>>20, bound>>20)
+	}
+	runtime.KeepAlive(&c)
+}
+
+// The table starts small and doubles as entries come, keeping every entry still whole.
+func TestReadCacheTableGrowsWithTheEntries(t *testing.T) {
+	var c readCache
+	c.put(0, "k/0", []byte("v0"))
+	if len(c.slots) != minSlots {
+		t.Fatalf("a new table of %d slots", len(c.slots))
+	}
+	const n = 100_000 // about 4 MiB of entries: room for all
+	for i := 1; i < n; i++ {
+		c.put(0, fmt.Sprintf("k/%d", i), fmt.Appendf(nil, "v%d", i))
+	}
+	if len(c.slots) < 4*n || len(c.slots) > 8*n {
+		t.Fatalf("%d entries in a table of %d slots", n, len(c.slots))
+	}
+	lost := 0
+	for i := range n {
+		v, ok := c.get(fmt.Sprintf("k/%d", i))
+		if !ok {
+			lost++ // its group was full
+		} else if string(v) != fmt.Sprintf("v%d", i) {
+			t.Fatalf("k/%d after the table grew: %q", i, v)
+		}
+	}
+	if lost > n/1000 {
+		t.Fatalf("%d of %d entries lost to full groups", lost, n)
 	}
 }
