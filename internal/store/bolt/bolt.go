@@ -65,6 +65,9 @@ func Open(path string, opt Options) (*Store, error) {
 		ready = tx.Bucket(bucketKV) != nil && tx.Bucket(bucketMeta) != nil
 		return nil
 	})
+	if !opt.ReadOnly {
+		os.Remove(compactCopy(path)) // a killed compaction's, if any
+	}
 	if !opt.ReadOnly && !ready {
 		if err := db.Update(func(tx *bbolt.Tx) error {
 			for _, b := range [][]byte{bucketKV, bucketMeta} {

@@ -43,7 +43,7 @@ func Compact(path string) (CompactStats, error) {
 		return st, err
 	}
 	defer src.Close()
-	tmp := path + ".compact"
+	tmp := compactCopy(path)
 	if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return st, fmt.Errorf("store: removing the leftover %s: %w", tmp, err)
 	}
@@ -77,6 +77,11 @@ func Compact(path string) (CompactStats, error) {
 	}
 	return st, nil
 }
+
+// compactCopy is where Compact writes the copy of the store at path. A copy left there
+// by a compaction that was killed holds every key, as the store does: Open removes it
+// once it holds the store's lock, when no compaction can be running.
+func compactCopy(path string) string { return path + ".compact" }
 
 // sameContent compares every bucket, key and value of a and b (the store's buckets hold
 // no nested ones) and returns the count of keys; an error names the first difference.

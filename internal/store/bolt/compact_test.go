@@ -111,6 +111,17 @@ func TestCompactRefusesAHeldFileAndLeavesItOnError(t *testing.T) {
 	}
 	s.Close()
 
+	// The copy a killed compaction left is removed by the next open that holds the lock.
+	os.WriteFile(p+".compact", []byte("every key"), 0o600)
+	s, err = Open(p, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := os.Stat(p + ".compact"); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a killed compaction's copy is still there: %v", err)
+	}
+
 	// A leftover the copy cannot replace: the error says so, and the store is as it was.
 	os.MkdirAll(filepath.Join(p+".compact", "x"), 0o700)
 	if _, err := Compact(p); err == nil {
