@@ -177,6 +177,9 @@ func (c *readCache) put(gen uint64, key string, raw []byte) {
 		c.missed[0].add(h)
 		return
 	}
+	if c.used >= len(c.slots)/4 && len(c.slots) < c.maxSlots() {
+		c.grow() // before the new entry overwrites any: grow reads the keys of those still whole
+	}
 	start := c.next
 	if off := c.next % cacheChunk; off+size > cacheChunk {
 		c.next += cacheChunk - off // entries never straddle two chunks
@@ -195,9 +198,6 @@ func (c *readCache) put(gen uint64, key string, raw []byte) {
 	binary.LittleEndian.PutUint32(e[12:], vlen)
 	copy(e[entryHeader:], key)
 	copy(e[entryHeader+len(key):], raw)
-	if c.used >= len(c.slots)/4 && len(c.slots) < c.maxSlots() {
-		c.grow()
-	}
 	first, tag := c.group(h)
 	at := first + c.victim(first, tag)
 	if c.slots[at] == 0 {

@@ -176,12 +176,14 @@ func TestGetServesRepeatedReadsFromTheCache(t *testing.T) {
 // key has in the current generation, byte for byte (within a generation a key's value
 // does not change: a change is a write, which starts the next one).
 func TestReadCacheHitsAreTheCurrentValue(t *testing.T) {
-	for _, chunks := range []int{0, 3} { // the default size, and a small one of three chunks
-		t.Run(fmt.Sprint(chunks), func(t *testing.T) { checkAgainstAModel(t, &readCache{nchunks: chunks}) })
+	// The default size and a small one, with few keys; two chunks and more keys, so that
+	// the table grows while the ring overwrites entries.
+	for _, tc := range []struct{ chunks, keys, steps int }{{0, 300, 40_000}, {3, 300, 40_000}, {2, 2_000, 100_000}} {
+		t.Run(fmt.Sprint(tc), func(t *testing.T) { checkAgainstAModel(t, &readCache{nchunks: tc.chunks}, tc.keys, tc.steps) })
 	}
 }
 
-func checkAgainstAModel(t *testing.T, c *readCache) {
+func checkAgainstAModel(t *testing.T, c *readCache, keys, steps int) {
 	r := rand.New(rand.NewPCG(3, 4))
 	seed := maphash.MakeSeed()
 	value := func(gen uint64, key string) []byte {
@@ -198,8 +200,8 @@ func checkAgainstAModel(t *testing.T, c *readCache) {
 		return append(make([]byte, 0, n), bytes.Repeat(pattern[:], n/8+1)[:n]...)
 	}
 	gen, hits := uint64(0), 0
-	for i := range 40_000 {
-		key := fmt.Sprintf("k/%d", r.IntN(300))
+	for i := range steps {
+		key := fmt.Sprintf("k/%d", r.IntN(keys))
 		switch op := r.IntN(1000); {
 		case op < 3: // a write: older values must no longer be served
 			c.started.Add(1)
@@ -220,6 +222,9 @@ func checkAgainstAModel(t *testing.T, c *readCache) {
 	}
 	if hits < 1000 || c.next < 3*c.capacity() {
 		t.Fatalf("the test did not exercise the cache: %d hits, %d bytes written", hits, c.next)
+	}
+	if keys > minSlots/4 && len(c.slots) == minSlots {
+		t.Fatal("the test did not exercise the table's growth")
 	}
 }
 
