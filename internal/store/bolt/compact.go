@@ -11,7 +11,7 @@ import (
 )
 
 // CompactStats is what Compact did: the file's size before and after, and the keys it
-// copied.
+// copied and compared.
 type CompactStats struct {
 	Before, After int64
 	Keys          int

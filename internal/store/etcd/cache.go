@@ -16,9 +16,8 @@ import (
 // watchCache serves Gets from memory: a mirror of the domain's keys, loaded at one
 // revision when the watch starts and kept current by the watch's events (up to
 // maxBytes of keys and values, 64 MiB by default; keys beyond are read from the cluster
-// and cached as read), so that a server on etcd
-// reads as fast as one on the embedded store while seeing the other servers' writes
-// within a stated bound.
+// and cached as read), so that a server on etcd reads as fast as one on the embedded
+// store while seeing the other servers' writes within a stated bound.
 //
 // The rules that keep it correct:
 //   - rev is the revision of the last event the watch applied. Every entry is the key's
